@@ -124,6 +124,274 @@ typedef struct mr_allocator {
     void *ud;
 } mr_allocator;
 
+/* ======================================================================== */
+/* 2. context and arena                                                     */
+/* ======================================================================== */
+typedef struct mr_ctx mr_ctx;
+typedef struct mr_backend mr_backend;
+
+typedef struct mr_ctx_params {
+    size_t arena_bytes;  /* initial arena size (default 16 MiB); grows unless arena_buffer is set */
+    void *arena_buffer;  /* optional caller-owned arena of arena_bytes bytes: fixed size, never grown */
+    int n_threads;       /* OpenMP threads used inside calls; <= 0: all available */
+    const mr_allocator *allocator; /* optional run-time allocator (copied) */
+    uint64_t seed;       /* seed of the context's generator (dropout, sampling) */
+} mr_ctx_params;
+
+MRDEF mr_ctx_params mr_ctx_default_params(void);
+/* Creates a context. On failure *out is NULL and the status says why. */
+MRDEF mr_status mr_ctx_init(mr_ctx **out, const mr_ctx_params *p);
+MRDEF void mr_ctx_free(mr_ctx *ctx);
+/* Drops the tape and every arena tensor, clears a sticky error. If the
+   growable arena overflowed into extra blocks, it is re-allocated once as one
+   block of the high-water size, so the next identical step does no malloc. */
+MRDEF void mr_ctx_reset(mr_ctx *ctx);
+/* The sticky status: the first error of any op since the last reset. */
+MRDEF mr_status mr_ctx_status(const mr_ctx *ctx);
+MRDEF const char *mr_ctx_error(const mr_ctx *ctx);
+MRDEF void mr_ctx_clear_error(mr_ctx *ctx);
+MRDEF void mr_ctx_set_threads(mr_ctx *ctx, int n);   /* <= 0: all available */
+MRDEF int mr_ctx_threads(const mr_ctx *ctx);
+/* No-grad mode: ops record nothing and outputs need no gradient. Returns
+   the previous setting. */
+MRDEF int mr_ctx_set_no_grad(mr_ctx *ctx, int on);
+MRDEF int mr_ctx_no_grad(const mr_ctx *ctx);
+MRDEF size_t mr_ctx_arena_used(const mr_ctx *ctx);   /* bytes used since reset */
+MRDEF size_t mr_ctx_arena_peak(const mr_ctx *ctx);   /* high-water mark */
+/* Raw arena memory (64-byte aligned, uninitialized); NULL + sticky error when full. */
+MRDEF void *mr_ctx_alloc(mr_ctx *ctx, size_t bytes);
+MRDEF const mr_allocator *mr_ctx_allocator(const mr_ctx *ctx);
+/* Sets the sticky error (if none is set yet); returns s. For layers built on top. */
+MRDEF mr_status mr_ctx_fail(mr_ctx *ctx, mr_status s, const char *fmt, ...);
+
+/* ======================================================================== */
+/* 3. random numbers                                                        */
+/* ======================================================================== */
+typedef struct mr_rng { uint64_t s[4]; } mr_rng;   /* xoshiro256** */
+MRDEF void mr_rng_seed(mr_rng *r, uint64_t seed);
+MRDEF uint64_t mr_rng_u64(mr_rng *r);
+MRDEF float mr_rng_uniform(mr_rng *r);            /* [0, 1) with 24 random bits */
+MRDEF float mr_rng_normal(mr_rng *r);             /* N(0, 1), Box-Muller */
+MRDEF uint64_t mr_rng_below(mr_rng *r, uint64_t n); /* uniform in [0, n), n > 0, unbiased */
+MRDEF mr_rng *mr_ctx_rng(mr_ctx *ctx);
+
+/* ======================================================================== */
+/* 4. tensors                                                               */
+/* ======================================================================== */
+#define MR_MAX_DIMS 4
+enum {
+    MR_TENSOR_REQUIRES_GRAD = 1, /* gradients flow into .grad */
+    MR_TENSOR_PARAM = 2,         /* lives in an mr_params */
+    MR_TENSOR_NO_DECAY = 4       /* AdamW/SGD apply no weight decay (norms, biases) */
+};
+/* A float32 tensor of up to 4 dimensions. Rows are all dimensions but the
+   last; a row holds shape[ndim-1] contiguous floats, and consecutive rows
+   are row_stride floats apart (row_stride > last dim for a slice along the
+   last axis). grad, when present, has the same layout as data. */
+typedef struct mr_tensor {
+    float *data;
+    float *grad;
+    int ndim;
+    int flags;
+    int64_t shape[MR_MAX_DIMS];
+    int64_t row_stride;
+    const char *name;
+} mr_tensor;
+
+MRDEF int64_t mr_tensor_numel(const mr_tensor *t);
+MRDEF int64_t mr_tensor_rows(const mr_tensor *t);   /* product of all dims but the last */
+MRDEF int64_t mr_tensor_cols(const mr_tensor *t);   /* the last dim */
+MRDEF int mr_tensor_contiguous(const mr_tensor *t);
+/* A new arena tensor, uninitialized (zeroed by _zeros). requires_grad makes
+   it a leaf that receives a gradient. */
+MRDEF mr_tensor *mr_tensor_new(mr_ctx *ctx, int ndim, const int64_t *shape, int requires_grad);
+MRDEF mr_tensor *mr_tensor_zeros(mr_ctx *ctx, int ndim, const int64_t *shape, int requires_grad);
+MRDEF mr_tensor *mr_tensor_new2(mr_ctx *ctx, int64_t rows, int64_t cols, int requires_grad);
+/* Wraps caller memory (contiguous, not copied, not freed) as a leaf without gradient. */
+MRDEF mr_tensor *mr_tensor_wrap(mr_ctx *ctx, float *data, int ndim, const int64_t *shape);
+MRDEF void mr_tensor_fill(mr_tensor *t, float v);
+MRDEF void mr_tensor_copy_from(mr_tensor *t, const float *src);     /* src contiguous */
+MRDEF void mr_tensor_copy_to(const mr_tensor *t, float *dst);        /* dst contiguous */
+/* Views share data (and gradient) with their source; nothing is copied. */
+MRDEF mr_tensor *mr_view_slice(mr_ctx *ctx, mr_tensor *t, int64_t start, int64_t len); /* last axis */
+MRDEF mr_tensor *mr_view_reshape(mr_ctx *ctx, mr_tensor *t, int ndim, const int64_t *shape);
+/* Splits the last axis into n views of the given sizes (which sum to it). */
+MRDEF mr_status mr_split(mr_ctx *ctx, mr_tensor *t, int n, const int64_t *sizes, mr_tensor **out);
+
+/* ======================================================================== */
+/* 5. parameters                                                            */
+/* ======================================================================== */
+/* A set of persistent tensors whose values live in one contiguous buffer
+   and whose gradients live in another (each tensor 64-byte aligned inside).
+   Add every tensor first, then mr_params_alloc. 1-D tensors get
+   MR_TENSOR_NO_DECAY unless flags has MR_PARAMS_DECAY. Gradients
+   accumulate until mr_params_zero_grad. */
+#define MR_PARAMS_DECAY 0x100
+typedef struct mr_params {
+    mr_allocator alloc;
+    mr_tensor **t;
+    int n, cap;
+    size_t numel;       /* floats in data/grad, padding included */
+    float *data, *grad;
+    size_t *offset;     /* offset of each tensor in data/grad */
+} mr_params;
+
+MRDEF mr_params *mr_params_new(const mr_allocator *alloc);
+MRDEF void mr_params_free(mr_params *ps);
+/* Returns the tensor (its data is NULL until mr_params_alloc), or NULL on a bad shape / no memory. */
+MRDEF mr_tensor *mr_params_add(mr_params *ps, const char *name, int ndim, const int64_t *shape, int flags);
+MRDEF mr_status mr_params_alloc(mr_params *ps, mr_error *err);
+MRDEF void mr_params_zero_grad(mr_params *ps);
+MRDEF int64_t mr_params_count(const mr_params *ps);  /* parameters, padding excluded */
+MRDEF mr_tensor *mr_params_find(const mr_params *ps, const char *name);
+MRDEF void mr_params_init_normal(mr_params *ps, mr_tensor *t, float std, mr_rng *rng);
+MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float hi, mr_rng *rng);
+
+/* ======================================================================== */
+/* 6. tape and ops                                                          */
+/* ======================================================================== */
+/* Ops take and return arena tensors. When recording (not in no-grad mode)
+   and an input requires a gradient, the op is put on the tape and its output
+   requires a gradient. Any failure sets the context's sticky error and returns
+   NULL; every op returns NULL when given NULL, so a whole forward pass can be
+   written without checks and checked once with mr_ctx_status. "row vector":
+   a 1-D tensor of the last dim, broadcast over rows. */
+MRDEF mr_tensor *mr_matmul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b, int trans_a, int trans_b, mr_tensor *bias);
+MRDEF mr_tensor *mr_add(mr_ctx *ctx, mr_tensor *a, mr_tensor *b);  /* b: same shape or row vector */
+MRDEF mr_tensor *mr_sub(mr_ctx *ctx, mr_tensor *a, mr_tensor *b);
+MRDEF mr_tensor *mr_mul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b);
+MRDEF mr_tensor *mr_scale(mr_ctx *ctx, mr_tensor *a, float s);
+MRDEF mr_tensor *mr_affine(mr_ctx *ctx, mr_tensor *a, float s, float c);  /* s*a + c */
+MRDEF mr_tensor *mr_sum(mr_ctx *ctx, mr_tensor *a);     /* scalar (shape [1]) */
+MRDEF mr_tensor *mr_mean(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_sigmoid(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_tanh(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_softplus(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_silu(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_relu(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_gelu(mr_ctx *ctx, mr_tensor *a);    /* tanh approximation */
+MRDEF mr_tensor *mr_exp(mr_ctx *ctx, mr_tensor *a);
+MRDEF mr_tensor *mr_log(mr_ctx *ctx, mr_tensor *a);     /* inputs <= 0: -inf/nan as in C */
+/* Rows of table [V, D] picked by ids (n of them, each in [0, V)): [n, D]. */
+MRDEF mr_tensor *mr_embedding(mr_ctx *ctx, mr_tensor *table, const int32_t *ids, int64_t n);
+/* y = x / sqrt(mean(x^2) + eps) * weight, per row; weight is a row vector or NULL. */
+MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *weight, float eps);
+MRDEF mr_tensor *mr_softmax(mr_ctx *ctx, mr_tensor *a);  /* over the last axis */
+/* Mean over rows whose target != ignore_index of -log softmax(logits)[target];
+   0 when every row is ignored. Scalar. Targets outside [0, V) are an error. */
+MRDEF mr_tensor *mr_cross_entropy(mr_ctx *ctx, mr_tensor *logits, const int32_t *targets, int ignore_index);
+MRDEF mr_tensor *mr_concat(mr_ctx *ctx, int n, mr_tensor *const *ts);  /* along the last axis */
+MRDEF mr_tensor *mr_slice(mr_ctx *ctx, mr_tensor *a, int64_t start, int64_t len); /* = mr_view_slice */
+/* Detach: same data, no gradient flows back. */
+MRDEF mr_tensor *mr_detach(mr_ctx *ctx, mr_tensor *a);
+
+/* Custom ops (for layers): backward(ctx, node data) is called in reverse
+   order; out->grad holds dL/dout; add into the inputs' grads. */
+typedef void (*mr_backward_fn)(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data);
+/* Records a node (when recording and an input requires grad), marks out as
+   requiring grad and allocates its zeroed gradient. Returns 1 if recorded. */
+MRDEF int mr_tape_record(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, mr_backward_fn fn, void *data);
+MRDEF int mr_requires_grad(const mr_tensor *t);
+/* Runs the tape backward from a scalar loss (seeded with 1), or from any
+   tensor with a caller-filled seed (contiguous, numel floats). Parameter
+   gradients accumulate; call once per recorded tape. */
+MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss);
+MRDEF mr_status mr_backward_seed(mr_ctx *ctx, mr_tensor *out, const float *seed);
+
+/* ======================================================================== */
+/* 7. gradient check                                                        */
+/* ======================================================================== */
+/* Builds an output from the inputs. It is called many times; the checker
+   resets the context between calls, so inputs must not live in its arena
+   (use an mr_params or mr_tensor_wrap'd caller memory with a grad buffer). */
+typedef mr_tensor *(*mr_gradcheck_fn)(mr_ctx *ctx, mr_tensor **inputs, int n_inputs, void *ud);
+typedef struct mr_gradcheck_result {
+    double max_abs_err, max_rel_err;   /* over the checked elements */
+    int64_t checked, failed;           /* elements checked / outside tolerance */
+    int worst_input; int64_t worst_index;
+    double worst_analytic, worst_numeric;
+} mr_gradcheck_result;
+/* Compares the backward pass against central differences of the scalar
+   L = sum(out * r) (r random, fixed; L and the differences accumulated in
+   double). Each input needs a grad buffer (it is zeroed). At most max_per_input
+   elements per input are checked (chosen at random; <= 0: all). An element
+   fails when |analytic - numeric| > atol + rtol * max(|analytic|, |numeric|). */
+MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs, int n_inputs, void *ud,
+                             float eps, double atol, double rtol, int max_per_input, uint64_t seed,
+                             mr_gradcheck_result *res);
+
+/* ======================================================================== */
+/* 8. GEMM                                                                  */
+/* ======================================================================== */
+/* Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C, op(A)[i,k] = ta ?
+   A[k*lda+i] : A[i*lda+k], op(B)[k,j] = tb ? B[j*ldb+k] : B[k*ldb+j]. Uses
+   the context's backend gemm when set, else the packed CPU kernel with the
+   context's threads. beta == 0: C is not read. */
+MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ======================================================================== */
+/* 9. optimizers                                                            */
+/* ======================================================================== */
+typedef struct mr_adamw_cfg {
+    float beta1, beta2, eps, weight_decay;  /* defaults 0.9, 0.95, 1e-8, 0.1 */
+} mr_adamw_cfg;
+typedef struct mr_adamw {
+    mr_params *ps;
+    mr_adamw_cfg cfg;
+    float *m, *v;     /* one contiguous buffer each, ps->numel floats */
+    int64_t t;        /* steps taken */
+    int n_threads;
+} mr_adamw;
+MRDEF mr_adamw_cfg mr_adamw_default(void);
+MRDEF mr_status mr_adamw_init(mr_adamw *o, mr_params *ps, mr_adamw_cfg cfg, mr_error *err);
+/* One bias-corrected AdamW step with decoupled weight decay (lr * wd * w,
+   skipped for MR_TENSOR_NO_DECAY tensors). */
+MRDEF void mr_adamw_step(mr_adamw *o, float lr);
+MRDEF void mr_adamw_free(mr_adamw *o);
+
+typedef struct mr_sgd_cfg { float momentum, weight_decay; int nesterov; } mr_sgd_cfg;
+typedef struct mr_sgd { mr_params *ps; mr_sgd_cfg cfg; float *buf; int64_t t; int n_threads; } mr_sgd;
+MRDEF mr_status mr_sgd_init(mr_sgd *o, mr_params *ps, mr_sgd_cfg cfg, mr_error *err);
+MRDEF void mr_sgd_step(mr_sgd *o, float lr);
+MRDEF void mr_sgd_free(mr_sgd *o);
+
+/* Global L2 norm of all gradients (accumulated in double, fixed order); if
+   max_norm > 0 and the norm exceeds it, scales the gradients to max_norm.
+   Returns the norm before clipping. */
+MRDEF float mr_clip_grad_norm(mr_params *ps, float max_norm);
+
+typedef enum mr_schedule { MR_SCHED_CONSTANT = 0, MR_SCHED_LINEAR = 1, MR_SCHED_COSINE = 2 } mr_schedule;
+typedef struct mr_lr_sched {
+    mr_schedule kind;
+    float base_lr;
+    int64_t warmup_steps;   /* linear from base_lr/warmup to base_lr */
+    int64_t total_steps;    /* decay ends here */
+    float min_factor;       /* the decay ends at base_lr * min_factor */
+} mr_lr_sched;
+MRDEF float mr_lr_at(const mr_lr_sched *s, int64_t step);  /* step counts from 0 */
+
+/* ======================================================================== */
+/* 10. backend                                                              */
+/* ======================================================================== */
+#define MR_BACKEND_API_VERSION 1
+/* A table of optional kernels; a NULL entry means "use the CPU". Pointers
+   passed to the entries are host pointers. */
+struct mr_backend {
+    int api_version;     /* MR_BACKEND_API_VERSION */
+    const char *name;
+    void *ud;
+    mr_status (*gemm)(void *ud, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);
+    /* h_t = a_t * h_{t-1} + b_t over [B, T, C]; h0 may be NULL. */
+    mr_status (*scan_fwd)(void *ud, int B, int T, int C, const float *a, const float *b, const float *h0, float *h);
+    mr_status (*scan_bwd)(void *ud, int B, int T, int C, const float *a, const float *h, const float *h0,
+                          const float *dh, const float *dhT, float *da, float *db, float *dh0);
+};
+/* Installs a backend (copied; NULL restores the CPU). Refuses another api_version. */
+MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b);
+MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif
@@ -374,6 +642,1393 @@ MR__PRIV mr_status mr__seterr(mr_error *e, mr_status s, const char *fmt, ...) {
     }
     return s;
 }
+
+/* ------------------------------------------------------------------------ */
+/* 2. context and arena                                                     */
+/* ------------------------------------------------------------------------ */
+typedef struct mr__block { struct mr__block *next; size_t size; } mr__block;
+
+typedef struct mr__node {
+    struct mr__node *prev;
+    mr_backward_fn fn;
+    mr_tensor *out;
+    mr_tensor **in;
+    int n_in;
+    void *data;
+} mr__node;
+
+struct mr_ctx {
+    mr_allocator alloc;
+    int has_alloc;
+    mr_error err;
+    int n_threads;
+    int no_grad;
+    /* arena: one main buffer plus overflow blocks */
+    char *arena;
+    size_t arena_cap, arena_used;
+    int arena_fixed, arena_owned;
+    mr__block *extra;
+    size_t extra_used;   /* bytes handed out from overflow blocks */
+    size_t peak;
+    /* tape */
+    mr__node *tape;
+    int tape_consumed;
+    /* GEMM packing workspace */
+    void *gemm_ws;
+    size_t gemm_ws_bytes;
+    mr_rng rng;
+    mr_backend backend;
+    int has_backend;
+};
+
+#define MR__ALIGN 64
+MR__PRIV size_t mr__align_up(size_t n) { return (n + (MR__ALIGN - 1)) & ~(size_t)(MR__ALIGN - 1); }
+MR__PRIV const mr_allocator *mr__ctx_al(const mr_ctx *ctx) { return ctx->has_alloc ? &ctx->alloc : NULL; }
+MR__PRIV int mr__bad(const mr_ctx *ctx) { return ctx->err.status != MR_OK; }
+
+MRDEF mr_status mr_ctx_fail(mr_ctx *ctx, mr_status s, const char *fmt, ...) {
+    if (ctx->err.status == MR_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        ctx->err.status = s;
+        mr__vfmt(ctx->err.msg, sizeof ctx->err.msg, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+MRDEF mr_ctx_params mr_ctx_default_params(void) {
+    mr_ctx_params p;
+    memset(&p, 0, sizeof p);
+    p.arena_bytes = (size_t)16 << 20;
+    p.n_threads = 0;
+    p.seed = 0x6d696e726e6eull;
+    return p;
+}
+
+MR__PRIV int mr__max_threads(void) {
+#if MR__HAVE_OMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+MR__PRIV size_t mr__gemm_ws_need(int nthreads);
+
+MR__PRIV mr_status mr__ctx_gemm_ws(mr_ctx *ctx) {
+    size_t need = mr__gemm_ws_need(ctx->n_threads);
+    if (ctx->gemm_ws_bytes >= need) return MR_OK;
+    mr__free(mr__ctx_al(ctx), ctx->gemm_ws);
+    ctx->gemm_ws = NULL;
+    ctx->gemm_ws_bytes = 0;
+    {   /* aligned by hand: over-allocate and keep the raw pointer in front */
+        char *raw = (char *)mr__alloc(mr__ctx_al(ctx), need + MR__ALIGN + sizeof(void *));
+        char *p;
+        if (!raw) return MR_ERR_NOMEM;
+        p = (char *)(((uintptr_t)raw + sizeof(void *) + MR__ALIGN - 1) & ~(uintptr_t)(MR__ALIGN - 1));
+        ((void **)p)[-1] = raw;
+        ctx->gemm_ws = p;
+        ctx->gemm_ws_bytes = need;
+    }
+    return MR_OK;
+}
+MR__PRIV void mr__ctx_gemm_ws_free(mr_ctx *ctx) {
+    if (ctx->gemm_ws) mr__free(mr__ctx_al(ctx), ((void **)ctx->gemm_ws)[-1]);
+    ctx->gemm_ws = NULL;
+    ctx->gemm_ws_bytes = 0;
+}
+
+MRDEF mr_status mr_ctx_init(mr_ctx **out, const mr_ctx_params *p) {
+    mr_ctx_params d = mr_ctx_default_params();
+    mr_ctx *ctx;
+    if (!out) return MR_ERR_ARG;
+    *out = NULL;
+    if (!p) p = &d;
+    if (p->arena_buffer && p->arena_bytes < 4096) return MR_ERR_ARG;
+    ctx = (mr_ctx *)mr__calloc(p->allocator, sizeof *ctx);
+    if (!ctx) return MR_ERR_NOMEM;
+    if (p->allocator) { ctx->alloc = *p->allocator; ctx->has_alloc = 1; }
+    ctx->n_threads = p->n_threads > 0 ? p->n_threads : mr__max_threads();
+    mr_rng_seed(&ctx->rng, p->seed);
+    if (p->arena_buffer) {
+        /* align the caller's buffer start */
+        uintptr_t a = ((uintptr_t)p->arena_buffer + MR__ALIGN - 1) & ~(uintptr_t)(MR__ALIGN - 1);
+        ctx->arena = (char *)a;
+        ctx->arena_cap = p->arena_bytes - (size_t)(a - (uintptr_t)p->arena_buffer);
+        ctx->arena_fixed = 1;
+    } else {
+        size_t cap = mr__align_up(p->arena_bytes ? p->arena_bytes : ((size_t)16 << 20));
+        ctx->arena = (char *)mr__alloc(mr__ctx_al(ctx), cap + MR__ALIGN);
+        if (!ctx->arena) { mr__free(p->allocator, ctx); return MR_ERR_NOMEM; }
+        ctx->arena_cap = cap;
+        ctx->arena_owned = 1;
+    }
+    if (mr__ctx_gemm_ws(ctx) != MR_OK) { mr_ctx_free(ctx); return MR_ERR_NOMEM; }
+    *out = ctx;
+    return MR_OK;
+}
+
+MR__PRIV char *mr__arena_base(const mr_ctx *ctx) {
+    if (!ctx->arena_owned) return ctx->arena;
+    return (char *)(((uintptr_t)ctx->arena + MR__ALIGN - 1) & ~(uintptr_t)(MR__ALIGN - 1));
+}
+
+MR__PRIV void mr__free_extra(mr_ctx *ctx) {
+    mr__block *b = ctx->extra;
+    while (b) { mr__block *n = b->next; mr__free(mr__ctx_al(ctx), b); b = n; }
+    ctx->extra = NULL;
+    ctx->extra_used = 0;
+}
+
+MRDEF void mr_ctx_free(mr_ctx *ctx) {
+    mr_allocator a;
+    int has;
+    if (!ctx) return;
+    mr__free_extra(ctx);
+    if (ctx->arena_owned) mr__free(mr__ctx_al(ctx), ctx->arena);
+    mr__ctx_gemm_ws_free(ctx);
+    a = ctx->alloc;
+    has = ctx->has_alloc;
+    mr__free(has ? &a : NULL, ctx);
+}
+
+MRDEF void mr_ctx_reset(mr_ctx *ctx) {
+    if (ctx->extra) {
+        size_t want = mr__align_up(ctx->arena_used + ctx->extra_used + ctx->extra_used / 4);
+        mr__free_extra(ctx);
+        if (ctx->arena_owned) {
+            char *na = (char *)mr__alloc(mr__ctx_al(ctx), want + MR__ALIGN);
+            if (na) { mr__free(mr__ctx_al(ctx), ctx->arena); ctx->arena = na; ctx->arena_cap = want; }
+        }
+    }
+    ctx->arena_used = 0;
+    ctx->tape = NULL;
+    ctx->tape_consumed = 0;
+    ctx->err.status = MR_OK;
+    ctx->err.msg[0] = 0;
+}
+
+MRDEF mr_status mr_ctx_status(const mr_ctx *ctx) { return ctx->err.status; }
+MRDEF const char *mr_ctx_error(const mr_ctx *ctx) { return ctx->err.status == MR_OK ? "" : ctx->err.msg; }
+MRDEF void mr_ctx_clear_error(mr_ctx *ctx) { ctx->err.status = MR_OK; ctx->err.msg[0] = 0; }
+MRDEF void mr_ctx_set_threads(mr_ctx *ctx, int n) {
+    ctx->n_threads = n > 0 ? n : mr__max_threads();
+    if (mr__ctx_gemm_ws(ctx) != MR_OK) {  /* keep the old workspace size usable */
+        mr_ctx_fail(ctx, MR_ERR_NOMEM, "no memory for the GEMM workspace of %d threads", n);
+        ctx->n_threads = 1;
+        mr__ctx_gemm_ws(ctx);
+    }
+}
+MRDEF int mr_ctx_threads(const mr_ctx *ctx) { return ctx->n_threads; }
+MRDEF int mr_ctx_set_no_grad(mr_ctx *ctx, int on) { int o = ctx->no_grad; ctx->no_grad = on != 0; return o; }
+MRDEF int mr_ctx_no_grad(const mr_ctx *ctx) { return ctx->no_grad; }
+MRDEF size_t mr_ctx_arena_used(const mr_ctx *ctx) { return ctx->arena_used + ctx->extra_used; }
+MRDEF size_t mr_ctx_arena_peak(const mr_ctx *ctx) { return ctx->peak; }
+MRDEF const mr_allocator *mr_ctx_allocator(const mr_ctx *ctx) { return mr__ctx_al(ctx); }
+MRDEF mr_rng *mr_ctx_rng(mr_ctx *ctx) { return &ctx->rng; }
+
+MRDEF void *mr_ctx_alloc(mr_ctx *ctx, size_t bytes) {
+    size_t n = mr__align_up(bytes ? bytes : 1);
+    void *p;
+    if (n < bytes) { mr_ctx_fail(ctx, MR_ERR_NOMEM, "arena request of %zu bytes overflows", bytes); return NULL; }
+    if (n <= ctx->arena_cap - ctx->arena_used) {
+        p = mr__arena_base(ctx) + ctx->arena_used;
+        ctx->arena_used += n;
+    } else if (ctx->arena_fixed) {
+        mr_ctx_fail(ctx, MR_ERR_ARENA, "arena full: %zu bytes wanted, %zu of %zu free", bytes,
+                    ctx->arena_cap - ctx->arena_used, ctx->arena_cap);
+        return NULL;
+    } else {
+        size_t bs = MR__MAX(n, ctx->arena_cap / 2), tot;
+        mr__block *b;
+        if (!mr__add_ok(bs, sizeof(mr__block) + MR__ALIGN, &tot)) {
+            mr_ctx_fail(ctx, MR_ERR_NOMEM, "arena request of %zu bytes overflows", bytes);
+            return NULL;
+        }
+        /* use the newest block if it has room */
+        b = ctx->extra;
+        if (b) {
+            size_t *usedp = (size_t *)(b + 1);
+            if (n <= b->size - *usedp) {
+                p = (char *)b + mr__align_up(sizeof(mr__block) + sizeof(size_t)) + *usedp;
+                *usedp += n;
+                ctx->extra_used += n;
+                goto done;
+            }
+        }
+        b = (mr__block *)mr__alloc(mr__ctx_al(ctx), tot + sizeof(size_t));
+        if (!b) { mr_ctx_fail(ctx, MR_ERR_NOMEM, "out of memory growing the arena by %zu bytes", bs); return NULL; }
+        b->size = bs;
+        b->next = ctx->extra;
+        ctx->extra = b;
+        {
+            size_t *usedp = (size_t *)(b + 1);
+            *usedp = n;
+            p = (char *)b + mr__align_up(sizeof(mr__block) + sizeof(size_t));
+        }
+        ctx->extra_used += n;
+    }
+done:
+    if (ctx->arena_used + ctx->extra_used > ctx->peak) ctx->peak = ctx->arena_used + ctx->extra_used;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. random numbers                                                        */
+/* ------------------------------------------------------------------------ */
+MR__PRIV uint64_t mr__splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+MRDEF void mr_rng_seed(mr_rng *r, uint64_t seed) {
+    int i;
+    for (i = 0; i < 4; i++) r->s[i] = mr__splitmix(&seed);
+}
+MR__PRIV uint64_t mr__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+MRDEF uint64_t mr_rng_u64(mr_rng *r) {
+    uint64_t *s = r->s, res = mr__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = mr__rotl(s[3], 45);
+    return res;
+}
+MRDEF float mr_rng_uniform(mr_rng *r) { return (float)(mr_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+MRDEF float mr_rng_normal(mr_rng *r) {
+    double u1 = ((double)(mr_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (double)(mr_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+MRDEF uint64_t mr_rng_below(mr_rng *r, uint64_t n) {
+    uint64_t lim, x;
+    if (n <= 1) return 0;
+    lim = (uint64_t)(-n) % n;   /* reject the low 2^64 mod n values */
+    do x = mr_rng_u64(r); while (x < lim);
+    return x % n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. tensors                                                               */
+/* ------------------------------------------------------------------------ */
+MRDEF int64_t mr_tensor_cols(const mr_tensor *t) { return t->shape[t->ndim - 1]; }
+MRDEF int64_t mr_tensor_rows(const mr_tensor *t) {
+    int64_t r = 1;
+    int i;
+    for (i = 0; i < t->ndim - 1; i++) r *= t->shape[i];
+    return r;
+}
+MRDEF int64_t mr_tensor_numel(const mr_tensor *t) { return mr_tensor_rows(t) * mr_tensor_cols(t); }
+MRDEF int mr_tensor_contiguous(const mr_tensor *t) { return t->row_stride == mr_tensor_cols(t) || mr_tensor_rows(t) <= 1; }
+
+/* Validates a shape; returns numel or -1 (error set). */
+MR__PRIV int64_t mr__shape_numel(mr_ctx *ctx, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    int i;
+    if (ndim < 1 || ndim > MR_MAX_DIMS || !shape) {
+        if (ctx) mr_ctx_fail(ctx, MR_ERR_ARG, "tensor needs 1..%d dims, got %d", MR_MAX_DIMS, ndim);
+        return -1;
+    }
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > ((int64_t)1 << 40) || n > (((int64_t)1 << 40) / shape[i])) {
+            if (ctx) mr_ctx_fail(ctx, MR_ERR_ARG, "bad tensor dim %d: %lld", i, (long long)shape[i]);
+            return -1;
+        }
+        n *= shape[i];
+    }
+    return n;
+}
+
+MR__PRIV mr_tensor *mr__tensor_hdr(mr_ctx *ctx, int ndim, const int64_t *shape) {
+    mr_tensor *t;
+    int i;
+    if (mr__shape_numel(ctx, ndim, shape) < 0) return NULL;
+    t = (mr_tensor *)mr_ctx_alloc(ctx, sizeof(mr_tensor));
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->row_stride = shape[ndim - 1];
+    return t;
+}
+MR__PRIV float *mr__floats(mr_ctx *ctx, int64_t n) {
+    size_t bytes;
+    if (n < 0 || !mr__mul_ok((size_t)n, sizeof(float), &bytes)) {
+        mr_ctx_fail(ctx, MR_ERR_NOMEM, "tensor too large");
+        return NULL;
+    }
+    return (float *)mr_ctx_alloc(ctx, bytes);
+}
+MR__PRIV int mr__ensure_grad(mr_ctx *ctx, mr_tensor *t) {
+    if (t->grad) return 1;
+    t->grad = mr__floats(ctx, mr_tensor_rows(t) * t->row_stride);
+    if (!t->grad) return 0;
+    memset(t->grad, 0, sizeof(float) * (size_t)(mr_tensor_rows(t) * t->row_stride));
+    return 1;
+}
+
+MRDEF mr_tensor *mr_tensor_new(mr_ctx *ctx, int ndim, const int64_t *shape, int requires_grad) {
+    mr_tensor *t;
+    if (mr__bad(ctx)) return NULL;
+    t = mr__tensor_hdr(ctx, ndim, shape);
+    if (!t) return NULL;
+    t->data = mr__floats(ctx, mr_tensor_numel(t));
+    if (!t->data) return NULL;
+    if (requires_grad) {
+        t->flags |= MR_TENSOR_REQUIRES_GRAD;
+        if (!mr__ensure_grad(ctx, t)) return NULL;
+    }
+    return t;
+}
+MRDEF mr_tensor *mr_tensor_zeros(mr_ctx *ctx, int ndim, const int64_t *shape, int requires_grad) {
+    mr_tensor *t = mr_tensor_new(ctx, ndim, shape, requires_grad);
+    if (t) memset(t->data, 0, sizeof(float) * (size_t)mr_tensor_numel(t));
+    return t;
+}
+MRDEF mr_tensor *mr_tensor_new2(mr_ctx *ctx, int64_t rows, int64_t cols, int requires_grad) {
+    int64_t s[2];
+    s[0] = rows; s[1] = cols;
+    return mr_tensor_new(ctx, 2, s, requires_grad);
+}
+MRDEF mr_tensor *mr_tensor_wrap(mr_ctx *ctx, float *data, int ndim, const int64_t *shape) {
+    mr_tensor *t;
+    if (mr__bad(ctx)) return NULL;
+    if (!data) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_tensor_wrap: NULL data"); return NULL; }
+    t = mr__tensor_hdr(ctx, ndim, shape);
+    if (t) t->data = data;
+    return t;
+}
+MRDEF void mr_tensor_fill(mr_tensor *t, float v) {
+    int64_t r, c, R = mr_tensor_rows(t), C = mr_tensor_cols(t);
+    for (r = 0; r < R; r++) for (c = 0; c < C; c++) t->data[r * t->row_stride + c] = v;
+}
+MRDEF void mr_tensor_copy_from(mr_tensor *t, const float *src) {
+    int64_t r, R = mr_tensor_rows(t), C = mr_tensor_cols(t);
+    for (r = 0; r < R; r++) memcpy(t->data + r * t->row_stride, src + r * C, sizeof(float) * (size_t)C);
+}
+MRDEF void mr_tensor_copy_to(const mr_tensor *t, float *dst) {
+    int64_t r, R = mr_tensor_rows(t), C = mr_tensor_cols(t);
+    for (r = 0; r < R; r++) memcpy(dst + r * C, t->data + r * t->row_stride, sizeof(float) * (size_t)C);
+}
+
+MRDEF int mr_requires_grad(const mr_tensor *t) { return t && (t->flags & MR_TENSOR_REQUIRES_GRAD); }
+
+MRDEF mr_tensor *mr_view_slice(mr_ctx *ctx, mr_tensor *t, int64_t start, int64_t len) {
+    mr_tensor *v;
+    if (mr__bad(ctx) || !t) return NULL;
+    if (start < 0 || len <= 0 || start > mr_tensor_cols(t) - len) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "slice [%lld, +%lld) outside a last dim of %lld", (long long)start,
+                    (long long)len, (long long)mr_tensor_cols(t));
+        return NULL;
+    }
+    if (mr_requires_grad(t) && !ctx->no_grad && !mr__ensure_grad(ctx, t)) return NULL;
+    v = (mr_tensor *)mr_ctx_alloc(ctx, sizeof *v);
+    if (!v) return NULL;
+    *v = *t;
+    v->name = NULL;
+    v->shape[v->ndim - 1] = len;
+    v->data = t->data + start;
+    v->grad = t->grad ? t->grad + start : NULL;
+    if (ctx->no_grad) { v->flags &= ~MR_TENSOR_REQUIRES_GRAD; v->grad = NULL; }
+    v->flags &= ~MR_TENSOR_PARAM;
+    return v;
+}
+MRDEF mr_tensor *mr_slice(mr_ctx *ctx, mr_tensor *a, int64_t start, int64_t len) { return mr_view_slice(ctx, a, start, len); }
+
+MRDEF mr_tensor *mr_view_reshape(mr_ctx *ctx, mr_tensor *t, int ndim, const int64_t *shape) {
+    mr_tensor *v;
+    int64_t n;
+    int i;
+    if (mr__bad(ctx) || !t) return NULL;
+    n = mr__shape_numel(ctx, ndim, shape);
+    if (n < 0) return NULL;
+    if (n != mr_tensor_numel(t)) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "reshape of %lld elements to %lld", (long long)mr_tensor_numel(t), (long long)n);
+        return NULL;
+    }
+    if (!mr_tensor_contiguous(t) && shape[ndim - 1] != mr_tensor_cols(t)) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "reshape of a strided view must keep the last dim");
+        return NULL;
+    }
+    if (mr_requires_grad(t) && !ctx->no_grad && !mr__ensure_grad(ctx, t)) return NULL;
+    v = (mr_tensor *)mr_ctx_alloc(ctx, sizeof *v);
+    if (!v) return NULL;
+    *v = *t;
+    v->name = NULL;
+    v->ndim = ndim;
+    for (i = 0; i < MR_MAX_DIMS; i++) v->shape[i] = i < ndim ? shape[i] : 0;
+    v->row_stride = mr_tensor_contiguous(t) ? shape[ndim - 1] : t->row_stride;
+    if (ctx->no_grad) { v->flags &= ~MR_TENSOR_REQUIRES_GRAD; v->grad = NULL; }
+    v->flags &= ~MR_TENSOR_PARAM;
+    return v;
+}
+
+MRDEF mr_status mr_split(mr_ctx *ctx, mr_tensor *t, int n, const int64_t *sizes, mr_tensor **out) {
+    int64_t off = 0;
+    int i;
+    if (mr__bad(ctx)) return ctx->err.status;
+    if (!t || n <= 0 || !sizes || !out) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_split: bad arguments");
+    for (i = 0; i < n; i++) {
+        if (sizes[i] <= 0) return mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_split: size %d is %lld", i, (long long)sizes[i]);
+        off += sizes[i];
+    }
+    if (off != mr_tensor_cols(t)) return mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_split: sizes sum to %lld, last dim is %lld", (long long)off, (long long)mr_tensor_cols(t));
+    for (off = 0, i = 0; i < n; i++) {
+        out[i] = mr_view_slice(ctx, t, off, sizes[i]);
+        off += sizes[i];
+    }
+    return ctx->err.status;
+}
+
+MRDEF mr_tensor *mr_detach(mr_ctx *ctx, mr_tensor *a) {
+    mr_tensor *v;
+    if (mr__bad(ctx) || !a) return NULL;
+    v = (mr_tensor *)mr_ctx_alloc(ctx, sizeof *v);
+    if (!v) return NULL;
+    *v = *a;
+    v->grad = NULL;
+    v->flags &= ~(MR_TENSOR_REQUIRES_GRAD | MR_TENSOR_PARAM);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 5. parameters                                                            */
+/* ------------------------------------------------------------------------ */
+MRDEF mr_params *mr_params_new(const mr_allocator *alloc) {
+    mr_params *ps = (mr_params *)mr__calloc(alloc, sizeof *ps);
+    if (ps && alloc) ps->alloc = *alloc;
+    return ps;
+}
+MR__PRIV const mr_allocator *mr__ps_al(const mr_params *ps) { return (ps->alloc.alloc || ps->alloc.free) ? &ps->alloc : NULL; }
+MRDEF void mr_params_free(mr_params *ps) {
+    int i;
+    mr_allocator a;
+    if (!ps) return;
+    for (i = 0; i < ps->n; i++) {
+        mr__free(mr__ps_al(ps), (void *)ps->t[i]->name);
+        mr__free(mr__ps_al(ps), ps->t[i]);
+    }
+    mr__free(mr__ps_al(ps), ps->t);
+    mr__free(mr__ps_al(ps), ps->offset);
+    mr__free(mr__ps_al(ps), ps->data);
+    mr__free(mr__ps_al(ps), ps->grad);
+    a = ps->alloc;
+    mr__free((a.alloc || a.free) ? &a : NULL, ps);
+}
+MRDEF mr_tensor *mr_params_add(mr_params *ps, const char *name, int ndim, const int64_t *shape, int flags) {
+    mr_tensor *t;
+    char *nm;
+    size_t len;
+    int i;
+    if (!ps || ps->data || mr__shape_numel(NULL, ndim, shape) < 0) return NULL;
+    if (ps->n == ps->cap) {
+        int nc = ps->cap ? ps->cap * 2 : 16;
+        mr_tensor **nt = (mr_tensor **)mr__realloc(mr__ps_al(ps), ps->t, sizeof(mr_tensor *) * (size_t)ps->cap, sizeof(mr_tensor *) * (size_t)nc);
+        if (!nt) return NULL;
+        ps->t = nt;
+        ps->cap = nc;
+    }
+    t = (mr_tensor *)mr__calloc(mr__ps_al(ps), sizeof *t);
+    if (!t) return NULL;
+    if (!name) name = "";
+    len = strlen(name);
+    nm = (char *)mr__alloc(mr__ps_al(ps), len + 1);
+    if (!nm) { mr__free(mr__ps_al(ps), t); return NULL; }
+    memcpy(nm, name, len + 1);
+    t->name = nm;
+    t->ndim = ndim;
+    for (i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->row_stride = shape[ndim - 1];
+    t->flags = MR_TENSOR_PARAM | MR_TENSOR_REQUIRES_GRAD;
+    if ((ndim == 1 && !(flags & MR_PARAMS_DECAY)) || (flags & MR_TENSOR_NO_DECAY)) t->flags |= MR_TENSOR_NO_DECAY;
+    ps->t[ps->n++] = t;
+    return t;
+}
+MRDEF mr_status mr_params_alloc(mr_params *ps, mr_error *err) {
+    size_t total = 0, bytes;
+    int i;
+    if (!ps) return mr__seterr(err, MR_ERR_ARG, "mr_params_alloc: NULL");
+    if (ps->data) return mr__seterr(err, MR_ERR_STATE, "mr_params_alloc: already allocated");
+    ps->offset = (size_t *)mr__alloc(mr__ps_al(ps), sizeof(size_t) * (size_t)(ps->n ? ps->n : 1));
+    if (!ps->offset) return mr__seterr(err, MR_ERR_NOMEM, "out of memory for parameter offsets");
+    for (i = 0; i < ps->n; i++) {
+        size_t n = (size_t)mr_tensor_numel(ps->t[i]);
+        ps->offset[i] = total;
+        total += (n + 15) & ~(size_t)15;
+    }
+    ps->numel = total;
+    if (!mr__mul_ok(total, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "parameters too large");
+    ps->data = (float *)mr__calloc(mr__ps_al(ps), bytes);
+    ps->grad = (float *)mr__calloc(mr__ps_al(ps), bytes);
+    if (!ps->data || !ps->grad) {
+        mr__free(mr__ps_al(ps), ps->data);
+        mr__free(mr__ps_al(ps), ps->grad);
+        ps->data = ps->grad = NULL;
+        return mr__seterr(err, MR_ERR_NOMEM, "out of memory for %zu parameters", total);
+    }
+    for (i = 0; i < ps->n; i++) {
+        ps->t[i]->data = ps->data + ps->offset[i];
+        ps->t[i]->grad = ps->grad + ps->offset[i];
+    }
+    return MR_OK;
+}
+MRDEF void mr_params_zero_grad(mr_params *ps) { if (ps && ps->grad) memset(ps->grad, 0, sizeof(float) * ps->numel); }
+MRDEF int64_t mr_params_count(const mr_params *ps) {
+    int64_t n = 0;
+    int i;
+    for (i = 0; i < ps->n; i++) n += mr_tensor_numel(ps->t[i]);
+    return n;
+}
+MRDEF mr_tensor *mr_params_find(const mr_params *ps, const char *name) {
+    int i;
+    for (i = 0; i < ps->n; i++) if (!strcmp(ps->t[i]->name, name)) return ps->t[i];
+    return NULL;
+}
+MRDEF void mr_params_init_normal(mr_params *ps, mr_tensor *t, float std, mr_rng *rng) {
+    int64_t i, n = mr_tensor_numel(t);
+    (void)ps;
+    for (i = 0; i < n; i++) t->data[i] = std * mr_rng_normal(rng);
+}
+MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float hi, mr_rng *rng) {
+    int64_t i, n = mr_tensor_numel(t);
+    (void)ps;
+    for (i = 0; i < n; i++) t->data[i] = lo + (hi - lo) * mr_rng_uniform(rng);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 8. GEMM                                                                  */
+/* ------------------------------------------------------------------------ */
+#ifdef MR__GEMM_NAIVE
+MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) { (void)nthreads; return 64; }
+MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc, int nthreads, void *ws) {
+    int i, j, k;
+    (void)nthreads; (void)ws;
+    for (i = 0; i < M; i++) for (j = 0; j < N; j++) {
+        float acc = 0;
+        for (k = 0; k < K; k++) acc += (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+        C[(size_t)i * ldc + j] = alpha * acc + (beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j]);
+    }
+}
+#else
+#ifndef MR__GEMM_IN_HEADER
+#include "wip/gemm.h"
+#endif
+#endif
+MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes(nthreads); }
+
+/* ------------------------------------------------------------------------ */
+/* 6. tape and ops                                                          */
+/* ------------------------------------------------------------------------ */
+#define MR__PAR_MIN 32768   /* elements below which loops stay single-threaded */
+
+MRDEF int mr_tape_record(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, mr_backward_fn fn, void *data) {
+    mr__node *node;
+    int i, any = 0;
+    if (mr__bad(ctx) || ctx->no_grad || !out) return 0;
+    for (i = 0; i < n_in; i++) if (mr_requires_grad(in[i])) any = 1;
+    if (!any) return 0;
+    node = (mr__node *)mr_ctx_alloc(ctx, sizeof *node + sizeof(mr_tensor *) * (size_t)n_in);
+    if (!node) return 0;
+    node->in = (mr_tensor **)(node + 1);
+    for (i = 0; i < n_in; i++) node->in[i] = in[i];
+    node->n_in = n_in;
+    node->fn = fn;
+    node->out = out;
+    node->data = data;
+    out->flags |= MR_TENSOR_REQUIRES_GRAD;
+    if (!mr__ensure_grad(ctx, out)) return 0;
+    node->prev = ctx->tape;
+    ctx->tape = node;
+    return 1;
+}
+
+MRDEF mr_status mr_backward_seed(mr_ctx *ctx, mr_tensor *out, const float *seed) {
+    mr__node *n;
+    int64_t r, c, R, C;
+    if (mr__bad(ctx)) return ctx->err.status;
+    if (!out || !seed) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_backward: NULL argument");
+    if (ctx->tape_consumed) return mr_ctx_fail(ctx, MR_ERR_STATE, "mr_backward: the tape was already replayed; reset the context");
+    if (!mr_requires_grad(out) || !out->grad) return mr_ctx_fail(ctx, MR_ERR_STATE, "mr_backward: the output does not depend on anything that needs a gradient");
+    R = mr_tensor_rows(out); C = mr_tensor_cols(out);
+    for (r = 0; r < R; r++) for (c = 0; c < C; c++) out->grad[r * out->row_stride + c] += seed[r * C + c];
+    for (n = ctx->tape; n; n = n->prev) n->fn(ctx, n->out, n->in, n->n_in, n->data);
+    ctx->tape_consumed = 1;
+    return ctx->err.status;
+}
+MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss) {
+    float one = 1.0f;
+    if (mr__bad(ctx)) return ctx->err.status;
+    if (!loss) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_backward: NULL loss");
+    if (mr_tensor_numel(loss) != 1) return mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_backward: the loss has %lld elements, not 1", (long long)mr_tensor_numel(loss));
+    return mr_backward_seed(ctx, loss, &one);
+}
+
+/* an output shaped like a (contiguous) */
+MR__PRIV mr_tensor *mr__like(mr_ctx *ctx, const mr_tensor *a) { return mr_tensor_new(ctx, a->ndim, a->shape, 0); }
+
+/* --- GEMM front end ----------------------------------------------------- */
+MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M < 0 || N < 0 || K < 0 || !C || (K > 0 && (!A || !B)))
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: bad arguments M=%d N=%d K=%d", M, N, K);
+    if (M == 0 || N == 0) return MR_OK;
+    if (lda < (ta ? M : K) || ldb < (tb ? K : N) || ldc < N)
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: leading dimension too small");
+    if (ctx->has_backend && ctx->backend.gemm) {
+        mr_status s = ctx->backend.gemm(ctx->backend.ud, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (s != MR_OK) return mr_ctx_fail(ctx, s, "backend %s: gemm failed", ctx->backend.name ? ctx->backend.name : "?");
+        return MR_OK;
+    }
+    mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
+    return MR_OK;
+}
+
+/* --- matmul ------------------------------------------------------------- */
+typedef struct mr__mm { int ta, tb, M, N, K; } mr__mm;
+MR__PRIV void mr__matmul_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__mm *p = (mr__mm *)data;
+    mr_tensor *a = in[0], *b = in[1];
+    int M = p->M, N = p->N, K = p->K;
+    int lda = (int)a->row_stride, ldb = (int)b->row_stride, ldc = (int)out->row_stride;
+    const float *dC = out->grad;
+    if (mr_requires_grad(a) && a->grad) {
+        if (!p->ta) {   /* dA[M,K] += dC[M,N] @ op(B)^T */
+            if (!p->tb) mr_gemm(ctx, 0, 1, M, K, N, 1.f, dC, ldc, b->data, ldb, 1.f, a->grad, lda);
+            else        mr_gemm(ctx, 0, 0, M, K, N, 1.f, dC, ldc, b->data, ldb, 1.f, a->grad, lda);
+        } else {        /* dA[K,M] += op(B) @ dC^T */
+            if (!p->tb) mr_gemm(ctx, 0, 1, K, M, N, 1.f, b->data, ldb, dC, ldc, 1.f, a->grad, lda);
+            else        mr_gemm(ctx, 1, 1, K, M, N, 1.f, b->data, ldb, dC, ldc, 1.f, a->grad, lda);
+        }
+    }
+    if (mr_requires_grad(b) && b->grad) {
+        if (!p->tb) {   /* dB[K,N] += op(A)^T @ dC */
+            if (!p->ta) mr_gemm(ctx, 1, 0, K, N, M, 1.f, a->data, lda, dC, ldc, 1.f, b->grad, ldb);
+            else        mr_gemm(ctx, 0, 0, K, N, M, 1.f, a->data, lda, dC, ldc, 1.f, b->grad, ldb);
+        } else {        /* dB[N,K] += dC^T @ op(A) */
+            if (!p->ta) mr_gemm(ctx, 1, 0, N, K, M, 1.f, dC, ldc, a->data, lda, 1.f, b->grad, ldb);
+            else        mr_gemm(ctx, 1, 1, N, K, M, 1.f, dC, ldc, a->data, lda, 1.f, b->grad, ldb);
+        }
+    }
+    if (n_in > 2 && mr_requires_grad(in[2]) && in[2]->grad) {   /* dbias[N] += column sums of dC */
+        float *db = in[2]->grad;
+        int j, i, nt = ctx->n_threads;
+        (void)nt;
+        MR__OMP(parallel for num_threads(nt) if ((int64_t)M * N > MR__PAR_MIN) schedule(static))
+        for (j = 0; j < N; j += 16) {
+            float acc[16];
+            int jj, je = MR__MIN(N, j + 16);
+            for (jj = 0; jj < 16; jj++) acc[jj] = 0;
+            for (i = 0; i < M; i++)
+                for (jj = j; jj < je; jj++) acc[jj - j] += dC[(size_t)i * ldc + jj];
+            for (jj = j; jj < je; jj++) db[jj] += acc[jj - j];
+        }
+    }
+}
+
+MRDEF mr_tensor *mr_matmul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b, int trans_a, int trans_b, mr_tensor *bias) {
+    int64_t M, N, K, Kb, shape[MR_MAX_DIMS];
+    int ndim, i;
+    mr_tensor *out, *in[3];
+    mr__mm *p;
+    if (mr__bad(ctx) || !a || !b) return NULL;
+    if (b->ndim != 2 || (trans_a && a->ndim != 2)) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_matmul: b (and a when transposed) must be 2-D");
+        return NULL;
+    }
+    M = trans_a ? a->shape[1] : mr_tensor_rows(a);
+    K = trans_a ? a->shape[0] : mr_tensor_cols(a);
+    Kb = trans_b ? b->shape[1] : b->shape[0];
+    N = trans_b ? b->shape[0] : b->shape[1];
+    if (K != Kb) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_matmul: inner dims %lld and %lld differ", (long long)K, (long long)Kb);
+        return NULL;
+    }
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || a->row_stride > INT32_MAX || b->row_stride > INT32_MAX) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_matmul: dims exceed 2^31");
+        return NULL;
+    }
+    if (bias && (bias->ndim != 1 || bias->shape[0] != N)) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_matmul: bias must be [%lld]", (long long)N);
+        return NULL;
+    }
+    if (trans_a) { ndim = 2; shape[0] = M; shape[1] = N; }
+    else { ndim = a->ndim; for (i = 0; i < ndim - 1; i++) shape[i] = a->shape[i]; shape[ndim - 1] = N; }
+    out = mr_tensor_new(ctx, ndim, shape, 0);
+    if (!out) return NULL;
+    if (bias) {
+        int64_t r;
+        for (r = 0; r < M; r++) memcpy(out->data + r * N, bias->data, sizeof(float) * (size_t)N);
+    }
+    mr_gemm(ctx, trans_a, trans_b, (int)M, (int)N, (int)K, 1.f, a->data, (int)a->row_stride, b->data,
+            (int)b->row_stride, bias ? 1.f : 0.f, out->data, (int)N);
+    if (mr__bad(ctx)) return NULL;
+    p = (mr__mm *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!p) return NULL;
+    p->ta = trans_a; p->tb = trans_b; p->M = (int)M; p->N = (int)N; p->K = (int)K;
+    in[0] = a; in[1] = b; in[2] = bias;
+    mr_tape_record(ctx, out, in, bias ? 3 : 2, mr__matmul_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- elementwise binary (b: same shape or a row vector) ------------------ */
+enum { MR__ADD, MR__SUB, MR__MUL };
+MR__PRIV int mr__bcast(mr_ctx *ctx, const mr_tensor *a, const mr_tensor *b, const char *op) {
+    int i;
+    if (b->ndim == 1 && b->shape[0] == mr_tensor_cols(a) && !(a->ndim == 1)) return 1;
+    if (a->ndim == b->ndim) {
+        for (i = 0; i < a->ndim; i++) if (a->shape[i] != b->shape[i]) break;
+        if (i == a->ndim) return 0;
+    }
+    mr_ctx_fail(ctx, MR_ERR_SHAPE, "%s: shapes differ (and b is not a row vector of %lld)", op, (long long)mr_tensor_cols(a));
+    return -1;
+}
+MR__PRIV void mr__binary_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    int kind = (int)(intptr_t)data;
+    mr_tensor *a = in[0], *b = in[1];
+    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r;
+    int bc = b->ndim == 1 && !(a->ndim == 1), nt = ctx->n_threads;
+    int64_t sa = a->row_stride, sb = bc ? 0 : b->row_stride, so = out->row_stride;
+    (void)n_in; (void)nt;
+    if (mr_requires_grad(a) && a->grad) {
+        MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+        for (r = 0; r < R; r++) {
+            const float *g = out->grad + r * so, *bv = b->data + r * sb;
+            float *ga = a->grad + r * sa;
+            int64_t c;
+            if (kind == MR__MUL) for (c = 0; c < C; c++) ga[c] += g[c] * bv[c];
+            else for (c = 0; c < C; c++) ga[c] += g[c];
+        }
+    }
+    if (mr_requires_grad(b) && b->grad) {
+        float sgn = kind == MR__SUB ? -1.f : 1.f;
+        if (!bc) {
+            MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+            for (r = 0; r < R; r++) {
+                const float *g = out->grad + r * so, *av = a->data + r * sa;
+                float *gb = b->grad + r * sb;
+                int64_t c;
+                if (kind == MR__MUL) for (c = 0; c < C; c++) gb[c] += g[c] * av[c];
+                else for (c = 0; c < C; c++) gb[c] += sgn * g[c];
+            }
+        } else { /* column sums, rows in order (deterministic) */
+            for (r = 0; r < R; r++) {
+                const float *g = out->grad + r * so, *av = a->data + r * sa;
+                int64_t c;
+                if (kind == MR__MUL) for (c = 0; c < C; c++) b->grad[c] += g[c] * av[c];
+                else for (c = 0; c < C; c++) b->grad[c] += sgn * g[c];
+            }
+        }
+    }
+}
+MR__PRIV mr_tensor *mr__binary(mr_ctx *ctx, mr_tensor *a, mr_tensor *b, int kind, const char *name) {
+    mr_tensor *out, *in[2];
+    int64_t R, C, r, sa, sb;
+    int bc, nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !a || !b) return NULL;
+    bc = mr__bcast(ctx, a, b, name);
+    if (bc < 0) return NULL;
+    out = mr__like(ctx, a);
+    if (!out) return NULL;
+    R = mr_tensor_rows(a); C = mr_tensor_cols(a); sa = a->row_stride; sb = bc ? 0 : b->row_stride;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *x = a->data + r * sa, *y = b->data + r * sb;
+        float *o = out->data + r * C;
+        int64_t c;
+        if (kind == MR__ADD) for (c = 0; c < C; c++) o[c] = x[c] + y[c];
+        else if (kind == MR__SUB) for (c = 0; c < C; c++) o[c] = x[c] - y[c];
+        else for (c = 0; c < C; c++) o[c] = x[c] * y[c];
+    }
+    in[0] = a; in[1] = b;
+    mr_tape_record(ctx, out, in, 2, mr__binary_bwd, (void *)(intptr_t)kind);
+    return mr__bad(ctx) ? NULL : out;
+}
+MRDEF mr_tensor *mr_add(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__binary(ctx, a, b, MR__ADD, "mr_add"); }
+MRDEF mr_tensor *mr_sub(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__binary(ctx, a, b, MR__SUB, "mr_sub"); }
+MRDEF mr_tensor *mr_mul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__binary(ctx, a, b, MR__MUL, "mr_mul"); }
+
+/* --- elementwise unary --------------------------------------------------- */
+enum { MR__AFFINE, MR__SIGMOID, MR__TANH, MR__SOFTPLUS, MR__SILU, MR__RELU, MR__GELU, MR__EXP, MR__LOG };
+typedef struct mr__un { int kind; float s, c; } mr__un;
+MR__PRIV float mr__sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+MR__PRIV float mr__softplusf(float x) { return x > 20.f ? x : x < -20.f ? expf(x) : log1pf(expf(x)); }
+#define MR__GELU_K 0.7978845608028654f  /* sqrt(2/pi) */
+MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *y, int64_t C) {
+    int64_t c;
+    switch (kind) {
+    case MR__AFFINE: for (c = 0; c < C; c++) y[c] = s * x[c] + cc; break;
+    case MR__SIGMOID: for (c = 0; c < C; c++) y[c] = mr__sigmoidf(x[c]); break;
+    case MR__TANH: for (c = 0; c < C; c++) y[c] = tanhf(x[c]); break;
+    case MR__SOFTPLUS: for (c = 0; c < C; c++) y[c] = mr__softplusf(x[c]); break;
+    case MR__SILU: for (c = 0; c < C; c++) y[c] = x[c] * mr__sigmoidf(x[c]); break;
+    case MR__RELU: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] : 0.f; break;
+    case MR__GELU: for (c = 0; c < C; c++) { float v = x[c]; y[c] = 0.5f * v * (1.f + tanhf(MR__GELU_K * (v + 0.044715f * v * v * v))); } break;
+    case MR__EXP: for (c = 0; c < C; c++) y[c] = expf(x[c]); break;
+    default: for (c = 0; c < C; c++) y[c] = logf(x[c]); break;
+    }
+}
+MR__PRIV void mr__unary_bwd_row(int kind, float s, const float *x, const float *y, const float *g, float *gx, int64_t C) {
+    int64_t c;
+    switch (kind) {
+    case MR__AFFINE: for (c = 0; c < C; c++) gx[c] += s * g[c]; break;
+    case MR__SIGMOID: for (c = 0; c < C; c++) gx[c] += g[c] * y[c] * (1.f - y[c]); break;
+    case MR__TANH: for (c = 0; c < C; c++) gx[c] += g[c] * (1.f - y[c] * y[c]); break;
+    case MR__SOFTPLUS: for (c = 0; c < C; c++) gx[c] += g[c] * mr__sigmoidf(x[c]); break;
+    case MR__SILU: for (c = 0; c < C; c++) { float sg = mr__sigmoidf(x[c]); gx[c] += g[c] * sg * (1.f + x[c] * (1.f - sg)); } break;
+    case MR__RELU: for (c = 0; c < C; c++) gx[c] += x[c] > 0 ? g[c] : 0.f; break;
+    case MR__GELU: for (c = 0; c < C; c++) {
+        float v = x[c], u = MR__GELU_K * (v + 0.044715f * v * v * v), t = tanhf(u);
+        float du = MR__GELU_K * (1.f + 3.f * 0.044715f * v * v);
+        gx[c] += g[c] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
+    } break;
+    case MR__EXP: for (c = 0; c < C; c++) gx[c] += g[c] * y[c]; break;
+    default: for (c = 0; c < C; c++) gx[c] += g[c] / x[c]; break;
+    }
+}
+MR__PRIV void mr__unary_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__un *p = (mr__un *)data;
+    mr_tensor *a = in[0];
+    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r;
+    int nt = ctx->n_threads;
+    (void)n_in; (void)nt;
+    if (!a->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++)
+        mr__unary_bwd_row(p->kind, p->s, a->data + r * a->row_stride, out->data + r * C, out->grad + r * C,
+                          a->grad + r * a->row_stride, C);
+}
+MR__PRIV mr_tensor *mr__unary(mr_ctx *ctx, mr_tensor *a, int kind, float s, float cc) {
+    mr_tensor *out;
+    mr__un *p;
+    int64_t R, C, r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !a) return NULL;
+    out = mr__like(ctx, a);
+    if (!out) return NULL;
+    R = mr_tensor_rows(a); C = mr_tensor_cols(a);
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) mr__unary_row(kind, s, cc, a->data + r * a->row_stride, out->data + r * C, C);
+    if (mr_requires_grad(a) && !ctx->no_grad) {
+        p = (mr__un *)mr_ctx_alloc(ctx, sizeof *p);
+        if (!p) return NULL;
+        p->kind = kind; p->s = s; p->c = cc;
+        mr_tape_record(ctx, out, &a, 1, mr__unary_bwd, p);
+    }
+    return mr__bad(ctx) ? NULL : out;
+}
+MRDEF mr_tensor *mr_scale(mr_ctx *ctx, mr_tensor *a, float s) { return mr__unary(ctx, a, MR__AFFINE, s, 0.f); }
+MRDEF mr_tensor *mr_affine(mr_ctx *ctx, mr_tensor *a, float s, float c) { return mr__unary(ctx, a, MR__AFFINE, s, c); }
+MRDEF mr_tensor *mr_sigmoid(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__SIGMOID, 0, 0); }
+MRDEF mr_tensor *mr_tanh(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__TANH, 0, 0); }
+MRDEF mr_tensor *mr_softplus(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__SOFTPLUS, 0, 0); }
+MRDEF mr_tensor *mr_silu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__SILU, 0, 0); }
+MRDEF mr_tensor *mr_relu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__RELU, 0, 0); }
+MRDEF mr_tensor *mr_gelu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__GELU, 0, 0); }
+MRDEF mr_tensor *mr_exp(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__EXP, 0, 0); }
+MRDEF mr_tensor *mr_log(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__LOG, 0, 0); }
+
+/* --- reductions ---------------------------------------------------------- */
+MR__PRIV void mr__sum_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr_tensor *a = in[0];
+    float g = out->grad[0] * *(float *)data;
+    int64_t R = mr_tensor_rows(a), C = mr_tensor_cols(a), r, c;
+    (void)ctx; (void)n_in;
+    if (!a->grad) return;
+    for (r = 0; r < R; r++) for (c = 0; c < C; c++) a->grad[r * a->row_stride + c] += g;
+}
+MR__PRIV mr_tensor *mr__sum(mr_ctx *ctx, mr_tensor *a, int mean) {
+    mr_tensor *out;
+    int64_t R, C, r, c, one = 1;
+    double acc = 0;
+    float *scale;
+    if (mr__bad(ctx) || !a) return NULL;
+    out = mr_tensor_new(ctx, 1, &one, 0);
+    scale = (float *)mr_ctx_alloc(ctx, sizeof(float));
+    if (!out || !scale) return NULL;
+    R = mr_tensor_rows(a); C = mr_tensor_cols(a);
+    for (r = 0; r < R; r++) {
+        double row = 0;
+        for (c = 0; c < C; c++) row += a->data[r * a->row_stride + c];
+        acc += row;
+    }
+    *scale = mean ? 1.0f / (float)(R * C) : 1.0f;
+    out->data[0] = (float)(acc * *scale);
+    mr_tape_record(ctx, out, &a, 1, mr__sum_bwd, scale);
+    return mr__bad(ctx) ? NULL : out;
+}
+MRDEF mr_tensor *mr_sum(mr_ctx *ctx, mr_tensor *a) { return mr__sum(ctx, a, 0); }
+MRDEF mr_tensor *mr_mean(mr_ctx *ctx, mr_tensor *a) { return mr__sum(ctx, a, 1); }
+
+/* --- embedding ----------------------------------------------------------- */
+typedef struct mr__emb { int32_t *ids; int64_t n; } mr__emb;
+MR__PRIV void mr__embedding_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__emb *p = (mr__emb *)data;
+    mr_tensor *w = in[0];
+    int64_t D = mr_tensor_cols(w), i, c;
+    (void)ctx; (void)n_in;
+    if (!w->grad) return;
+    for (i = 0; i < p->n; i++) {   /* scatter-add, in order */
+        float *g = w->grad + (int64_t)p->ids[i] * w->row_stride;
+        const float *go = out->grad + i * D;
+        for (c = 0; c < D; c++) g[c] += go[c];
+    }
+}
+MRDEF mr_tensor *mr_embedding(mr_ctx *ctx, mr_tensor *table, const int32_t *ids, int64_t n) {
+    mr_tensor *out;
+    mr__emb *p;
+    int64_t i, V, D, shape[2];
+    if (mr__bad(ctx) || !table) return NULL;
+    if (table->ndim != 2 || !ids || n <= 0) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_embedding: needs a 2-D table and n > 0 ids"); return NULL; }
+    V = table->shape[0]; D = table->shape[1];
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) { mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_embedding: id %d at %lld outside [0, %lld)", (int)ids[i], (long long)i, (long long)V); return NULL; }
+    shape[0] = n; shape[1] = D;
+    out = mr_tensor_new(ctx, 2, shape, 0);
+    if (!out) return NULL;
+    for (i = 0; i < n; i++) memcpy(out->data + i * D, table->data + (int64_t)ids[i] * table->row_stride, sizeof(float) * (size_t)D);
+    if (mr_requires_grad(table) && !ctx->no_grad) {
+        p = (mr__emb *)mr_ctx_alloc(ctx, sizeof *p);
+        if (!p) return NULL;
+        p->ids = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)n);
+        if (!p->ids) return NULL;
+        memcpy(p->ids, ids, sizeof(int32_t) * (size_t)n);
+        p->n = n;
+        mr_tape_record(ctx, out, &table, 1, mr__embedding_bwd, p);
+    }
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- RMSNorm (fused) ----------------------------------------------------- */
+/* y[r,:] = x[r,:] * rstd[r] * w, rstd = 1/sqrt(mean(x^2) + eps). */
+typedef struct mr__rms { float *rstd; } mr__rms;
+MR__PRIV void mr__rmsnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__rms *p = (mr__rms *)data;
+    mr_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if (x->grad) {
+        MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+        for (r = 0; r < R; r++) {
+            const float *xr = x->data + r * x->row_stride, *g = out->grad + r * C;
+            float *gx = x->grad + r * x->row_stride, rs = p->rstd[r], dot = 0;
+            int64_t c;
+            for (c = 0; c < C; c++) dot += g[c] * (w ? w->data[c] : 1.f) * xr[c];
+            dot *= rs * rs / (float)C;
+            for (c = 0; c < C; c++) gx[c] += rs * (g[c] * (w ? w->data[c] : 1.f) - xr[c] * dot);
+        }
+    }
+    if (w && mr_requires_grad(w) && w->grad) {
+        for (r = 0; r < R; r++) {
+            const float *xr = x->data + r * x->row_stride, *g = out->grad + r * C;
+            float rs = p->rstd[r];
+            int64_t c;
+            for (c = 0; c < C; c++) w->grad[c] += g[c] * xr[c] * rs;
+        }
+    }
+}
+MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) {
+    mr_tensor *out, *in[2];
+    mr__rms *p;
+    int64_t R, C, r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !x) return NULL;
+    C = mr_tensor_cols(x); R = mr_tensor_rows(x);
+    if (w && (w->ndim != 1 || w->shape[0] != C)) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_rmsnorm: weight must be [%lld]", (long long)C); return NULL; }
+    out = mr__like(ctx, x);
+    p = (mr__rms *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->rstd = mr__floats(ctx, R);
+    if (!p->rstd) return NULL;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *xr = x->data + r * x->row_stride;
+        float *y = out->data + r * C, ss = 0, rs;
+        int64_t c;
+        for (c = 0; c < C; c++) ss += xr[c] * xr[c];
+        rs = 1.0f / sqrtf(ss / (float)C + eps);
+        p->rstd[r] = rs;
+        if (w) for (c = 0; c < C; c++) y[c] = xr[c] * rs * w->data[c];
+        else for (c = 0; c < C; c++) y[c] = xr[c] * rs;
+    }
+    in[0] = x; in[1] = w;
+    mr_tape_record(ctx, out, in, w ? 2 : 1, mr__rmsnorm_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- softmax ------------------------------------------------------------- */
+MR__PRIV void mr__softmax_row(const float *x, float *y, int64_t C) {
+    float m = x[0], s = 0;
+    int64_t c;
+    for (c = 1; c < C; c++) m = x[c] > m ? x[c] : m;
+    for (c = 0; c < C; c++) { y[c] = expf(x[c] - m); s += y[c]; }
+    s = 1.0f / s;
+    for (c = 0; c < C; c++) y[c] *= s;
+}
+MR__PRIV void mr__softmax_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr_tensor *a = in[0];
+    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r;
+    int nt = ctx->n_threads;
+    (void)n_in; (void)data; (void)nt;
+    if (!a->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *y = out->data + r * C, *g = out->grad + r * C;
+        float *ga = a->grad + r * a->row_stride, dot = 0;
+        int64_t c;
+        for (c = 0; c < C; c++) dot += g[c] * y[c];
+        for (c = 0; c < C; c++) ga[c] += y[c] * (g[c] - dot);
+    }
+}
+MRDEF mr_tensor *mr_softmax(mr_ctx *ctx, mr_tensor *a) {
+    mr_tensor *out;
+    int64_t R, C, r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !a) return NULL;
+    out = mr__like(ctx, a);
+    if (!out) return NULL;
+    R = mr_tensor_rows(a); C = mr_tensor_cols(a);
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) mr__softmax_row(a->data + r * a->row_stride, out->data + r * C, C);
+    mr_tape_record(ctx, out, &a, 1, mr__softmax_bwd, NULL);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- fused softmax + cross-entropy --------------------------------------- */
+typedef struct mr__ce { int32_t *t; float *lse; int ignore; int64_t count; } mr__ce;
+MR__PRIV void mr__ce_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__ce *p = (mr__ce *)data;
+    mr_tensor *x = in[0];
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r;
+    float g;
+    int nt = ctx->n_threads;
+    (void)n_in; (void)nt;
+    if (!x->grad || p->count == 0) return;
+    g = out->grad[0] / (float)p->count;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *xr = x->data + r * x->row_stride;
+        float *gx = x->grad + r * x->row_stride, l = p->lse[r];
+        int64_t c;
+        if (p->t[r] == p->ignore) continue;
+        for (c = 0; c < C; c++) gx[c] += g * expf(xr[c] - l);
+        gx[p->t[r]] -= g;
+    }
+}
+MRDEF mr_tensor *mr_cross_entropy(mr_ctx *ctx, mr_tensor *logits, const int32_t *targets, int ignore_index) {
+    mr_tensor *out;
+    mr__ce *p;
+    int64_t R, C, r, one = 1;
+    double acc = 0;
+    float *rowloss;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !logits) return NULL;
+    if (!targets) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_cross_entropy: NULL targets"); return NULL; }
+    R = mr_tensor_rows(logits); C = mr_tensor_cols(logits);
+    p = (mr__ce *)mr_ctx_alloc(ctx, sizeof *p);
+    out = mr_tensor_new(ctx, 1, &one, 0);
+    if (!p || !out) return NULL;
+    p->t = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)R);
+    p->lse = mr__floats(ctx, R);
+    rowloss = mr__floats(ctx, R);
+    if (!p->t || !p->lse || !rowloss) return NULL;
+    p->ignore = ignore_index;
+    p->count = 0;
+    for (r = 0; r < R; r++) {
+        p->t[r] = targets[r];
+        if (targets[r] == ignore_index) continue;
+        if (targets[r] < 0 || targets[r] >= C) {
+            mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_cross_entropy: target %d at row %lld outside [0, %lld)", (int)targets[r], (long long)r, (long long)C);
+            return NULL;
+        }
+        p->count++;
+    }
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *xr = logits->data + r * logits->row_stride;
+        float m = xr[0], s = 0;
+        int64_t c;
+        for (c = 1; c < C; c++) m = xr[c] > m ? xr[c] : m;
+        for (c = 0; c < C; c++) s += expf(xr[c] - m);
+        p->lse[r] = m + logf(s);
+        rowloss[r] = p->t[r] == ignore_index ? 0.f : p->lse[r] - xr[p->t[r]];
+    }
+    for (r = 0; r < R; r++) acc += rowloss[r];
+    out->data[0] = p->count ? (float)(acc / (double)p->count) : 0.f;
+    mr_tape_record(ctx, out, &logits, 1, mr__ce_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- concat along the last axis ------------------------------------------ */
+MR__PRIV void mr__concat_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r, off = 0, c;
+    int i;
+    (void)ctx; (void)data;
+    for (i = 0; i < n_in; i++) {
+        int64_t Ci = mr_tensor_cols(in[i]);
+        if (in[i]->grad && mr_requires_grad(in[i]))
+            for (r = 0; r < R; r++) {
+                float *g = in[i]->grad + r * in[i]->row_stride;
+                const float *go = out->grad + r * C + off;
+                for (c = 0; c < Ci; c++) g[c] += go[c];
+            }
+        off += Ci;
+    }
+}
+MRDEF mr_tensor *mr_concat(mr_ctx *ctx, int n, mr_tensor *const *ts) {
+    mr_tensor *out, **in;
+    int64_t shape[MR_MAX_DIMS], R, C = 0, r, off = 0;
+    int i, d;
+    if (mr__bad(ctx)) return NULL;
+    if (n <= 0 || !ts) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_concat: no inputs"); return NULL; }
+    for (i = 0; i < n; i++) {
+        if (!ts[i]) return NULL;
+        if (ts[i]->ndim != ts[0]->ndim) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_concat: ranks differ"); return NULL; }
+        for (d = 0; d < ts[0]->ndim - 1; d++)
+            if (ts[i]->shape[d] != ts[0]->shape[d]) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_concat: leading dims differ"); return NULL; }
+        C += mr_tensor_cols(ts[i]);
+    }
+    for (d = 0; d < ts[0]->ndim; d++) shape[d] = ts[0]->shape[d];
+    shape[ts[0]->ndim - 1] = C;
+    out = mr_tensor_new(ctx, ts[0]->ndim, shape, 0);
+    in = (mr_tensor **)mr_ctx_alloc(ctx, sizeof(mr_tensor *) * (size_t)n);
+    if (!out || !in) return NULL;
+    R = mr_tensor_rows(out);
+    for (i = 0; i < n; i++) {
+        int64_t Ci = mr_tensor_cols(ts[i]);
+        for (r = 0; r < R; r++) memcpy(out->data + r * C + off, ts[i]->data + r * ts[i]->row_stride, sizeof(float) * (size_t)Ci);
+        off += Ci;
+        in[i] = ts[i];
+    }
+    mr_tape_record(ctx, out, in, n, mr__concat_bwd, NULL);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 7. gradient check                                                        */
+/* ------------------------------------------------------------------------ */
+MR__PRIV double mr__gc_eval(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs, int n, void *ud, const float *r, int64_t nr, int *ok) {
+    mr_tensor *out;
+    double L = 0;
+    int64_t R, C, i, c;
+    int prev = mr_ctx_set_no_grad(ctx, 1);
+    mr_ctx_reset(ctx);
+    out = fn(ctx, inputs, n, ud);
+    mr_ctx_set_no_grad(ctx, prev);
+    if (!out || mr__bad(ctx) || mr_tensor_numel(out) != nr) { *ok = 0; return 0; }
+    R = mr_tensor_rows(out); C = mr_tensor_cols(out);
+    for (i = 0; i < R; i++) for (c = 0; c < C; c++) L += (double)out->data[i * out->row_stride + c] * (double)r[i * C + c];
+    return L;
+}
+MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs, int n_inputs, void *ud,
+                             float eps, double atol, double rtol, int max_per_input, uint64_t seed,
+                             mr_gradcheck_result *res) {
+    mr_tensor *out;
+    float *r = NULL;
+    int64_t nr, i;
+    int k, ok = 1;
+    mr_rng rng;
+    mr_gradcheck_result z;
+    const mr_allocator *al = mr__ctx_al(ctx);
+    memset(&z, 0, sizeof z);
+    z.worst_input = -1;
+    if (!fn || !inputs || n_inputs <= 0 || eps <= 0) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gradcheck: bad arguments");
+    for (k = 0; k < n_inputs; k++)
+        if (!inputs[k] || !inputs[k]->grad || !mr_tensor_contiguous(inputs[k]))
+            return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gradcheck: input %d needs a contiguous tensor with a grad buffer", k);
+    mr_rng_seed(&rng, seed);
+    /* analytic pass */
+    mr_ctx_reset(ctx);
+    for (k = 0; k < n_inputs; k++) {
+        memset(inputs[k]->grad, 0, sizeof(float) * (size_t)mr_tensor_numel(inputs[k]));
+        inputs[k]->flags |= MR_TENSOR_REQUIRES_GRAD;
+    }
+    out = fn(ctx, inputs, n_inputs, ud);
+    if (!out || mr__bad(ctx)) return mr__bad(ctx) ? ctx->err.status : mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gradcheck: fn returned NULL");
+    nr = mr_tensor_numel(out);
+    r = (float *)mr__alloc(al, sizeof(float) * (size_t)nr);
+    if (!r) return mr_ctx_fail(ctx, MR_ERR_NOMEM, "mr_gradcheck: no memory");
+    for (i = 0; i < nr; i++) r[i] = 2.f * mr_rng_uniform(&rng) - 1.f;
+    if (mr_backward_seed(ctx, out, r) != MR_OK) { mr__free(al, r); return ctx->err.status; }
+    /* numeric pass */
+    for (k = 0; k < n_inputs && ok; k++) {
+        mr_tensor *t = inputs[k];
+        int64_t n = mr_tensor_numel(t), m = (max_per_input > 0 && max_per_input < n) ? max_per_input : n, j;
+        for (j = 0; j < m && ok; j++) {
+            int64_t idx = m == n ? j : (int64_t)mr_rng_below(&rng, (uint64_t)n);
+            float x0 = t->data[idx];
+            double lp, lm, num, ana = t->grad[idx], err, tol;
+            t->data[idx] = x0 + eps;
+            lp = mr__gc_eval(ctx, fn, inputs, n_inputs, ud, r, nr, &ok);
+            t->data[idx] = x0 - eps;
+            lm = mr__gc_eval(ctx, fn, inputs, n_inputs, ud, r, nr, &ok);
+            t->data[idx] = x0;
+            num = (lp - lm) / (2.0 * (double)eps);
+            err = fabs(num - ana);
+            tol = atol + rtol * MR__MAX(fabs(num), fabs(ana));
+            z.checked++;
+            if (err > z.max_abs_err) z.max_abs_err = err;
+            if (err / MR__MAX(1e-12, MR__MAX(fabs(num), fabs(ana))) > z.max_rel_err && err > atol)
+                z.max_rel_err = err / MR__MAX(1e-12, MR__MAX(fabs(num), fabs(ana)));
+            if (!(err <= tol)) {
+                if (z.failed == 0 || err > fabs(z.worst_analytic - z.worst_numeric)) {
+                    z.worst_input = k; z.worst_index = idx; z.worst_analytic = ana; z.worst_numeric = num;
+                }
+                z.failed++;
+            }
+        }
+    }
+    mr__free(al, r);
+    mr_ctx_reset(ctx);
+    if (res) *res = z;
+    if (!ok) return mr_ctx_fail(ctx, MR_ERR_STATE, "mr_gradcheck: fn failed during the numeric pass");
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 9. optimizers                                                            */
+/* ------------------------------------------------------------------------ */
+MRDEF mr_adamw_cfg mr_adamw_default(void) {
+    mr_adamw_cfg c;
+    c.beta1 = 0.9f; c.beta2 = 0.95f; c.eps = 1e-8f; c.weight_decay = 0.1f;
+    return c;
+}
+MRDEF mr_status mr_adamw_init(mr_adamw *o, mr_params *ps, mr_adamw_cfg cfg, mr_error *err) {
+    size_t bytes;
+    memset(o, 0, sizeof *o);
+    if (!ps || !ps->data) return mr__seterr(err, MR_ERR_STATE, "mr_adamw_init: parameters not allocated");
+    if (!mr__mul_ok(ps->numel, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "too many parameters");
+    o->ps = ps;
+    o->cfg = cfg;
+    o->n_threads = mr__max_threads();
+    o->m = (float *)mr__calloc(mr__ps_al(ps), bytes);
+    o->v = (float *)mr__calloc(mr__ps_al(ps), bytes);
+    if (!o->m || !o->v) { mr_adamw_free(o); return mr__seterr(err, MR_ERR_NOMEM, "out of memory for AdamW moments"); }
+    return MR_OK;
+}
+MRDEF void mr_adamw_step(mr_adamw *o, float lr) {
+    mr_params *ps = o->ps;
+    float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    float bc1, bc2;
+    int i, nt = o->n_threads;
+    (void)nt;
+    o->t++;
+    bc1 = 1.0f - (float)pow((double)b1, (double)o->t);
+    bc2 = 1.0f - (float)pow((double)b2, (double)o->t);
+    for (i = 0; i < ps->n; i++) {
+        mr_tensor *t = ps->t[i];
+        int64_t n = mr_tensor_numel(t), j;
+        size_t off = ps->offset[i];
+        float *w = ps->data + off, *g = ps->grad + off, *m = o->m + off, *v = o->v + off;
+        float decay = (t->flags & MR_TENSOR_NO_DECAY) ? 1.0f : 1.0f - lr * o->cfg.weight_decay;
+        float step = lr / bc1, rbc2 = 1.0f / bc2;
+        MR__OMP(parallel for num_threads(nt) if (n > MR__PAR_MIN) schedule(static))
+        for (j = 0; j < n; j++) {
+            float gj = g[j];
+            float mj = b1 * m[j] + (1.f - b1) * gj;
+            float vj = b2 * v[j] + (1.f - b2) * gj * gj;
+            m[j] = mj; v[j] = vj;
+            w[j] = w[j] * decay - step * mj / (sqrtf(vj * rbc2) + eps);
+        }
+    }
+}
+MRDEF void mr_adamw_free(mr_adamw *o) {
+    if (!o || !o->ps) return;
+    mr__free(mr__ps_al(o->ps), o->m);
+    mr__free(mr__ps_al(o->ps), o->v);
+    o->m = o->v = NULL;
+}
+MRDEF mr_status mr_sgd_init(mr_sgd *o, mr_params *ps, mr_sgd_cfg cfg, mr_error *err) {
+    size_t bytes;
+    memset(o, 0, sizeof *o);
+    if (!ps || !ps->data) return mr__seterr(err, MR_ERR_STATE, "mr_sgd_init: parameters not allocated");
+    if (!mr__mul_ok(ps->numel, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "too many parameters");
+    o->ps = ps;
+    o->cfg = cfg;
+    o->n_threads = mr__max_threads();
+    if (cfg.momentum != 0.f) {
+        o->buf = (float *)mr__calloc(mr__ps_al(ps), bytes);
+        if (!o->buf) return mr__seterr(err, MR_ERR_NOMEM, "out of memory for SGD momentum");
+    }
+    return MR_OK;
+}
+MRDEF void mr_sgd_step(mr_sgd *o, float lr) {
+    mr_params *ps = o->ps;
+    float mu = o->cfg.momentum;
+    int i;
+    o->t++;
+    for (i = 0; i < ps->n; i++) {
+        mr_tensor *t = ps->t[i];
+        int64_t n = mr_tensor_numel(t), j;
+        size_t off = ps->offset[i];
+        float *w = ps->data + off, *g = ps->grad + off, *b = o->buf ? o->buf + off : NULL;
+        float wd = (t->flags & MR_TENSOR_NO_DECAY) ? 0.f : o->cfg.weight_decay;
+        for (j = 0; j < n; j++) {
+            float d = g[j] + wd * w[j];  /* classic L2-coupled decay, as torch.optim.SGD */
+            if (b) {
+                b[j] = o->t == 1 ? d : mu * b[j] + d;
+                d = o->cfg.nesterov ? d + mu * b[j] : b[j];
+            }
+            w[j] -= lr * d;
+        }
+    }
+}
+MRDEF void mr_sgd_free(mr_sgd *o) {
+    if (!o || !o->ps) return;
+    mr__free(mr__ps_al(o->ps), o->buf);
+    o->buf = NULL;
+}
+MRDEF float mr_clip_grad_norm(mr_params *ps, float max_norm) {
+    double ss = 0;
+    size_t i, n = ps->numel;
+    float norm;
+    /* fixed order: blocks of 4096 summed in float pairs, then in double */
+    for (i = 0; i < n; i += 4096) {
+        size_t j, e = MR__MIN(n, i + 4096);
+        double part = 0;
+        for (j = i; j < e; j++) part += (double)ps->grad[j] * ps->grad[j];
+        ss += part;
+    }
+    norm = (float)sqrt(ss);
+    if (max_norm > 0 && norm > max_norm) {
+        float s = max_norm / (norm + 1e-6f);
+        for (i = 0; i < n; i++) ps->grad[i] *= s;
+    }
+    return norm;
+}
+MRDEF float mr_lr_at(const mr_lr_sched *s, int64_t step) {
+    double frac;
+    int64_t decay_steps;
+    if (s->warmup_steps > 0 && step < s->warmup_steps)
+        return s->base_lr * (float)(step + 1) / (float)s->warmup_steps;
+    if (s->kind == MR_SCHED_CONSTANT) return s->base_lr;
+    decay_steps = s->total_steps - s->warmup_steps;
+    frac = decay_steps > 0 ? (double)(step - s->warmup_steps) / (double)decay_steps : 1.0;
+    if (frac > 1) frac = 1;
+    if (frac < 0) frac = 0;
+    if (s->kind == MR_SCHED_LINEAR)
+        return s->base_lr * (float)(1.0 - (1.0 - s->min_factor) * frac);
+    return s->base_lr * (float)(s->min_factor + (1.0 - s->min_factor) * 0.5 * (1.0 + cos(3.141592653589793 * frac)));
+}
+
+/* ------------------------------------------------------------------------ */
+/* 10. backend                                                              */
+/* ------------------------------------------------------------------------ */
+MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b) {
+    if (!b) { memset(&ctx->backend, 0, sizeof ctx->backend); ctx->has_backend = 0; return MR_OK; }
+    if (b->api_version != MR_BACKEND_API_VERSION)
+        return mr_ctx_fail(ctx, MR_ERR_VERSION, "backend %s has API version %d, this header has %d",
+                           b->name ? b->name : "?", b->api_version, MR_BACKEND_API_VERSION);
+    ctx->backend = *b;
+    ctx->has_backend = 1;
+    return MR_OK;
+}
+MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_backend ? &ctx->backend : NULL; }
 
 /* ======================================================================== */
 /* Revision history                                                         */
