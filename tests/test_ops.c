@@ -362,13 +362,38 @@ static void test_nograd_accumulate(void) {
     mr_params_free(ps);
 }
 
+/* ---- the checker itself catches a wrong backward (10% off) ---- */
+static void bad_bwd(mr_ctx *c, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    int64_t i, n = mr_tensor_numel(out);
+    (void)c; (void)n_in; (void)data;
+    for (i = 0; i < n; i++) in[0]->grad[i] += 1.1f * 2.f * in[0]->data[i] * out->grad[i];
+}
+static mr_tensor *fn_bad(mr_ctx *c, mr_tensor **in, int n, void *ud) {
+    mr_tensor *out = mr_tensor_new(c, in[0]->ndim, in[0]->shape, 0);
+    int64_t i;
+    (void)n; (void)ud;
+    if (!out) return NULL;
+    for (i = 0; i < mr_tensor_numel(out); i++) out->data[i] = in[0]->data[i] * in[0]->data[i];
+    mr_tape_record(c, out, in, 1, bad_bwd, NULL);
+    return out;
+}
+static void test_gradcheck_catches_bugs(void) {
+    int64_t sh[1][2] = {{3, 17}};
+    mr_tensor *ts[1];
+    mr_params *ps = make_inputs(1, (const int64_t(*)[2])sh, ts, 0.5f, 2.f);
+    mr_gradcheck_result r;
+    MR_CHECK(mr_gradcheck(ctx, fn_bad, ts, 1, NULL, 1e-2f, 2e-3, 1e-2, 0, 1, &r) == MR_OK);
+    MR_CHECK(r.checked == 51 && r.failed == 51);
+    mr_params_free(ps);
+}
+
 int main(int argc, char **argv) {
     static const mr_test_case cases[] = {
         {"matmul", test_matmul}, {"matmul_views", test_matmul_views}, {"binary", test_binary},
         {"unary", test_unary}, {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"cross_entropy", test_cross_entropy}, {"cross_entropy_values", test_cross_entropy_values},
         {"concat_split", test_concat_split}, {"composite", test_composite}, {"errors", test_errors},
-        {"fixed_arena", test_fixed_arena}, {"nograd_accumulate", test_nograd_accumulate},
+        {"fixed_arena", test_fixed_arena}, {"gradcheck_catches_bugs", test_gradcheck_catches_bugs}, {"nograd_accumulate", test_nograd_accumulate},
     };
     mr_ctx_params p = mr_ctx_default_params();
     int rc;

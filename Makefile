@@ -1,0 +1,67 @@
+# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz
+# Variables: CC, STB_INCLUDE (where stb_ds.h lives), NO_OMP=1, OPT.
+CC          ?= cc
+CXX         ?= c++
+STB_INCLUDE ?= /usr/include/stb
+OPT         ?= -O2 -march=native
+WARN        := -Wall -Wextra -Werror
+CPPFLAGS    := -I. -Itests -isystem $(STB_INCLUDE)
+ifeq ($(NO_OMP),1)
+OMP :=
+else
+OMP := -fopenmp
+endif
+CFLAGS  := -std=c99 $(OPT) $(WARN) $(OMP)
+LDLIBS  := -lm -lpthread
+BUILD   := build
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+SAN_TESTS := $(patsubst tests/%.c,$(BUILD)/san/%,$(TEST_SRCS))
+EX_SRCS   := $(wildcard examples/*.c)
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/minrnn-%,$(EX_SRCS))
+BENCH_SRCS:= $(wildcard bench/bench_*.c)
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+HDRS      := minrnn.h $(wildcard wip/*.h) tests/mr_test.h
+
+.PHONY: all test sanitize bench compile-checks clean cuda fuzz
+all: $(EXAMPLES)
+
+$(BUILD)/minrnn-%: examples/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
+
+# Sanitized tests: ASan + UBSan, no OpenMP (its runtime confuses ASan's leak checker).
+$(BUILD)/san/%: tests/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN) $(CPPFLAGS) $< -o $@ $(LDLIBS)
+
+# The header compiles as C99 (gcc, clang), as C++, in two translation units,
+# static, and without stdio/OpenMP.
+compile-checks:
+	@mkdir -p $(BUILD)/compile
+	$(CC) -std=c99 $(WARN) -pedantic -O1 $(CPPFLAGS) tests/compile/impl.c tests/compile/user.c -o $(BUILD)/compile/two_tu -lm && $(BUILD)/compile/two_tu >/dev/null
+	$(CXX) -x c++ -std=c++11 $(WARN) -O1 $(CPPFLAGS) tests/compile/impl.c -c -o $(BUILD)/compile/impl_cpp.o
+	$(CC) -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/static.c -o $(BUILD)/compile/static -lm && $(BUILD)/compile/static
+	$(CC) -std=c99 $(WARN) -O1 -fopenmp $(CPPFLAGS) tests/compile/nostdio.c -o $(BUILD)/compile/nostdio -lm && $(BUILD)/compile/nostdio
+	if command -v clang >/dev/null; then clang -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/impl.c tests/compile/user.c -o $(BUILD)/compile/two_tu_clang -lm; fi
+
+test: $(TESTS) $(EXAMPLES) compile-checks
+	@tests/run_all.sh $(TESTS)
+
+sanitize: $(SAN_TESTS)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MR_TEST_QUICK=1 tests/run_all.sh $(SAN_TESTS)
+
+$(BUILD)/bench/%: bench/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS) -lopenblas
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; env -u OPENBLAS_CORETYPE $$b || exit 1; done
+
+clean:
+	rm -rf $(BUILD)
