@@ -490,6 +490,59 @@ MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p);  /* identity in
 /* g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (keeps h positive). */
 MRDEF float mr_mingru_g(float x);
 
+/* ======================================================================== */
+/* 12. sampling                                                             */
+/* ======================================================================== */
+/* Picks a token from logits[V]: temperature (<= 0: greedy), then top-k
+   (0: off), then top-p nucleus (>= 1: off). scratch: 2*V floats, caller-owned.
+   Deterministic for a given generator state. */
+MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch);
+
+/* ======================================================================== */
+/* 13. vocabularies and checkpoints                                         */
+/* ======================================================================== */
+typedef enum mr_vocab_kind { MR_VOCAB_BYTES = 0, MR_VOCAB_CHARS = 1, MR_VOCAB_BPE = 2 } mr_vocab_kind;
+/* How token ids map to text. BYTES: id = byte (256 ids). CHARS: id i is the
+   byte chars[i] (n ids). BPE: a tokenizer.json blob. */
+typedef struct mr_vocab {
+    int kind, n;
+    uint8_t chars[256];
+    int16_t index[256];   /* byte -> id for CHARS (-1: not in the vocabulary) */
+    char *bpe_json;       /* BPE only; owned by whoever filled it */
+    size_t bpe_len;
+} mr_vocab;
+/* Builds a CHARS vocabulary of the distinct bytes of text, sorted. */
+MRDEF void mr_vocab_from_text(mr_vocab *v, const uint8_t *text, size_t n);
+MRDEF void mr_vocab_bytes(mr_vocab *v);
+/* Maps bytes to ids; bytes outside a CHARS vocabulary are an MR_ERR_RANGE. */
+MRDEF mr_status mr_vocab_encode(const mr_vocab *v, const uint8_t *text, size_t n, int32_t *ids, mr_error *err);
+
+/* Training progress stored with a checkpoint. */
+typedef struct mr_train_meta {
+    int64_t step, tokens_seen;
+    double train_loss, val_loss, best_val_loss, wall_time;
+    int64_t created_unix;
+} mr_train_meta;
+
+/* Checkpoint file: "MRNNCKPT", a format version, then sections (tag, length,
+   payload, CRC-32 of the payload): CONF (configuration), VOCB (vocabulary),
+   TENS (named tensors), META (progress). See docs/FORMAT.md. Saving writes a
+   temporary file beside the target, flushes and fsyncs it and renames it over
+   the target, so a crash leaves either the old file or the new one. */
+#define MR_CKPT_VERSION 1
+MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                 uint8_t **out, size_t *out_len, mr_error *err);  /* free with mr_buffer_free */
+MRDEF mr_status mr_ckpt_load_mem(mr_model **m, mr_vocab *v, mr_train_meta *meta, const uint8_t *buf, size_t len,
+                                 const mr_allocator *alloc, mr_error *err);
+MRDEF void mr_buffer_free(void *p);
+MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob */
+#ifndef MINRNN_NO_STDIO
+MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err);
+MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err);
+/* Reads a whole file into a new buffer (free with mr_buffer_free); refuses files over max_bytes. */
+MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -2891,6 +2944,368 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
     mr_tensor_copy_to(lg, logits_out);
     return MR_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* 12. sampling                                                             */
+/* ------------------------------------------------------------------------ */
+MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch) {
+    float *p = scratch, *idx = scratch + V, mx, u, acc;
+    double s = 0;
+    int i, n = V, best = 0;
+    if (V <= 0) return 0;
+    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (!(temperature > 0.f)) return best;
+    mx = logits[best];
+    for (i = 0; i < V; i++) { p[i] = expf((logits[i] - mx) / temperature); idx[i] = (float)i; s += p[i]; }
+    if ((top_k > 0 && top_k < V) || (top_p > 0.f && top_p < 1.f)) {
+        /* partial selection sort of the candidates by probability, descending */
+        int lim = (top_k > 0 && top_k < V) ? top_k : V, j;
+        double keep = 0;
+        for (i = 0; i < lim; i++) {
+            int m = i;
+            float tp, ti;
+            for (j = i + 1; j < V; j++) if (p[j] > p[m] || (p[j] == p[m] && idx[j] < idx[m])) m = j;
+            tp = p[i]; p[i] = p[m]; p[m] = tp;
+            ti = idx[i]; idx[i] = idx[m]; idx[m] = ti;
+            keep += p[i];
+            if (top_p > 0.f && top_p < 1.f && keep >= top_p * s) { i++; break; }
+        }
+        n = i;
+        s = keep;
+    }
+    u = mr_rng_uniform(rng) * (float)s;
+    acc = 0;
+    for (i = 0; i < n; i++) { acc += p[i]; if (u < acc) return (int)idx[i]; }
+    return (int)idx[n - 1];
+}
+
+/* ------------------------------------------------------------------------ */
+/* 13. vocabularies and checkpoints                                         */
+/* ------------------------------------------------------------------------ */
+MRDEF void mr_vocab_bytes(mr_vocab *v) {
+    int i;
+    memset(v, 0, sizeof *v);
+    v->kind = MR_VOCAB_BYTES;
+    v->n = 256;
+    for (i = 0; i < 256; i++) { v->chars[i] = (uint8_t)i; v->index[i] = (int16_t)i; }
+}
+MR__PRIV void mr__vocab_index(mr_vocab *v) {
+    int i;
+    for (i = 0; i < 256; i++) v->index[i] = -1;
+    for (i = 0; i < v->n; i++) v->index[v->chars[i]] = (int16_t)i;
+}
+MRDEF void mr_vocab_from_text(mr_vocab *v, const uint8_t *text, size_t n) {
+    int seen[256] = {0}, i;
+    size_t k;
+    memset(v, 0, sizeof *v);
+    v->kind = MR_VOCAB_CHARS;
+    for (k = 0; k < n; k++) seen[text[k]] = 1;
+    for (i = 0; i < 256; i++) if (seen[i]) v->chars[v->n++] = (uint8_t)i;
+    mr__vocab_index(v);
+}
+MRDEF mr_status mr_vocab_encode(const mr_vocab *v, const uint8_t *text, size_t n, int32_t *ids, mr_error *err) {
+    size_t k;
+    if (v->kind == MR_VOCAB_BPE) return mr__seterr(err, MR_ERR_ARG, "mr_vocab_encode: a BPE vocabulary needs the tokenizer");
+    for (k = 0; k < n; k++) {
+        int id = v->kind == MR_VOCAB_BYTES ? text[k] : v->index[text[k]];
+        if (id < 0) return mr__seterr(err, MR_ERR_RANGE, "byte 0x%x at offset %zu is not in the vocabulary", (unsigned)text[k], k);
+        ids[k] = id;
+    }
+    return MR_OK;
+}
+MRDEF void mr_buffer_free(void *p) { MINRNN_FREE(p, NULL); }
+MRDEF void mr_vocab_free(mr_vocab *v) { if (v && v->bpe_json) { MINRNN_FREE(v->bpe_json, NULL); v->bpe_json = NULL; v->bpe_len = 0; } }
+
+/* CRC-32 (IEEE, reflected), table built on the fly (no global state). */
+MR__PRIV uint32_t mr__crc32(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu, t[256];
+    size_t i;
+    int k;
+    for (i = 0; i < 256; i++) {
+        uint32_t x = (uint32_t)i;
+        for (k = 0; k < 8; k++) x = (x & 1) ? 0xedb88320u ^ (x >> 1) : x >> 1;
+        t[i] = x;
+    }
+    for (i = 0; i < n; i++) c = t[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* growable little-endian writer */
+typedef struct mr__wbuf { uint8_t *p; size_t n, cap; int oom; } mr__wbuf;
+MR__PRIV void mr__wb_bytes(mr__wbuf *w, const void *src, size_t n) {
+    if (w->oom) return;
+    if (n > w->cap - w->n) {
+        size_t nc = w->cap ? w->cap : 4096;
+        uint8_t *q;
+        while (nc - w->n < n) { if (nc > SIZE_MAX / 2) { w->oom = 1; return; } nc *= 2; }
+        q = (uint8_t *)MINRNN_REALLOC(w->p, w->cap, nc, NULL);
+        if (!q) { w->oom = 1; return; }
+        w->p = q; w->cap = nc;
+    }
+    if (n) memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+MR__PRIV void mr__wb_u32(mr__wbuf *w, uint32_t v) { uint8_t b[4]; int i; for (i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i)); mr__wb_bytes(w, b, 4); }
+MR__PRIV void mr__wb_u64(mr__wbuf *w, uint64_t v) { uint8_t b[8]; int i; for (i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i)); mr__wb_bytes(w, b, 8); }
+MR__PRIV void mr__wb_f32(mr__wbuf *w, float f) { uint32_t u; memcpy(&u, &f, 4); mr__wb_u32(w, u); }
+MR__PRIV void mr__wb_f64(mr__wbuf *w, double f) { uint64_t u; memcpy(&u, &f, 8); mr__wb_u64(w, u); }
+MR__PRIV void mr__wb_pad(mr__wbuf *w, size_t align) { static const uint8_t z[64] = {0}; if (w->n % align) mr__wb_bytes(w, z, align - w->n % align); }
+/* section: tag, u64 length (patched), payload, u32 crc */
+MR__PRIV size_t mr__wb_sec_begin(mr__wbuf *w, const char *tag) { mr__wb_bytes(w, tag, 4); mr__wb_u64(w, 0); return w->n; }
+MR__PRIV void mr__wb_sec_end(mr__wbuf *w, size_t start) {
+    uint64_t len;
+    int i;
+    if (w->oom) return;
+    len = (uint64_t)(w->n - start);
+    for (i = 0; i < 8; i++) w->p[start - 8 + i] = (uint8_t)(len >> (8 * i));
+    mr__wb_u32(w, mr__crc32(w->p + start, (size_t)len));
+}
+
+/* bounds-checked reader */
+typedef struct mr__rbuf { const uint8_t *p; size_t n, off; int bad; } mr__rbuf;
+MR__PRIV int mr__rb_need(mr__rbuf *r, size_t n) { if (r->bad || n > r->n - r->off) { r->bad = 1; return 0; } return 1; }
+MR__PRIV uint32_t mr__rb_u32(mr__rbuf *r) { uint32_t v = 0; int i; if (!mr__rb_need(r, 4)) return 0; for (i = 0; i < 4; i++) v |= (uint32_t)r->p[r->off + i] << (8 * i); r->off += 4; return v; }
+MR__PRIV uint64_t mr__rb_u64(mr__rbuf *r) { uint64_t v = 0; int i; if (!mr__rb_need(r, 8)) return 0; for (i = 0; i < 8; i++) v |= (uint64_t)r->p[r->off + i] << (8 * i); r->off += 8; return v; }
+MR__PRIV float mr__rb_f32(mr__rbuf *r) { uint32_t u = mr__rb_u32(r); float f; memcpy(&f, &u, 4); return f; }
+MR__PRIV double mr__rb_f64(mr__rbuf *r) { uint64_t u = mr__rb_u64(r); double f; memcpy(&f, &u, 8); return f; }
+
+#define MR__CKPT_MAGIC "MRNNCKPT"
+MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                 uint8_t **out, size_t *out_len, mr_error *err) {
+    mr__wbuf w;
+    size_t sec;
+    int i, l;
+    const mr_model_cfg *c = &m->cfg;
+    memset(&w, 0, sizeof w);
+    if (!out || !out_len || !v) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: NULL argument");
+    mr__wb_bytes(&w, MR__CKPT_MAGIC, 8);
+    mr__wb_u32(&w, MR_CKPT_VERSION);
+    mr__wb_u32(&w, 0);   /* flags */
+    sec = mr__wb_sec_begin(&w, "CONF");
+    mr__wb_u32(&w, (uint32_t)c->vocab_size); mr__wb_u32(&w, (uint32_t)c->dim); mr__wb_u32(&w, (uint32_t)c->n_layers);
+    mr__wb_f32(&w, c->expansion); mr__wb_u32(&w, (uint32_t)c->conv_kernel); mr__wb_u32(&w, (uint32_t)c->ffn_hidden);
+    mr__wb_u32(&w, (uint32_t)c->tie_embeddings); mr__wb_f32(&w, c->dropout); mr__wb_f32(&w, c->norm_eps);
+    mr__wb_u32(&w, (uint32_t)c->scan_algo); mr__wb_u32(&w, (uint32_t)c->scan_chunk);
+    for (l = 0; l < c->n_layers; l++) mr__wb_bytes(&w, &c->mixer[l], 1);
+    mr__wb_sec_end(&w, sec);
+    sec = mr__wb_sec_begin(&w, "VOCB");
+    mr__wb_u32(&w, (uint32_t)v->kind);
+    mr__wb_u32(&w, (uint32_t)v->n);
+    if (v->kind == MR_VOCAB_CHARS) mr__wb_bytes(&w, v->chars, (size_t)v->n);
+    if (v->kind == MR_VOCAB_BPE) { mr__wb_u64(&w, (uint64_t)v->bpe_len); mr__wb_bytes(&w, v->bpe_json, v->bpe_len); }
+    mr__wb_sec_end(&w, sec);
+    if (meta) {
+        sec = mr__wb_sec_begin(&w, "META");
+        mr__wb_u64(&w, (uint64_t)meta->step); mr__wb_u64(&w, (uint64_t)meta->tokens_seen);
+        mr__wb_f64(&w, meta->train_loss); mr__wb_f64(&w, meta->val_loss); mr__wb_f64(&w, meta->best_val_loss);
+        mr__wb_f64(&w, meta->wall_time); mr__wb_u64(&w, (uint64_t)meta->created_unix);
+        mr__wb_sec_end(&w, sec);
+    }
+    sec = mr__wb_sec_begin(&w, "TENS");
+    mr__wb_u32(&w, (uint32_t)m->ps->n);
+    for (i = 0; i < m->ps->n; i++) {
+        const mr_tensor *t = m->ps->t[i];
+        uint32_t nl = (uint32_t)strlen(t->name);
+        int d;
+        mr__wb_u32(&w, nl); mr__wb_bytes(&w, t->name, nl);
+        mr__wb_u32(&w, 0);   /* dtype 0 = f32 */
+        mr__wb_u32(&w, (uint32_t)t->ndim);
+        for (d = 0; d < t->ndim; d++) mr__wb_u64(&w, (uint64_t)t->shape[d]);
+        mr__wb_pad(&w, 64);  /* data 64-byte aligned from the file start */
+        {
+            int64_t k, n = mr_tensor_numel(t);
+            for (k = 0; k < n; k++) mr__wb_f32(&w, t->data[k]);
+        }
+    }
+    mr__wb_sec_end(&w, sec);
+    mr__wb_bytes(&w, "END!", 4);
+    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the checkpoint"); }
+    *out = w.p;
+    *out_len = w.n;
+    return MR_OK;
+}
+
+MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *meta, const uint8_t *buf, size_t len,
+                                 const mr_allocator *alloc, mr_error *err) {
+    mr__rbuf r;
+    mr_model_cfg cfg;
+    mr_model *m = NULL;
+    uint32_t ver;
+    int have_conf = 0, have_vocab = 0, have_tens = 0, l;
+    mr_status s;
+    if (!mout || !v || !buf) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_load_mem: NULL argument");
+    *mout = NULL;
+    memset(v, 0, sizeof *v);
+    if (meta) memset(meta, 0, sizeof *meta);
+    r.p = buf; r.n = len; r.off = 0; r.bad = 0;
+    if (len < 16 || memcmp(buf, MR__CKPT_MAGIC, 8)) return mr__seterr(err, MR_ERR_FORMAT, "not a minrnn checkpoint (bad magic)");
+    r.off = 8;
+    ver = mr__rb_u32(&r);
+    if (ver > MR_CKPT_VERSION) return mr__seterr(err, MR_ERR_VERSION, "checkpoint format version %u is newer than this library's %u", ver, (unsigned)MR_CKPT_VERSION);
+    if (ver == 0) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint format version 0 is invalid");
+    (void)mr__rb_u32(&r);
+    memset(&cfg, 0, sizeof cfg);
+    for (;;) {
+        char tag[4];
+        uint64_t slen;
+        size_t start;
+        mr__rbuf q;
+        if (!mr__rb_need(&r, 4)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated checkpoint (no END marker)"); goto fail; }
+        memcpy(tag, r.p + r.off, 4);
+        r.off += 4;
+        if (!memcmp(tag, "END!", 4)) break;
+        slen = mr__rb_u64(&r);
+        if (r.bad || slen > r.n - r.off || r.n - r.off - (size_t)slen < 4) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated checkpoint section '%c%c%c%c'", tag[0], tag[1], tag[2], tag[3]); goto fail; }
+        start = r.off;
+        {
+            uint32_t crc = mr__crc32(r.p + start, (size_t)slen);
+            uint32_t want = (uint32_t)r.p[start + slen] | (uint32_t)r.p[start + slen + 1] << 8 | (uint32_t)r.p[start + slen + 2] << 16 | (uint32_t)r.p[start + slen + 3] << 24;
+            if (crc != want) { s = mr__seterr(err, MR_ERR_CHECKSUM, "CRC mismatch in section '%c%c%c%c'", tag[0], tag[1], tag[2], tag[3]); goto fail; }
+        }
+        q.p = r.p; q.n = start + (size_t)slen; q.off = start; q.bad = 0;
+        if (!memcmp(tag, "CONF", 4)) {
+            cfg.vocab_size = (int)mr__rb_u32(&q); cfg.dim = (int)mr__rb_u32(&q); cfg.n_layers = (int)mr__rb_u32(&q);
+            cfg.expansion = mr__rb_f32(&q); cfg.conv_kernel = (int)mr__rb_u32(&q); cfg.ffn_hidden = (int)mr__rb_u32(&q);
+            cfg.tie_embeddings = (int)mr__rb_u32(&q); cfg.dropout = mr__rb_f32(&q); cfg.norm_eps = mr__rb_f32(&q);
+            cfg.scan_algo = (int)mr__rb_u32(&q); cfg.scan_chunk = (int)mr__rb_u32(&q);
+            if (q.bad || cfg.n_layers < 1 || cfg.n_layers > MR_MAX_LAYERS) { s = mr__seterr(err, MR_ERR_FORMAT, "bad CONF section"); goto fail; }
+            for (l = 0; l < cfg.n_layers; l++) { if (!mr__rb_need(&q, 1)) break; cfg.mixer[l] = q.p[q.off++]; }
+            if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "bad CONF section"); goto fail; }
+            if ((s = mr_model_cfg_check(&cfg, err)) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "bad configuration in checkpoint: %s", err ? err->msg : ""); goto fail; }
+            if ((s = mr_model_new(&m, &cfg, alloc, err)) != MR_OK) goto fail;
+            have_conf = 1;
+        } else if (!memcmp(tag, "VOCB", 4)) {
+            v->kind = (int)mr__rb_u32(&q);
+            v->n = (int)mr__rb_u32(&q);
+            if (q.bad || v->kind < 0 || v->kind > MR_VOCAB_BPE) { s = mr__seterr(err, MR_ERR_FORMAT, "bad VOCB section"); goto fail; }
+            if (v->kind == MR_VOCAB_BYTES) { mr_vocab_bytes(v); }
+            else if (v->kind == MR_VOCAB_CHARS) {
+                int i;
+                if (v->n < 1 || v->n > 256 || !mr__rb_need(&q, (size_t)v->n)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad character table"); goto fail; }
+                memcpy(v->chars, q.p + q.off, (size_t)v->n);
+                q.off += (size_t)v->n;
+                for (i = 1; i < v->n; i++) if (v->chars[i] <= v->chars[i - 1]) { s = mr__seterr(err, MR_ERR_FORMAT, "character table not sorted/unique"); goto fail; }
+                mr__vocab_index(v);
+            } else {
+                uint64_t bl = mr__rb_u64(&q);
+                if (q.bad || bl > q.n - q.off) { s = mr__seterr(err, MR_ERR_FORMAT, "bad BPE blob length"); goto fail; }
+                v->bpe_json = (char *)MINRNN_MALLOC((size_t)bl + 1, NULL);
+                if (!v->bpe_json) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto fail; }
+                memcpy(v->bpe_json, q.p + q.off, (size_t)bl);
+                v->bpe_json[bl] = 0;
+                v->bpe_len = (size_t)bl;
+                q.off += (size_t)bl;
+            }
+            have_vocab = 1;
+        } else if (!memcmp(tag, "META", 4)) {
+            mr_train_meta mt;
+            mt.step = (int64_t)mr__rb_u64(&q); mt.tokens_seen = (int64_t)mr__rb_u64(&q);
+            mt.train_loss = mr__rb_f64(&q); mt.val_loss = mr__rb_f64(&q); mt.best_val_loss = mr__rb_f64(&q);
+            mt.wall_time = mr__rb_f64(&q); mt.created_unix = (int64_t)mr__rb_u64(&q);
+            if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "bad META section"); goto fail; }
+            if (meta) *meta = mt;
+        } else if (!memcmp(tag, "TENS", 4)) {
+            uint32_t nt, i;
+            if (!have_conf) { s = mr__seterr(err, MR_ERR_FORMAT, "TENS before CONF"); goto fail; }
+            nt = mr__rb_u32(&q);
+            if (q.bad || nt != (uint32_t)m->ps->n) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint has %u tensors, the configuration needs %d", nt, m->ps->n); goto fail; }
+            for (i = 0; i < nt; i++) {
+                mr_tensor *t;
+                uint32_t nl = mr__rb_u32(&q), dt, nd, d;
+                char name[128];
+                int64_t k, n;
+                if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
+                memcpy(name, q.p + q.off, nl); name[nl] = 0; q.off += nl;
+                t = mr_params_find(m->ps, name);
+                if (!t) { s = mr__seterr(err, MR_ERR_FORMAT, "unexpected tensor '%s'", name); goto fail; }
+                dt = mr__rb_u32(&q); nd = mr__rb_u32(&q);
+                if (q.bad || dt != 0) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
+                if (nd != (uint32_t)t->ndim) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': %u dims, expected %d", name, nd, t->ndim); goto fail; }
+                for (d = 0; d < nd; d++) {
+                    uint64_t dim = mr__rb_u64(&q);
+                    if (q.bad || dim != (uint64_t)t->shape[d]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': shape disagrees with the configuration", name); goto fail; }
+                }
+                if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; } q.off += pad; }
+                n = mr_tensor_numel(t);
+                if (!mr__rb_need(&q, (size_t)n * 4)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
+                for (k = 0; k < n; k++) t->data[k] = mr__rb_f32(&q);
+            }
+            have_tens = 1;
+        }
+        /* unknown sections are skipped (forward compatible within a version) */
+        r.off = start + (size_t)slen + 4;
+    }
+    if (!have_conf || !have_vocab || !have_tens) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a %s section", !have_conf ? "CONF" : !have_vocab ? "VOCB" : "TENS"); goto fail; }
+    if (v->kind != MR_VOCAB_BPE && v->n != m->cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, m->cfg.vocab_size); goto fail; }
+    *mout = m;
+    return MR_OK;
+fail:
+    mr_model_free(m);
+    mr_vocab_free(v);
+    return s;
+}
+
+#ifndef MINRNN_NO_STDIO
+#include <stdio.h>
+#if defined(_WIN32)
+#include <io.h>
+#define MR__FSYNC(f) _commit(_fileno(f))
+#else
+#include <unistd.h>
+#define MR__FSYNC(f) fsync(fileno(f))
+#endif
+MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err) {
+    FILE *f;
+    long sz;
+    uint8_t *buf;
+    *out = NULL; *len = 0;
+    f = fopen(path, "rb");
+    if (!f) return mr__seterr(err, MR_ERR_IO, "cannot open '%s'", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return mr__seterr(err, MR_ERR_IO, "cannot size '%s'", path); }
+    if ((unsigned long)sz > max_bytes) { fclose(f); return mr__seterr(err, MR_ERR_IO, "'%s' is larger than %zu bytes", path, max_bytes); }
+    buf = (uint8_t *)MINRNN_MALLOC((size_t)sz + 1, NULL);
+    if (!buf) { fclose(f); return mr__seterr(err, MR_ERR_NOMEM, "out of memory reading '%s'", path); }
+    if (sz && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); MINRNN_FREE(buf, NULL); return mr__seterr(err, MR_ERR_IO, "read error on '%s'", path); }
+    fclose(f);
+    buf[sz] = 0;
+    *out = buf; *len = (size_t)sz;
+    return MR_OK;
+}
+MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len, pl;
+    char *tmp;
+    FILE *f;
+    mr_status s = mr_ckpt_save_mem(m, v, meta, &buf, &len, err);
+    int ok;
+    if (s != MR_OK) return s;
+    pl = strlen(path);
+    tmp = (char *)MINRNN_MALLOC(pl + 8, NULL);
+    if (!tmp) { MINRNN_FREE(buf, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    f = fopen(tmp, "wb");
+    if (!f) { MINRNN_FREE(buf, NULL); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot create '%s'", path); }
+    ok = fwrite(buf, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (MR__FSYNC(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    MINRNN_FREE(buf, NULL);
+    if (!ok) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "writing '%s' failed (disk full?); the previous file is intact", path); }
+    if (rename(tmp, path) != 0) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
+    MINRNN_FREE(tmp, NULL);
+    return MR_OK;
+}
+MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status s = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    if (s != MR_OK) return s;
+    s = mr_ckpt_load_mem(m, v, meta, buf, len, alloc, err);
+    MINRNN_FREE(buf, NULL);
+    return s;
+}
+#endif
 
 /* ======================================================================== */
 /* Revision history                                                         */

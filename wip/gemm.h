@@ -45,8 +45,9 @@ typedef float mr__gemm_vu __attribute__((vector_size(MR__GEMM_VL * 4), aligned(4
 #define MR__GEMM_KC 256                    /* K slice: one A micro-panel + one B micro-panel fit L1 */
 #define MR__GEMM_MC (12 * MR__GEMM_MR)     /* rows of A per packed block (L2) */
 #define MR__GEMM_NC 1024                   /* columns of the shared packed B panel; multiple of NR */
+#define MR__GEMM_KCP (MR__GEMM_KC + 16)      /* row stride of a row-major A panel (+1 line: no L1 set aliasing) */
 
-MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KC * sizeof(float) + 63) & ~(size_t)63; }
+MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KCP * sizeof(float) + 63) & ~(size_t)63; }
 MR__PRIV size_t mr__gemm_b_bytes(void) { return ((size_t)MR__GEMM_KC * MR__GEMM_NC * sizeof(float) + 63) & ~(size_t)63; }
 
 MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) {
@@ -54,20 +55,20 @@ MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) {
     return mr__gemm_b_bytes() + (size_t)nthreads * mr__gemm_a_bytes();
 }
 
-/* Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: ap[(ir/MR)*MR*kc + k*MR + r].
+/* Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels of MR*KCP floats each,
+   so both layouts are plain copies of the source:
+   ta == 0: row-major panel, ap[r*KCP + k] (each row of A copied as is);
+   ta == 1: k-major panel, ap[k*MR + r] (MR consecutive floats of a row of A^T).
    Rows past mc are zero. */
 MR__PRIV void mr__gemm_pack_a(int ta, const float *A, int lda, int i0, int mc, int p0, int kc, float *ap) {
     int ir, r, k;
     for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
         int mr = MR__MIN(MR__GEMM_MR, mc - ir);
-        float *d = ap + (size_t)ir * kc;
+        float *d = ap + (size_t)(ir / MR__GEMM_MR) * MR__GEMM_MR * MR__GEMM_KCP;
         if (!ta) {
-            for (r = 0; r < mr; r++) {
-                const float *s = A + (size_t)(i0 + ir + r) * lda + p0;
-                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_MR + r] = s[k];
-            }
-            for (; r < MR__GEMM_MR; r++)
-                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_MR + r] = 0.f;
+            for (r = 0; r < mr; r++)
+                memcpy(d + (size_t)r * MR__GEMM_KCP, A + (size_t)(i0 + ir + r) * lda + p0, (size_t)kc * sizeof(float));
+            for (; r < MR__GEMM_MR; r++) memset(d + (size_t)r * MR__GEMM_KCP, 0, (size_t)kc * sizeof(float));
         } else {
             for (k = 0; k < kc; k++) {
                 const float *s = A + (size_t)(p0 + k) * lda + i0 + ir;
@@ -119,41 +120,49 @@ MR__PRIV void mr__gemm_pack_b(int tb, const float *B, int ldb, int p0, int kc, i
 #error "minrnn gemm: unsupported MR__GEMM_MR"
 #endif
 #define MR__GEMM_DECL(r) mr__gemm_v c##r##a = z, c##r##b = z;
-#define MR__GEMM_FMA(r) { c##r##a += b0 * ap[r]; c##r##b += b1 * ap[r]; }
-#define MR__GEMM_STEP { mr__gemm_v b0 = ((const mr__gemm_v *)bp)[0], b1 = ((const mr__gemm_v *)bp)[1]; \
-    MR__GEMM_ROWS(MR__GEMM_FMA) ap += MR__GEMM_MR; bp += MR__GEMM_NR; }
+#define MR__GEMM_FMA_K(r) { c##r##a += b0 * ap[r]; c##r##b += b1 * ap[r]; }
+#define MR__GEMM_FMA_R(r) { c##r##a += b0 * ap[(r) * MR__GEMM_KCP]; c##r##b += b1 * ap[(r) * MR__GEMM_KCP]; }
+#define MR__GEMM_STEP(FMA, AINC) { mr__gemm_v b0 = ((const mr__gemm_v *)bp)[0], b1 = ((const mr__gemm_v *)bp)[1]; \
+    MR__GEMM_ROWS(FMA) ap += (AINC); bp += MR__GEMM_NR; }
 #define MR__GEMM_ST0(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
     p_[0] = va * c##r##a; p_[1] = va * c##r##b; }
 #define MR__GEMM_ST1(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
     p_[0] = va * c##r##a + p_[0]; p_[1] = va * c##r##b + p_[1]; }
 #define MR__GEMM_STB(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
     p_[0] = va * c##r##a + vb * p_[0]; p_[1] = va * c##r##b + vb * p_[1]; }
-
-/* c[MR x NR] (row stride ldc) = alpha * ap^T bp + beta * c; beta == 0: c is not read. */
-MR__PRIV MR__GEMM_FAST void mr__gemm_kernel(int kc, const float *ap, const float *bp, float *c, int ldc,
-                                             float alpha, float beta) {
-    const mr__gemm_v z = {0};
-    mr__gemm_v va = z + alpha, vb = z + beta;
-    int k;
-    MR__GEMM_ROWS(MR__GEMM_DECL)
-    for (k = 0; k + 4 <= kc; k += 4) {
-        MR__GEMM_STEP MR__GEMM_STEP MR__GEMM_STEP MR__GEMM_STEP
-    }
-    for (; k < kc; k++) MR__GEMM_STEP
-    if (beta == 0.f) { MR__GEMM_ROWS(MR__GEMM_ST0) }
-    else if (beta == 1.f) { MR__GEMM_ROWS(MR__GEMM_ST1) }
-    else { MR__GEMM_ROWS(MR__GEMM_STB) }
+#define MR__GEMM_PFC(r) __builtin_prefetch(c + (size_t)(r) * ldc, 1, 3); \
+    __builtin_prefetch(c + (size_t)(r) * ldc + MR__GEMM_NR - 1, 1, 3);
+/* c[MR x NR] (row stride ldc) = alpha * A_panel @ bp + beta * c; beta == 0: c is not read.
+   FMA/AINC pick the A panel layout (k-major or row-major); the arithmetic is the same. */
+#define MR__GEMM_KERNEL(name, FMA, AINC) \
+MR__PRIV MR__GEMM_FAST void name(int kc, const float *ap, const float *bp, float *c, int ldc, \
+                                 float alpha, float beta) { \
+    const mr__gemm_v z = {0}; \
+    mr__gemm_v va = z + alpha, vb = z + beta; \
+    int k; \
+    MR__GEMM_ROWS(MR__GEMM_DECL) \
+    MR__GEMM_ROWS(MR__GEMM_PFC) \
+    for (k = 0; k + 4 <= kc; k += 4) { \
+        MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) \
+    } \
+    for (; k < kc; k++) MR__GEMM_STEP(FMA, AINC) \
+    if (beta == 0.f) { MR__GEMM_ROWS(MR__GEMM_ST0) } \
+    else if (beta == 1.f) { MR__GEMM_ROWS(MR__GEMM_ST1) } \
+    else { MR__GEMM_ROWS(MR__GEMM_STB) } \
 }
+MR__GEMM_KERNEL(mr__gemm_kernel_k, MR__GEMM_FMA_K, MR__GEMM_MR)
+MR__GEMM_KERNEL(mr__gemm_kernel_r, MR__GEMM_FMA_R, 1)
 #else
-/* Plain C micro-kernel (compilers without GCC vector extensions). */
-MR__PRIV void mr__gemm_kernel(int kc, const float *ap, const float *bp, float *c, int ldc,
-                              float alpha, float beta) {
+/* Plain C micro-kernel (compilers without GCC vector extensions). A element
+   (r, k) of the panel is ap[r*rs + k*ks]. */
+MR__PRIV void mr__gemm_kernel_p(int kc, const float *ap, int rs, int ks, const float *bp, float *c, int ldc,
+                                float alpha, float beta) {
     float acc[MR__GEMM_MR][MR__GEMM_NR];
     int k, r, j;
     for (r = 0; r < MR__GEMM_MR; r++) for (j = 0; j < MR__GEMM_NR; j++) acc[r][j] = 0.f;
-    for (k = 0; k < kc; k++, ap += MR__GEMM_MR, bp += MR__GEMM_NR)
+    for (k = 0; k < kc; k++, bp += MR__GEMM_NR)
         for (r = 0; r < MR__GEMM_MR; r++) {
-            float a = ap[r];
+            float a = ap[r * rs + k * ks];
             for (j = 0; j < MR__GEMM_NR; j++) acc[r][j] += a * bp[j];
         }
     for (r = 0; r < MR__GEMM_MR; r++) {
@@ -162,12 +171,19 @@ MR__PRIV void mr__gemm_kernel(int kc, const float *ap, const float *bp, float *c
         else for (j = 0; j < MR__GEMM_NR; j++) cr[j] = alpha * acc[r][j] + beta * cr[j];
     }
 }
+MR__PRIV void mr__gemm_kernel_k(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta) {
+    mr__gemm_kernel_p(kc, ap, 1, MR__GEMM_MR, bp, c, ldc, alpha, beta);
+}
+MR__PRIV void mr__gemm_kernel_r(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta) {
+    mr__gemm_kernel_p(kc, ap, MR__GEMM_KCP, 1, bp, c, ldc, alpha, beta);
+}
 #endif
 
 /* One packed A block (mc rows from row i0) times the B slivers [s0, s1) of the
    packed panel starting at column j0: C tiles updated with alpha/beta. */
-MR__PRIV void mr__gemm_macro(int mc, int nc, int kc, int s0, int s1, const float *ap, const float *bp,
+MR__PRIV void mr__gemm_macro(int ta, int mc, int nc, int kc, int s0, int s1, const float *ap, const float *bp,
                              float *C, int ldc, int i0, int j0, float alpha, float beta) {
+    void (*kern)(int, const float *, const float *, float *, int, float, float) = ta ? mr__gemm_kernel_k : mr__gemm_kernel_r;
     int js, ir;
     for (js = s0; js < s1; js++) {
         int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
@@ -176,14 +192,14 @@ MR__PRIV void mr__gemm_macro(int mc, int nc, int kc, int s0, int s1, const float
             int mr = MR__MIN(MR__GEMM_MR, mc - ir);
             float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
             if (mr == MR__GEMM_MR && nr == MR__GEMM_NR) {
-                mr__gemm_kernel(kc, ap + (size_t)ir * kc, b, c, ldc, alpha, beta);
+                kern(kc, ap + (size_t)ir * MR__GEMM_KCP, b, c, ldc, alpha, beta);
             } else {   /* edge tile: same kernel on a padded copy */
                 float t[MR__GEMM_MR * MR__GEMM_NR];
                 int r, j;
                 for (r = 0; r < MR__GEMM_MR; r++)
                     for (j = 0; j < MR__GEMM_NR; j++)
                         t[r * MR__GEMM_NR + j] = (beta != 0.f && r < mr && j < nr) ? c[(size_t)r * ldc + j] : 0.f;
-                mr__gemm_kernel(kc, ap + (size_t)ir * kc, b, t, MR__GEMM_NR, alpha, beta);
+                kern(kc, ap + (size_t)ir * MR__GEMM_KCP, b, t, MR__GEMM_NR, alpha, beta);
                 for (r = 0; r < mr; r++)
                     for (j = 0; j < nr; j++) c[(size_t)r * ldc + j] = t[r * MR__GEMM_NR + j];
             }
@@ -242,7 +258,7 @@ MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
                         for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
                             int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
                             mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
-                            mr__gemm_macro(mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
+                            mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
                         }
                 }
                 MR__OMP(barrier)   /* before the next panel overwrites bp */

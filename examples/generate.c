@@ -1,0 +1,116 @@
+/* minrnn-generate: sample text from a trained model. The prompt is read in
+   one parallel pass; then one token at a time is fed with the carried state,
+   so memory stays constant however long it runs. */
+#define MINRNN_IMPLEMENTATION
+#include "minrnn.h"
+#include "common.h"
+
+static const char *PROG = "minrnn-generate";
+
+static void usage(void) {
+    printf("usage: minrnn-generate --model FILE [flags]\n"
+           "  --model FILE        a checkpoint written by minrnn-train (model.bin or model_best.bin)\n"
+           "  --prompt TEXT       text to start from (default: a newline)\n"
+           "  --length N          tokens to generate (default 500)\n"
+           "  --temperature T     (default 0.8; 0 = greedy)\n"
+           "  --top-k K           keep the K most likely tokens (default 0: off)\n"
+           "  --top-p P           nucleus sampling (default 0.95; 1: off)\n"
+           "  --seed S            (default 42)\n"
+           "  --threads N         (default 1)\n"
+           "  --quiet             print only the generated text (no speed report)\n");
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = "\n";
+    long long length = 500, i;
+    double temperature = 0.8, top_p = 0.95;
+    int top_k = 0, threads = 1, quiet = 0, V;
+    unsigned long long seed = 42;
+    mr_model *m;
+    mr_vocab vocab;
+    mr_error err;
+    mr_ctx *ctx;
+    mr_ctx_params cp = mr_ctx_default_params();
+    mr_state *st;
+    mr_rng rng;
+    float *logits, *scratch;
+    int32_t *pids, tok;
+    size_t plen;
+    double t0, t1;
+    int a;
+    for (a = 1; a < argc; a++) {
+        const char *f = argv[a];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); return 0; }
+        else if (!strcmp(f, "--model")) model_path = ex_val(PROG, argc, argv, &a);
+        else if (!strcmp(f, "--prompt")) prompt = ex_val(PROG, argc, argv, &a);
+        else if (!strcmp(f, "--length")) length = ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 1, (long long)1 << 50);
+        else if (!strcmp(f, "--temperature")) temperature = ex_num(PROG, f, ex_val(PROG, argc, argv, &a), 0, 100);
+        else if (!strcmp(f, "--top-k")) top_k = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 0, 1 << 24);
+        else if (!strcmp(f, "--top-p")) top_p = ex_num(PROG, f, ex_val(PROG, argc, argv, &a), 0.0001, 1);
+        else if (!strcmp(f, "--seed")) seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 0, (long long)1 << 62);
+        else if (!strcmp(f, "--threads")) threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 1, 1024);
+        else if (!strcmp(f, "--quiet")) quiet = 1;
+        else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
+    }
+    if (!model_path) ex_die(PROG, "--model FILE is required (try --help)");
+    if (mr_ckpt_load(&m, &vocab, NULL, model_path, NULL, &err) != MR_OK) {
+        fprintf(stderr, "%s: cannot load '%s': %s\n", PROG, model_path, err.msg);
+        return 2;
+    }
+    if (vocab.kind == MR_VOCAB_BPE) ex_die(PROG, "BPE checkpoints need the tokenizer build (not in this version)");
+    V = m->cfg.vocab_size;
+    plen = strlen(prompt);
+    if (plen == 0) { prompt = "\n"; plen = 1; }
+    pids = (int32_t *)malloc(sizeof(int32_t) * plen);
+    logits = (float *)malloc(sizeof(float) * (size_t)V);
+    scratch = (float *)malloc(sizeof(float) * 2 * (size_t)V);
+    if (!pids || !logits || !scratch) ex_die(PROG, "out of memory");
+    if (mr_vocab_encode(&vocab, (const uint8_t *)prompt, plen, pids, &err) != MR_OK) {
+        fprintf(stderr, "%s: the prompt has a character the model never saw: %s\n", PROG, err.msg);
+        return 2;
+    }
+    cp.n_threads = threads;
+    cp.arena_bytes = (size_t)4 << 20;
+    if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    mr_ctx_set_no_grad(ctx, 1);
+    if (mr_state_new(&st, m, 1, &err) != MR_OK) ex_die(PROG, err.msg);
+    mr_rng_seed(&rng, seed);
+    fwrite(prompt, 1, plen, stdout);
+    fflush(stdout);
+    t0 = ex_now();
+    {   /* the prompt in one parallel pass (in pieces of 1024 to bound memory) */
+        size_t off = 0;
+        while (off < plen) {
+            int n = (int)(plen - off < 1024 ? plen - off : 1024);
+            mr_tensor *lg = mr_model_forward(ctx, m, pids + off, 1, n, st, 0);
+            if (!lg) { fprintf(stderr, "%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
+            memcpy(logits, lg->data + (size_t)(n - 1) * V, sizeof(float) * (size_t)V);
+            mr_ctx_reset(ctx);
+            off += (size_t)n;
+        }
+    }
+    t1 = ex_now();
+    for (i = 0; i < length; i++) {
+        uint8_t ch;
+        tok = mr_sample(logits, V, (float)temperature, top_k, (float)top_p, &rng, scratch);
+        ch = vocab.chars[tok];
+        fputc(ch, stdout);
+        if (ch == '\n') fflush(stdout);
+        if (i + 1 < length) {
+            if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
+            mr_ctx_reset(ctx);
+        }
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (!quiet) {
+        double t2 = ex_now();
+        fprintf(stderr, "[%s: prompt %zu tokens in %.3fs; %lld tokens in %.3fs = %.0f tokens/s, state %zu floats, arena peak %zu bytes]\n",
+                PROG, plen, t1 - t0, length, t2 - t1, (double)length / (t2 - t1), mr_state_floats(st), mr_ctx_arena_peak(ctx));
+    }
+    mr_state_free(st);
+    mr_ctx_free(ctx);
+    mr_model_free(m);
+    free(pids); free(logits); free(scratch);
+    return 0;
+}

@@ -1,0 +1,393 @@
+/* minrnn-train: train a character-level (or byte-level) recurrent language
+   model on a text file and save it. Run with --help for the flags. */
+#define MINRNN_IMPLEMENTATION
+#include "minrnn.h"
+#include "common.h"
+#include <math.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+static const char *PROG = "minrnn-train";
+
+typedef struct args {
+    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *resume_unused;
+    int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie;
+    long long steps, warmup, eval_every, log_every, save_every, context;
+    double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
+    unsigned long long seed;
+    int eval_windows_max;
+} args;
+
+static void usage(void) {
+    printf(
+        "usage: minrnn-train [flags]\n"
+        "  --data FILE           training text (default: data/tinyshakespeare.txt)\n"
+        "  --out DIR             where model.bin, model_best.bin and history.csv go (default: runs/default)\n"
+        "  --bytes               byte vocabulary (256) instead of the file's characters\n"
+        "  --val-fraction F      last fraction of the file used for validation (default 0.1)\n"
+        "model:\n"
+        "  --arch A              mingru | minlstm | gru, or a comma list per layer (default mingru)\n"
+        "  --dim D --depth N     width and layers (default 128, 4)\n"
+        "  --expansion E         MinGRU/MinLSTM inner width factor (default 1)\n"
+        "  --conv K              causal depthwise conv of kernel K before each mixer (default 0: none)\n"
+        "  --ffn H               SwiGLU hidden size (default 4*dim; 0: no FFN)\n"
+        "  --untied              separate output head (default: tied to the embedding)\n"
+        "  --dropout P           dropout on residual branches (default 0)\n"
+        "  --scan S              auto | sequential | chunked | log (default auto)\n"
+        "batches:\n"
+        "  --batch B             rows per step (default 32)\n"
+        "  --chunk-size T        tokens per row per step (default 256)\n"
+        "  --backprop-tokens P   gradients flow through P tokens; T is split into T/P pieces with the\n"
+        "                        state carried (detached) between them (default T)\n"
+        "  --batching M          random (random windows, empty state) | stream (each row reads its own\n"
+        "                        contiguous stream, state carried across steps: TBPTT) (default random)\n"
+        "  --context-length L    stream mode: reset the state every L tokens (default 0: never)\n"
+        "optimization:\n"
+        "  --steps N | --epochs E | --time-budget SECONDS   when to stop (default: 600 seconds)\n"
+        "  --lr LR (default 3e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
+        "  --weight-decay W (0.1)  --grad-clip C (1.0, 0: off)  --optimizer adamw|sgd  --beta2 B (0.99)\n"
+        "  --seed S  --threads N (default: all cores)\n"
+        "  --eval-every N (250)  --log-every N (10)  --save-every N (0: only at the end and on improvement)\n");
+}
+
+/* Validation loss in windows of T tokens, each from an empty state. */
+static double eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int B, int T) {
+    int64_t nwin = (n - 1) / T, w = 0, rem = (n - 1) - nwin * T;
+    double sum = 0, cnt = 0;
+    int32_t *in = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T), *tg = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T);
+    int prev = mr_ctx_set_no_grad(ctx, 1);
+    while (w < nwin) {
+        int b, nb = (int)(nwin - w < B ? nwin - w : B);
+        mr_tensor *lg, *l;
+        for (b = 0; b < nb; b++) {
+            memcpy(in + (size_t)b * T, val + (w + b) * T, sizeof(int32_t) * (size_t)T);
+            memcpy(tg + (size_t)b * T, val + (w + b) * T + 1, sizeof(int32_t) * (size_t)T);
+        }
+        lg = mr_model_forward(ctx, m, in, nb, T, NULL, 0);
+        l = mr_cross_entropy(ctx, lg, tg, -1);
+        if (!l) break;
+        sum += (double)l->data[0] * nb * T;
+        cnt += (double)nb * T;
+        mr_ctx_reset(ctx);
+        w += nb;
+    }
+    if (rem > 0 && !mr_ctx_status(ctx)) {   /* the tail, shorter than a window */
+        mr_tensor *lg = mr_model_forward(ctx, m, val + nwin * T, 1, (int)rem, NULL, 0);
+        mr_tensor *l = mr_cross_entropy(ctx, lg, val + nwin * T + 1, -1);
+        if (l) { sum += (double)l->data[0] * rem; cnt += (double)rem; }
+        mr_ctx_reset(ctx);
+    }
+    mr_ctx_set_no_grad(ctx, prev);
+    free(in); free(tg);
+    return cnt > 0 ? sum / cnt : NAN;
+}
+/* Validation loss of one stream through the whole split, state carried. */
+static double eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int T) {
+    mr_state *st;
+    int64_t pos = 0;
+    double sum = 0, cnt = 0;
+    int prev;
+    if (mr_state_new(&st, m, 1, NULL) != MR_OK) return NAN;
+    prev = mr_ctx_set_no_grad(ctx, 1);
+    while (pos < n - 1) {
+        int len = (int)((n - 1 - pos) < T ? (n - 1 - pos) : T);
+        mr_tensor *lg = mr_model_forward(ctx, m, val + pos, 1, len, st, 0);
+        mr_tensor *l = mr_cross_entropy(ctx, lg, val + pos + 1, -1);
+        if (!l) break;
+        sum += (double)l->data[0] * len;
+        cnt += len;
+        pos += len;
+        mr_ctx_reset(ctx);
+    }
+    mr_ctx_set_no_grad(ctx, prev);
+    mr_state_free(st);
+    return cnt > 0 ? sum / cnt : NAN;
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (s < 0 || s != s) s = 0;
+    if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(fmod(s, 3600) / 60));
+    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+int main(int argc, char **argv) {
+    args a;
+    int i;
+    uint8_t *text = NULL;
+    size_t n_text = 0;
+    mr_error err;
+    mr_vocab vocab;
+    int32_t *ids;
+    int64_t n_train, n_val;
+    mr_model_cfg cfg;
+    mr_model *m;
+    mr_ctx *ctx;
+    mr_ctx_params cp = mr_ctx_default_params();
+    mr_adamw adam;
+    mr_sgd sgd;
+    mr_state *state = NULL;
+    mr_rng rng;
+    mr_lr_sched sched;
+    int32_t *xin, *xtg;
+    int64_t *pos, step = 0, tokens = 0, total_steps;
+    double t0, best_val = INFINITY, last_val = NAN, train_loss_ema = NAN, last_log_t;
+    long long tokens_at_log = 0;
+    char path[4096];
+    FILE *hist;
+    int tty = isatty(2);
+
+    memset(&a, 0, sizeof a);
+    a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
+    a.batching = "random"; a.scan = "auto";
+    a.dim = 128; a.depth = 4; a.conv = 0; a.ffn = -1; a.batch = 32; a.chunk = 256; a.backprop = 0; a.threads = 0; a.tie = 1;
+    a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 0; a.context = 0;
+    a.epochs = 0; a.time_budget = 0; a.lr = 3e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
+    a.dropout = 0; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
+    for (i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); return 0; }
+        else if (!strcmp(f, "--data")) a.data = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--out")) a.out = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--bytes")) a.bytes = 1;
+        else if (!strcmp(f, "--val-fraction")) a.val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
+        else if (!strcmp(f, "--arch")) a.arch = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--dim")) a.dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
+        else if (!strcmp(f, "--depth")) a.depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS);
+        else if (!strcmp(f, "--expansion")) a.expansion = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.01, 64);
+        else if (!strcmp(f, "--conv")) a.conv = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 64);
+        else if (!strcmp(f, "--ffn")) a.ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(f, "--untied")) a.tie = 0;
+        else if (!strcmp(f, "--dropout")) a.dropout = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.99);
+        else if (!strcmp(f, "--scan")) a.scan = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--batch")) a.batch = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 16);
+        else if (!strcmp(f, "--chunk-size")) a.chunk = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(f, "--backprop-tokens")) a.backprop = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(f, "--batching")) a.batching = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--context-length")) a.context = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--steps")) a.steps = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--epochs")) a.epochs = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-6, 1e6);
+        else if (!strcmp(f, "--time-budget")) a.time_budget = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 1e8);
+        else if (!strcmp(f, "--lr")) a.lr = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-9, 10);
+        else if (!strcmp(f, "--min-lr-factor")) a.min_lr_factor = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1);
+        else if (!strcmp(f, "--warmup")) a.warmup = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--schedule")) a.schedule = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--weight-decay")) a.weight_decay = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 10);
+        else if (!strcmp(f, "--grad-clip")) a.grad_clip = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1e6);
+        else if (!strcmp(f, "--optimizer")) a.optimizer = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--beta2")) a.beta2 = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.999999);
+        else if (!strcmp(f, "--seed")) a.seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 62);
+        else if (!strcmp(f, "--threads")) a.threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
+        else if (!strcmp(f, "--eval-every")) a.eval_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--log-every")) a.log_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--save-every")) a.save_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
+    }
+    if (!a.data) a.data = "data/tinyshakespeare.txt";
+    if (a.backprop == 0) a.backprop = a.chunk;
+    if (a.chunk % a.backprop) ex_die(PROG, "--chunk-size must be a multiple of --backprop-tokens");
+    if (strcmp(a.batching, "random") && strcmp(a.batching, "stream")) ex_die(PROG, "--batching must be random or stream");
+    if (strcmp(a.optimizer, "adamw") && strcmp(a.optimizer, "sgd")) ex_die(PROG, "--optimizer must be adamw or sgd");
+    if (!a.steps && !a.epochs && !a.time_budget) a.time_budget = 600;
+
+    /* data */
+    if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, a.data); return 2; }
+    if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text);
+    if (vocab.n < 2) { fprintf(stderr, "%s: '%s' holds fewer than 2 distinct characters\n", PROG, a.data); return 2; }
+    ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
+    if (!ids) ex_die(PROG, "out of memory");
+    if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) ex_die(PROG, err.msg);
+    n_val = (int64_t)(n_text * a.val_fraction);
+    n_train = (int64_t)n_text - n_val;
+    if (n_train < a.chunk + 1 || n_val < 2) {
+        fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
+                "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
+                (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+        return 2;
+    }
+
+    /* model */
+    cfg = mr_model_default_cfg(vocab.n);
+    cfg.dim = a.dim; cfg.n_layers = a.depth; cfg.expansion = (float)a.expansion; cfg.conv_kernel = a.conv;
+    cfg.ffn_hidden = a.ffn < 0 ? 4 * a.dim : a.ffn; cfg.tie_embeddings = a.tie; cfg.dropout = (float)a.dropout;
+    if (!strcmp(a.scan, "auto")) cfg.scan_algo = MR_SCAN_AUTO;
+    else if (!strcmp(a.scan, "sequential")) cfg.scan_algo = MR_SCAN_SEQUENTIAL;
+    else if (!strcmp(a.scan, "chunked")) cfg.scan_algo = MR_SCAN_CHUNKED;
+    else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
+    else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
+    if (mr_model_cfg_set_mixers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (strchr(a.arch, ',') == NULL) cfg.n_layers = a.depth;
+    if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+    mr_rng_seed(&rng, a.seed);
+    mr_model_init_weights(m, &rng);
+    cp.n_threads = a.threads;
+    cp.seed = a.seed ^ 0x5eedull;
+    if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (!strcmp(a.optimizer, "adamw")) {
+        mr_adamw_cfg oc = mr_adamw_default();
+        oc.weight_decay = (float)a.weight_decay;
+        oc.beta2 = (float)a.beta2;
+        if (mr_adamw_init(&adam, m->ps, oc, &err) != MR_OK) ex_die(PROG, err.msg);
+        adam.n_threads = mr_ctx_threads(ctx);
+    } else {
+        mr_sgd_cfg sc;
+        sc.momentum = 0.9f; sc.weight_decay = (float)a.weight_decay; sc.nesterov = 0;
+        if (mr_sgd_init(&sgd, m->ps, sc, &err) != MR_OK) ex_die(PROG, err.msg);
+        sgd.n_threads = mr_ctx_threads(ctx);
+    }
+    if (!strcmp(a.batching, "stream") || a.backprop < a.chunk)
+        if (mr_state_new(&state, m, a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
+
+    total_steps = a.steps ? a.steps : a.epochs ? (int64_t)ceil(a.epochs * (double)n_train / ((double)a.batch * a.chunk)) : 0;
+    sched.kind = !strcmp(a.schedule, "cosine") ? MR_SCHED_COSINE : !strcmp(a.schedule, "linear") ? MR_SCHED_LINEAR : MR_SCHED_CONSTANT;
+    if (strcmp(a.schedule, "cosine") && strcmp(a.schedule, "linear") && strcmp(a.schedule, "constant")) ex_die(PROG, "--schedule must be cosine, linear or constant");
+    sched.base_lr = (float)a.lr; sched.warmup_steps = a.warmup; sched.min_factor = (float)a.min_lr_factor;
+    sched.total_steps = total_steps ? total_steps : 1000000;
+
+    /* output */
+    mkdir(a.out, 0777);
+    snprintf(path, sizeof path, "%s/history.csv", a.out);
+    hist = fopen(path, "w");
+    if (!hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
+    fprintf(hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
+
+    fprintf(stderr, "%s: %s, %zu bytes (%lld train, %lld val), vocab %d; model %s d=%d L=%d, %lld params; "
+            "batch %d x %d, %d threads\n", PROG, a.data, n_text, (long long)n_train, (long long)n_val, vocab.n,
+            a.arch, cfg.dim, cfg.n_layers, (long long)mr_params_count(m->ps), a.batch, a.chunk, mr_ctx_threads(ctx));
+
+    xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
+    xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
+    pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)a.batch);
+    for (i = 0; i < a.batch; i++) pos[i] = (n_train / a.batch) * i;
+    t0 = ex_now();
+    last_log_t = t0;
+    for (;;) {
+        double elapsed = ex_now() - t0, frac, loss_sum = 0, lr;
+        float gnorm;
+        int b, piece, npieces = a.chunk / a.backprop;
+        int64_t s_len = n_train / a.batch;
+        if (total_steps && step >= total_steps) break;
+        if (!total_steps && step > 0) {
+            double per_step = elapsed / (double)step;
+            if (elapsed + per_step > a.time_budget) break;
+        }
+        /* learning rate: by steps, or by the fraction of the time budget */
+        if (total_steps) lr = mr_lr_at(&sched, step);
+        else {
+            mr_lr_sched s2 = sched;
+            frac = elapsed / a.time_budget;
+            s2.total_steps = 1000000;
+            s2.warmup_steps = 0;
+            lr = step < a.warmup ? a.lr * (double)(step + 1) / (double)a.warmup : mr_lr_at(&s2, (int64_t)(frac * 1000000));
+        }
+        /* batch */
+        for (b = 0; b < a.batch; b++) {
+            int64_t o;
+            if (!strcmp(a.batching, "random")) o = (int64_t)mr_rng_below(&rng, (uint64_t)(n_train - a.chunk - 1) + 1);
+            else {
+                int64_t seg0 = (n_train / a.batch) * b;
+                if (pos[b] + a.chunk + 1 > seg0 + s_len || pos[b] + a.chunk + 1 > n_train) pos[b] = seg0;
+                o = pos[b];
+                pos[b] += a.chunk;
+            }
+            memcpy(xin + (size_t)b * a.chunk, ids + o, sizeof(int32_t) * (size_t)a.chunk);
+            memcpy(xtg + (size_t)b * a.chunk, ids + o + 1, sizeof(int32_t) * (size_t)a.chunk);
+        }
+        if (state) {
+            int reset = !strcmp(a.batching, "random");
+            if (a.context > 0 && (step * a.chunk) % a.context < a.chunk && step > 0) reset = 1;
+            if (reset) mr_state_reset(state);
+        }
+        for (piece = 0; piece < npieces; piece++) {
+            int P = a.backprop;
+            int32_t *pin = xin, *ptg = xtg;
+            mr_tensor *lg, *l;
+            if (npieces > 1) {   /* gather the piece's columns */
+                static int32_t *bi = NULL, *bt = NULL;
+                if (!bi) { bi = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * P); bt = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * P); }
+                for (b = 0; b < a.batch; b++) {
+                    memcpy(bi + (size_t)b * P, xin + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
+                    memcpy(bt + (size_t)b * P, xtg + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
+                }
+                pin = bi; ptg = bt;
+            }
+            lg = mr_model_forward(ctx, m, pin, a.batch, P, state, 1);
+            l = mr_cross_entropy(ctx, lg, ptg, -1);
+            if (!l) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
+            if (npieces > 1) l = mr_scale(ctx, l, 1.0f / (float)npieces);
+            if (mr_backward(ctx, l) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
+            loss_sum += (double)l->data[0] * (npieces > 1 ? 1 : 1);
+            mr_ctx_reset(ctx);
+        }
+        gnorm = mr_clip_grad_norm(m->ps, (float)a.grad_clip);
+        if (!strcmp(a.optimizer, "adamw")) mr_adamw_step(&adam, (float)lr); else mr_sgd_step(&sgd, (float)lr);
+        mr_params_zero_grad(m->ps);
+        step++;
+        tokens += (int64_t)a.batch * a.chunk;
+        if (!(loss_sum == loss_sum) || isinf(loss_sum)) { fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)step); return 1; }
+        train_loss_ema = train_loss_ema != train_loss_ema ? loss_sum : 0.95 * train_loss_ema + 0.05 * loss_sum;
+        if (step % a.log_every == 0) {
+            double now = ex_now(), tps = (double)(tokens - tokens_at_log) / (now - last_log_t), el = now - t0, eta;
+            char etab[32];
+            eta = total_steps ? el / (double)step * (double)(total_steps - step) : a.time_budget - el;
+            fmt_time(etab, sizeof etab, eta);
+            fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
+                    (long long)step, train_loss_ema, gnorm, lr, tps / 1000.0, etab, tty ? "   " : "\n");
+            fprintf(hist, "%lld,%lld,%.3f,%.6g,%.5f,%.4f,,,\n", (long long)step, (long long)tokens, el, lr, loss_sum, gnorm);
+            fflush(hist);
+            tokens_at_log = tokens;
+            last_log_t = now;
+        }
+        if (a.eval_every && step % a.eval_every == 0) {
+            double t_e = ex_now();
+            last_val = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
+            fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
+                    last_val, last_val / log(2.0), ex_now() - t_e, tty ? "          " : "");
+            fprintf(hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)step, (long long)tokens, ex_now() - t0, lr, last_val, last_val / log(2.0));
+            fflush(hist);
+            if (last_val < best_val) {
+                mr_train_meta meta;
+                memset(&meta, 0, sizeof meta);
+                best_val = last_val;
+                meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = last_val;
+                meta.best_val_loss = best_val; meta.wall_time = ex_now() - t0; meta.created_unix = (int64_t)time(NULL);
+                snprintf(path, sizeof path, "%s/model_best.bin", a.out);
+                if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) fprintf(stderr, "%s: save failed: %s (training goes on)\n", PROG, err.msg);
+            }
+            t0 += ex_now() - t_e;   /* evaluation time does not count against the budget */
+        }
+        if (a.save_every && step % a.save_every == 0) {
+            mr_train_meta meta;
+            memset(&meta, 0, sizeof meta);
+            meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = last_val;
+            meta.best_val_loss = best_val; meta.wall_time = ex_now() - t0; meta.created_unix = (int64_t)time(NULL);
+            snprintf(path, sizeof path, "%s/model.bin", a.out);
+            if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) fprintf(stderr, "%s: save failed: %s (training goes on)\n", PROG, err.msg);
+        }
+    }
+    {
+        double el = ex_now() - t0, vw, vs = NAN;
+        mr_train_meta meta;
+        vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
+        vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
+        fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs (%.1fk tok/s)\n", tty ? "\r\n" : "", (long long)step,
+                (long long)tokens, el, (double)tokens / el / 1000.0);
+        printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
+               vw / log(2.0), a.chunk, vs);
+        fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / log(2.0), vs);
+        fclose(hist);
+        memset(&meta, 0, sizeof meta);
+        meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = vw;
+        meta.best_val_loss = vw < best_val ? vw : best_val; meta.wall_time = el; meta.created_unix = (int64_t)time(NULL);
+        snprintf(path, sizeof path, "%s/model.bin", a.out);
+        if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) { fprintf(stderr, "%s: save failed: %s\n", PROG, err.msg); return 1; }
+        if (vw < best_val) { snprintf(path, sizeof path, "%s/model_best.bin", a.out); mr_ckpt_save(m, &vocab, &meta, path, &err); }
+        printf("saved %s/model.bin\n", a.out);
+    }
+    free(xin); free(xtg); free(pos); free(ids); mr_buffer_free(text);
+    if (!strcmp(a.optimizer, "adamw")) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
+    mr_state_free(state);
+    mr_model_free(m);
+    mr_ctx_free(ctx);
+    return 0;
+}
