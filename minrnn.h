@@ -81,7 +81,11 @@
 #define MINRNN_VERSION_PATCH 0
 
 #ifdef MINRNN_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define MRDEF static __attribute__((unused))
+#else
 #define MRDEF static
+#endif
 #else
 #define MRDEF extern
 #endif
@@ -3252,6 +3256,10 @@ fail:
 #define MR__FSYNC(f) _commit(_fileno(f))
 #else
 #include <unistd.h>
+#if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(__cplusplus)
+extern int fileno(FILE *);   /* POSIX, hidden by a strict -std=c99 */
+extern int fsync(int);
+#endif
 #define MR__FSYNC(f) fsync(fileno(f))
 #endif
 MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err) {

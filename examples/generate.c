@@ -1,6 +1,7 @@
 /* minrnn-generate: sample text from a trained model. The prompt is read in
    one parallel pass; then one token at a time is fed with the carried state,
    so memory stays constant however long it runs. */
+#define _POSIX_C_SOURCE 200809L
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "common.h"

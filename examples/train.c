@@ -1,5 +1,6 @@
 /* minrnn-train: train a character-level (or byte-level) recurrent language
    model on a text file and save it. Run with --help for the flags. */
+#define _POSIX_C_SOURCE 200809L
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "common.h"

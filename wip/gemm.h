@@ -1,10 +1,10 @@
 /* ---- packed, cache-blocked GEMM (Goto/BLIS) ------------------------------
    C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major.
-   Loops: jc over N in NC panels, pc over K in KC slices (B panel KCxNC packed
-   once into the shared workspace, by all threads), then every thread takes its
-   own range of rows (and, when M is small, of NR-slivers), packs MCxKC blocks
-   of op(A) into its private slice of the workspace and runs the MRxNR
-   micro-kernel over them. Packing absorbs ta/tb, so all four cases run the
+   Each thread takes a fixed range of rows (and, when M is small, of columns)
+   of C and works alone in its slice of the workspace, with no barrier: jc over
+   its columns in NC panels, pc over K in KC slices (packs the KCxNC panel of
+   op(B)), ic over its rows in MC blocks (packs the MCxKC block of op(A)), then
+   the MRxNR micro-kernel over the tiles. Packing absorbs ta/tb, so all four cases run the
    same kernel. Every C element is summed over k in the same order (k inside a
    KC slice in the micro-kernel, slices in order) whatever the thread count, and
    edge tiles run the same micro-kernel on a padded copy, so results are
@@ -50,9 +50,10 @@ typedef float mr__gemm_vu __attribute__((vector_size(MR__GEMM_VL * 4), aligned(4
 MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KCP * sizeof(float) + 63) & ~(size_t)63; }
 MR__PRIV size_t mr__gemm_b_bytes(void) { return ((size_t)MR__GEMM_KC * MR__GEMM_NC * sizeof(float) + 63) & ~(size_t)63; }
 
+/* Each thread owns a B panel and an A block: no barriers inside a call. */
 MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) {
     if (nthreads < 1) nthreads = 1;
-    return mr__gemm_b_bytes() + (size_t)nthreads * mr__gemm_a_bytes();
+    return (size_t)nthreads * (mr__gemm_b_bytes() + mr__gemm_a_bytes());
 }
 
 /* Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels of MR*KCP floats each,
@@ -62,46 +63,59 @@ MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) {
    Rows past mc are zero. */
 MR__PRIV void mr__gemm_pack_a(int ta, const float *A, int lda, int i0, int mc, int p0, int kc, float *ap) {
     int ir, r, k;
-    for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
-        int mr = MR__MIN(MR__GEMM_MR, mc - ir);
-        float *d = ap + (size_t)(ir / MR__GEMM_MR) * MR__GEMM_MR * MR__GEMM_KCP;
-        if (!ta) {
+    if (!ta) {
+        for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
+            int mr = MR__MIN(MR__GEMM_MR, mc - ir);
+            float *d = ap + (size_t)ir * MR__GEMM_KCP;
             for (r = 0; r < mr; r++)
                 memcpy(d + (size_t)r * MR__GEMM_KCP, A + (size_t)(i0 + ir + r) * lda + p0, (size_t)kc * sizeof(float));
             for (; r < MR__GEMM_MR; r++) memset(d + (size_t)r * MR__GEMM_KCP, 0, (size_t)kc * sizeof(float));
-        } else {
-            for (k = 0; k < kc; k++) {
-                const float *s = A + (size_t)(p0 + k) * lda + i0 + ir;
-                float *dk = d + (size_t)k * MR__GEMM_MR;
-                for (r = 0; r < mr; r++) dk[r] = s[r];
-                for (; r < MR__GEMM_MR; r++) dk[r] = 0.f;
+        }
+    } else {   /* row by row of A, so the source streams */
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
+                int mr = MR__MIN(MR__GEMM_MR, mc - ir);
+                float *d = ap + (size_t)ir * MR__GEMM_KCP + (size_t)k * MR__GEMM_MR;
+                if (mr == MR__GEMM_MR) memcpy(d, s + ir, MR__GEMM_MR * sizeof(float));
+                else {
+                    for (r = 0; r < mr; r++) d[r] = s[ir + r];
+                    for (; r < MR__GEMM_MR; r++) d[r] = 0.f;
+                }
             }
         }
     }
 }
 
-/* Packs the NR-column sliver js of op(B)[p0:p0+kc, j0:j0+nc] into bp + js*NR*kc
-   as bp[k*NR + c]. Columns past nc are zero. */
-MR__PRIV void mr__gemm_pack_b(int tb, const float *B, int ldb, int p0, int kc, int j0, int nc, int js, float *bp) {
-    int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr), c, k;
-    float *d = bp + (size_t)jr * kc;
-    if (!tb) {
+/* Packs the NR-column slivers [s0, s1) of op(B)[p0:p0+kc, j0:j0+nc] into bp:
+   sliver js at bp + (js-s0)*NR*kc as [k*NR + c]. Columns past nc are zero. */
+MR__PRIV void mr__gemm_pack_b(int tb, const float *B, int ldb, int p0, int kc, int j0, int nc,
+                              int s0, int s1, float *bp) {
+    int js, c, k;
+    if (!tb) {   /* row by row of B, so the source streams */
         for (k = 0; k < kc; k++) {
-            const float *s = B + (size_t)(p0 + k) * ldb + j0 + jr;
-            float *dk = d + (size_t)k * MR__GEMM_NR;
-            if (nr == MR__GEMM_NR) memcpy(dk, s, MR__GEMM_NR * sizeof(float));
-            else {
-                for (c = 0; c < nr; c++) dk[c] = s[c];
-                for (; c < MR__GEMM_NR; c++) dk[c] = 0.f;
+            const float *s = B + (size_t)(p0 + k) * ldb + j0;
+            for (js = s0; js < s1; js++) {
+                int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
+                float *d = bp + ((size_t)(js - s0) * kc + k) * MR__GEMM_NR;
+                if (nr == MR__GEMM_NR) memcpy(d, s + jr, MR__GEMM_NR * sizeof(float));
+                else {
+                    for (c = 0; c < nr; c++) d[c] = s[jr + c];
+                    for (; c < MR__GEMM_NR; c++) d[c] = 0.f;
+                }
             }
         }
     } else {
-        for (c = 0; c < nr; c++) {
-            const float *s = B + (size_t)(j0 + jr + c) * ldb + p0;
-            for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = s[k];
+        for (js = s0; js < s1; js++) {
+            int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
+            float *d = bp + (size_t)(js - s0) * kc * MR__GEMM_NR;
+            for (c = 0; c < nr; c++) {
+                const float *s = B + (size_t)(j0 + jr + c) * ldb + p0;
+                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = s[k];
+            }
+            for (; c < MR__GEMM_NR; c++)
+                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = 0.f;
         }
-        for (; c < MR__GEMM_NR; c++)
-            for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = 0.f;
     }
 }
 
@@ -187,7 +201,7 @@ MR__PRIV void mr__gemm_macro(int ta, int mc, int nc, int kc, int s0, int s1, con
     int js, ir;
     for (js = s0; js < s1; js++) {
         int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
-        const float *b = bp + (size_t)jr * kc;
+        const float *b = bp + (size_t)(js - s0) * MR__GEMM_NR * kc;
         for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
             int mr = MR__MIN(MR__GEMM_MR, mc - ir);
             float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
@@ -210,8 +224,6 @@ MR__PRIV void mr__gemm_macro(int ta, int mc, int nc, int kc, int s0, int s1, con
 MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, int ldc, int nthreads, void *workspace) {
-    float *bp = (float *)workspace;
-    char *abase = (char *)workspace + mr__gemm_b_bytes();
     int nt = nthreads < 1 ? 1 : nthreads, unit_m, tm, tn;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.f) {   /* C = beta * C; A and B are not read */
@@ -228,41 +240,42 @@ MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
     nt = 1;
 #endif
     unit_m = (M + MR__GEMM_MR - 1) / MR__GEMM_MR;
-    /* thread grid: tm row ranges x tn sliver ranges (split N only when M is small) */
+    /* Thread grid: tm row ranges x tn column ranges (N is split only when M is
+       small). Ranges are whole MR rows / NR columns counted from 0, so the tiles,
+       and the sums, are the same for every thread count. */
     tm = MR__MIN(nt, MR__MAX(1, unit_m / 4));
     tn = nt / tm;
     MR__OMP(parallel num_threads(nt))
     {
-        int tid = 0, nth = 1, jc, pc;
+        int tid = 0, nth = 1, ttm, ttn, ti, tj, m0, m1, jc, pc, ic;
+        float *bp, *ap;
 #if MR__HAVE_OMP
         tid = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        int ttm = nth == nt ? tm : nth, ttn = nth == nt ? tn : 1;   /* fewer threads than asked: rows only */
-        int ti = tid % ttm, tj = tid / ttm;
-        int m0 = (int)((long long)unit_m * ti / ttm) * MR__GEMM_MR;
-        int m1 = MR__MIN(M, (int)((long long)unit_m * (ti + 1) / ttm) * MR__GEMM_MR);
-        float *ap = (float *)(abase + (size_t)tid * mr__gemm_a_bytes());
-        for (jc = 0; jc < N; jc += MR__GEMM_NC) {
-            int nc = MR__MIN(MR__GEMM_NC, N - jc);
-            int nsl = (nc + MR__GEMM_NR - 1) / MR__GEMM_NR;
-            for (pc = 0; pc < K; pc += MR__GEMM_KC) {
-                int kc = MR__MIN(MR__GEMM_KC, K - pc), js, ic;
-                float bet = pc == 0 ? beta : 1.f;
-                MR__OMP(for schedule(static))
-                for (js = 0; js < nsl; js++) mr__gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, js, bp);
-                /* implicit barrier: the panel is complete */
-                if (tj < ttn) {
-                    int s0 = (int)((long long)nsl * tj / ttn), s1 = (int)((long long)nsl * (tj + 1) / ttn);
-                    if (s1 > s0)
-                        for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
-                            int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
-                            mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
-                            mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
-                        }
+        ttm = nth == nt ? tm : nth;   /* fewer threads than asked: rows only */
+        ttn = nth == nt ? tn : 1;
+        ti = tid % ttm;
+        tj = tid / ttm;
+        m0 = (int)((long long)unit_m * ti / ttm) * MR__GEMM_MR;
+        m1 = MR__MIN(M, (int)((long long)unit_m * (ti + 1) / ttm) * MR__GEMM_MR);
+        bp = (float *)((char *)workspace + (size_t)tid * (mr__gemm_b_bytes() + mr__gemm_a_bytes()));
+        ap = (float *)((char *)bp + mr__gemm_b_bytes());
+        if (tj < ttn && m1 > m0)
+            for (jc = 0; jc < N; jc += MR__GEMM_NC) {
+                int nc = MR__MIN(MR__GEMM_NC, N - jc), nsl = (nc + MR__GEMM_NR - 1) / MR__GEMM_NR;
+                int s0 = (int)((long long)nsl * tj / ttn), s1 = (int)((long long)nsl * (tj + 1) / ttn);
+                if (s1 <= s0) continue;
+                for (pc = 0; pc < K; pc += MR__GEMM_KC) {
+                    int kc = MR__MIN(MR__GEMM_KC, K - pc);
+                    float bet = pc == 0 ? beta : 1.f;
+                    mr__gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, s0, s1, bp);
+                    for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
+                        int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
+                        mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
+                        mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
+                    }
                 }
-                MR__OMP(barrier)   /* before the next panel overwrites bp */
             }
-        }
     }
 }
