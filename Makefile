@@ -3,7 +3,7 @@
 CC          ?= cc
 CXX         ?= c++
 STB_INCLUDE ?= /usr/include/stb
-OPT         ?= -O2 -march=native
+OPT         ?= -O3 -march=native -ffp-contract=fast
 WARN        := -Wall -Wextra -Werror
 CPPFLAGS    := -I. -Itests -isystem $(STB_INCLUDE)
 ifeq ($(NO_OMP),1)

@@ -618,8 +618,10 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
 
 #if defined(__GNUC__) || defined(__clang__)
 #define MR__PRIV static __attribute__((unused))
+#define MR__INL static __inline__ __attribute__((always_inline, unused))
 #else
 #define MR__PRIV static
+#define MR__INL static
 #endif
 #define MR__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MR__MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -1613,8 +1615,32 @@ MRDEF mr_tensor *mr_mul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__bi
 /* --- elementwise unary --------------------------------------------------- */
 enum { MR__AFFINE, MR__SIGMOID, MR__TANH, MR__SOFTPLUS, MR__SILU, MR__RELU, MR__GELU, MR__EXP, MR__LOG };
 typedef struct mr__un { int kind; float s, c; } mr__un;
-MR__PRIV float mr__sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-MR__PRIV float mr__softplusf(float x) { return x > 20.f ? x : x < -20.f ? expf(x) : log1pf(expf(x)); }
+/* exp(x) to ~2 ulp (Cephes' polynomial after a 2^n range reduction), written
+   with plain arithmetic so the compiler vectorizes loops that call it. */
+MR__INL float mr__expf(float x) {
+    union { int32_t i; float f; } sc;
+    float n, r, p;
+    /* clamp to [-87, 88] with arithmetic: a ?: clamp is not if-converted
+       under the default -ftrapping-math, which stops vectorization */
+    x = x * (float)(x > -87.0f) - 87.0f * (float)(x <= -87.0f);
+    x = x * (float)(x < 88.0f) + 88.0f * (float)(x >= 88.0f);
+    /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
+       truncates like floor (floorf would block vectorizing under -std=c99) */
+    n = (float)((int32_t)(x * 1.44269504088896341f + 128.5f) - 128);
+    r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    sc.i = ((int32_t)n + 127) << 23;
+    return p * sc.f;
+}
+MR__INL float mr__sigmoidf(float x) { return 1.0f / (1.0f + mr__expf(-x)); }
+MR__INL float mr__softplusf(float x) { return x > 20.f ? x : x < -20.f ? expf(x) : log1pf(expf(x)); }
 #define MR__GELU_K 0.7978845608028654f  /* sqrt(2/pi) */
 MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *y, int64_t C) {
     int64_t c;
@@ -1826,7 +1852,7 @@ MR__PRIV void mr__softmax_row(const float *x, float *y, int64_t C) {
     float m = x[0], s = 0;
     int64_t c;
     for (c = 1; c < C; c++) m = x[c] > m ? x[c] : m;
-    for (c = 0; c < C; c++) { y[c] = expf(x[c] - m); s += y[c]; }
+    for (c = 0; c < C; c++) { y[c] = mr__expf(x[c] - m); s += y[c]; }
     s = 1.0f / s;
     for (c = 0; c < C; c++) y[c] *= s;
 }
@@ -1877,7 +1903,7 @@ MR__PRIV void mr__ce_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, 
         float *gx = x->grad + r * x->row_stride, l = p->lse[r];
         int64_t c;
         if (p->t[r] == p->ignore) continue;
-        for (c = 0; c < C; c++) gx[c] += g * expf(xr[c] - l);
+        for (c = 0; c < C; c++) gx[c] += g * mr__expf(xr[c] - l);
         gx[p->t[r]] -= g;
     }
 }
@@ -1916,7 +1942,7 @@ MRDEF mr_tensor *mr_cross_entropy(mr_ctx *ctx, mr_tensor *logits, const int32_t 
         float m = xr[0], s = 0;
         int64_t c;
         for (c = 1; c < C; c++) m = xr[c] > m ? xr[c] : m;
-        for (c = 0; c < C; c++) s += expf(xr[c] - m);
+        for (c = 0; c < C; c++) s += mr__expf(xr[c] - m);
         p->lse[r] = m + logf(s);
         rowloss[r] = p->t[r] == ignore_index ? 0.f : p->lse[r] - xr[p->t[r]];
     }
@@ -2276,8 +2302,10 @@ MR__PRIV void mr__scan_bwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float
 /* ------------------------------------------------------------------------ */
 /* 11. layers and the recurrent language model                              */
 /* ------------------------------------------------------------------------ */
-MRDEF float mr_mingru_g(float x) { return x >= 0.f ? x + 0.5f : mr__sigmoidf(x); }
-MR__PRIV float mr__mingru_dg(float x) { float s; if (x >= 0.f) return 1.f; s = mr__sigmoidf(x); return s * (1.f - s); }
+/* branch-free so loops over it vectorize */
+MR__INL float mr__g(float x) { float pos = (float)(x >= 0.f); return pos * (x + 0.5f) + (1.f - pos) * mr__sigmoidf(x); }
+MRDEF float mr_mingru_g(float x) { return mr__g(x); }
+MR__INL float mr__mingru_dg(float x) { float pos = (float)(x >= 0.f), s = mr__sigmoidf(x); return pos + (1.f - pos) * s * (1.f - s); }
 
 /* Scan front end: the backend's kernels when installed, else the CPU ones. */
 MR__PRIV void mr__lm_scan_fwd(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *b,
@@ -2362,14 +2390,14 @@ MR__PRIV void mr__mincore_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n
         int64_t c;
         if (p->kind == 0) {   /* MinGRU: a = 1-z, b = z*g(p) */
             for (c = 0; c < Di; c++) {
-                float z = mr__sigmoidf(pr[c]), x = pr[Di + c], ht = mr_mingru_g(x);
+                float z = mr__sigmoidf(pr[c]), x = pr[Di + c], ht = mr__g(x);
                 gp[c] += z * (1.f - z) * (dbr[c] * ht - dar[c]);
                 gp[Di + c] += dbr[c] * z * mr__mingru_dg(x);
             }
         } else {              /* MinLSTM: a = f/(f+i), b = i/(f+i) * g(p) */
             for (c = 0; c < Di; c++) {
                 float f = mr__sigmoidf(pr[c]), i = mr__sigmoidf(pr[Di + c]), x = pr[2 * Di + c];
-                float s = f + i, ht = mr_mingru_g(x), w = i / s;
+                float s = f + i, ht = mr__g(x), w = i / s;
                 float dw = dbr[c] * ht, d = (dar[c] - dw) / (s * s);
                 gp[c] += d * i * f * (1.f - f);
                 gp[Di + c] += -d * f * i * (1.f - i);
@@ -2421,13 +2449,13 @@ MR__PRIV mr_tensor *mr__mincore_op(mr_ctx *ctx, mr_tensor *pre, const float *h0,
             for (c = 0; c < Di; c++) {
                 float z = mr__sigmoidf(pr[c]);
                 ar[c] = 1.f - z;
-                br[c] = z * mr_mingru_g(pr[Di + c]);
+                br[c] = z * mr__g(pr[Di + c]);
             }
         } else {
             for (c = 0; c < Di; c++) {
                 float f = mr__sigmoidf(pr[c]), i = mr__sigmoidf(pr[Di + c]), s = f + i;
                 ar[c] = f / s;
-                br[c] = i / s * mr_mingru_g(pr[2 * Di + c]);
+                br[c] = i / s * mr__g(pr[2 * Di + c]);
             }
         }
     }

@@ -111,6 +111,7 @@ static void test_large(void) {   /* several K slices, several N panels */
     for (ta = 0; ta < 2; ta++) for (tb = 0; tb < 2; tb++) {
         tg_case(ta, tb, 257, 263, 700, 1.f, 0.f, 3, 2);
         if (!tg_quick()) tg_case(ta, tb, 37, 1100, 300, 0.5f, 1.f, 0, 2);
+        if (!tg_quick()) tg_case(ta, tb, 1500, 45, 70, 1.f, 0.f, 1, 2);   /* row chunks */
     }
 }
 
@@ -141,7 +142,8 @@ static void test_k0(void) {
 
 /* The same call with 1, 2 and 3 threads gives the same bits. */
 static void test_threads_bitwise(void) {
-    static const int shapes[][3] = {{300, 129, 600}, {5, 300, 200}, {129, 77, 300}, {1, 1100, 64}, {600, 300, 1000}, {40, 40, 3000}};
+    static const int shapes[][3] = {{300, 129, 600}, {5, 300, 200}, {129, 77, 300}, {1, 1100, 64}, {600, 300, 1000},
+                                    {40, 40, 3000}, {1500, 40, 300}, {4000, 33, 50}};   /* the last two: row chunks */
     int s, ta, tb, nt, i, j;
     tg_ws w = tg_ws_new(3);
     for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)

@@ -240,7 +240,7 @@ static void test_cross_entropy_values(void) {
 
 /* ---- concat / split / slice ---- */
 static mr_tensor *fn_concat(mr_ctx *c, mr_tensor **in, int n, void *ud) {
-    mr_tensor *parts[3], *cat, *sp[2];
+    mr_tensor *parts[3], *cat, *sp[2] = {NULL, NULL};
     int64_t sizes2[2];
     (void)ud;
     parts[0] = in[0]; parts[1] = in[1]; parts[2] = in[2];

@@ -1,7 +1,7 @@
 /* ---- packed, cache-blocked GEMM (Goto/BLIS) ------------------------------
    C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major.
-   Each thread takes a fixed range of rows (and, when M is small, of columns)
-   of C and works alone in its slice of the workspace, with no barrier: jc over
+   Each thread takes ranges of rows (and, when M is small, of columns) of C
+   and works alone in its slice of the workspace, with no barrier: jc over
    its columns in NC panels, pc over K in KC slices (packs the KCxNC panel of
    op(B)), ic over its rows in MC blocks (packs the MCxKC block of op(A)), then
    the MRxNR micro-kernel over the tiles. Packing absorbs ta/tb, so all four cases run the
@@ -45,6 +45,7 @@ typedef float mr__gemm_vu __attribute__((vector_size(MR__GEMM_VL * 4), aligned(4
 #define MR__GEMM_KC 256                    /* K slice: one A micro-panel + one B micro-panel fit L1 */
 #define MR__GEMM_MC (12 * MR__GEMM_MR)     /* rows of A per packed block (L2) */
 #define MR__GEMM_NC 1024                   /* columns of the shared packed B panel; multiple of NR */
+#define MR__GEMM_RMIN MR__GEMM_MC          /* smallest chunk of rows a thread takes (multiple of MR) */
 #define MR__GEMM_KCP (MR__GEMM_KC + 16)      /* row stride of a row-major A panel (+1 line: no L1 set aliasing) */
 
 MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KCP * sizeof(float) + 63) & ~(size_t)63; }
@@ -221,10 +222,33 @@ MR__PRIV void mr__gemm_macro(int ta, int mc, int nc, int kc, int s0, int s1, con
     }
 }
 
+/* One thread's share: rows [m0, m1) and, of every NC panel, the slivers of
+   column range tj of ttn; bp and ap are the thread's own buffers. */
+MR__PRIV void mr__gemm_part(int ta, int tb, int m0, int m1, int N, int K, int tj, int ttn, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                            float *bp, float *ap) {
+    int jc, pc, ic;
+    for (jc = 0; jc < N; jc += MR__GEMM_NC) {
+        int nc = MR__MIN(MR__GEMM_NC, N - jc), nsl = (nc + MR__GEMM_NR - 1) / MR__GEMM_NR;
+        int s0 = (int)((long long)nsl * tj / ttn), s1 = (int)((long long)nsl * (tj + 1) / ttn);
+        if (s1 <= s0) continue;
+        for (pc = 0; pc < K; pc += MR__GEMM_KC) {
+            int kc = MR__MIN(MR__GEMM_KC, K - pc);
+            float bet = pc == 0 ? beta : 1.f;
+            mr__gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, s0, s1, bp);
+            for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
+                int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
+                mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
+                mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
+            }
+        }
+    }
+}
+
 MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, int ldc, int nthreads, void *workspace) {
-    int nt = nthreads < 1 ? 1 : nthreads, unit_m, tm, tn;
+    int nt = nthreads < 1 ? 1 : nthreads, unit_m, tm, tn, dyn, next = 0;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.f) {   /* C = beta * C; A and B are not read */
         int i, j;
@@ -239,43 +263,47 @@ MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
 #if !MR__HAVE_OMP
     nt = 1;
 #endif
+    /* Work split. Row (column) ranges are whole MR rows (NR columns) counted
+       from 0, so the tiles, and every sum, are the same for any thread count.
+       Tall C (M >= 4 * nt * RMIN): threads take chunks of rows, large first,
+       then smaller (guided), so a thread that the OS stalls does not hold up
+       the call; each chunk packs its own B panels. Otherwise a static grid of
+       tm row ranges x tn column ranges (N is split only when M is small). */
     unit_m = (M + MR__GEMM_MR - 1) / MR__GEMM_MR;
-    /* Thread grid: tm row ranges x tn column ranges (N is split only when M is
-       small). Ranges are whole MR rows / NR columns counted from 0, so the tiles,
-       and the sums, are the same for every thread count. */
     tm = MR__MIN(nt, MR__MAX(1, unit_m / 4));
     tn = nt / tm;
+    dyn = nt > 1 && M >= 4 * nt * MR__GEMM_RMIN;
     MR__OMP(parallel num_threads(nt))
     {
-        int tid = 0, nth = 1, ttm, ttn, ti, tj, m0, m1, jc, pc, ic;
+        int tid = 0, nth = 1;
         float *bp, *ap;
 #if MR__HAVE_OMP
         tid = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        ttm = nth == nt ? tm : nth;   /* fewer threads than asked: rows only */
-        ttn = nth == nt ? tn : 1;
-        ti = tid % ttm;
-        tj = tid / ttm;
-        m0 = (int)((long long)unit_m * ti / ttm) * MR__GEMM_MR;
-        m1 = MR__MIN(M, (int)((long long)unit_m * (ti + 1) / ttm) * MR__GEMM_MR);
         bp = (float *)((char *)workspace + (size_t)tid * (mr__gemm_b_bytes() + mr__gemm_a_bytes()));
         ap = (float *)((char *)bp + mr__gemm_b_bytes());
-        if (tj < ttn && m1 > m0)
-            for (jc = 0; jc < N; jc += MR__GEMM_NC) {
-                int nc = MR__MIN(MR__GEMM_NC, N - jc), nsl = (nc + MR__GEMM_NR - 1) / MR__GEMM_NR;
-                int s0 = (int)((long long)nsl * tj / ttn), s1 = (int)((long long)nsl * (tj + 1) / ttn);
-                if (s1 <= s0) continue;
-                for (pc = 0; pc < K; pc += MR__GEMM_KC) {
-                    int kc = MR__MIN(MR__GEMM_KC, K - pc);
-                    float bet = pc == 0 ? beta : 1.f;
-                    mr__gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, s0, s1, bp);
-                    for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
-                        int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
-                        mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
-                        mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
-                    }
+        if (dyn) {
+            for (;;) {
+                int r0, r1;
+                MR__OMP(critical(mr__gemm_sched))
+                {
+                    int rem = M - next, ch = (rem + 2 * nth - 1) / (2 * nth);
+                    ch = (ch + MR__GEMM_MR - 1) / MR__GEMM_MR * MR__GEMM_MR;
+                    r0 = next;
+                    r1 = r0 + MR__MIN(rem, MR__MAX(ch, MR__GEMM_RMIN));
+                    next = r1;
                 }
+                if (r0 >= M) break;
+                mr__gemm_part(ta, tb, r0, r1, N, K, 0, 1, alpha, A, lda, B, ldb, beta, C, ldc, bp, ap);
             }
+        } else {
+            int ttm = nth == nt ? tm : nth, ttn = nth == nt ? tn : 1;   /* fewer threads than asked: rows only */
+            int ti = tid % ttm, tj = tid / ttm;
+            int m0 = (int)((long long)unit_m * ti / ttm) * MR__GEMM_MR;
+            int m1 = MR__MIN(M, (int)((long long)unit_m * (ti + 1) / ttm) * MR__GEMM_MR);
+            if (tj < ttn && m1 > m0)
+                mr__gemm_part(ta, tb, m0, m1, N, K, tj, ttn, alpha, A, lda, B, ldb, beta, C, ldc, bp, ap);
+        }
     }
 }
