@@ -202,6 +202,9 @@ MR__PRIV void mr__scan_bwd_seq(int B, int T, int C, const float *a, const float 
 /* exp(x - y) for x <= y (a weight in [0, 1]); NaN (inf - inf) and rounding
    above 0 give 1. */
 MR__PRIV float mr__scan_expd(float x, float y) { return expf(fminf(x - y, 0.f)); }
+/* w = exp(la + lhp - lh), lhp - lh first: exact for close values, where
+   la + lhp would round to the ulp of |log h|. */
+MR__PRIV float mr__scan_w(float la, float lhp, float lh) { return expf(fminf(la + (lhp - lh), 0.f)); }
 
 /* The log-space state is carried in double between rows (tiles of
    MR__SCAN_LTILE channels), only the stored lh is rounded: in float the
@@ -265,8 +268,8 @@ MR__PRIV void mr__scan_bwd_log_range(int n, int w, int64_t ld, const float *la, 
         for (c = 0; c < w; c++) {
             float G = gi[c], wt;
             if (nx) G += nx[c];
-            else if (gin) G += la1 ? gin[c] * mr__scan_expd(la1[c] + hi[c], lh1[c]) : gin[c];
-            wt = hp ? mr__scan_expd(ai[c] + hp[c], hi[c]) : 0.f;
+            else if (gin) G += la1 ? gin[c] * mr__scan_w(la1[c], hi[c], lh1[c]) : gin[c];
+            wt = hp ? mr__scan_w(ai[c], hp[c], hi[c]) : 0.f;
             da[c] = G * wt;
             db[c] = G * mr__scan_expd(bi[c], hi[c]);
         }
@@ -282,11 +285,11 @@ MR__PRIV void mr__scan_bwd_log_reduce(int n, int w, int64_t ld, const float *la,
     for (i = 1; i < n; i++) {
         const float *MR__SCAN_R ai = la + i * ld, *MR__SCAN_R hi = lh + i * ld, *MR__SCAN_R hp = lh + (i - 1) * ld;
         const float *MR__SCAN_R gi = g + i * ld;
-        for (c = 0; c < w; c++) { A[c] *= mr__scan_expd(ai[c] + hp[c], hi[c]); E[c] += A[c] * gi[c]; }
+        for (c = 0; c < w; c++) { A[c] *= mr__scan_w(ai[c], hp[c], hi[c]); E[c] += A[c] * gi[c]; }
     }
     if (la1) {
         const float *MR__SCAN_R hl = lh + (n - 1) * ld;
-        for (c = 0; c < w; c++) A[c] *= mr__scan_expd(la1[c] + hl[c], lh1[c]);
+        for (c = 0; c < w; c++) A[c] *= mr__scan_w(la1[c], hl[c], lh1[c]);
     }
 }
 
