@@ -174,6 +174,47 @@ static void test_no_malloc_warm_step(void) {
     tiny_free(&m);
 }
 
+/* the whole recurrent LM (every mixer, conv, state passing): no allocator call once warm */
+static void test_no_malloc_model_step(void) {
+    static const char *archs[] = {"mingru", "minlstm", "gru"};
+    int a;
+    for (a = 0; a < 3; a++) {
+        mr_model_cfg cfg = mr_model_default_cfg(29);
+        mr_model *m;
+        mr_ctx *c;
+        mr_ctx_params p = mr_ctx_default_params();
+        mr_adamw opt;
+        mr_state *st;
+        mr_rng r;
+        int32_t tok[4 * 33];
+        long before = 0;
+        int s, i;
+        cfg.dim = 16; cfg.n_layers = 2; cfg.ffn_hidden = 32; cfg.conv_kernel = 3; cfg.dropout = 0.1f;
+        MR_CHECK(mr_model_cfg_set_mixers(&cfg, archs[a], NULL) == MR_OK);
+        MR_CHECK(mr_model_new(&m, &cfg, NULL, NULL) == MR_OK);
+        mr_rng_seed(&r, 3);
+        mr_model_init_weights(m, &r);
+        p.n_threads = 2; p.arena_bytes = 4096;
+        mr_ctx_init(&c, &p);
+        mr_adamw_init(&opt, m->ps, mr_adamw_default(), NULL);
+        mr_state_new(&st, m, 4, NULL);
+        for (s = 0; s < 12; s++) {
+            mr_tensor *lg, *l;
+            if (s == 3) before = n_malloc + n_realloc + n_free;
+            for (i = 0; i < 4 * 33; i++) tok[i] = (int32_t)((i * 7 + s) % 29);
+            lg = mr_model_forward(c, m, tok, 4, 32, st, 1);
+            l = mr_cross_entropy(c, lg, tok + 1, -1);
+            MR_CHECK(l && mr_backward(c, l) == MR_OK);
+            mr_clip_grad_norm(m->ps, 1.0f);
+            mr_adamw_step(&opt, 1e-3f);
+            mr_params_zero_grad(m->ps);
+            mr_ctx_reset(c);
+        }
+        MR_CHECK_MSG(n_malloc + n_realloc + n_free == before, "%s: %ld allocator calls in 9 warm steps", archs[a], n_malloc + n_realloc + n_free - before);
+        mr_state_free(st); mr_adamw_free(&opt); mr_ctx_free(c); mr_model_free(m);
+    }
+}
+
 typedef struct run { uint64_t seed; int threads, steps; float w[TV * TD]; float loss; } run;
 static void *run_thread(void *arg) {
     run *r = (run *)arg;
@@ -232,5 +273,5 @@ static void test_allocator_callbacks(void) {
 }
 
 MR_TEST_MAIN({"rng", test_rng}, {"adamw", test_adamw}, {"sgd_clip", test_sgd_clip}, {"schedules", test_schedules},
-             {"no_malloc_warm_step", test_no_malloc_warm_step}, {"threads_isolated", test_threads_isolated},
+             {"no_malloc_warm_step", test_no_malloc_warm_step}, {"no_malloc_model_step", test_no_malloc_model_step}, {"threads_isolated", test_threads_isolated},
              {"deterministic", test_deterministic}, {"allocator_callbacks", test_allocator_callbacks})

@@ -1189,3 +1189,548 @@ MRDEF mr_status mr_bpe_save_json_mem(const mr_bpe *t, char **out, size_t *len, m
     *len = b.n;
     return MR_OK;
 }
+
+/* ---- tokenizer.json: reading (untrusted input) ---- */
+/* A small DOM: nodes in one array (children linked by index), decoded
+   strings in one pool. Recursion is limited to MR__BPE_JSON_MAX_DEPTH. */
+enum { MR__J_NULL, MR__J_FALSE, MR__J_TRUE, MR__J_NUM, MR__J_STR, MR__J_ARR, MR__J_OBJ };
+typedef struct mr__bpe_jn {
+    uint8_t type, is_int, nonzero;
+    int32_t next, child, nchild;
+    uint32_t koff, klen;   /* key, for object members */
+    uint32_t soff, slen;   /* string value */
+    int64_t ival;
+    uint32_t pos;          /* offset in the source */
+} mr__bpe_jn;
+typedef struct mr__bpe_jp {
+    const uint8_t *s;
+    size_t n, i;
+    mr__bpe_jn *nodes;
+    size_t nn, ncap;
+    uint8_t *str;
+    size_t ns, scap;
+    const mr_allocator *a;
+    mr_error *err;
+    mr_status st;
+} mr__bpe_jp;
+
+MR__PRIV int32_t mr__bpe_jfail(mr__bpe_jp *p, mr_status s, const char *what) {
+    if (p->st == MR_OK) {
+        p->st = s;
+        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "tokenizer.json: out of memory");
+        else mr__seterr(p->err, s, "tokenizer.json: %s at byte %zu", what, p->i);
+    }
+    return -1;
+}
+MR__PRIV void mr__bpe_jws(mr__bpe_jp *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
+}
+MR__PRIV int32_t mr__bpe_jnew(mr__bpe_jp *p, int type) {
+    mr__bpe_jn *nd;
+    if (p->nn >= INT32_MAX) return mr__bpe_jfail(p, MR_ERR_FORMAT, "too many values");
+    MR__BPE_GROW(p->a, mr__bpe_jn, p->nodes, p->ncap, p->nn + 1, return mr__bpe_jfail(p, MR_ERR_NOMEM, ""));
+    nd = &p->nodes[p->nn];
+    memset(nd, 0, sizeof *nd);
+    nd->type = (uint8_t)type;
+    nd->next = nd->child = -1;
+    nd->pos = (uint32_t)p->i;
+    return (int32_t)p->nn++;
+}
+MR__PRIV int mr__bpe_jputs(mr__bpe_jp *p, const uint8_t *b, size_t n) {
+    MR__BPE_GROW(p->a, uint8_t, p->str, p->scap, p->ns + n, mr__bpe_jfail(p, MR_ERR_NOMEM, ""); return 0);
+    memcpy(p->str + p->ns, b, n);
+    p->ns += n;
+    return 1;
+}
+MR__PRIV int mr__bpe_jhex4(mr__bpe_jp *p, uint32_t *v) {
+    int k;
+    *v = 0;
+    if (p->n - p->i < 4) return 0;
+    for (k = 0; k < 4; k++) {
+        uint8_t c = p->s[p->i + k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v * 16 + (uint32_t)d;
+    }
+    p->i += 4;
+    return 1;
+}
+/* Parses a string at p->i (on the opening quote) into the pool. */
+MR__PRIV int mr__bpe_jstring(mr__bpe_jp *p, uint32_t *off, uint32_t *len) {
+    size_t start = p->ns;
+    p->i++;
+    for (;;) {
+        uint8_t c;
+        if (p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) { mr__bpe_jfail(p, MR_ERR_FORMAT, "control character in a string"); return 0; }
+        if (c == '\\') {
+            uint8_t e, u8[4];
+            uint32_t cp;
+            size_t k = 0;
+            if (++p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+            e = p->s[p->i++];
+            switch (e) {
+            case '"': case '\\': case '/': u8[k++] = e; break;
+            case 'b': u8[k++] = 8; break;
+            case 'f': u8[k++] = 12; break;
+            case 'n': u8[k++] = 10; break;
+            case 'r': u8[k++] = 13; break;
+            case 't': u8[k++] = 9; break;
+            case 'u':
+                if (!mr__bpe_jhex4(p, &cp)) { mr__bpe_jfail(p, MR_ERR_FORMAT, "bad \\u escape"); return 0; }
+                if (cp >= 0xDC00 && cp <= 0xDFFF) { mr__bpe_jfail(p, MR_ERR_FORMAT, "lone low surrogate in \\u escape"); return 0; }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (p->n - p->i < 6 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
+                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    p->i += 2;
+                    if (!mr__bpe_jhex4(p, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) u8[k++] = (uint8_t)cp;
+                else if (cp < 0x800) { u8[k++] = (uint8_t)(0xC0 | (cp >> 6)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F)); }
+                else if (cp < 0x10000) {
+                    u8[k++] = (uint8_t)(0xE0 | (cp >> 12)); u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                } else {
+                    u8[k++] = (uint8_t)(0xF0 | (cp >> 18)); u8[k++] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                }
+                break;
+            default: p->i--; mr__bpe_jfail(p, MR_ERR_FORMAT, "bad escape in a string"); return 0;
+            }
+            if (!mr__bpe_jputs(p, u8, k)) return 0;
+        } else {
+            size_t k = mr__bpe_utf8_len(p->s + p->i, p->n - p->i);
+            if (!k) { mr__bpe_jfail(p, MR_ERR_FORMAT, "invalid UTF-8 in a string"); return 0; }
+            if (!mr__bpe_jputs(p, p->s + p->i, k)) return 0;
+            p->i += k;
+        }
+    }
+    *off = (uint32_t)start;
+    *len = (uint32_t)(p->ns - start);
+    return 1;
+}
+MR__PRIV int32_t mr__bpe_jvalue(mr__bpe_jp *p, int depth) {
+    int32_t v, last = -1;
+    uint8_t c;
+    mr__bpe_jws(p);
+    if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
+    if (depth > MR__BPE_JSON_MAX_DEPTH) return mr__bpe_jfail(p, MR_ERR_FORMAT, "values nested too deeply");
+    c = p->s[p->i];
+    if (c == '{' || c == '[') {
+        int obj = c == '{';
+        v = mr__bpe_jnew(p, obj ? MR__J_OBJ : MR__J_ARR);
+        if (v < 0) return -1;
+        p->i++;
+        mr__bpe_jws(p);
+        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return v; }
+        for (;;) {
+            uint32_t ko = 0, kl = 0;
+            int32_t e;
+            if (obj) {
+                mr__bpe_jws(p);
+                if (p->i >= p->n || p->s[p->i] != '"') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected a key");
+                if (!mr__bpe_jstring(p, &ko, &kl)) return -1;
+                mr__bpe_jws(p);
+                if (p->i >= p->n || p->s[p->i] != ':') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected ':'");
+                p->i++;
+            }
+            e = mr__bpe_jvalue(p, depth + 1);
+            if (e < 0) return -1;
+            p->nodes[e].koff = ko;
+            p->nodes[e].klen = kl;
+            if (last < 0) p->nodes[v].child = e; else p->nodes[last].next = e;
+            last = e;
+            p->nodes[v].nchild++;
+            mr__bpe_jws(p);
+            if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
+            c = p->s[p->i++];
+            if (c == ',') continue;
+            if (c == (obj ? '}' : ']')) return v;
+            p->i--;
+            return mr__bpe_jfail(p, MR_ERR_FORMAT, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    if (c == '"') {
+        uint32_t so, sl;
+        v = mr__bpe_jnew(p, MR__J_STR);
+        if (v < 0 || !mr__bpe_jstring(p, &so, &sl)) return -1;
+        p->nodes[v].soff = so;
+        p->nodes[v].slen = sl;
+        return v;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int neg = c == '-', digits = 0, is_int = 1, nonzero = 0;
+        uint64_t val = 0;
+        v = mr__bpe_jnew(p, MR__J_NUM);
+        if (v < 0) return -1;
+        if (neg) p->i++;
+        if (p->i < p->n && p->s[p->i] == '0') { p->i++; digits = 1; }
+        else
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+                unsigned d = (unsigned)(p->s[p->i++] - '0');
+                if (val > (UINT64_MAX - d) / 10) is_int = 0; else val = val * 10 + d;
+                if (d) nonzero = 1;
+                digits++;
+            }
+        if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+        if (p->i < p->n && p->s[p->i] == '.') {
+            p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { if (p->s[p->i] != '0') nonzero = 1; p->i++; digits++; }
+            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+            p->i++;
+            if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { p->i++; digits++; }
+            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (val > (uint64_t)INT64_MAX) is_int = 0;
+        p->nodes[v].is_int = (uint8_t)is_int;
+        p->nodes[v].nonzero = (uint8_t)nonzero;
+        p->nodes[v].ival = is_int ? (neg ? -(int64_t)val : (int64_t)val) : 0;
+        return v;
+    }
+    {
+        static const char *const lit[3] = {"null", "false", "true"};
+        int k;
+        for (k = 0; k < 3; k++) {
+            size_t L = strlen(lit[k]);
+            if (p->n - p->i >= L && memcmp(p->s + p->i, lit[k], L) == 0) {
+                v = mr__bpe_jnew(p, k == 0 ? MR__J_NULL : k == 1 ? MR__J_FALSE : MR__J_TRUE);
+                p->i += L;
+                return v;
+            }
+        }
+    }
+    return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected character");
+}
+
+/* Member of an object: -1 absent, -2 duplicated (error set). */
+MR__PRIV int32_t mr__bpe_jget(mr__bpe_jp *p, int32_t obj, const char *key, const char *where) {
+    size_t L = strlen(key);
+    int32_t c, found = -1;
+    for (c = p->nodes[obj].child; c >= 0; c = p->nodes[c].next)
+        if (p->nodes[c].klen == L && memcmp(p->str + p->nodes[c].koff, key, L) == 0) {
+            if (found >= 0) {
+                mr__seterr(p->err, MR_ERR_FORMAT, "tokenizer.json: key \"%s\" appears twice in %s", key, where);
+                return -2;
+            }
+            found = c;
+        }
+    return found;
+}
+MR__PRIV int mr__bpe_jstr_is(const mr__bpe_jp *p, int32_t v, const char *s) {
+    size_t L = strlen(s);
+    return v >= 0 && p->nodes[v].type == MR__J_STR && p->nodes[v].slen == L && memcmp(p->str + p->nodes[v].soff, s, L) == 0;
+}
+/* Printable excerpt of a token for messages. */
+MR__PRIV const char *mr__bpe_snip(char out[48], const uint8_t *s, size_t n) {
+    size_t i, k = 0;
+    for (i = 0; i < n && k < 40; i++) out[k++] = (char)(s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i]);
+    if (i < n) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
+    out[k] = 0;
+    return out;
+}
+
+MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_error *err) {
+    const mr_allocator *a = mr__bpe_al(t);
+    mr__bpe_jn *nd;
+    int32_t model, vocab, merges, added, pre, x, v;
+    mr__bpe_smap keys, adds;
+    uint32_t *koff = NULL, *klen = NULL, *aoff = NULL, *alen = NULL;
+    int32_t *kid = NULL, *aid = NULL, *id_src = NULL, *akey = NULL;
+    uint8_t *tmp = NULL;
+    size_t tmp_cap = 0;
+    int64_t nv, na = 0, V, extra = 0, i;
+    uint16_t u[256];
+    int16_t inv[324];
+    char sn[48];
+    mr_status st = MR_OK;
+    memset(&keys, 0, sizeof keys);
+    memset(&adds, 0, sizeof adds);
+    mr__bpe_byte_map(u, inv);
+#define MR__BPE_BAD(...) do { st = mr__seterr(err, MR_ERR_FORMAT, __VA_ARGS__); goto done; } while (0)
+#define MR__BPE_NOMEM do { st = mr__seterr(err, MR_ERR_NOMEM, "tokenizer.json: out of memory"); goto done; } while (0)
+#define MR__BPE_GET(dst, obj, key, where) do { (dst) = mr__bpe_jget(p, (obj), (key), (where)); \
+        if ((dst) == -2) { st = MR_ERR_FORMAT; goto done; } } while (0)
+    nd = p->nodes;
+    if (nd[root].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: the top level is not an object");
+    MR__BPE_GET(x, root, "normalizer", "the top level");
+    if (x >= 0 && nd[x].type != MR__J_NULL) MR__BPE_BAD("tokenizer.json: normalizers are not supported (\"normalizer\" must be null)");
+    MR__BPE_GET(pre, root, "pre_tokenizer", "the top level");
+    if (pre < 0 || nd[pre].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"pre_tokenizer\" must be a ByteLevel object");
+    MR__BPE_GET(x, pre, "type", "pre_tokenizer");
+    if (!mr__bpe_jstr_is(p, x, "ByteLevel")) MR__BPE_BAD("tokenizer.json: only the ByteLevel pre-tokenizer is supported");
+    MR__BPE_GET(x, pre, "add_prefix_space", "pre_tokenizer");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"add_prefix_space\" must be false");
+    MR__BPE_GET(x, pre, "use_regex", "pre_tokenizer");
+    if (x >= 0 && nd[x].type != MR__J_FALSE && nd[x].type != MR__J_TRUE) MR__BPE_BAD("tokenizer.json: \"use_regex\" must be a boolean");
+    t->pretokenize = x < 0 || nd[x].type == MR__J_TRUE;
+    MR__BPE_GET(model, root, "model", "the top level");
+    if (model < 0 || nd[model].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model\" is missing or not an object");
+    MR__BPE_GET(x, model, "type", "model");
+    if (x >= 0 && !mr__bpe_jstr_is(p, x, "BPE")) MR__BPE_BAD("tokenizer.json: the model type is not \"BPE\"");
+    MR__BPE_GET(x, model, "dropout", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_NUM && !nd[x].nonzero))
+        MR__BPE_BAD("tokenizer.json: BPE dropout is not supported");
+    MR__BPE_GET(x, model, "continuing_subword_prefix", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_STR && nd[x].slen == 0))
+        MR__BPE_BAD("tokenizer.json: \"continuing_subword_prefix\" is not supported");
+    MR__BPE_GET(x, model, "end_of_word_suffix", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_STR && nd[x].slen == 0))
+        MR__BPE_BAD("tokenizer.json: \"end_of_word_suffix\" is not supported");
+    MR__BPE_GET(x, model, "byte_fallback", "model");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"byte_fallback\" must be false");
+    MR__BPE_GET(x, model, "ignore_merges", "model");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"ignore_merges\" must be false");
+    MR__BPE_GET(vocab, model, "vocab", "model");
+    if (vocab < 0 || nd[vocab].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model.vocab\" is missing or not an object");
+    MR__BPE_GET(merges, model, "merges", "model");
+    if (merges < 0 || nd[merges].type != MR__J_ARR) MR__BPE_BAD("tokenizer.json: \"model.merges\" is missing or not an array");
+    MR__BPE_GET(added, root, "added_tokens", "the top level");
+    if (added >= 0 && nd[added].type != MR__J_NULL && nd[added].type != MR__J_ARR)
+        MR__BPE_BAD("tokenizer.json: \"added_tokens\" must be an array");
+    nv = nd[vocab].nchild;
+    if (added >= 0 && nd[added].type == MR__J_ARR) na = nd[added].nchild;
+    if (nv + na > MR__BPE_MAX_TOKENS) MR__BPE_BAD("tokenizer.json: more than %d tokens", MR__BPE_MAX_TOKENS);
+    /* added tokens: content -> index */
+    aoff = (uint32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(uint32_t));
+    alen = (uint32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(uint32_t));
+    aid = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
+    akey = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
+    if (!aoff || !alen || !aid || !akey || !mr__bpe_smap_init(a, &adds, (size_t)na)) MR__BPE_NOMEM;
+    for (i = 0, v = na ? nd[added].child : -1; v >= 0; v = nd[v].next, i++) {
+        int32_t id, c;
+        if (nd[v].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: added token %lld is not an object", (long long)i);
+        MR__BPE_GET(id, v, "id", "an added token");
+        MR__BPE_GET(c, v, "content", "an added token");
+        if (id < 0 || nd[id].type != MR__J_NUM || !nd[id].is_int) MR__BPE_BAD("tokenizer.json: added token %lld has no integer \"id\"", (long long)i);
+        if (c < 0 || nd[c].type != MR__J_STR || nd[c].slen == 0 || nd[c].slen > MR__BPE_MAX_SPECIAL_LEN)
+            MR__BPE_BAD("tokenizer.json: added token %lld has no \"content\" string of 1 to %d bytes", (long long)i, MR__BPE_MAX_SPECIAL_LEN);
+        if (nd[id].ival < 0 || nd[id].ival >= nv + na)
+            MR__BPE_BAD("tokenizer.json: added token %lld has id %lld, outside [0, %lld)", (long long)i, (long long)nd[id].ival, (long long)(nv + na));
+        aoff[i] = nd[c].soff; alen[i] = nd[c].slen; aid[i] = (int32_t)nd[id].ival; akey[i] = -1;
+        {
+            uint32_t h = mr__bpe_hash(p->str + aoff[i], alen[i]);
+            if (mr__bpe_smap_find(&adds, p->str, aoff, alen, p->str + aoff[i], alen[i], h) >= 0)
+                MR__BPE_BAD("tokenizer.json: duplicate added token '%s'", mr__bpe_snip(sn, p->str + aoff[i], alen[i]));
+            if (!mr__bpe_smap_put(a, &adds, (int32_t)i, h)) MR__BPE_NOMEM;
+        }
+    }
+    /* vocab keys */
+    koff = (uint32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(uint32_t));
+    klen = (uint32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(uint32_t));
+    kid = (int32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(int32_t));
+    if (!koff || !klen || !kid || !mr__bpe_smap_init(a, &keys, (size_t)nv)) MR__BPE_NOMEM;
+    for (i = 0, v = nd[vocab].child; v >= 0; v = nd[v].next, i++) {
+        uint32_t h = mr__bpe_hash(p->str + nd[v].koff, nd[v].klen);
+        koff[i] = nd[v].koff; klen[i] = nd[v].klen;
+        if (nd[v].type != MR__J_NUM || !nd[v].is_int)
+            MR__BPE_BAD("tokenizer.json: vocab token '%s' has no integer id", mr__bpe_snip(sn, p->str + koff[i], klen[i]));
+        if (klen[i] == 0) MR__BPE_BAD("tokenizer.json: empty token in the vocab");
+        if (mr__bpe_smap_find(&keys, p->str, koff, klen, p->str + koff[i], klen[i], h) >= 0)
+            MR__BPE_BAD("tokenizer.json: duplicate token '%s' in the vocab", mr__bpe_snip(sn, p->str + koff[i], klen[i]));
+        if (!mr__bpe_smap_put(a, &keys, (int32_t)i, h)) MR__BPE_NOMEM;
+        kid[i] = nd[v].ival < 0 || nd[v].ival > INT32_MAX ? -1 : (int32_t)nd[v].ival;
+        if (nd[v].ival < 0 || nd[v].ival >= nv + na)
+            MR__BPE_BAD("tokenizer.json: token '%s' has id %lld, outside [0, %lld)", mr__bpe_snip(sn, p->str + koff[i], klen[i]),
+                        (long long)nd[v].ival, (long long)(nv + na));
+    }
+    /* added tokens that are not in the vocab take ids of their own */
+    for (i = 0; i < na; i++) {
+        int32_t k = mr__bpe_smap_find(&keys, p->str, koff, klen, p->str + aoff[i], alen[i], mr__bpe_hash(p->str + aoff[i], alen[i]));
+        akey[i] = k;
+        if (k >= 0 && kid[k] != aid[i])
+            MR__BPE_BAD("tokenizer.json: added token '%s' has id %d but the vocab gives it %d", mr__bpe_snip(sn, p->str + aoff[i], alen[i]),
+                        (int)aid[i], (int)kid[k]);
+        if (k < 0) extra++;
+    }
+    V = nv + extra;
+    if (V < 256) MR__BPE_BAD("tokenizer.json: %lld tokens, fewer than the 256 byte tokens", (long long)V);
+    /* every id in [0, V) exactly once: id_src = vocab index, or -2 - added index */
+    id_src = (int32_t *)mr__alloc(a, (size_t)V * sizeof(int32_t));
+    if (!id_src) MR__BPE_NOMEM;
+    for (i = 0; i < V; i++) id_src[i] = -1;
+    for (i = 0; i < nv; i++) {
+        if (kid[i] >= V) MR__BPE_BAD("tokenizer.json: token '%s' has id %d, outside [0, %lld)", mr__bpe_snip(sn, p->str + koff[i], klen[i]), (int)kid[i], (long long)V);
+        if (id_src[kid[i]] != -1) MR__BPE_BAD("tokenizer.json: id %d is given to two tokens", (int)kid[i]);
+        id_src[kid[i]] = (int32_t)i;
+    }
+    for (i = 0; i < na; i++) {
+        if (akey[i] >= 0) { id_src[aid[i]] = (int32_t)(-2 - i); continue; }   /* same id as its vocab entry */
+        if (aid[i] >= V) MR__BPE_BAD("tokenizer.json: added token '%s' has id %d, outside [0, %lld)", mr__bpe_snip(sn, p->str + aoff[i], alen[i]), (int)aid[i], (long long)V);
+        if (id_src[aid[i]] != -1) MR__BPE_BAD("tokenizer.json: id %d is given to two tokens", (int)aid[i]);
+        id_src[aid[i]] = (int32_t)(-2 - i);
+    }
+    /* token bytes in id order */
+    for (i = 0; i < V; i++) {
+        int32_t s = id_src[i], id;
+        if (s >= 0) {
+            long nb;
+            MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, (size_t)klen[s] + 1, MR__BPE_NOMEM);
+            nb = mr__bpe_unmap(p->str + koff[s], klen[s], inv, tmp);
+            if (nb < 0) MR__BPE_BAD("tokenizer.json: token '%s' is not byte-level text (GPT-2 byte-to-unicode)", mr__bpe_snip(sn, p->str + koff[s], klen[s]));
+            id = mr__bpe_add_token(t, tmp, (size_t)nb, 0);
+            if (id >= 0 && nb == 1) {
+                if (t->byte_id[tmp[0]] >= 0) MR__BPE_BAD("tokenizer.json: byte 0x%x has two tokens", (unsigned)tmp[0]);
+                t->byte_id[tmp[0]] = id;
+            }
+        } else {
+            s = -2 - s;
+            id = mr__bpe_add_token(t, p->str + aoff[s], alen[s], 1);
+        }
+        if (id < 0) MR__BPE_NOMEM;
+    }
+    for (i = 0; i < 256; i++)
+        if (t->byte_id[i] < 0) MR__BPE_BAD("tokenizer.json: the vocab lacks the token of byte 0x%x", (unsigned)i);
+    /* special tokens */
+    {
+        const uint8_t **sp = (const uint8_t **)mr__alloc(a, (size_t)(na + 1) * sizeof(*sp));
+        size_t *sl = (size_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(*sl));
+        int ok = sp && sl;
+        for (i = 0; ok && i < na; i++) { sp[i] = p->str + aoff[i]; sl[i] = alen[i]; }
+        ok = ok && mr__bpe_set_specials(t, sp, sl, (int)na);
+        mr__free(a, (void *)sp); mr__free(a, sl);
+        if (!ok) MR__BPE_NOMEM;
+        for (i = 0; i < na; i++) t->sp_id[i] = aid[i];
+    }
+    /* merges */
+    if (nd[merges].nchild > V) MR__BPE_BAD("tokenizer.json: more merges (%d) than tokens", (int)nd[merges].nchild);
+    if (!mr__bpe_u64_init(a, &t->ranks, (size_t)nd[merges].nchild)) MR__BPE_NOMEM;
+    for (i = 0, v = nd[merges].child; v >= 0; v = nd[v].next, i++) {
+        const uint8_t *ps[2];
+        size_t pl[2];
+        int32_t id[3];
+        int k;
+        if (nd[v].type == MR__J_STR) {   /* "left right" */
+            const uint8_t *s = p->str + nd[v].soff, *sp1 = NULL;
+            size_t L = nd[v].slen, j;
+            for (j = 0; j < L; j++)
+                if (s[j] == ' ') { if (sp1) { sp1 = NULL; break; } sp1 = s + j; }
+            if (!sp1) MR__BPE_BAD("tokenizer.json: merge %lld is not two tokens separated by one space", (long long)i);
+            ps[0] = s; pl[0] = (size_t)(sp1 - s);
+            ps[1] = sp1 + 1; pl[1] = L - pl[0] - 1;
+        } else if (nd[v].type == MR__J_ARR && nd[v].nchild == 2 && nd[nd[v].child].type == MR__J_STR &&
+                   nd[nd[nd[v].child].next].type == MR__J_STR) {   /* ["left", "right"] */
+            int32_t c0 = nd[v].child, c1 = nd[c0].next;
+            ps[0] = p->str + nd[c0].soff; pl[0] = nd[c0].slen;
+            ps[1] = p->str + nd[c1].soff; pl[1] = nd[c1].slen;
+        } else {
+            MR__BPE_BAD("tokenizer.json: merge %lld is neither \"a b\" nor [\"a\", \"b\"]", (long long)i);
+        }
+        MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, pl[0] + pl[1] + 1, MR__BPE_NOMEM);
+        memcpy(tmp, ps[0], pl[0]);
+        memcpy(tmp + pl[0], ps[1], pl[1]);
+        for (k = 0; k < 3; k++) {
+            const uint8_t *s = k == 2 ? tmp : ps[k];
+            size_t L = k == 2 ? pl[0] + pl[1] : pl[k];
+            int32_t e = mr__bpe_smap_find(&keys, p->str, koff, klen, s, L, mr__bpe_hash(s, L));
+            if (e < 0) MR__BPE_BAD("tokenizer.json: merge %lld: %s token '%s' is not in the vocab", (long long)i,
+                                   k == 2 ? "the merged" : "the", mr__bpe_snip(sn, s, L));
+            id[k] = kid[e];
+            if (t->is_special[id[k]]) MR__BPE_BAD("tokenizer.json: merge %lld uses the added token '%s'", (long long)i, mr__bpe_snip(sn, s, L));
+        }
+        if (mr__bpe_u64_get(&t->ranks, mr__bpe_key(id[0], id[1])) >= 0)
+            MR__BPE_BAD("tokenizer.json: merge %lld repeats an earlier merge", (long long)i);
+        if (!mr__bpe_u64_put(a, &t->ranks, mr__bpe_key(id[0], id[1]), (int32_t)i) || !mr__bpe_add_merge(t, id[0], id[1], id[2]))
+            MR__BPE_NOMEM;
+    }
+done:
+#undef MR__BPE_BAD
+#undef MR__BPE_NOMEM
+#undef MR__BPE_GET
+    mr__bpe_smap_free(a, &keys); mr__bpe_smap_free(a, &adds);
+    mr__free(a, koff); mr__free(a, klen); mr__free(a, kid); mr__free(a, aoff); mr__free(a, alen); mr__free(a, aid);
+    mr__free(a, akey); mr__free(a, id_src); mr__free(a, tmp);
+    return st;
+}
+
+MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len, const mr_allocator *alloc,
+                                     mr_error *err) {
+    mr__bpe_jp p;
+    mr_bpe *t;
+    int32_t root;
+    mr_status st;
+    if (out) *out = NULL;
+    if (!out || (!json && len)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL output or buffer");
+    if (len > (size_t)INT32_MAX) return mr__seterr(err, MR_ERR_FORMAT, "tokenizer.json: larger than 2 GiB");
+    memset(&p, 0, sizeof p);
+    p.s = (const uint8_t *)json;
+    p.n = len;
+    p.a = alloc;
+    p.err = err;
+    if (len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF) p.i = 3;   /* UTF-8 BOM */
+    root = mr__bpe_jvalue(&p, 0);
+    if (root >= 0) {
+        mr__bpe_jws(&p);
+        if (p.i != p.n) root = mr__bpe_jfail(&p, MR_ERR_FORMAT, "trailing characters after the value");
+    }
+    if (root < 0) {
+        st = p.st != MR_OK ? p.st : MR_ERR_FORMAT;
+        mr__free(alloc, p.nodes); mr__free(alloc, p.str);
+        return st;
+    }
+    t = mr__bpe_new(alloc);
+    if (!t) st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    else st = mr__bpe_from_json(&p, root, t, err);
+    mr__free(alloc, p.nodes); mr__free(alloc, p.str);
+    if (st != MR_OK) { mr_bpe_free(t); return st; }
+    *out = t;
+    return MR_OK;
+}
+
+#ifndef MINRNN_NO_STDIO
+#include <stdio.h>
+MRDEF mr_status mr_bpe_save_json(const mr_bpe *t, const char *path, mr_error *err) {
+    char *buf, *tmp;
+    size_t len, pl;
+    FILE *f;
+    int ok;
+    mr_status st;
+    if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
+    st = mr_bpe_save_json_mem(t, &buf, &len, err);
+    if (st != MR_OK) return st;
+    pl = strlen(path);
+    tmp = (char *)mr__alloc(mr__bpe_al(t), pl + 5);
+    if (!tmp) { mr_bpe_free_buffer(t, buf); return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory"); }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        mr_bpe_free_buffer(t, buf); mr__free(mr__bpe_al(t), tmp);
+        return mr__seterr(err, MR_ERR_IO, "bpe: cannot create '%s'", path);
+    }
+    ok = fwrite(buf, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) remove(tmp);
+    mr_bpe_free_buffer(t, buf);
+    mr__free(mr__bpe_al(t), tmp);
+    return ok ? MR_OK : mr__seterr(err, MR_ERR_IO, "bpe: write error on '%s'", path);
+}
+MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_allocator *alloc, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st;
+    if (out) *out = NULL;
+    if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
+    st = mr_read_file(path, &buf, &len, (size_t)INT32_MAX, err);
+    if (st != MR_OK) return st;
+    st = mr_bpe_load_json_mem(out, (const char *)buf, len, alloc, err);
+    mr_buffer_free(buf);
+    return st;
+}
+#endif

@@ -205,6 +205,11 @@ MR__PRIV float mr__scan_expd(float x, float y) { return expf(fminf(x - y, 0.f));
 /* w = exp(la + lhp - lh), lhp - lh first: exact for close values, where
    la + lhp would round to the ulp of |log h|. */
 MR__PRIV float mr__scan_w(float la, float lhp, float lh) { return expf(fminf(la + (lhp - lh), 0.f)); }
+/* w_t given u_t: w + u = 1 exactly, and u = b / h carries the rounding of
+   log h only as a relative error, so 1 - u is the accurate w when u < 1/2
+   (w ~ 1: a ~ 1 or a growing h, where the direct form's error would compound
+   over every step of the backward). */
+MR__PRIV float mr__scan_wu(float u, float la, float lhp, float lh) { return u < 0.5f ? 1.f - u : mr__scan_w(la, lhp, lh); }
 
 /* The log-space state is carried in double between rows (tiles of
    MR__SCAN_LTILE channels), only the stored lh is rounded: in float the
@@ -253,11 +258,11 @@ MR__PRIV void mr__scan_fwd_log_reduce(int n, int w, int64_t ld, const float *la,
 }
 /* Backward rows n-1..0 of a chunk [t0, t1) (pointers at row t0):
    G_t = g_t + w_{t+1} G_{t+1}, dla_t = G_t w_t, dlb_t = G_t u_t, using
-   dla_{t+1} = w_{t+1} G_{t+1}. la1, lh1 = rows t1 of la, lh (NULL when t1 = T:
+   dla_{t+1} = w_{t+1} G_{t+1}. la1, lb1, lh1 = rows t1 of la, lb, lh (NULL when t1 = T:
    G_{T-1} = g_{T-1} + gin); gin = G_{t1} (NULL: zero); lhm1 = lh_{t0-1}
    (NULL: no state, w = 0). */
 MR__PRIV void mr__scan_bwd_log_range(int n, int w, int64_t ld, const float *la, const float *lb, const float *lh,
-                                     const float *lhm1, const float *la1, const float *lh1, const float *g,
+                                     const float *lhm1, const float *la1, const float *lb1, const float *lh1, const float *g,
                                      const float *gin, float *dla, float *dlb) {
     int i, c;
     for (i = n - 1; i >= 0; i--) {
@@ -266,30 +271,30 @@ MR__PRIV void mr__scan_bwd_log_range(int n, int w, int64_t ld, const float *la, 
         float *MR__SCAN_R da = dla + i * ld, *MR__SCAN_R db = dlb + i * ld;
         const float *MR__SCAN_R nx = i + 1 < n ? dla + (i + 1) * ld : NULL;
         for (c = 0; c < w; c++) {
-            float G = gi[c], wt;
+            float G = gi[c], u = mr__scan_expd(bi[c], hi[c]);
             if (nx) G += nx[c];
-            else if (gin) G += la1 ? gin[c] * mr__scan_w(la1[c], hi[c], lh1[c]) : gin[c];
-            wt = hp ? mr__scan_w(ai[c], hp[c], hi[c]) : 0.f;
-            da[c] = G * wt;
-            db[c] = G * mr__scan_expd(bi[c], hi[c]);
+            else if (gin) G += la1 ? gin[c] * mr__scan_wu(mr__scan_expd(lb1[c], lh1[c]), la1[c], hi[c], lh1[c]) : gin[c];
+            da[c] = hp ? G * mr__scan_wu(u, ai[c], hp[c], hi[c]) : 0.f;
+            db[c] = G * u;
         }
     }
 }
 /* Backward chunk reduction, rows 0..n-1: A = prod_t w_{t+1}, E = local G_{t0}
    from G_{t1} = 0 (la1, lh1 as above). */
-MR__PRIV void mr__scan_bwd_log_reduce(int n, int w, int64_t ld, const float *la, const float *lh, const float *la1,
-                                      const float *lh1, const float *g, float *MR__SCAN_R A, float *MR__SCAN_R E) {
+MR__PRIV void mr__scan_bwd_log_reduce(int n, int w, int64_t ld, const float *la, const float *lb, const float *lh,
+                                      const float *la1, const float *lb1, const float *lh1, const float *g,
+                                      float *MR__SCAN_R A, float *MR__SCAN_R E) {
     int i, c;
     memcpy(E, g, (size_t)w * sizeof(float));
     for (c = 0; c < w; c++) A[c] = 1.f;
     for (i = 1; i < n; i++) {
         const float *MR__SCAN_R ai = la + i * ld, *MR__SCAN_R hi = lh + i * ld, *MR__SCAN_R hp = lh + (i - 1) * ld;
-        const float *MR__SCAN_R gi = g + i * ld;
-        for (c = 0; c < w; c++) { A[c] *= mr__scan_w(ai[c], hp[c], hi[c]); E[c] += A[c] * gi[c]; }
+        const float *MR__SCAN_R gi = g + i * ld, *MR__SCAN_R bi = lb + i * ld;
+        for (c = 0; c < w; c++) { A[c] *= mr__scan_wu(mr__scan_expd(bi[c], hi[c]), ai[c], hp[c], hi[c]); E[c] += A[c] * gi[c]; }
     }
     if (la1) {
         const float *MR__SCAN_R hl = lh + (n - 1) * ld;
-        for (c = 0; c < w; c++) A[c] *= mr__scan_w(la1[c], hl[c], lh1[c]);
+        for (c = 0; c < w; c++) A[c] *= mr__scan_wu(mr__scan_expd(lb1[c], lh1[c]), la1[c], hl[c], lh1[c]);
     }
 }
 
@@ -328,7 +333,7 @@ MR__PRIV void mr__scan_bwd_log(int B, int T, int C, const float *la, const float
     for (it = 0; it < items; it++) {
         int bb = it / ncb, c0 = (it % ncb) * cb, w = MR__MIN(cb, C - c0);
         int64_t o = (int64_t)bb * T * C + c0, s = (int64_t)bb * C + c0;
-        mr__scan_bwd_log_range(T, w, C, la + o, lb + o, lh + o, lh0 ? lh0 + s : NULL, NULL, NULL, g + o,
+        mr__scan_bwd_log_range(T, w, C, la + o, lb + o, lh + o, lh0 ? lh0 + s : NULL, NULL, NULL, NULL, g + o,
                                gT ? gT + s : NULL, dla + o, dlb + o);
         if (dlh0) {
             if (lh0) memcpy(dlh0 + s, dla + o, (size_t)w * sizeof(float));
@@ -391,8 +396,8 @@ MR__PRIV void mr__scan_job_p1(const mr__scan_job *j, int bb, int k) {
     case 2: mr__scan_fwd_log_reduce(t1 - t0, C, C, j->a + o, j->b + o, ws, ws + C); break;
     default: {
         int64_t o1 = o + (int64_t)(t1 - t0) * C;
-        mr__scan_bwd_log_reduce(t1 - t0, C, C, j->a + o, j->h + o, t1 < j->T ? j->a + o1 : NULL,
-                                t1 < j->T ? j->h + o1 : NULL, j->dh + o, ws, ws + C);
+        mr__scan_bwd_log_reduce(t1 - t0, C, C, j->a + o, j->b + o, j->h + o, t1 < j->T ? j->a + o1 : NULL,
+                                t1 < j->T ? j->b + o1 : NULL, t1 < j->T ? j->h + o1 : NULL, j->dh + o, ws, ws + C);
     }
     }
 }
@@ -437,7 +442,8 @@ MR__PRIV void mr__scan_job_p3(const mr__scan_job *j, int bb, int k) {
         if (k == 0 && j->dh0) mr__scan_dh0_row(C, j->a + o, j->db + o, j->dh0 + s);
     } else {
         mr__scan_bwd_log_range(t1 - t0, C, C, j->a + o, j->b + o, j->h + o, hm1, t1 < T ? j->a + o1 : NULL,
-                               t1 < T ? j->h + o1 : NULL, j->dh + o, cin, j->da + o, j->db + o);
+                               t1 < T ? j->b + o1 : NULL, t1 < T ? j->h + o1 : NULL, j->dh + o, cin, j->da + o,
+                               j->db + o);
         if (k == 0 && j->dh0) {
             if (j->h0) memcpy(j->dh0 + s, j->da + o, (size_t)C * sizeof(float));
             else memset(j->dh0 + s, 0, (size_t)C * sizeof(float));
