@@ -1431,6 +1431,39 @@ MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss) {
 MR__PRIV mr_tensor *mr__like(mr_ctx *ctx, const mr_tensor *a) { return mr_tensor_new(ctx, a->ndim, a->shape, 0); }
 
 /* --- GEMM front end ----------------------------------------------------- */
+/* A few rows (one-token generation): dot products / axpys straight from the
+   caller's matrices; packing the weights for one row would cost more than
+   the product. */
+MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc) {
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        if (tb) {
+            for (j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;
+                for (k = 0; k + 8 <= K; k += 8) {
+                    int u;
+                    for (u = 0; u < 8; u++) acc[u] += a[k + u] * b[k + u];
+                }
+                sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+                for (; k < K; k++) sum += a[k] * b[k];
+                c[j] = alpha * sum + (beta == 0.f ? 0.f : beta * c[j]);
+            }
+        } else {
+            if (beta == 0.f) for (j = 0; j < N; j++) c[j] = 0.f;
+            else if (beta != 1.f) for (j = 0; j < N; j++) c[j] *= beta;
+            for (k = 0; k < K; k++) {
+                const float *b = B + (size_t)k * ldb;
+                float s = alpha * a[k];
+                for (j = 0; j < N; j++) c[j] += s * b[j];
+            }
+        }
+    }
+}
+
 MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M < 0 || N < 0 || K < 0 || !C || (K > 0 && (!A || !B)))
@@ -1443,6 +1476,7 @@ MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float 
         if (s != MR_OK) return mr_ctx_fail(ctx, s, "backend %s: gemm failed", ctx->backend.name ? ctx->backend.name : "?");
         return MR_OK;
     }
+    if (M <= 4 && !ta) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
     mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
     return MR_OK;
 }

@@ -1,14 +1,16 @@
 /* ---- packed, cache-blocked GEMM (Goto/BLIS) ------------------------------
    C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major.
-   Each thread takes ranges of rows (and, when M is small, of columns) of C
-   and works alone in its slice of the workspace, with no barrier: jc over
-   its columns in NC panels, pc over K in KC slices (packs the KCxNC panel of
+   Each thread takes ranges of rows (and, when M is small, of columns) of C and
+   works alone in its own slice of the workspace, with no barrier: jc over its
+   columns in NC panels, pc over K in KC slices (packs the KCxNC panel of
    op(B)), ic over its rows in MC blocks (packs the MCxKC block of op(A)), then
-   the MRxNR micro-kernel over the tiles. Packing absorbs ta/tb, so all four cases run the
-   same kernel. Every C element is summed over k in the same order (k inside a
-   KC slice in the micro-kernel, slices in order) whatever the thread count, and
-   edge tiles run the same micro-kernel on a padded copy, so results are
-   bit-identical for any number of threads.
+   the MRxNR micro-kernel over the tiles. Packing absorbs ta/tb: both layouts of
+   A are packed by plain row copies (two kernel variants read them), B is
+   transposed while packed when tb = 1. Every C element is summed over k in the
+   same order (k in order inside a KC slice, slices in order) whatever the
+   thread count, and edge tiles run the same micro-kernel on a padded copy, so
+   results are bit-identical for any number of threads.
+   AVX-512: MR x NR = 14 x 32 (28 zmm accumulators), KC 256, MC 168, NC 1024.
    The micro-kernel uses GCC/clang vector extensions (16 lanes with AVX-512,
    8 with AVX, 4 otherwise); other compilers (or MR__GEMM_FORCE_PLAIN) get a
    plain-C kernel. */
@@ -44,9 +46,9 @@ typedef float mr__gemm_vu __attribute__((vector_size(MR__GEMM_VL * 4), aligned(4
 #endif
 #define MR__GEMM_KC 256                    /* K slice: one A micro-panel + one B micro-panel fit L1 */
 #define MR__GEMM_MC (12 * MR__GEMM_MR)     /* rows of A per packed block (L2) */
-#define MR__GEMM_NC 1024                   /* columns of the shared packed B panel; multiple of NR */
+#define MR__GEMM_NC 1024                   /* columns of a packed B panel; multiple of NR */
 #define MR__GEMM_RMIN MR__GEMM_MC          /* smallest chunk of rows a thread takes (multiple of MR) */
-#define MR__GEMM_KCP (MR__GEMM_KC + 16)      /* row stride of a row-major A panel (+1 line: no L1 set aliasing) */
+#define MR__GEMM_KCP (MR__GEMM_KC + 16)    /* row stride of a row-major A panel (+1 line: no L1 set aliasing) */
 
 MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KCP * sizeof(float) + 63) & ~(size_t)63; }
 MR__PRIV size_t mr__gemm_b_bytes(void) { return ((size_t)MR__GEMM_KC * MR__GEMM_NC * sizeof(float) + 63) & ~(size_t)63; }
