@@ -2258,79 +2258,42 @@ MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b) {
 MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_backend ? &ctx->backend : NULL; }
 
 /* ------------------------------------------------------------------------ */
-/* scan (interim sequential kernels)                                        */
+/* 11a. the scan: sequential, chunked-parallel and log-space kernels        */
 /* ------------------------------------------------------------------------ */
+#include "wip/scan.h"
+
+/* Context-level wrappers: workspace from the arena, threads from the context. */
+MR__PRIV float *mr__scan_ws(mr_ctx *ctx, int B, int T, int C) {
+    return mr__floats(ctx, (int64_t)mr__scan_workspace_floats(B, T, C, ctx->n_threads));
+}
 MR__PRIV void mr__scan_fwd_cpu(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *b,
                                const float *h0, float *h) {
-    int bb, nt = ctx->n_threads;
-    (void)algo; (void)chunk; (void)nt;
-    MR__OMP(parallel for num_threads(nt) schedule(static))
-    for (bb = 0; bb < B; bb++) {
-        int t, c;
-        for (t = 0; t < T; t++) {
-            const float *at = a + ((int64_t)bb * T + t) * C, *bt = b + ((int64_t)bb * T + t) * C;
-            const float *hp = t ? h + ((int64_t)bb * T + t - 1) * C : (h0 ? h0 + (int64_t)bb * C : NULL);
-            float *ht = h + ((int64_t)bb * T + t) * C;
-            if (hp) for (c = 0; c < C; c++) ht[c] = at[c] * hp[c] + bt[c];
-            else for (c = 0; c < C; c++) ht[c] = bt[c];
-        }
-    }
+    float *ws = algo == MR_SCAN_SEQUENTIAL ? NULL : mr__scan_ws(ctx, B, T, C);
+    if (mr__bad(ctx)) return;
+    mr__scan_fwd(algo == MR_SCAN_SEQUENTIAL ? MR__SCAN_SEQ : algo == MR_SCAN_CHUNKED ? MR__SCAN_CHUNKED : MR__SCAN_AUTO,
+                 B, T, C, a, b, h0, h, chunk, ws, ctx->n_threads);
 }
 MR__PRIV void mr__scan_bwd_cpu(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *h,
                                const float *h0, const float *dh, float *da, float *db, float *dh0) {
-    int bb, nt = ctx->n_threads;
-    (void)algo; (void)chunk; (void)nt;
-    MR__OMP(parallel for num_threads(nt) schedule(static))
-    for (bb = 0; bb < B; bb++) {
-        int t, c;
-        for (t = T - 1; t >= 0; t--) {
-            int64_t o = ((int64_t)bb * T + t) * C;
-            const float *hp = t ? h + o - C : (h0 ? h0 + (int64_t)bb * C : NULL);
-            for (c = 0; c < C; c++) {
-                float g = dh[o + c] + (t + 1 < T ? a[o + C + c] * db[o + C + c] : 0.f);
-                db[o + c] = g;
-                da[o + c] = hp ? g * hp[c] : 0.f;
-            }
-        }
-        if (dh0) for (c = 0; c < C; c++) dh0[(int64_t)bb * C + c] = h0 ? a[(int64_t)bb * T * C + c] * db[(int64_t)bb * T * C + c] : 0.f;
-    }
+    float *ws = algo == MR_SCAN_SEQUENTIAL ? NULL : mr__scan_ws(ctx, B, T, C);
+    if (mr__bad(ctx)) return;
+    mr__scan_bwd(algo == MR_SCAN_SEQUENTIAL ? MR__SCAN_SEQ : algo == MR_SCAN_CHUNKED ? MR__SCAN_CHUNKED : MR__SCAN_AUTO,
+                 B, T, C, a, h, h0, dh, NULL, da, db, dh0, chunk, ws, ctx->n_threads);
 }
 MR__PRIV void mr__scan_fwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float *la, const float *lb, const float *lh0, float *lh) {
-    int bb, nt = ctx->n_threads;
-    (void)nt;
-    MR__OMP(parallel for num_threads(nt) schedule(static))
-    for (bb = 0; bb < B; bb++) {
-        int t, c;
-        for (t = 0; t < T; t++) {
-            int64_t o = ((int64_t)bb * T + t) * C;
-            const float *hp = t ? lh + o - C : (lh0 ? lh0 + (int64_t)bb * C : NULL);
-            for (c = 0; c < C; c++) {
-                if (!hp) { lh[o + c] = lb[o + c]; continue; }
-                { float u = la[o + c] + hp[c], v = lb[o + c], mx = u > v ? u : v, mn = u > v ? v : u;
-                  lh[o + c] = mx + log1pf(expf(mn - mx)); }
-            }
-        }
-    }
+    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR__SCAN_CHUNKED) {
+        float *ws = mr__scan_ws(ctx, B, T, C);
+        if (!ws) return;
+        mr__scan_fwd_log_chunked(B, T, C, la, lb, lh0, lh, 0, ws, ctx->n_threads);
+    } else mr__scan_fwd_log(B, T, C, la, lb, lh0, lh, ctx->n_threads);
 }
 MR__PRIV void mr__scan_bwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float *la, const float *lb, const float *lh,
                                    const float *lh0, const float *g, float *dla, float *dlb) {
-    int bb, nt = ctx->n_threads;
-    (void)nt;
-    MR__OMP(parallel for num_threads(nt) schedule(static))
-    for (bb = 0; bb < B; bb++) {
-        int t, c;
-        for (t = T - 1; t >= 0; t--) {
-            int64_t o = ((int64_t)bb * T + t) * C;
-            const float *hp = t ? lh + o - C : (lh0 ? lh0 + (int64_t)bb * C : NULL);
-            for (c = 0; c < C; c++) {
-                float G = g[o + c], w;
-                if (t + 1 < T) G += dla[o + C + c];   /* G_{t+1} * w_{t+1} was stored in dla[t+1] */
-                w = hp ? expf(la[o + c] + hp[c] - lh[o + c]) : 0.f;
-                dla[o + c] = G * w;
-                dlb[o + c] = G * expf(lb[o + c] - lh[o + c]);
-            }
-        }
-    }
+    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR__SCAN_CHUNKED) {
+        float *ws = mr__scan_ws(ctx, B, T, C);
+        if (!ws) return;
+        mr__scan_bwd_log_chunked(B, T, C, la, lb, lh, lh0, g, NULL, dla, dlb, NULL, 0, ws, ctx->n_threads);
+    } else mr__scan_bwd_log(B, T, C, la, lb, lh, lh0, g, NULL, dla, dlb, NULL, ctx->n_threads);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,15 +46,17 @@ static void bg_run(const bg_case *c, int lib, const float *A, const float *B, fl
                     c->M, c->N, c->K, 1.f, A, lda, B, ldb, c->beta, C, c->N);
 }
 
-/* Median seconds of one call. */
+/* Median seconds of one call. The libraries are timed one after the other,
+   not in turns: each one's idle threads spin for a while after a call and
+   would slow the other down. */
 static double bg_time(const bg_case *c, int lib, const float *A, const float *B, float *C, int warm, int reps) {
-    double t[64];
+    double t[64], s;
     int i;
     for (i = 0; i < warm; i++) bg_run(c, lib, A, B, C);
     for (i = 0; i < reps; i++) {
-        double t0 = bg_now();
+        s = bg_now();
         bg_run(c, lib, A, B, C);
-        t[i] = bg_now() - t0;
+        t[i] = bg_now() - s;
     }
     return bg_median(t, reps);
 }

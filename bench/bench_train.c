@@ -102,13 +102,16 @@ static int bt_run(const char *arch, const bt_opts *o) {
 
     /* generation: batch 1, one token per call */
     if (mr_state_new(&st, m, 1, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
-    n_gen = o->quick ? 200 : 2000;
     tok = 0;
-    for (i = 0; i < 50; i++) {
+    t0 = bt_now();
+    for (i = 0; i < 20; i++) {   /* warm-up, and the time of one token */
         if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "gen: %s\n", mr_ctx_error(ctx)); return 0; }
         mr_ctx_reset(ctx);
-        tok = (int32_t)(i % 65);
+        tok = (int32_t)((i * 7) % 65);
     }
+    t_step = (bt_now() - t0) / 20;
+    n_gen = (int)((o->quick ? 0.2 : 0.5) / (t_step > 1e-7 ? t_step : 1e-7));
+    if (n_gen < 10) n_gen = 10;
     for (w = 0; w < windows; w++) {
         t0 = bt_now();
         for (i = 0; i < n_gen; i++) {

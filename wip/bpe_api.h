@@ -1,5 +1,5 @@
 /* ======================================================================== */
-/* 13. byte-level BPE tokenizer                                             */
+/* tokenizer: byte-level BPE                                                */
 /* ======================================================================== */
 /* A byte-level BPE tokenizer compatible with Hugging Face's tokenizer.json
    (model "BPE", pre-tokenizer and decoder "ByteLevel").
@@ -26,7 +26,20 @@
    Encoding applies, inside each chunk, the lowest-ranked merge first
    (leftmost on ties) until none applies, as Hugging Face's BPE does.
    Special tokens are recognized in the text only when allow_special != 0
-   (leftmost, longest).
+   (leftmost, longest); Hugging Face's tokenizers always recognize them, so
+   pass 1 to get the same ids. With ASCII text (and the same special-token
+   handling) the ids equal those of Hugging Face's tokenizers on the same
+   tokenizer.json; non-ASCII text may be chunked differently, since it is
+   classified by bytes here and by Unicode classes there.
+
+   tokenizer.json: save writes the layout of Hugging Face's byte-level BPE
+   (vocab keys in GPT-2's byte-to-unicode spelling, merges as "left right",
+   special tokens in "added_tokens" and in the vocab). Load accepts that
+   layout with any id order, merges as "a b" or ["a", "b"], and every added
+   token (special or not) as a special token; it rejects what this tokenizer
+   cannot reproduce (normalizers, other pre-tokenizers, add_prefix_space,
+   dropout, byte fallback, subword prefixes or suffixes, a vocab without the
+   256 byte tokens, repeated merges).
 
    Threads: mr_bpe_encode updates a cache of encoded chunks inside the
    tokenizer, so one tokenizer must not encode in two threads at once

@@ -1,5 +1,5 @@
 /* ------------------------------------------------------------------------ */
-/* byte-level BPE tokenizer                                                 */
+/* tokenizer: byte-level BPE                                                */
 /* ------------------------------------------------------------------------ */
 /* Layout: every token's bytes live in one pool (tok_off/tok_len per id);
    merges are three arrays by rank plus an open-addressing table

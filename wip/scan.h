@@ -77,9 +77,9 @@ MR__PRIV void mr__scan_tid(int *tid, int *ntr) {
 MR__PRIV int mr__scan_par(int64_t n, int nt) { return nt > 1 && n >= MR__SCAN_PAR_MIN; }
 
 /* ---- row kernels (w channels; ld = row stride in floats) ---------------- */
-/* h = a * hp + b */
-MR__PRIV void mr__scan_row(int w, const float *MR__SCAN_R a, const float *MR__SCAN_R b, const float *MR__SCAN_R hp,
-                           float *MR__SCAN_R h) {
+/* h = a * hp + b. No restrict where a row written here is read as the next
+   row's input: clang 14 -O2 then miscompiled the inlined time loop. */
+MR__PRIV void mr__scan_row(int w, const float *a, const float *b, const float *hp, float *h) {
     int c;
     for (c = 0; c < w; c++) h[c] = a[c] * hp[c] + b[c];
 }
@@ -87,6 +87,11 @@ MR__PRIV void mr__scan_row(int w, const float *MR__SCAN_R a, const float *MR__SC
 MR__PRIV void mr__scan_row_ip(int w, const float *MR__SCAN_R a, const float *MR__SCAN_R hp, float *MR__SCAN_R e) {
     int c;
     for (c = 0; c < w; c++) e[c] = a[c] * hp[c] + e[c];
+}
+/* d = g * hp */
+MR__PRIV void mr__scan_mul(int w, const float *g, const float *hp, float *d) {
+    int c;
+    for (c = 0; c < w; c++) d[c] = g[c] * hp[c];
 }
 /* Rows 0..n-1 of h from the state hin (NULL: zero). */
 MR__PRIV void mr__scan_fwd_range(int n, int w, int64_t ld, const float *a, const float *b, const float *hin, float *h) {
@@ -115,15 +120,15 @@ MR__PRIV void mr__scan_bwd_range(int n, int w, int64_t ld, const float *a, const
                                  const float *hm1, const float *dh, const float *gin, float *da, float *db) {
     int i, c;
     for (i = n - 1; i >= 0; i--) {
-        float *MR__SCAN_R g = db + i * ld, *MR__SCAN_R d = da + i * ld;
-        const float *MR__SCAN_R x = dh + i * ld;
-        const float *MR__SCAN_R hp = i ? h + (i - 1) * ld : hm1;
-        const float *MR__SCAN_R co = i + 1 < n ? a + (i + 1) * ld : a1;
-        const float *MR__SCAN_R gn = i + 1 < n ? db + (i + 1) * ld : gin;
+        float *g = db + i * ld, *d = da + i * ld;
+        const float *x = dh + i * ld;
+        const float *hp = i ? h + (i - 1) * ld : hm1;
+        const float *co = i + 1 < n ? a + (i + 1) * ld : a1;
+        const float *gn = i + 1 < n ? db + (i + 1) * ld : gin;
         if (!gn) memcpy(g, x, (size_t)w * sizeof(float));
         else if (!co) for (c = 0; c < w; c++) g[c] = gn[c] + x[c];
-        else for (c = 0; c < w; c++) g[c] = co[c] * gn[c] + x[c];
-        if (hp) for (c = 0; c < w; c++) d[c] = g[c] * hp[c];
+        else mr__scan_row(w, co, x, gn, g);
+        if (hp) mr__scan_mul(w, g, hp, d);
         else memset(d, 0, (size_t)w * sizeof(float));
     }
 }
@@ -266,10 +271,10 @@ MR__PRIV void mr__scan_bwd_log_range(int n, int w, int64_t ld, const float *la, 
                                      const float *gin, float *dla, float *dlb) {
     int i, c;
     for (i = n - 1; i >= 0; i--) {
-        const float *MR__SCAN_R ai = la + i * ld, *MR__SCAN_R bi = lb + i * ld, *MR__SCAN_R hi = lh + i * ld;
-        const float *MR__SCAN_R gi = g + i * ld, *MR__SCAN_R hp = i ? lh + (i - 1) * ld : lhm1;
-        float *MR__SCAN_R da = dla + i * ld, *MR__SCAN_R db = dlb + i * ld;
-        const float *MR__SCAN_R nx = i + 1 < n ? dla + (i + 1) * ld : NULL;
+        const float *ai = la + i * ld, *bi = lb + i * ld, *hi = lh + i * ld;
+        const float *gi = g + i * ld, *hp = i ? lh + (i - 1) * ld : lhm1;
+        float *da = dla + i * ld, *db = dlb + i * ld;
+        const float *nx = i + 1 < n ? dla + (i + 1) * ld : NULL;
         for (c = 0; c < w; c++) {
             float G = gi[c], u = mr__scan_expd(bi[c], hi[c]);
             if (nx) G += nx[c];

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Training throughput of minrnn's default model in PyTorch on the CPU, to
+compare with bench/bench_train.c side by side (run them one after the other,
+never at the same time).
+
+Model (as minrnn's mr_model_default_cfg(65)): V=65, d=128, 4 layers of
+  x += MinGRU(rmsnorm(x) * norm1)           w_in [2d, d], no w_out (expansion 1)
+  x += W2 (silu(a) * b), [a|b] = W13 (rmsnorm(x) * norm2)    SwiGLU 512
+logits = (rmsnorm(x) * norm_f) @ embedding^T (tied); mean cross-entropy.
+One step = forward + loss + backward + clip_grad_norm(1.0) + AdamW + zero_grad,
+batch 32 x context 256, float32, torch.set_num_threads(2) by default.
+
+MinGRU variants:
+  seq    h_t = (1-z_t) h_{t-1} + z_t g(p_t), a Python loop over T (what one writes first)
+  log    the parallel log-space (Heinsen) scan with torch.logcumsumexp, as in
+         the minGRU PyTorch research code (lucidrains/minGRU-pytorch)
+  minlstm / gru (optional): MinLSTM with the sequential loop; torch.nn.GRU layers
+
+Usage: /usr/bin/python3 bench/bench_train_torch.py [--threads 2] [--variants seq,log]
+       [--batch 32] [--ctx 256] [--quick]
+Prints "SKIP: torch not installed" and exits 0 when torch is missing.
+"""
+import argparse
+import statistics
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:
+    print("SKIP: torch not installed")
+    sys.exit(0)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.w
+
+
+def g(x):
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x):
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def heinsen_scan_log(log_coeffs, log_values):
+    """h_t = a_t h_{t-1} + b_t with log a = log_coeffs, log b = log_values (h_{-1} = 0)."""
+    a_star = log_coeffs.cumsum(dim=1)
+    log_h0_plus_b_star = (log_values - a_star).logcumsumexp(dim=1)
+    return (a_star + log_h0_plus_b_star).exp()
+
+
+class MinGRU(nn.Module):
+    def __init__(self, d, mode):
+        super().__init__()
+        self.w_in = nn.Linear(d, 2 * d, bias=False)
+        self.mode = mode
+
+    def forward(self, x):
+        k, p = self.w_in(x).chunk(2, dim=-1)
+        if self.mode == "log":
+            log_z = -F.softplus(-k)          # log z
+            log_coeffs = -F.softplus(k)      # log (1 - z)
+            return heinsen_scan_log(log_coeffs, log_z + log_g(p))
+        z = torch.sigmoid(k)
+        a, b = 1 - z, z * g(p)
+        h = torch.zeros_like(a[:, 0])
+        out = []
+        for t in range(a.shape[1]):
+            h = a[:, t] * h + b[:, t]
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+
+class MinLSTM(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.w_in = nn.Linear(d, 3 * d, bias=False)
+
+    def forward(self, x):
+        kf, ki, p = self.w_in(x).chunk(3, dim=-1)
+        f, i = torch.sigmoid(kf), torch.sigmoid(ki)
+        s = f + i
+        a, b = f / s, i / s * g(p)
+        h = torch.zeros_like(a[:, 0])
+        out = []
+        for t in range(a.shape[1]):
+            h = a[:, t] * h + b[:, t]
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+
+class GRU(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.gru = nn.GRU(d, d, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
+class Block(nn.Module):
+    def __init__(self, d, hidden, variant):
+        super().__init__()
+        self.norm1, self.norm2 = RMSNorm(d), RMSNorm(d)
+        if variant in ("seq", "log"):
+            self.mixer = MinGRU(d, variant)
+        elif variant == "minlstm":
+            self.mixer = MinLSTM(d)
+        else:
+            self.mixer = GRU(d)
+        self.w13 = nn.Linear(d, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x):
+        x = x + self.mixer(self.norm1(x))
+        a, b = self.w13(self.norm2(x)).chunk(2, dim=-1)
+        return x + self.w2(F.silu(a) * b)
+
+
+class LM(nn.Module):
+    def __init__(self, vocab=65, d=128, layers=4, hidden=512, variant="seq"):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        nn.init.normal_(self.emb.weight, std=0.1)
+        self.blocks = nn.ModuleList([Block(d, hidden, variant) for _ in range(layers)])
+        self.norm_f = RMSNorm(d)
+
+    def forward(self, idx, targets):
+        x = self.emb(idx)
+        for blk in self.blocks:
+            x = blk(x)
+        logits = self.norm_f(x) @ self.emb.weight.t()   # tied head
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def bench(variant, args):
+    torch.manual_seed(0)
+    model = LM(variant=variant)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    B, T = args.batch, args.ctx
+    data = torch.randint(0, 65, (B, T + 1))
+    x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
+
+    def step():
+        loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    t0 = time.perf_counter()
+    first = step()
+    step()
+    t_step = (time.perf_counter() - t0) / 2
+    steps = max(1, int((0.5 if args.quick else 2.0) / t_step))
+    windows = 2 if args.quick else 3
+    times = []
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            last = step()
+        times.append((time.perf_counter() - t0) / steps)
+    tps = B * T / statistics.median(times)
+    nparams = sum(p.numel() for p in model.parameters())
+    name = {"seq": "mingru-seq", "log": "mingru-log", "minlstm": "minlstm-seq", "gru": "nn.GRU"}[variant]
+    print(f"torch {name:12s} threads {torch.get_num_threads()}  B {B} T {T}  params {nparams}  "
+          f"train {tps:8.0f} tokens/s  ({1e3 * B * T / tps:.1f} ms/step, {windows} x {steps} steps, "
+          f"loss {first:.3f} -> {last:.3f})", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", default="seq,log", help="comma list of seq, log, minlstm, gru")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"bench_train_torch: torch {torch.__version__}, default model (d=128, 4 layers, SwiGLU 512, tied, V=65), "
+          f"forward+backward+clip+AdamW, float32")
+    for v in args.variants.split(","):
+        bench(v.strip(), args)
+
+
+if __name__ == "__main__":
+    main()
