@@ -60,8 +60,11 @@ $(BUILD)/bench/%: bench/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS) -lopenblas
 
+# One at a time (two benchmarks on 2 cores ruin each other). OpenBLAS runs
+# with OPENBLAS_CORETYPE unset, so it uses its AVX-512 kernels.
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; env -u OPENBLAS_CORETYPE $$b || exit 1; done
+	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py || true; fi
 
 clean:
 	rm -rf $(BUILD)

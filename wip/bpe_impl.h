@@ -473,7 +473,7 @@ MR__PRIV void mr__bpe_work_free(const mr_allocator *a, mr__bpe_work *w) {
 }
 MR__PRIV int mr__bpe_work_reserve(const mr_allocator *a, mr__bpe_work *w, size_t n) {
     size_t c;
-    if (n <= w->cap) return 1;
+    if (n <= w->cap && 2 * n <= w->hcap) return 1;
     c = w->cap;
     MR__BPE_GROW(a, int32_t, w->sym, c, n, return 0);
     c = w->cap;
