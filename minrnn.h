@@ -28,6 +28,12 @@
      9. optimizers                  AdamW, SGD+momentum, clipping, LR schedules
     10. backend                     function table (gemm, scan) filled by
                                     minrnn_cuda.cu; NULL entries use the CPU
+    11. layers and the model        the scan (sequential, chunked, log-space),
+                                    MinGRU, MinLSTM, GRU, causal conv, SwiGLU,
+                                    dropout; the LM in parallel and step modes
+    12. tokenizer                   byte-level BPE: train, encode, decode, JSON
+    13. sampling                    temperature, top-k, top-p
+    14. checkpoints                 vocabularies, save/load (docs/FORMAT.md)
 
    COMPILE-TIME OPTIONS (set them before the implementation include; the ones
    marked "everywhere" must be the same in every file that includes minrnn.h)
@@ -494,8 +500,117 @@ MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p);  /* identity in
 /* g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (keeps h positive). */
 MRDEF float mr_mingru_g(float x);
 
+
 /* ======================================================================== */
-/* 12. sampling                                                             */
+/* 12. tokenizer: byte-level BPE                                            */
+/* ======================================================================== */
+/* A byte-level BPE tokenizer compatible with Hugging Face's tokenizer.json
+   (model "BPE", pre-tokenizer and decoder "ByteLevel").
+
+   Vocabulary: the 256 byte values (a trained tokenizer gives byte b the id
+   b), then one token per merge (a merge whose bytes equal an existing token
+   reuses that token's id, as Hugging Face's trainer does), then the special
+   tokens. Every byte string encodes, and decode(encode(x)) == x.
+
+   Pre-tokenization (GPT-2 rules, ASCII classes; every byte >= 0x80 counts
+   as a letter, so a UTF-8 sequence stays in one chunk):
+     's 't 're 've 'm 'll 'd | ' '?letters | ' '?digits | ' '?others |
+     whitespace run not followed by a non-space | whitespace run.
+   Merges never cross chunk boundaries. With pretokenize == 0 the whole text
+   (or each piece between special tokens) is one sequence.
+
+   Training merges, step by step, the most frequent adjacent pair (counted
+   at every position, overlaps included, times the multiplicity of the
+   chunk); ties go to the smallest (left id, right id). A merge replaces the
+   occurrences left to right. Training stops at vocab_size tokens or when
+   the best pair occurs fewer than min_frequency times. Occurrences of the
+   special tokens in the training text are cut out before counting.
+
+   Encoding applies, inside each chunk, the lowest-ranked merge first
+   (leftmost on ties) until none applies, as Hugging Face's BPE does.
+   Special tokens are recognized in the text only when allow_special != 0
+   (leftmost, longest); Hugging Face's tokenizers always recognize them, so
+   pass 1 to get the same ids. With ASCII text (and the same special-token
+   handling) the ids equal those of Hugging Face's tokenizers on the same
+   tokenizer.json; non-ASCII text may be chunked differently, since it is
+   classified by bytes here and by Unicode classes there.
+
+   tokenizer.json: save writes the layout of Hugging Face's byte-level BPE
+   (vocab keys in GPT-2's byte-to-unicode spelling, merges as "left right",
+   special tokens in "added_tokens" and in the vocab). Load accepts that
+   layout with any id order, merges as "a b" or ["a", "b"], and every added
+   token (special or not) as a special token; it rejects what this tokenizer
+   cannot reproduce (normalizers, other pre-tokenizers, add_prefix_space,
+   dropout, byte fallback, subword prefixes or suffixes, a vocab without the
+   256 byte tokens, repeated merges).
+
+   Threads: mr_bpe_encode updates a cache of encoded chunks inside the
+   tokenizer, so one tokenizer must not encode in two threads at once
+   (give each thread its own, or turn the cache off with
+   mr_bpe_set_cache(t, 0); encoding is then read-only). Decoding, lookups
+   and saving are read-only. */
+typedef struct mr_bpe mr_bpe;
+
+typedef struct mr_bpe_train_opts {
+    int vocab_size;      /* total ids: 256 bytes + merged tokens + specials (>= 256 + n_special) */
+    int min_frequency;   /* stop when the best pair occurs fewer times (default 2, >= 1) */
+    int pretokenize;     /* GPT-2 style chunks (default 1) */
+    const char *const *special_tokens;  /* NUL-terminated, distinct, non-empty; ids after the merges */
+    int n_special;
+} mr_bpe_train_opts;
+
+MRDEF mr_bpe_train_opts mr_bpe_train_defaults(void);  /* vocab 4096, min frequency 2, pretokenize */
+/* Trains on text[0..n). On failure *out is NULL. alloc may be NULL. */
+MRDEF mr_status mr_bpe_train(mr_bpe **out, const uint8_t *text, size_t n, const mr_bpe_train_opts *o,
+                             const mr_allocator *alloc, mr_error *err);
+MRDEF void mr_bpe_free(mr_bpe *t);
+
+MRDEF int mr_bpe_vocab_size(const mr_bpe *t);   /* number of ids */
+MRDEF int mr_bpe_n_merges(const mr_bpe *t);
+MRDEF int mr_bpe_n_special(const mr_bpe *t);
+MRDEF int mr_bpe_pretokenizes(const mr_bpe *t);
+/* Merge of the given rank (0 = applied first): left + right -> result. */
+MRDEF mr_status mr_bpe_get_merge(const mr_bpe *t, int rank, int32_t *left, int32_t *right, int32_t *result);
+MRDEF int32_t mr_bpe_byte_id(const mr_bpe *t, uint8_t byte);
+/* Id of the special token with this content, or -1. */
+MRDEF int32_t mr_bpe_special_id(const mr_bpe *t, const char *content);
+MRDEF int mr_bpe_is_special(const mr_bpe *t, int32_t id);
+/* Bytes of one token (for streaming decode): returns their number and points
+   *bytes at them (owned by the tokenizer); 0 and NULL for an invalid id. */
+MRDEF size_t mr_bpe_token_bytes(const mr_bpe *t, int32_t id, const uint8_t **bytes);
+
+/* Encodes text[0..n) into ids[0..cap); *n_out = the number of ids. n ids
+   always suffice. If cap is too small, returns MR_ERR_RANGE with *n_out = the
+   number needed (ids[0..cap) hold the first ones). Mutates the cache. */
+MRDEF mr_status mr_bpe_encode(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, int32_t *ids, size_t cap,
+                              size_t *n_out, mr_error *err);
+/* Same, into a new buffer (free with mr_bpe_free_buffer). */
+MRDEF mr_status mr_bpe_encode_alloc(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, int32_t **ids,
+                                    size_t *n_out, mr_error *err);
+/* Decodes ids into out[0..cap); *n_out = bytes. If cap is too small, returns
+   MR_ERR_RANGE with *n_out = the bytes needed. An invalid id is MR_ERR_RANGE. */
+MRDEF mr_status mr_bpe_decode(const mr_bpe *t, const int32_t *ids, size_t n, uint8_t *out, size_t cap,
+                              size_t *n_out, mr_error *err);
+/* Cache of encoded chunks (default 65536 entries; 0 turns it off and clears it). */
+MRDEF void mr_bpe_set_cache(mr_bpe *t, size_t max_entries);
+/* Length of the first pre-tokenization chunk of text[0..n) (0 when n == 0). */
+MRDEF size_t mr_bpe_chunk_len(const uint8_t *text, size_t n);
+
+/* tokenizer.json: save to a new buffer (allocated with the tokenizer's
+   allocator, not NUL-terminated; free with mr_bpe_free_buffer), load from
+   memory. Loading validates everything and fails with MR_ERR_FORMAT and a
+   message on a malformed file. */
+MRDEF mr_status mr_bpe_save_json_mem(const mr_bpe *t, char **out, size_t *len, mr_error *err);
+MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len, const mr_allocator *alloc,
+                                     mr_error *err);
+MRDEF void mr_bpe_free_buffer(const mr_bpe *t, void *p);
+#ifndef MINRNN_NO_STDIO
+MRDEF mr_status mr_bpe_save_json(const mr_bpe *t, const char *path, mr_error *err);
+MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_allocator *alloc, mr_error *err);
+#endif
+
+/* ======================================================================== */
+/* 13. sampling                                                             */
 /* ======================================================================== */
 /* Picks a token from logits[V]: temperature (<= 0: greedy), then top-k
    (0: off), then top-p nucleus (>= 1: off). scratch: 2*V floats, caller-owned.
@@ -503,7 +618,7 @@ MRDEF float mr_mingru_g(float x);
 MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch);
 
 /* ======================================================================== */
-/* 13. vocabularies and checkpoints                                         */
+/* 14. vocabularies and checkpoints                                         */
 /* ======================================================================== */
 typedef enum mr_vocab_kind { MR_VOCAB_BYTES = 0, MR_VOCAB_CHARS = 1, MR_VOCAB_BPE = 2 } mr_vocab_kind;
 /* How token ids map to text. BYTES: id = byte (256 ids). CHARS: id i is the
@@ -880,6 +995,8 @@ MR__PRIV int mr__max_threads(void) {
 }
 
 MR__PRIV size_t mr__gemm_ws_need(int nthreads);
+MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                           int ldb, float beta, float *C, int ldc, int nthreads, void *workspace);
 
 MR__PRIV mr_status mr__ctx_gemm_ws(mr_ctx *ctx) {
     size_t need = mr__gemm_ws_need(ctx->n_threads);
@@ -1358,27 +1475,6 @@ MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float h
     (void)ps;
     for (i = 0; i < n; i++) t->data[i] = lo + (hi - lo) * mr_rng_uniform(rng);
 }
-
-/* ------------------------------------------------------------------------ */
-/* 8. GEMM                                                                  */
-/* ------------------------------------------------------------------------ */
-#ifdef MR__GEMM_NAIVE
-MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) { (void)nthreads; return 64; }
-MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                           const float *B, int ldb, float beta, float *C, int ldc, int nthreads, void *ws) {
-    int i, j, k;
-    (void)nthreads; (void)ws;
-    for (i = 0; i < M; i++) for (j = 0; j < N; j++) {
-        float acc = 0;
-        for (k = 0; k < K; k++) acc += (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
-        C[(size_t)i * ldc + j] = alpha * acc + (beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j]);
-    }
-}
-#else
-#define MR__GEMM_IN_HEADER 1
-#include "wip/gemm.h"
-#endif
-MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes(nthreads); }
 
 /* ------------------------------------------------------------------------ */
 /* 6. tape and ops                                                          */
@@ -2118,6 +2214,338 @@ MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs
 }
 
 /* ------------------------------------------------------------------------ */
+/* 8. GEMM                                                                  */
+/* ------------------------------------------------------------------------ */
+#ifdef MR__GEMM_NAIVE
+MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) { (void)nthreads; return 64; }
+MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc, int nthreads, void *ws) {
+    int i, j, k;
+    (void)nthreads; (void)ws;
+    for (i = 0; i < M; i++) for (j = 0; j < N; j++) {
+        float acc = 0;
+        for (k = 0; k < K; k++) acc += (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+        C[(size_t)i * ldc + j] = alpha * acc + (beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j]);
+    }
+}
+#else
+#define MR__GEMM_IN_HEADER 1
+/* ---- packed, cache-blocked GEMM (Goto/BLIS) ------------------------------
+   C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major.
+   Each thread takes ranges of rows (and, when M is small, of columns) of C and
+   works alone in its own slice of the workspace, with no barrier: jc over its
+   columns in NC panels, pc over K in KC slices (packs the KCxNC panel of
+   op(B)), ic over its rows in MC blocks (packs the MCxKC block of op(A)), then
+   the MRxNR micro-kernel over the tiles. Packing absorbs ta/tb: both layouts of
+   A are packed by plain row copies (two kernel variants read them), B is
+   transposed while packed when tb = 1. Every C element is summed over k in the
+   same order (k in order inside a KC slice, slices in order) whatever the
+   thread count, and edge tiles run the same micro-kernel on a padded copy, so
+   results are bit-identical for any number of threads.
+   AVX-512: MR x NR = 14 x 32 (28 zmm accumulators), KC 256, MC 168, NC 1024.
+   The micro-kernel uses GCC/clang vector extensions (16 lanes with AVX-512,
+   8 with AVX, 4 otherwise); other compilers (or MR__GEMM_FORCE_PLAIN) get a
+   plain-C kernel. */
+#if defined(__GNUC__) && !defined(MR__GEMM_FORCE_PLAIN)
+#define MR__GEMM_VEC 1
+#if defined(__AVX512F__)
+#define MR__GEMM_VL 16
+#define MR__GEMM_MR 14
+#elif defined(__AVX__)
+#define MR__GEMM_VL 8
+#define MR__GEMM_MR 6
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define MR__GEMM_VL 4
+#define MR__GEMM_MR 8
+#else
+#define MR__GEMM_VL 4
+#define MR__GEMM_MR 6
+#endif
+#define MR__GEMM_NR (2 * MR__GEMM_VL)
+typedef float mr__gemm_v __attribute__((vector_size(MR__GEMM_VL * 4)));
+typedef float mr__gemm_vu __attribute__((vector_size(MR__GEMM_VL * 4), aligned(4), may_alias));
+/* GCC does not contract a*b+c into an FMA under -std=c99; ask it to here. */
+#if !defined(__clang__)
+#define MR__GEMM_FAST __attribute__((optimize("fp-contract=fast")))
+#else
+#define MR__GEMM_FAST
+#endif
+#else
+#define MR__GEMM_VEC 0
+#define MR__GEMM_MR 4
+#define MR__GEMM_NR 8
+#define MR__GEMM_FAST
+#endif
+#define MR__GEMM_KC 256                    /* K slice: one A micro-panel + one B micro-panel fit L1 */
+#define MR__GEMM_MC (12 * MR__GEMM_MR)     /* rows of A per packed block (L2) */
+#define MR__GEMM_NC 1024                   /* columns of a packed B panel; multiple of NR */
+#define MR__GEMM_RMIN MR__GEMM_MC          /* smallest chunk of rows a thread takes (multiple of MR) */
+#define MR__GEMM_KCP (MR__GEMM_KC + 16)    /* row stride of a row-major A panel (+1 line: no L1 set aliasing) */
+
+MR__PRIV size_t mr__gemm_a_bytes(void) { return ((size_t)MR__GEMM_MC * MR__GEMM_KCP * sizeof(float) + 63) & ~(size_t)63; }
+MR__PRIV size_t mr__gemm_b_bytes(void) { return ((size_t)MR__GEMM_KC * MR__GEMM_NC * sizeof(float) + 63) & ~(size_t)63; }
+
+/* Each thread owns a B panel and an A block: no barriers inside a call. */
+MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) {
+    if (nthreads < 1) nthreads = 1;
+    return (size_t)nthreads * (mr__gemm_b_bytes() + mr__gemm_a_bytes());
+}
+
+/* Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels of MR*KCP floats each,
+   so both layouts are plain copies of the source:
+   ta == 0: row-major panel, ap[r*KCP + k] (each row of A copied as is);
+   ta == 1: k-major panel, ap[k*MR + r] (MR consecutive floats of a row of A^T).
+   Rows past mc are zero. */
+MR__PRIV void mr__gemm_pack_a(int ta, const float *A, int lda, int i0, int mc, int p0, int kc, float *ap) {
+    int ir, r, k;
+    if (!ta) {
+        for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
+            int mr = MR__MIN(MR__GEMM_MR, mc - ir);
+            float *d = ap + (size_t)ir * MR__GEMM_KCP;
+            for (r = 0; r < mr; r++)
+                memcpy(d + (size_t)r * MR__GEMM_KCP, A + (size_t)(i0 + ir + r) * lda + p0, (size_t)kc * sizeof(float));
+            for (; r < MR__GEMM_MR; r++) memset(d + (size_t)r * MR__GEMM_KCP, 0, (size_t)kc * sizeof(float));
+        }
+    } else {   /* row by row of A, so the source streams */
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
+                int mr = MR__MIN(MR__GEMM_MR, mc - ir);
+                float *d = ap + (size_t)ir * MR__GEMM_KCP + (size_t)k * MR__GEMM_MR;
+                if (mr == MR__GEMM_MR) memcpy(d, s + ir, MR__GEMM_MR * sizeof(float));
+                else {
+                    for (r = 0; r < mr; r++) d[r] = s[ir + r];
+                    for (; r < MR__GEMM_MR; r++) d[r] = 0.f;
+                }
+            }
+        }
+    }
+}
+
+/* Packs the NR-column slivers [s0, s1) of op(B)[p0:p0+kc, j0:j0+nc] into bp:
+   sliver js at bp + (js-s0)*NR*kc as [k*NR + c]. Columns past nc are zero. */
+MR__PRIV void mr__gemm_pack_b(int tb, const float *B, int ldb, int p0, int kc, int j0, int nc,
+                              int s0, int s1, float *bp) {
+    int js, c, k;
+    if (!tb) {   /* row by row of B, so the source streams */
+        for (k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(p0 + k) * ldb + j0;
+            for (js = s0; js < s1; js++) {
+                int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
+                float *d = bp + ((size_t)(js - s0) * kc + k) * MR__GEMM_NR;
+                if (nr == MR__GEMM_NR) memcpy(d, s + jr, MR__GEMM_NR * sizeof(float));
+                else {
+                    for (c = 0; c < nr; c++) d[c] = s[jr + c];
+                    for (; c < MR__GEMM_NR; c++) d[c] = 0.f;
+                }
+            }
+        }
+    } else {
+        for (js = s0; js < s1; js++) {
+            int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
+            float *d = bp + (size_t)(js - s0) * kc * MR__GEMM_NR;
+            for (c = 0; c < nr; c++) {
+                const float *s = B + (size_t)(j0 + jr + c) * ldb + p0;
+                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = s[k];
+            }
+            for (; c < MR__GEMM_NR; c++)
+                for (k = 0; k < kc; k++) d[(size_t)k * MR__GEMM_NR + c] = 0.f;
+        }
+    }
+}
+
+#if MR__GEMM_VEC
+/* Row lists for the unrolled micro-kernel: X(r) for r = 0 .. MR-1. */
+#define MR__GEMM_R6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#if MR__GEMM_MR == 14
+#define MR__GEMM_ROWS(X) MR__GEMM_R6(X) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#elif MR__GEMM_MR == 12
+#define MR__GEMM_ROWS(X) MR__GEMM_R6(X) X(6) X(7) X(8) X(9) X(10) X(11)
+#elif MR__GEMM_MR == 8
+#define MR__GEMM_ROWS(X) MR__GEMM_R6(X) X(6) X(7)
+#elif MR__GEMM_MR == 6
+#define MR__GEMM_ROWS(X) MR__GEMM_R6(X)
+#else
+#error "minrnn gemm: unsupported MR__GEMM_MR"
+#endif
+#define MR__GEMM_DECL(r) mr__gemm_v c##r##a = z, c##r##b = z;
+#define MR__GEMM_FMA_K(r) { c##r##a += b0 * ap[r]; c##r##b += b1 * ap[r]; }
+#define MR__GEMM_FMA_R(r) { c##r##a += b0 * ap[(r) * MR__GEMM_KCP]; c##r##b += b1 * ap[(r) * MR__GEMM_KCP]; }
+#define MR__GEMM_STEP(FMA, AINC) { mr__gemm_v b0 = ((const mr__gemm_v *)bp)[0], b1 = ((const mr__gemm_v *)bp)[1]; \
+    MR__GEMM_ROWS(FMA) ap += (AINC); bp += MR__GEMM_NR; }
+#define MR__GEMM_ST0(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
+    p_[0] = va * c##r##a; p_[1] = va * c##r##b; }
+#define MR__GEMM_ST1(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
+    p_[0] = va * c##r##a + p_[0]; p_[1] = va * c##r##b + p_[1]; }
+#define MR__GEMM_STB(r) { mr__gemm_vu *p_ = (mr__gemm_vu *)(c + (size_t)(r) * ldc); \
+    p_[0] = va * c##r##a + vb * p_[0]; p_[1] = va * c##r##b + vb * p_[1]; }
+#define MR__GEMM_PFC(r) __builtin_prefetch(c + (size_t)(r) * ldc, 1, 3); \
+    __builtin_prefetch(c + (size_t)(r) * ldc + MR__GEMM_NR - 1, 1, 3);
+/* c[MR x NR] (row stride ldc) = alpha * A_panel @ bp + beta * c; beta == 0: c is not read.
+   FMA/AINC pick the A panel layout (k-major or row-major); the arithmetic is the same. */
+#define MR__GEMM_KERNEL(name, FMA, AINC) \
+MR__PRIV MR__GEMM_FAST void name(int kc, const float *ap, const float *bp, float *c, int ldc, \
+                                 float alpha, float beta) { \
+    const mr__gemm_v z = {0}; \
+    mr__gemm_v va = z + alpha, vb = z + beta; \
+    int k; \
+    MR__GEMM_ROWS(MR__GEMM_DECL) \
+    MR__GEMM_ROWS(MR__GEMM_PFC) \
+    for (k = 0; k + 4 <= kc; k += 4) { \
+        MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) MR__GEMM_STEP(FMA, AINC) \
+    } \
+    for (; k < kc; k++) MR__GEMM_STEP(FMA, AINC) \
+    if (beta == 0.f) { MR__GEMM_ROWS(MR__GEMM_ST0) } \
+    else if (beta == 1.f) { MR__GEMM_ROWS(MR__GEMM_ST1) } \
+    else { MR__GEMM_ROWS(MR__GEMM_STB) } \
+}
+MR__GEMM_KERNEL(mr__gemm_kernel_k, MR__GEMM_FMA_K, MR__GEMM_MR)
+MR__GEMM_KERNEL(mr__gemm_kernel_r, MR__GEMM_FMA_R, 1)
+#else
+/* Plain C micro-kernel (compilers without GCC vector extensions). A element
+   (r, k) of the panel is ap[r*rs + k*ks]. */
+MR__PRIV void mr__gemm_kernel_p(int kc, const float *ap, int rs, int ks, const float *bp, float *c, int ldc,
+                                float alpha, float beta) {
+    float acc[MR__GEMM_MR][MR__GEMM_NR];
+    int k, r, j;
+    for (r = 0; r < MR__GEMM_MR; r++) for (j = 0; j < MR__GEMM_NR; j++) acc[r][j] = 0.f;
+    for (k = 0; k < kc; k++, bp += MR__GEMM_NR)
+        for (r = 0; r < MR__GEMM_MR; r++) {
+            float a = ap[r * rs + k * ks];
+            for (j = 0; j < MR__GEMM_NR; j++) acc[r][j] += a * bp[j];
+        }
+    for (r = 0; r < MR__GEMM_MR; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (beta == 0.f) for (j = 0; j < MR__GEMM_NR; j++) cr[j] = alpha * acc[r][j];
+        else for (j = 0; j < MR__GEMM_NR; j++) cr[j] = alpha * acc[r][j] + beta * cr[j];
+    }
+}
+MR__PRIV void mr__gemm_kernel_k(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta) {
+    mr__gemm_kernel_p(kc, ap, 1, MR__GEMM_MR, bp, c, ldc, alpha, beta);
+}
+MR__PRIV void mr__gemm_kernel_r(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta) {
+    mr__gemm_kernel_p(kc, ap, MR__GEMM_KCP, 1, bp, c, ldc, alpha, beta);
+}
+#endif
+
+/* One packed A block (mc rows from row i0) times the B slivers [s0, s1) of the
+   packed panel starting at column j0: C tiles updated with alpha/beta. */
+MR__PRIV void mr__gemm_macro(int ta, int mc, int nc, int kc, int s0, int s1, const float *ap, const float *bp,
+                             float *C, int ldc, int i0, int j0, float alpha, float beta) {
+    void (*kern)(int, const float *, const float *, float *, int, float, float) = ta ? mr__gemm_kernel_k : mr__gemm_kernel_r;
+    int js, ir;
+    for (js = s0; js < s1; js++) {
+        int jr = js * MR__GEMM_NR, nr = MR__MIN(MR__GEMM_NR, nc - jr);
+        const float *b = bp + (size_t)(js - s0) * MR__GEMM_NR * kc;
+        for (ir = 0; ir < mc; ir += MR__GEMM_MR) {
+            int mr = MR__MIN(MR__GEMM_MR, mc - ir);
+            float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
+            if (mr == MR__GEMM_MR && nr == MR__GEMM_NR) {
+                kern(kc, ap + (size_t)ir * MR__GEMM_KCP, b, c, ldc, alpha, beta);
+            } else {   /* edge tile: same kernel on a padded copy */
+                float t[MR__GEMM_MR * MR__GEMM_NR];
+                int r, j;
+                for (r = 0; r < MR__GEMM_MR; r++)
+                    for (j = 0; j < MR__GEMM_NR; j++)
+                        t[r * MR__GEMM_NR + j] = (beta != 0.f && r < mr && j < nr) ? c[(size_t)r * ldc + j] : 0.f;
+                kern(kc, ap + (size_t)ir * MR__GEMM_KCP, b, t, MR__GEMM_NR, alpha, beta);
+                for (r = 0; r < mr; r++)
+                    for (j = 0; j < nr; j++) c[(size_t)r * ldc + j] = t[r * MR__GEMM_NR + j];
+            }
+        }
+    }
+}
+
+/* One thread's share: rows [m0, m1) and, of every NC panel, the slivers of
+   column range tj of ttn; bp and ap are the thread's own buffers. */
+MR__PRIV void mr__gemm_part(int ta, int tb, int m0, int m1, int N, int K, int tj, int ttn, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                            float *bp, float *ap) {
+    int jc, pc, ic;
+    for (jc = 0; jc < N; jc += MR__GEMM_NC) {
+        int nc = MR__MIN(MR__GEMM_NC, N - jc), nsl = (nc + MR__GEMM_NR - 1) / MR__GEMM_NR;
+        int s0 = (int)((long long)nsl * tj / ttn), s1 = (int)((long long)nsl * (tj + 1) / ttn);
+        if (s1 <= s0) continue;
+        for (pc = 0; pc < K; pc += MR__GEMM_KC) {
+            int kc = MR__MIN(MR__GEMM_KC, K - pc);
+            float bet = pc == 0 ? beta : 1.f;
+            mr__gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, s0, s1, bp);
+            for (ic = m0; ic < m1; ic += MR__GEMM_MC) {
+                int mc = MR__MIN(MR__GEMM_MC, m1 - ic);
+                mr__gemm_pack_a(ta, A, lda, ic, mc, pc, kc, ap);
+                mr__gemm_macro(ta, mc, nc, kc, s0, s1, ap, bp, C, ldc, ic, jc, alpha, bet);
+            }
+        }
+    }
+}
+
+MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, int ldc, int nthreads, void *workspace) {
+    int nt = nthreads < 1 ? 1 : nthreads, unit_m, tm, tn, dyn, next = 0;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.f) {   /* C = beta * C; A and B are not read */
+        int i, j;
+        for (i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (beta == 0.f) for (j = 0; j < N; j++) c[j] = 0.f;
+            else if (beta != 1.f) for (j = 0; j < N; j++) c[j] *= beta;
+        }
+        return;
+    }
+    if ((double)M * N * K < 262144.0) nt = 1;   /* too small to pay for a thread team */
+#if !MR__HAVE_OMP
+    nt = 1;
+#endif
+    /* Work split. Row (column) ranges are whole MR rows (NR columns) counted
+       from 0, so the tiles, and every sum, are the same for any thread count.
+       Tall C (M >= 4 * nt * RMIN): threads take chunks of rows, large first,
+       then smaller (guided), so a thread that the OS stalls does not hold up
+       the call; each chunk packs its own B panels. Otherwise a static grid of
+       tm row ranges x tn column ranges (N is split only when M is small). */
+    unit_m = (M + MR__GEMM_MR - 1) / MR__GEMM_MR;
+    tm = MR__MIN(nt, MR__MAX(1, unit_m / 4));
+    tn = nt / tm;
+    dyn = nt > 1 && M >= 4 * nt * MR__GEMM_RMIN;
+    MR__OMP(parallel num_threads(nt))
+    {
+        int tid = 0, nth = 1;
+        float *bp, *ap;
+#if MR__HAVE_OMP
+        tid = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        bp = (float *)((char *)workspace + (size_t)tid * (mr__gemm_b_bytes() + mr__gemm_a_bytes()));
+        ap = (float *)((char *)bp + mr__gemm_b_bytes());
+        if (dyn) {
+            for (;;) {
+                int r0, r1;
+                MR__OMP(critical(mr__gemm_sched))
+                {
+                    int rem = M - next, ch = (rem + 2 * nth - 1) / (2 * nth);
+                    ch = (ch + MR__GEMM_MR - 1) / MR__GEMM_MR * MR__GEMM_MR;
+                    r0 = next;
+                    r1 = r0 + MR__MIN(rem, MR__MAX(ch, MR__GEMM_RMIN));
+                    next = r1;
+                }
+                if (r0 >= M) break;
+                mr__gemm_part(ta, tb, r0, r1, N, K, 0, 1, alpha, A, lda, B, ldb, beta, C, ldc, bp, ap);
+            }
+        } else {
+            int ttm = nth == nt ? tm : nth, ttn = nth == nt ? tn : 1;   /* fewer threads than asked: rows only */
+            int ti = tid % ttm, tj = tid / ttm;
+            int m0 = (int)((long long)unit_m * ti / ttm) * MR__GEMM_MR;
+            int m1 = MR__MIN(M, (int)((long long)unit_m * (ti + 1) / ttm) * MR__GEMM_MR);
+            if (tj < ttn && m1 > m0)
+                mr__gemm_part(ta, tb, m0, m1, N, K, tj, ttn, alpha, A, lda, B, ldb, beta, C, ldc, bp, ap);
+        }
+    }
+}
+
+#endif
+MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes(nthreads); }
+
+/* ------------------------------------------------------------------------ */
 /* 9. optimizers                                                            */
 /* ------------------------------------------------------------------------ */
 MRDEF mr_adamw_cfg mr_adamw_default(void) {
@@ -2260,7 +2688,569 @@ MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_back
 /* ------------------------------------------------------------------------ */
 /* 11a. the scan: sequential, chunked-parallel and log-space kernels        */
 /* ------------------------------------------------------------------------ */
-#include "wip/scan.h"
+/* ------------------------------------------------------------------------ */
+/* scan: h_t = a_t * h_{t-1} + b_t over [B, T, C]                           */
+/* ------------------------------------------------------------------------ */
+/* Implementation fragment for minrnn.h's implementation section (needs only
+   string.h, math.h, stdint.h and, under OpenMP, omp.h).
+
+   Layout: a, b, h, dh, da, db are [B, T, C] contiguous, row (b, t) = C floats
+   at (b*T + t)*C; h0, dhT, dh0 are [B, C]. h0 == NULL means a zero initial
+   state. Outputs must not overlap inputs.
+
+   Forward   h_t = a_t h_{t-1} + b_t, h_{-1} = h0 (or 0); all of h is written,
+             the final state is h[:, T-1, :].
+   Backward  G_t = dh_t + a_{t+1} G_{t+1}, G_{T-1} = dh_{T-1} + dhT (dhT: the
+             gradient arriving at the final state from the next chunk, may be
+             NULL); db_t = G_t, da_t = G_t h_{t-1} (0 at t = 0 without h0),
+             dh0 = a_0 G_0 (written when dh0 != NULL, also when h0 == NULL).
+             It is the forward recurrence in reverse time with the coefficients
+             shifted by one; the same row kernels run it. Outputs are written,
+             not accumulated.
+   Log space (Heinsen) for positive h: log h_t = logaddexp(log a_t + log h_{t-1},
+             log b_t); without lh0 the first step is log h_0 = log b_0.
+             Backward with w_t = exp(la_t + lh_{t-1} - lh_t), u_t = exp(lb_t - lh_t):
+             G_t = g_t + w_{t+1} G_{t+1} (+ gT at T-1), dlb_t = G_t u_t,
+             dla_t = G_t w_t, dlh0 = G_0 w_0. Infinities never make a NaN.
+
+   Variants
+   - sequential: time loop outside, vectorized channel loop inside; threads
+     take (batch row, block of >= 16 channels) items, so B = 1 with a wide C
+     still uses every thread.
+   - chunked: time cut into chunks, threads take (batch row, chunk) items.
+     Phase 1 reduces every chunk from a zero state to (A_k = prod a, E_k =
+     local end state), without storing anything else; phase 2 combines the
+     carries of each row in order (carry_k = A_k carry_{k-1} + E_k); phase 3
+     scans every chunk again from its true carry with the sequential row
+     kernel. That is the "add prod(a) * carry to a local scan" scheme with
+     the local scan recomputed instead of stored and re-read: 5 passes over
+     [B,T,C] (read a,b; read a,b, write h) instead of 6, and phase 1 walks each
+     thread's chunks backwards so that phase 3 starts on data still in cache.
+     The backward does the same in reverse time (7 passes instead of 5).
+   - log space, sequential and chunked (the chunk carries are log h).
+   The workspace of the chunked kernels is caller-provided:
+   mr__scan_workspace_floats(B, T, C, nthreads) floats, for any chunk length
+   (a chunk shorter than T / MR__SCAN_MAX_CHUNKS is lengthened). */
+#define MR__SCAN_IN_HEADER 1
+
+#define MR__SCAN_AUTO (-1)   /* = public MR_SCAN_* - 1 for AUTO, SEQUENTIAL, CHUNKED */
+#define MR__SCAN_SEQ 0
+#define MR__SCAN_CHUNKED 1
+#define MR__SCAN_MAX_CHUNKS 256   /* chunks per batch row */
+#define MR__SCAN_CBLK 16          /* smallest channel block given to a thread (one cache line) */
+#define MR__SCAN_PAR_MIN 16384    /* fewer elements than this run on one thread */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MR__SCAN_R __restrict
+#else
+#define MR__SCAN_R
+#endif
+
+MR__PRIV int mr__scan_nt(int nthreads) {
+#if MR__HAVE_OMP
+    return nthreads > 0 ? nthreads : omp_get_max_threads();
+#else
+    (void)nthreads;
+    return 1;
+#endif
+}
+MR__PRIV void mr__scan_tid(int *tid, int *ntr) {
+#if MR__HAVE_OMP
+    *tid = omp_get_thread_num();
+    *ntr = omp_get_num_threads();
+#else
+    *tid = 0;
+    *ntr = 1;
+#endif
+}
+/* Whether a problem of n elements is worth a parallel region. */
+MR__PRIV int mr__scan_par(int64_t n, int nt) { return nt > 1 && n >= MR__SCAN_PAR_MIN; }
+
+/* ---- row kernels (w channels; ld = row stride in floats) ---------------- */
+/* h = a * hp + b. No restrict where a row written here is read as the next
+   row's input: clang 14 -O2 then miscompiled the inlined time loop. */
+MR__PRIV void mr__scan_row(int w, const float *a, const float *b, const float *hp, float *h) {
+    int c;
+    for (c = 0; c < w; c++) h[c] = a[c] * hp[c] + b[c];
+}
+/* e = a * hp + e (in place) */
+MR__PRIV void mr__scan_row_ip(int w, const float *MR__SCAN_R a, const float *MR__SCAN_R hp, float *MR__SCAN_R e) {
+    int c;
+    for (c = 0; c < w; c++) e[c] = a[c] * hp[c] + e[c];
+}
+/* d = g * hp */
+MR__PRIV void mr__scan_mul(int w, const float *g, const float *hp, float *d) {
+    int c;
+    for (c = 0; c < w; c++) d[c] = g[c] * hp[c];
+}
+/* Rows 0..n-1 of h from the state hin (NULL: zero). */
+MR__PRIV void mr__scan_fwd_range(int n, int w, int64_t ld, const float *a, const float *b, const float *hin, float *h) {
+    int i;
+    if (n <= 0) return;
+    if (hin) mr__scan_row(w, a, b, hin, h);
+    else memcpy(h, b, (size_t)w * sizeof(float));
+    for (i = 1; i < n; i++) mr__scan_row(w, a + i * ld, b + i * ld, h + (i - 1) * ld, h + i * ld);
+}
+/* Chunk reduction, walking rows n-1..0: A = prod a, E = local end state from
+   zero = sum_i (prod_{j>i} a_j) b_i. */
+MR__PRIV void mr__scan_fwd_reduce(int n, int w, int64_t ld, const float *a, const float *b, float *MR__SCAN_R A,
+                                  float *MR__SCAN_R E) {
+    int i, c;
+    memcpy(A, a + (n - 1) * ld, (size_t)w * sizeof(float));
+    memcpy(E, b + (n - 1) * ld, (size_t)w * sizeof(float));
+    for (i = n - 2; i >= 0; i--) {
+        const float *MR__SCAN_R ai = a + i * ld, *MR__SCAN_R bi = b + i * ld;
+        for (c = 0; c < w; c++) { E[c] += A[c] * bi[c]; A[c] *= ai[c]; }
+    }
+}
+/* Backward rows t1-1 down to t0 (pointers at row t0): db_t = c_t G_{t+1} + dh_t,
+   c_t = a_{t+1}, da_t = db_t h_{t-1}. a1 = the row a_{t1} (NULL: coefficient 1,
+   i.e. t1 = T), gin = G_{t1} (NULL: zero), hm1 = h_{t0-1} (NULL: zero). */
+MR__PRIV void mr__scan_bwd_range(int n, int w, int64_t ld, const float *a, const float *a1, const float *h,
+                                 const float *hm1, const float *dh, const float *gin, float *da, float *db) {
+    int i, c;
+    for (i = n - 1; i >= 0; i--) {
+        float *g = db + i * ld, *d = da + i * ld;
+        const float *x = dh + i * ld;
+        const float *hp = i ? h + (i - 1) * ld : hm1;
+        const float *co = i + 1 < n ? a + (i + 1) * ld : a1;
+        const float *gn = i + 1 < n ? db + (i + 1) * ld : gin;
+        if (!gn) memcpy(g, x, (size_t)w * sizeof(float));
+        else if (!co) for (c = 0; c < w; c++) g[c] = gn[c] + x[c];
+        else mr__scan_row(w, co, x, gn, g);
+        if (hp) mr__scan_mul(w, g, hp, d);
+        else memset(d, 0, (size_t)w * sizeof(float));
+    }
+}
+/* Backward chunk reduction, walking rows 0..n-1: A = prod c_t, E = local G_{t0}
+   from G_{t1} = 0 = sum_i (prod_{j<i} c_j) dh_i (c as above, a1 = a_{t1}). */
+MR__PRIV void mr__scan_bwd_reduce(int n, int w, int64_t ld, const float *a, const float *a1, const float *dh,
+                                  float *MR__SCAN_R A, float *MR__SCAN_R E) {
+    int i, c;
+    memcpy(E, dh, (size_t)w * sizeof(float));
+    for (c = 0; c < w; c++) A[c] = 1.f;
+    for (i = 1; i < n; i++) {
+        const float *MR__SCAN_R ai = a + i * ld, *MR__SCAN_R x = dh + i * ld;
+        for (c = 0; c < w; c++) { A[c] *= ai[c]; E[c] += A[c] * x[c]; }
+    }
+    if (a1) for (c = 0; c < w; c++) A[c] *= a1[c];
+}
+/* dh0 = a_0 * G_0 for one batch row. */
+MR__PRIV void mr__scan_dh0_row(int w, const float *MR__SCAN_R a0, const float *MR__SCAN_R g0, float *MR__SCAN_R dh0) {
+    int c;
+    for (c = 0; c < w; c++) dh0[c] = a0[c] * g0[c];
+}
+
+/* ---- sequential ---------------------------------------------------------- */
+/* Channel blocking: enough (row, channel block) items for nt threads, blocks
+   of whole cache lines. */
+MR__PRIV int mr__scan_cblock(int B, int C, int nt) {
+    int per, blk;
+    if (B >= nt || C <= MR__SCAN_CBLK) return C;
+    per = (nt + B - 1) / B;
+    blk = (C + per - 1) / per;
+    blk = (blk + MR__SCAN_CBLK - 1) / MR__SCAN_CBLK * MR__SCAN_CBLK;
+    return MR__MIN(blk, C);
+}
+
+/* h [B,T,C] = scan(a, b) from h0 [B,C] (NULL: zero). */
+MR__PRIV void mr__scan_fwd_seq(int B, int T, int C, const float *a, const float *b, const float *h0, float *h,
+                               int nthreads) {
+    int nt = mr__scan_nt(nthreads), cb, ncb, items, it;
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    cb = mr__scan_cblock(B, C, nt);
+    ncb = (C + cb - 1) / cb;
+    items = B * ncb;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) schedule(static) if(mr__scan_par((int64_t)B * T * C, nt)))
+    for (it = 0; it < items; it++) {
+        int bb = it / ncb, c0 = (it % ncb) * cb, w = MR__MIN(cb, C - c0);
+        int64_t o = (int64_t)bb * T * C + c0;
+        mr__scan_fwd_range(T, w, C, a + o, b + o, h0 ? h0 + (int64_t)bb * C + c0 : NULL, h + o);
+    }
+}
+
+/* da, db [B,T,C] (and dh0 [B,C] when not NULL) from dh [B,T,C] and dhT [B,C]
+   (NULL: zero); h is the forward's output. Written, not accumulated. */
+MR__PRIV void mr__scan_bwd_seq(int B, int T, int C, const float *a, const float *h, const float *h0, const float *dh,
+                               const float *dhT, float *da, float *db, float *dh0, int nthreads) {
+    int nt = mr__scan_nt(nthreads), cb, ncb, items, it;
+    if (B <= 0 || C <= 0) return;
+    if (T <= 0) {
+        if (dh0) for (it = 0; it < B * C; it++) dh0[it] = dhT ? dhT[it] : 0.f;
+        return;
+    }
+    cb = mr__scan_cblock(B, C, nt);
+    ncb = (C + cb - 1) / cb;
+    items = B * ncb;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) schedule(static) if(mr__scan_par((int64_t)B * T * C, nt)))
+    for (it = 0; it < items; it++) {
+        int bb = it / ncb, c0 = (it % ncb) * cb, w = MR__MIN(cb, C - c0);
+        int64_t o = (int64_t)bb * T * C + c0, s = (int64_t)bb * C + c0;
+        mr__scan_bwd_range(T, w, C, a + o, NULL, h + o, h0 ? h0 + s : NULL, dh + o, dhT ? dhT + s : NULL, da + o, db + o);
+        if (dh0) mr__scan_dh0_row(w, a + o, db + o, dh0 + s);
+    }
+}
+
+/* ---- log space: row kernels and sequential ------------------------------- */
+/* exp(x - y) for x <= y (a weight in [0, 1]); NaN (inf - inf) and rounding
+   above 0 give 1. */
+MR__PRIV float mr__scan_expd(float x, float y) { return expf(fminf(x - y, 0.f)); }
+/* w = exp(la + lhp - lh), lhp - lh first: exact for close values, where
+   la + lhp would round to the ulp of |log h|. */
+MR__PRIV float mr__scan_w(float la, float lhp, float lh) { return expf(fminf(la + (lhp - lh), 0.f)); }
+/* w_t given u_t: w + u = 1 exactly, and u = b / h carries the rounding of
+   log h only as a relative error, so 1 - u is the accurate w when u < 1/2
+   (w ~ 1: a ~ 1 or a growing h, where the direct form's error would compound
+   over every step of the backward). */
+MR__PRIV float mr__scan_wu(float u, float la, float lhp, float lh) { return u < 0.5f ? 1.f - u : mr__scan_w(la, lhp, lh); }
+
+/* The log-space state is carried in double between rows (tiles of
+   MR__SCAN_LTILE channels), only the stored lh is rounded: in float the
+   rounding of |log h| would accumulate without bound when w ~ 1 (a growing h
+   or a ~ 1), e.g. 0.7 in log h after 1e5 steps at log h ~ 1000. The softplus
+   correction (<= log 2) needs only float. */
+#define MR__SCAN_LTILE 64
+/* logaddexp without NaN: equal arguments (both -inf included) give x + log 2. */
+MR__PRIV double mr__scan_lae_d(double x, double y) {
+    double mx = x > y ? x : y, mn = x > y ? y : x;
+    return mx + (double)log1pf(expf(mx == mn ? 0.f : (float)(mn - mx)));
+}
+/* Rows 0..n-1 of lh from the state lhin (NULL: none, lh_0 = lb_0). */
+MR__PRIV void mr__scan_fwd_log_range(int n, int w, int64_t ld, const float *la, const float *lb, const float *lhin,
+                                     float *lh) {
+    double st[MR__SCAN_LTILE];
+    int i, c, c0, cw;
+    if (n <= 0) return;
+    for (c0 = 0; c0 < w; c0 += MR__SCAN_LTILE) {
+        cw = MR__MIN(MR__SCAN_LTILE, w - c0);
+        if (lhin) for (c = 0; c < cw; c++) st[c] = mr__scan_lae_d((double)la[c0 + c] + lhin[c0 + c], lb[c0 + c]);
+        else for (c = 0; c < cw; c++) st[c] = lb[c0 + c];
+        for (c = 0; c < cw; c++) lh[c0 + c] = (float)st[c];
+        for (i = 1; i < n; i++) {
+            const float *MR__SCAN_R ai = la + i * ld + c0, *MR__SCAN_R bi = lb + i * ld + c0;
+            float *MR__SCAN_R hi = lh + i * ld + c0;
+            for (c = 0; c < cw; c++) { st[c] = mr__scan_lae_d(ai[c] + st[c], bi[c]); hi[c] = (float)st[c]; }
+        }
+    }
+}
+/* Chunk reduction, rows n-1..0: A = sum la, E = log of the local end state
+   without an initial state = logsumexp_i (sum_{j>i} la_j + lb_i). */
+MR__PRIV void mr__scan_fwd_log_reduce(int n, int w, int64_t ld, const float *la, const float *lb, float *MR__SCAN_R A,
+                                      float *MR__SCAN_R E) {
+    double sa[MR__SCAN_LTILE], se[MR__SCAN_LTILE];
+    int i, c, c0, cw;
+    for (c0 = 0; c0 < w; c0 += MR__SCAN_LTILE) {
+        cw = MR__MIN(MR__SCAN_LTILE, w - c0);
+        for (c = 0; c < cw; c++) { sa[c] = la[(n - 1) * ld + c0 + c]; se[c] = lb[(n - 1) * ld + c0 + c]; }
+        for (i = n - 2; i >= 0; i--) {
+            const float *MR__SCAN_R ai = la + i * ld + c0, *MR__SCAN_R bi = lb + i * ld + c0;
+            for (c = 0; c < cw; c++) { se[c] = mr__scan_lae_d(se[c], sa[c] + bi[c]); sa[c] += ai[c]; }
+        }
+        for (c = 0; c < cw; c++) { A[c0 + c] = (float)sa[c]; E[c0 + c] = (float)se[c]; }
+    }
+}
+/* Backward rows n-1..0 of a chunk [t0, t1) (pointers at row t0):
+   G_t = g_t + w_{t+1} G_{t+1}, dla_t = G_t w_t, dlb_t = G_t u_t, using
+   dla_{t+1} = w_{t+1} G_{t+1}. la1, lb1, lh1 = rows t1 of la, lb, lh (NULL when t1 = T:
+   G_{T-1} = g_{T-1} + gin); gin = G_{t1} (NULL: zero); lhm1 = lh_{t0-1}
+   (NULL: no state, w = 0). */
+MR__PRIV void mr__scan_bwd_log_range(int n, int w, int64_t ld, const float *la, const float *lb, const float *lh,
+                                     const float *lhm1, const float *la1, const float *lb1, const float *lh1, const float *g,
+                                     const float *gin, float *dla, float *dlb) {
+    int i, c;
+    for (i = n - 1; i >= 0; i--) {
+        const float *ai = la + i * ld, *bi = lb + i * ld, *hi = lh + i * ld;
+        const float *gi = g + i * ld, *hp = i ? lh + (i - 1) * ld : lhm1;
+        float *da = dla + i * ld, *db = dlb + i * ld;
+        const float *nx = i + 1 < n ? dla + (i + 1) * ld : NULL;
+        for (c = 0; c < w; c++) {
+            float G = gi[c], u = mr__scan_expd(bi[c], hi[c]);
+            if (nx) G += nx[c];
+            else if (gin) G += la1 ? gin[c] * mr__scan_wu(mr__scan_expd(lb1[c], lh1[c]), la1[c], hi[c], lh1[c]) : gin[c];
+            da[c] = hp ? G * mr__scan_wu(u, ai[c], hp[c], hi[c]) : 0.f;
+            db[c] = G * u;
+        }
+    }
+}
+/* Backward chunk reduction, rows 0..n-1: A = prod_t w_{t+1}, E = local G_{t0}
+   from G_{t1} = 0 (la1, lh1 as above). */
+MR__PRIV void mr__scan_bwd_log_reduce(int n, int w, int64_t ld, const float *la, const float *lb, const float *lh,
+                                      const float *la1, const float *lb1, const float *lh1, const float *g,
+                                      float *MR__SCAN_R A, float *MR__SCAN_R E) {
+    int i, c;
+    memcpy(E, g, (size_t)w * sizeof(float));
+    for (c = 0; c < w; c++) A[c] = 1.f;
+    for (i = 1; i < n; i++) {
+        const float *MR__SCAN_R ai = la + i * ld, *MR__SCAN_R hi = lh + i * ld, *MR__SCAN_R hp = lh + (i - 1) * ld;
+        const float *MR__SCAN_R gi = g + i * ld, *MR__SCAN_R bi = lb + i * ld;
+        for (c = 0; c < w; c++) { A[c] *= mr__scan_wu(mr__scan_expd(bi[c], hi[c]), ai[c], hp[c], hi[c]); E[c] += A[c] * gi[c]; }
+    }
+    if (la1) {
+        const float *MR__SCAN_R hl = lh + (n - 1) * ld;
+        for (c = 0; c < w; c++) A[c] *= mr__scan_wu(mr__scan_expd(lb1[c], lh1[c]), la1[c], hl[c], lh1[c]);
+    }
+}
+
+/* lh [B,T,C] = log-space scan of (la, lb) [B,T,C] from lh0 [B,C] (NULL: none). */
+MR__PRIV void mr__scan_fwd_log(int B, int T, int C, const float *la, const float *lb, const float *lh0, float *lh,
+                               int nthreads) {
+    int nt = mr__scan_nt(nthreads), cb, ncb, items, it;
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    cb = mr__scan_cblock(B, C, nt);
+    ncb = (C + cb - 1) / cb;
+    items = B * ncb;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) schedule(static) if(mr__scan_par((int64_t)B * T * C, nt)))
+    for (it = 0; it < items; it++) {
+        int bb = it / ncb, c0 = (it % ncb) * cb, w = MR__MIN(cb, C - c0);
+        int64_t o = (int64_t)bb * T * C + c0;
+        mr__scan_fwd_log_range(T, w, C, la + o, lb + o, lh0 ? lh0 + (int64_t)bb * C + c0 : NULL, lh + o);
+    }
+}
+/* dla, dlb [B,T,C] (and dlh0 [B,C], 0 without lh0) from g = dL/dlh [B,T,C] and
+   gT [B,C] (NULL: zero), the gradient arriving at lh[:, T-1] from the next
+   chunk. Written, not accumulated. */
+MR__PRIV void mr__scan_bwd_log(int B, int T, int C, const float *la, const float *lb, const float *lh, const float *lh0,
+                               const float *g, const float *gT, float *dla, float *dlb, float *dlh0, int nthreads) {
+    int nt = mr__scan_nt(nthreads), cb, ncb, items, it;
+    if (B <= 0 || C <= 0) return;
+    if (T <= 0) {
+        if (dlh0) for (it = 0; it < B * C; it++) dlh0[it] = lh0 && gT ? gT[it] : 0.f;
+        return;
+    }
+    cb = mr__scan_cblock(B, C, nt);
+    ncb = (C + cb - 1) / cb;
+    items = B * ncb;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) schedule(static) if(mr__scan_par((int64_t)B * T * C, nt)))
+    for (it = 0; it < items; it++) {
+        int bb = it / ncb, c0 = (it % ncb) * cb, w = MR__MIN(cb, C - c0);
+        int64_t o = (int64_t)bb * T * C + c0, s = (int64_t)bb * C + c0;
+        mr__scan_bwd_log_range(T, w, C, la + o, lb + o, lh + o, lh0 ? lh0 + s : NULL, NULL, NULL, NULL, g + o,
+                               gT ? gT + s : NULL, dla + o, dlb + o);
+        if (dlh0) {
+            if (lh0) memcpy(dlh0 + s, dla + o, (size_t)w * sizeof(float));
+            else memset(dlh0 + s, 0, (size_t)w * sizeof(float));
+        }
+    }
+}
+
+/* ---- chunked ------------------------------------------------------------------ */
+/* Chunks per batch row for a requested chunk length (<= 0: automatic). */
+MR__PRIV int mr__scan_nchunks(int B, int T, int chunk, int nt) {
+    int nch;
+    if (T <= 1) return 1;
+    if (chunk <= 0) {
+        /* about 8 items per thread, chunks of >= 32 rows */
+        if (nt <= 1 || B >= 2 * nt) return 1;
+        nch = (8 * nt + B - 1) / B;
+        nch = MR__MIN(nch, (T + 31) / 32);
+    } else {
+        nch = (int)(((int64_t)T + chunk - 1) / chunk);
+    }
+    nch = MR__MIN(nch, MR__MIN(T, MR__SCAN_MAX_CHUNKS));
+    return MR__MAX(nch, 1);
+}
+/* Workspace (floats) of the chunked kernels, linear and log, for any chunk. */
+MR__PRIV size_t mr__scan_workspace_floats(int B, int T, int C, int nthreads) {
+    (void)nthreads;
+    if (B <= 0 || T <= 0 || C <= 0) return 0;
+    return (size_t)B * (size_t)MR__MIN(T, MR__SCAN_MAX_CHUNKS) * 2u * (size_t)C;
+}
+/* Rows [t0, t1) of chunk k of nch over T rows: equal lengths, the remainder
+   spread over the first chunks. */
+MR__PRIV void mr__scan_chunk_rows(int T, int nch, int k, int *t0, int *t1) {
+    int q = T / nch, r = T % nch;
+    *t0 = k * q + MR__MIN(k, r);
+    *t1 = *t0 + q + (k < r);
+}
+
+/* One chunked job: kind 0 forward, 1 backward, 2 log forward, 3 log backward
+   (odd kinds run in reverse time). The workspace holds per (row, chunk) two
+   C-vectors: A (product of the coefficients; sum of log a for kind 2) and E
+   (local end state), E becoming the chunk's true outgoing carry in phase 2. */
+typedef struct mr__scan_job {
+    int kind, B, T, C, nch;
+    const float *a, *b, *h0, *h, *dh, *dhT; /* a/la, b/lb, h0/lh0, h/lh, dh/g, dhT/gT */
+    float *out, *da, *db, *dh0, *ws;        /* out: h/lh (forward); da/dla, db/dlb, dh0/dlh0 */
+} mr__scan_job;
+
+MR__PRIV void mr__scan_job_p1(const mr__scan_job *j, int bb, int k) {
+    int C = j->C, t0, t1;
+    int64_t o;
+    float *ws = j->ws + ((int64_t)bb * j->nch + k) * 2 * C;
+    if (j->kind & 1 ? k == 0 : k == j->nch - 1) return; /* its carry is not needed */
+    mr__scan_chunk_rows(j->T, j->nch, k, &t0, &t1);
+    o = ((int64_t)bb * j->T + t0) * C;
+    switch (j->kind) {
+    case 0: mr__scan_fwd_reduce(t1 - t0, C, C, j->a + o, j->b + o, ws, ws + C); break;
+    case 1: mr__scan_bwd_reduce(t1 - t0, C, C, j->a + o, t1 < j->T ? j->a + o + (int64_t)(t1 - t0) * C : NULL,
+                                j->dh + o, ws, ws + C); break;
+    case 2: mr__scan_fwd_log_reduce(t1 - t0, C, C, j->a + o, j->b + o, ws, ws + C); break;
+    default: {
+        int64_t o1 = o + (int64_t)(t1 - t0) * C;
+        mr__scan_bwd_log_reduce(t1 - t0, C, C, j->a + o, j->b + o, j->h + o, t1 < j->T ? j->a + o1 : NULL,
+                                t1 < j->T ? j->b + o1 : NULL, t1 < j->T ? j->h + o1 : NULL, j->dh + o, ws, ws + C);
+    }
+    }
+}
+MR__PRIV void mr__scan_job_p2(const mr__scan_job *j, int bb) {
+    int C = j->C, nch = j->nch, k, c;
+    const float *cin;
+    if (!(j->kind & 1)) { /* carries forwards from h0 */
+        cin = j->h0 ? j->h0 + (int64_t)bb * C : NULL;
+        for (k = 0; k + 1 < nch; k++) {
+            float *ws = j->ws + ((int64_t)bb * nch + k) * 2 * C;
+            if (cin && j->kind == 0) mr__scan_row_ip(C, ws, cin, ws + C);
+            else if (cin) for (c = 0; c < C; c++) ws[C + c] = (float)mr__scan_lae_d((double)ws[c] + cin[c], ws[C + c]);
+            cin = ws + C;
+        }
+    } else { /* gradients backwards from dhT */
+        cin = j->dhT ? j->dhT + (int64_t)bb * C : NULL;
+        for (k = nch - 1; k > 0; k--) {
+            float *ws = j->ws + ((int64_t)bb * nch + k) * 2 * C;
+            if (cin) mr__scan_row_ip(C, ws, cin, ws + C);
+            cin = ws + C;
+        }
+    }
+}
+MR__PRIV void mr__scan_job_p3(const mr__scan_job *j, int bb, int k) {
+    int C = j->C, T = j->T, nch = j->nch, t0, t1;
+    int64_t o, o1, s = (int64_t)bb * C;
+    const float *cin, *hm1;
+    mr__scan_chunk_rows(T, nch, k, &t0, &t1);
+    o = ((int64_t)bb * T + t0) * C;
+    o1 = o + (int64_t)(t1 - t0) * C;
+    if (!(j->kind & 1)) {
+        cin = k ? j->ws + ((int64_t)bb * nch + k - 1) * 2 * C + C : (j->h0 ? j->h0 + s : NULL);
+        if (j->kind == 0) mr__scan_fwd_range(t1 - t0, C, C, j->a + o, j->b + o, cin, j->out + o);
+        else mr__scan_fwd_log_range(t1 - t0, C, C, j->a + o, j->b + o, cin, j->out + o);
+        return;
+    }
+    cin = k + 1 < nch ? j->ws + ((int64_t)bb * nch + k + 1) * 2 * C + C : (j->dhT ? j->dhT + s : NULL);
+    hm1 = t0 ? j->h + o - C : (j->h0 ? j->h0 + s : NULL);
+    if (j->kind == 1) {
+        mr__scan_bwd_range(t1 - t0, C, C, j->a + o, t1 < T ? j->a + o1 : NULL, j->h + o, hm1, j->dh + o, cin,
+                           j->da + o, j->db + o);
+        if (k == 0 && j->dh0) mr__scan_dh0_row(C, j->a + o, j->db + o, j->dh0 + s);
+    } else {
+        mr__scan_bwd_log_range(t1 - t0, C, C, j->a + o, j->b + o, j->h + o, hm1, t1 < T ? j->a + o1 : NULL,
+                               t1 < T ? j->b + o1 : NULL, t1 < T ? j->h + o1 : NULL, j->dh + o, cin, j->da + o,
+                               j->db + o);
+        if (k == 0 && j->dh0) {
+            if (j->h0) memcpy(j->dh0 + s, j->da + o, (size_t)C * sizeof(float));
+            else memset(j->dh0 + s, 0, (size_t)C * sizeof(float));
+        }
+    }
+}
+/* Phase 1 walks each thread's items against the direction of phase 3, so
+   phase 3 starts on the rows phase 1 touched last. */
+MR__PRIV void mr__scan_job_run(const mr__scan_job *j, int nt) {
+    int items = j->B * j->nch;
+    (void)nt;
+    MR__OMP(parallel num_threads(nt) if(mr__scan_par((int64_t)j->B * j->T * j->C, nt)))
+    {
+        int tid, ntr, lo, hi, it, bb, rev = j->kind & 1;
+        mr__scan_tid(&tid, &ntr);
+        lo = (int)((int64_t)items * tid / ntr);
+        hi = (int)((int64_t)items * (tid + 1) / ntr);
+        for (it = 0; it < hi - lo; it++) {
+            int x = rev ? lo + it : hi - 1 - it;
+            mr__scan_job_p1(j, x / j->nch, x % j->nch);
+        }
+        MR__OMP(barrier)
+        MR__OMP(for schedule(static))
+        for (bb = 0; bb < j->B; bb++) mr__scan_job_p2(j, bb);
+        for (it = 0; it < hi - lo; it++) {
+            int x = rev ? hi - 1 - it : lo + it;
+            mr__scan_job_p3(j, x / j->nch, x % j->nch);
+        }
+    }
+}
+MR__PRIV void mr__scan_job_init(mr__scan_job *j, int kind, int B, int T, int C, int nch, float *ws) {
+    memset(j, 0, sizeof *j);
+    j->kind = kind; j->B = B; j->T = T; j->C = C; j->nch = nch; j->ws = ws;
+}
+
+/* Same results as the sequential kernels (to rounding); chunk <= 0 picks the
+   chunk length; workspace: mr__scan_workspace_floats() floats (NULL, one
+   chunk or one thread with chunk <= 0: the sequential kernel). */
+MR__PRIV void mr__scan_fwd_chunked(int B, int T, int C, const float *a, const float *b, const float *h0, float *h,
+                                   int chunk, float *workspace, int nthreads) {
+    int nt = mr__scan_nt(nthreads), nch = mr__scan_nchunks(B, T, chunk, nt);
+    mr__scan_job j;
+    if (B <= 0 || T <= 0 || C <= 0 || nch <= 1 || !workspace) { mr__scan_fwd_seq(B, T, C, a, b, h0, h, nthreads); return; }
+    mr__scan_job_init(&j, 0, B, T, C, nch, workspace);
+    j.a = a; j.b = b; j.h0 = h0; j.out = h;
+    mr__scan_job_run(&j, nt);
+}
+MR__PRIV void mr__scan_bwd_chunked(int B, int T, int C, const float *a, const float *h, const float *h0,
+                                   const float *dh, const float *dhT, float *da, float *db, float *dh0, int chunk,
+                                   float *workspace, int nthreads) {
+    int nt = mr__scan_nt(nthreads), nch = mr__scan_nchunks(B, T, chunk, nt);
+    mr__scan_job j;
+    if (B <= 0 || T <= 0 || C <= 0 || nch <= 1 || !workspace) {
+        mr__scan_bwd_seq(B, T, C, a, h, h0, dh, dhT, da, db, dh0, nthreads);
+        return;
+    }
+    mr__scan_job_init(&j, 1, B, T, C, nch, workspace);
+    j.a = a; j.h = h; j.h0 = h0; j.dh = dh; j.dhT = dhT; j.da = da; j.db = db; j.dh0 = dh0;
+    mr__scan_job_run(&j, nt);
+}
+MR__PRIV void mr__scan_fwd_log_chunked(int B, int T, int C, const float *la, const float *lb, const float *lh0,
+                                       float *lh, int chunk, float *workspace, int nthreads) {
+    int nt = mr__scan_nt(nthreads), nch = mr__scan_nchunks(B, T, chunk, nt);
+    mr__scan_job j;
+    if (B <= 0 || T <= 0 || C <= 0 || nch <= 1 || !workspace) { mr__scan_fwd_log(B, T, C, la, lb, lh0, lh, nthreads); return; }
+    mr__scan_job_init(&j, 2, B, T, C, nch, workspace);
+    j.a = la; j.b = lb; j.h0 = lh0; j.out = lh;
+    mr__scan_job_run(&j, nt);
+}
+MR__PRIV void mr__scan_bwd_log_chunked(int B, int T, int C, const float *la, const float *lb, const float *lh,
+                                       const float *lh0, const float *g, const float *gT, float *dla, float *dlb,
+                                       float *dlh0, int chunk, float *workspace, int nthreads) {
+    int nt = mr__scan_nt(nthreads), nch = mr__scan_nchunks(B, T, chunk, nt);
+    mr__scan_job j;
+    if (B <= 0 || T <= 0 || C <= 0 || nch <= 1 || !workspace) {
+        mr__scan_bwd_log(B, T, C, la, lb, lh, lh0, g, gT, dla, dlb, dlh0, nthreads);
+        return;
+    }
+    mr__scan_job_init(&j, 3, B, T, C, nch, workspace);
+    j.a = la; j.b = lb; j.h = lh; j.h0 = lh0; j.dh = g; j.dhT = gT; j.da = dla; j.db = dlb; j.dh0 = dlh0;
+    mr__scan_job_run(&j, nt);
+}
+
+/* ---- dispatch and single step ------------------------------------------- */
+/* MR__SCAN_AUTO: the sequential kernel when the (row, 16-channel block) items
+   keep every thread busy, else the chunked one. */
+MR__PRIV int mr__scan_choose(int B, int T, int C, int nthreads) {
+    int nt = mr__scan_nt(nthreads);
+    if (nt <= 1 || T < 64 || (int64_t)B * ((C + MR__SCAN_CBLK - 1) / MR__SCAN_CBLK) >= 4 * (int64_t)nt)
+        return MR__SCAN_SEQ;
+    return MR__SCAN_CHUNKED;
+}
+/* algo: MR__SCAN_SEQ, MR__SCAN_CHUNKED or MR__SCAN_AUTO; chunk <= 0 is
+   automatic; workspace: mr__scan_workspace_floats() floats (NULL: sequential). */
+MR__PRIV void mr__scan_fwd(int algo, int B, int T, int C, const float *a, const float *b, const float *h0, float *h,
+                           int chunk, float *workspace, int nthreads) {
+    if (algo == MR__SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
+    if (algo == MR__SCAN_CHUNKED) mr__scan_fwd_chunked(B, T, C, a, b, h0, h, chunk, workspace, nthreads);
+    else mr__scan_fwd_seq(B, T, C, a, b, h0, h, nthreads);
+}
+MR__PRIV void mr__scan_bwd(int algo, int B, int T, int C, const float *a, const float *h, const float *h0,
+                           const float *dh, const float *dhT, float *da, float *db, float *dh0, int chunk,
+                           float *workspace, int nthreads) {
+    if (algo == MR__SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
+    if (algo == MR__SCAN_CHUNKED) mr__scan_bwd_chunked(B, T, C, a, h, h0, dh, dhT, da, db, dh0, chunk, workspace, nthreads);
+    else mr__scan_bwd_seq(B, T, C, a, h, h0, dh, dhT, da, db, dh0, nthreads);
+}
+/* One generation step over B*C floats: h = a * h + b (h in: h_{t-1}, out: h_t). */
+MR__PRIV void mr__scan_step(int B, int C, const float *a, const float *b, float *h) {
+    int64_t i, n = (int64_t)B * C;
+    for (i = 0; i < n; i++) h[i] = a[i] * h[i] + b[i];
+}
 
 /* Context-level wrappers: workspace from the arena, threads from the context. */
 MR__PRIV float *mr__scan_ws(mr_ctx *ctx, int B, int T, int C) {
@@ -2974,8 +3964,1746 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
     return MR_OK;
 }
 
+#define MR__BPE_IN_HEADER 1
 /* ------------------------------------------------------------------------ */
-/* 12. sampling                                                             */
+/* 12. tokenizer: byte-level BPE                                            */
+/* ------------------------------------------------------------------------ */
+/* Layout: every token's bytes live in one pool (tok_off/tok_len per id);
+   merges are three arrays by rank plus an open-addressing table
+   (left << 32 | right) -> rank. Encoding a chunk keeps a linked list over its
+   symbols and a min-heap of (rank, position): O(L log L) per chunk, and an
+   optional cache maps short chunks to their ids. Training keeps every distinct
+   chunk once (with its multiplicity) as linked positions, exact pair counts
+   in a hash table, a list of candidate positions per pair and a lazy max-heap
+   of (count, pair): each merge touches only the neighbours of its sites, so
+   training costs O(N log N) for N symbols, not O(N * merges). */
+
+#define MR__BPE_MAX_TOKENS (1 << 24)       /* vocabulary limit */
+#define MR__BPE_MAX_SPECIAL_LEN 4096
+#define MR__BPE_CACHE_MAX_LEN 64           /* longer chunks are not cached */
+#define MR__BPE_CACHE_DEFAULT 65536
+#define MR__BPE_EMPTY64 (~(uint64_t)0)
+#define MR__BPE_JSON_MAX_DEPTH 64
+
+/* open addressing u64 -> int32 (keys never equal MR__BPE_EMPTY64) */
+typedef struct mr__bpe_u64map {
+    uint64_t *keys;
+    int32_t *vals;
+    size_t mask, count;
+    int shift;
+} mr__bpe_u64map;
+
+/* open addressing set of byte strings stored elsewhere (pool + off/len per index) */
+typedef struct mr__bpe_smap {
+    int32_t *slot;    /* index or -1 */
+    uint32_t *hash;
+    size_t mask, count;
+} mr__bpe_smap;
+
+typedef struct mr__bpe_cent { uint32_t hash, koff, ioff; uint16_t klen, nids; } mr__bpe_cent;
+
+struct mr_bpe {
+    mr_allocator alloc;
+    int has_alloc;
+    int n_tokens, n_merges, n_special, pretokenize;
+    /* token bytes */
+    uint32_t *tok_off, *tok_len;
+    uint8_t *is_special;
+    size_t tok_cap;
+    uint8_t *pool;
+    size_t pool_len, pool_cap;
+    int32_t byte_id[256];
+    /* merges by rank */
+    int32_t *m_left, *m_right, *m_res;
+    size_t m_cap;
+    mr__bpe_u64map ranks;       /* (left, right) -> rank */
+    /* special tokens: content, id (-1 while training) */
+    uint8_t *sp_pool;
+    uint32_t *sp_off, *sp_len;
+    int32_t *sp_id;
+    uint8_t sp_first[256];
+    /* encode cache */
+    size_t c_max, c_count, c_mask;
+    mr__bpe_cent *c_tab;
+    uint8_t *c_keys;
+    size_t c_keys_n, c_keys_cap;
+    int32_t *c_ids;
+    size_t c_ids_n, c_ids_cap;
+};
+
+MR__PRIV const mr_allocator *mr__bpe_al(const mr_bpe *t) { return t && t->has_alloc ? &t->alloc : NULL; }
+
+/* Grows an array to hold at least need elements (doubling); returns the new
+   pointer, or NULL (old block kept) on overflow / no memory. */
+MR__PRIV void *mr__bpe_grow(const mr_allocator *a, void *p, size_t *cap, size_t need, size_t elem) {
+    size_t nc = *cap ? *cap : 16, bytes, old;
+    void *q;
+    if (need <= *cap) return p;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2) return NULL;
+        nc *= 2;
+    }
+    if (!mr__mul_ok(nc, elem, &bytes)) return NULL;
+    old = *cap * elem;
+    q = p ? mr__realloc(a, p, old, bytes) : mr__alloc(a, bytes);
+    if (!q) return NULL;
+    *cap = nc;
+    return q;
+}
+#define MR__BPE_GROW(a, T, ptr, cap, need, fail) do { \
+        T *mr__g = (T *)mr__bpe_grow((a), (ptr), &(cap), (need), sizeof(T)); \
+        if (!mr__g) { fail; } (ptr) = mr__g; } while (0)
+
+MR__PRIV uint32_t mr__bpe_hash(const uint8_t *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n, v;
+    while (n >= 8) {
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8; n -= 8;
+    }
+    v = 0;
+    while (n) { v = (v << 8) | s[--n]; }
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    h *= 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 32);
+}
+MR__PRIV uint64_t mr__bpe_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32) | (uint32_t)r; }
+
+/* ---- u64 map ---- */
+MR__PRIV void mr__bpe_u64_free(const mr_allocator *a, mr__bpe_u64map *m) {
+    mr__free(a, m->keys); mr__free(a, m->vals);
+    memset(m, 0, sizeof *m);
+}
+MR__PRIV int mr__bpe_u64_init(const mr_allocator *a, mr__bpe_u64map *m, size_t expect) {
+    size_t cap = 16, i;
+    int sh = 4;
+    while (cap < expect * 2 + 2) { if (cap > SIZE_MAX / 4 / sizeof(uint64_t)) return 0; cap *= 2; sh++; }
+    m->keys = (uint64_t *)mr__alloc(a, cap * sizeof(uint64_t));
+    m->vals = (int32_t *)mr__alloc(a, cap * sizeof(int32_t));
+    if (!m->keys || !m->vals) { mr__bpe_u64_free(a, m); return 0; }
+    for (i = 0; i < cap; i++) m->keys[i] = MR__BPE_EMPTY64;
+    m->mask = cap - 1;
+    m->shift = 64 - sh;
+    m->count = 0;
+    return 1;
+}
+MR__PRIV size_t mr__bpe_u64_slot(const mr__bpe_u64map *m, uint64_t key) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> m->shift);
+    while (m->keys[i] != key && m->keys[i] != MR__BPE_EMPTY64) i = (i + 1) & m->mask;
+    return i;
+}
+MR__PRIV int32_t mr__bpe_u64_get(const mr__bpe_u64map *m, uint64_t key) {
+    size_t i = mr__bpe_u64_slot(m, key);
+    return m->keys[i] == key ? m->vals[i] : -1;
+}
+/* Inserts a new key (must be absent). Returns 0 on no memory. */
+MR__PRIV int mr__bpe_u64_put(const mr_allocator *a, mr__bpe_u64map *m, uint64_t key, int32_t val) {
+    size_t i;
+    if ((m->count + 1) * 2 > m->mask + 1) {
+        mr__bpe_u64map n2;
+        size_t j;
+        if (!mr__bpe_u64_init(a, &n2, m->count + 1)) return 0;
+        for (j = 0; j <= m->mask; j++)
+            if (m->keys[j] != MR__BPE_EMPTY64) {
+                size_t s = mr__bpe_u64_slot(&n2, m->keys[j]);
+                n2.keys[s] = m->keys[j]; n2.vals[s] = m->vals[j];
+            }
+        n2.count = m->count;
+        mr__bpe_u64_free(a, m);
+        *m = n2;
+    }
+    i = mr__bpe_u64_slot(m, key);
+    m->keys[i] = key;
+    m->vals[i] = val;
+    m->count++;
+    return 1;
+}
+
+/* ---- string set ---- */
+MR__PRIV void mr__bpe_smap_free(const mr_allocator *a, mr__bpe_smap *m) {
+    mr__free(a, m->slot); mr__free(a, m->hash);
+    memset(m, 0, sizeof *m);
+}
+MR__PRIV int mr__bpe_smap_init(const mr_allocator *a, mr__bpe_smap *m, size_t expect) {
+    size_t cap = 16, i;
+    while (cap < expect * 2 + 2) { if (cap > SIZE_MAX / 4 / sizeof(uint32_t)) return 0; cap *= 2; }
+    m->slot = (int32_t *)mr__alloc(a, cap * sizeof(int32_t));
+    m->hash = (uint32_t *)mr__alloc(a, cap * sizeof(uint32_t));
+    if (!m->slot || !m->hash) { mr__bpe_smap_free(a, m); return 0; }
+    for (i = 0; i < cap; i++) m->slot[i] = -1;
+    m->mask = cap - 1;
+    m->count = 0;
+    return 1;
+}
+/* Index of the string s[0..n) (hash h), or -1. */
+MR__PRIV int32_t mr__bpe_smap_find(const mr__bpe_smap *m, const uint8_t *pool, const uint32_t *off, const uint32_t *len,
+                                   const uint8_t *s, size_t n, uint32_t h) {
+    size_t i = h & m->mask;
+    while (m->slot[i] >= 0) {
+        int32_t e = m->slot[i];
+        if (m->hash[i] == h && len[e] == n && (n == 0 || memcmp(pool + off[e], s, n) == 0)) return e;
+        i = (i + 1) & m->mask;
+    }
+    return -1;
+}
+MR__PRIV int mr__bpe_smap_put(const mr_allocator *a, mr__bpe_smap *m, int32_t idx, uint32_t h) {
+    size_t i;
+    if ((m->count + 1) * 2 > m->mask + 1) {
+        mr__bpe_smap n2;
+        size_t j;
+        if (!mr__bpe_smap_init(a, &n2, m->count + 1)) return 0;
+        for (j = 0; j <= m->mask; j++)
+            if (m->slot[j] >= 0) {
+                size_t s = m->hash[j] & n2.mask;
+                while (n2.slot[s] >= 0) s = (s + 1) & n2.mask;
+                n2.slot[s] = m->slot[j]; n2.hash[s] = m->hash[j];
+            }
+        n2.count = m->count;
+        mr__bpe_smap_free(a, m);
+        *m = n2;
+    }
+    i = h & m->mask;
+    while (m->slot[i] >= 0) i = (i + 1) & m->mask;
+    m->slot[i] = idx;
+    m->hash[i] = h;
+    m->count++;
+    return 1;
+}
+
+/* ---- GPT-2 byte <-> unicode mapping ---- */
+/* u[b] = code point of byte b; inv[cp] = byte for cp < 324, else -1. */
+MR__PRIV void mr__bpe_byte_map(uint16_t u[256], int16_t inv[324]) {
+    int b, k = 0;
+    for (b = 0; b < 324; b++) inv[b] = -1;
+    for (b = 0; b < 256; b++) {
+        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        u[b] = (uint16_t)(keep ? b : 256 + k++);
+        inv[u[b]] = (int16_t)b;
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s (0 if invalid: overlong,
+   surrogate, over U+10FFFF, truncated). */
+MR__PRIV size_t mr__bpe_utf8_len(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)) return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)) return 0;
+        return 4;
+    }
+    return 0;
+}
+MR__PRIV int mr__bpe_utf8_valid(const uint8_t *s, size_t n) {
+    while (n) {
+        size_t k = mr__bpe_utf8_len(s, n);
+        if (!k) return 0;
+        s += k; n -= k;
+    }
+    return 1;
+}
+/* Decodes byte-level text (each character one of the 256 mapped code points)
+   into out (at most n bytes); returns the byte count, or -1 if s is not
+   byte-level text. */
+MR__PRIV long mr__bpe_unmap(const uint8_t *s, size_t n, const int16_t inv[324], uint8_t *out) {
+    size_t k = 0;
+    long nb = 0;
+    while (k < n) {
+        uint32_t cp;
+        if (s[k] < 0x80) cp = s[k++];
+        else if ((s[k] & 0xE0) == 0xC0 && k + 1 < n && (s[k + 1] & 0xC0) == 0x80) {
+            cp = ((uint32_t)(s[k] & 0x1F) << 6) | (s[k + 1] & 0x3F);
+            k += 2;
+        } else return -1;
+        if (cp >= 324 || inv[cp] < 0) return -1;
+        out[nb++] = (uint8_t)inv[cp];
+    }
+    return nb;
+}
+
+/* ---- pre-tokenizer ---- */
+/* 1 letter (ASCII letters and every byte >= 0x80), 2 digit, 3 whitespace, 4 other */
+static const uint8_t mr__bpe_cls[256] = {
+    4,4,4,4,4,4,4,4,4,3,3,3,3,3,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    3,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 2,2,2,2,2,2,2,2,2,2,4,4,4,4,4,4,
+    4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,4,4,4,4,4,
+    4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,4,4,4,4,4,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1
+};
+
+MRDEF size_t mr_bpe_chunk_len(const uint8_t *s, size_t n) {
+    size_t i;
+    int c;
+    if (!s || n == 0) return 0;
+    if (s[0] == '\'' && n >= 2) {
+        uint8_t d = s[1];
+        if (d == 's' || d == 't' || d == 'm' || d == 'd') return 2;
+        if (n >= 3 && ((d == 'r' && s[2] == 'e') || (d == 'v' && s[2] == 'e') || (d == 'l' && s[2] == 'l'))) return 3;
+    }
+    i = (s[0] == ' ' && n >= 2 && mr__bpe_cls[s[1]] != 3) ? 1 : 0;
+    c = mr__bpe_cls[s[i]];
+    if (c != 3) {
+        i++;
+        while (i < n && mr__bpe_cls[s[i]] == c) i++;
+        return i;
+    }
+    /* whitespace: the run, minus its last character when a non-space follows */
+    i = 1;
+    while (i < n && mr__bpe_cls[s[i]] == 3) i++;
+    if (i == n) return n;
+    return i >= 2 ? i - 1 : 1;
+}
+
+/* ---- tokenizer object ---- */
+MR__PRIV mr_bpe *mr__bpe_new(const mr_allocator *alloc) {
+    mr_bpe *t = (mr_bpe *)mr__calloc(alloc, sizeof(mr_bpe));
+    int i;
+    if (!t) return NULL;
+    if (alloc) { t->alloc = *alloc; t->has_alloc = 1; }
+    for (i = 0; i < 256; i++) t->byte_id[i] = -1;
+    t->c_max = MR__BPE_CACHE_DEFAULT;
+    return t;
+}
+MR__PRIV void mr__bpe_cache_drop(mr_bpe *t) {
+    const mr_allocator *a = mr__bpe_al(t);
+    mr__free(a, t->c_tab); mr__free(a, t->c_keys); mr__free(a, t->c_ids);
+    t->c_tab = NULL; t->c_keys = NULL; t->c_ids = NULL;
+    t->c_count = t->c_mask = t->c_keys_n = t->c_keys_cap = t->c_ids_n = t->c_ids_cap = 0;
+}
+MRDEF void mr_bpe_free(mr_bpe *t) {
+    const mr_allocator *a;
+    mr_allocator copy;
+    if (!t) return;
+    copy = t->alloc;
+    a = t->has_alloc ? &copy : NULL;
+    mr__bpe_cache_drop(t);
+    mr__free(a, t->tok_off); mr__free(a, t->tok_len); mr__free(a, t->is_special); mr__free(a, t->pool);
+    mr__free(a, t->m_left); mr__free(a, t->m_right); mr__free(a, t->m_res);
+    mr__bpe_u64_free(a, &t->ranks);
+    mr__free(a, t->sp_pool); mr__free(a, t->sp_off); mr__free(a, t->sp_len); mr__free(a, t->sp_id);
+    mr__free(a, t);
+}
+MRDEF void mr_bpe_free_buffer(const mr_bpe *t, void *p) { mr__free(mr__bpe_al(t), p); }
+
+/* Appends a token; returns its id or -1 (no memory / too many bytes). */
+MR__PRIV int32_t mr__bpe_add_token(mr_bpe *t, const uint8_t *b, size_t n, int special) {
+    const mr_allocator *a = mr__bpe_al(t);
+    size_t cap = t->tok_cap, need;
+    if (t->n_tokens >= MR__BPE_MAX_TOKENS) return -1;
+    if (!mr__add_ok(t->pool_len, n, &need) || need > UINT32_MAX) return -1;
+    if ((size_t)t->n_tokens + 1 > t->tok_cap) {
+        cap = t->tok_cap;
+        MR__BPE_GROW(a, uint32_t, t->tok_off, cap, (size_t)t->n_tokens + 1, return -1);
+        cap = t->tok_cap;
+        MR__BPE_GROW(a, uint32_t, t->tok_len, cap, (size_t)t->n_tokens + 1, return -1);
+        cap = t->tok_cap;
+        MR__BPE_GROW(a, uint8_t, t->is_special, cap, (size_t)t->n_tokens + 1, return -1);
+        t->tok_cap = cap;
+    }
+    MR__BPE_GROW(a, uint8_t, t->pool, t->pool_cap, need, return -1);
+    if (n) memcpy(t->pool + t->pool_len, b, n);
+    t->tok_off[t->n_tokens] = (uint32_t)t->pool_len;
+    t->tok_len[t->n_tokens] = (uint32_t)n;
+    t->is_special[t->n_tokens] = (uint8_t)(special != 0);
+    t->pool_len = need;
+    return t->n_tokens++;
+}
+MR__PRIV int mr__bpe_add_merge(mr_bpe *t, int32_t l, int32_t r, int32_t res) {
+    const mr_allocator *a = mr__bpe_al(t);
+    size_t cap;
+    if ((size_t)t->n_merges + 1 > t->m_cap) {
+        cap = t->m_cap;
+        MR__BPE_GROW(a, int32_t, t->m_left, cap, (size_t)t->n_merges + 1, return 0);
+        cap = t->m_cap;
+        MR__BPE_GROW(a, int32_t, t->m_right, cap, (size_t)t->n_merges + 1, return 0);
+        cap = t->m_cap;
+        MR__BPE_GROW(a, int32_t, t->m_res, cap, (size_t)t->n_merges + 1, return 0);
+        t->m_cap = cap;
+    }
+    t->m_left[t->n_merges] = l; t->m_right[t->n_merges] = r; t->m_res[t->n_merges] = res;
+    t->n_merges++;
+    return 1;
+}
+/* Builds the (left, right) -> rank table; a repeated pair keeps its first rank. */
+MR__PRIV int mr__bpe_build_ranks(mr_bpe *t) {
+    const mr_allocator *a = mr__bpe_al(t);
+    int r;
+    mr__bpe_u64_free(a, &t->ranks);
+    if (!mr__bpe_u64_init(a, &t->ranks, (size_t)t->n_merges)) return 0;
+    for (r = 0; r < t->n_merges; r++) {
+        uint64_t k = mr__bpe_key(t->m_left[r], t->m_right[r]);
+        if (mr__bpe_u64_get(&t->ranks, k) < 0 && !mr__bpe_u64_put(a, &t->ranks, k, r)) return 0;
+    }
+    return 1;
+}
+/* Registers the special tokens' contents (ids set later). */
+MR__PRIV int mr__bpe_set_specials(mr_bpe *t, const uint8_t *const *s, const size_t *len, int n) {
+    const mr_allocator *a = mr__bpe_al(t);
+    size_t total = 0, o = 0;
+    int i;
+    for (i = 0; i < n; i++) if (!mr__add_ok(total, len[i], &total) || total > UINT32_MAX) return 0;
+    t->sp_pool = (uint8_t *)mr__alloc(a, total);
+    t->sp_off = (uint32_t *)mr__alloc(a, (size_t)n * sizeof(uint32_t) + 1);
+    t->sp_len = (uint32_t *)mr__alloc(a, (size_t)n * sizeof(uint32_t) + 1);
+    t->sp_id = (int32_t *)mr__alloc(a, (size_t)n * sizeof(int32_t) + 1);
+    if (!t->sp_pool || !t->sp_off || !t->sp_len || !t->sp_id) return 0;
+    memset(t->sp_first, 0, sizeof t->sp_first);
+    for (i = 0; i < n; i++) {
+        memcpy(t->sp_pool + o, s[i], len[i]);
+        t->sp_off[i] = (uint32_t)o;
+        t->sp_len[i] = (uint32_t)len[i];
+        t->sp_id[i] = -1;
+        t->sp_first[s[i][0]] = 1;
+        o += len[i];
+    }
+    t->n_special = n;
+    return 1;
+}
+/* Longest special token starting at s (index into the specials), or -1. */
+MR__PRIV int mr__bpe_match_special(const mr_bpe *t, const uint8_t *s, size_t n) {
+    int k, best = -1;
+    size_t bl = 0;
+    if (!t->sp_first[s[0]]) return -1;
+    for (k = 0; k < t->n_special; k++) {
+        size_t l = t->sp_len[k];
+        if (l <= n && l > bl && memcmp(s, t->sp_pool + t->sp_off[k], l) == 0) { best = k; bl = l; }
+    }
+    return best;
+}
+
+MRDEF mr_bpe_train_opts mr_bpe_train_defaults(void) {
+    mr_bpe_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 4096;
+    o.min_frequency = 2;
+    o.pretokenize = 1;
+    return o;
+}
+MRDEF int mr_bpe_vocab_size(const mr_bpe *t) { return t ? t->n_tokens : 0; }
+MRDEF int mr_bpe_n_merges(const mr_bpe *t) { return t ? t->n_merges : 0; }
+MRDEF int mr_bpe_n_special(const mr_bpe *t) { return t ? t->n_special : 0; }
+MRDEF int mr_bpe_pretokenizes(const mr_bpe *t) { return t ? t->pretokenize : 0; }
+MRDEF mr_status mr_bpe_get_merge(const mr_bpe *t, int rank, int32_t *left, int32_t *right, int32_t *result) {
+    if (!t || rank < 0 || rank >= t->n_merges) return MR_ERR_RANGE;
+    if (left) *left = t->m_left[rank];
+    if (right) *right = t->m_right[rank];
+    if (result) *result = t->m_res[rank];
+    return MR_OK;
+}
+MRDEF int32_t mr_bpe_byte_id(const mr_bpe *t, uint8_t byte) { return t ? t->byte_id[byte] : -1; }
+MRDEF int32_t mr_bpe_special_id(const mr_bpe *t, const char *content) {
+    size_t n;
+    int k;
+    if (!t || !content) return -1;
+    n = strlen(content);
+    for (k = 0; k < t->n_special; k++)
+        if (t->sp_len[k] == n && memcmp(t->sp_pool + t->sp_off[k], content, n) == 0) return t->sp_id[k];
+    return -1;
+}
+MRDEF int mr_bpe_is_special(const mr_bpe *t, int32_t id) {
+    return t && id >= 0 && id < t->n_tokens && t->is_special[id];
+}
+MRDEF size_t mr_bpe_token_bytes(const mr_bpe *t, int32_t id, const uint8_t **bytes) {
+    if (!t || id < 0 || id >= t->n_tokens) { if (bytes) *bytes = NULL; return 0; }
+    if (bytes) *bytes = t->pool + t->tok_off[id];
+    return t->tok_len[id];
+}
+MRDEF void mr_bpe_set_cache(mr_bpe *t, size_t max_entries) {
+    if (!t) return;
+    mr__bpe_cache_drop(t);
+    if (max_entries > ((size_t)1 << 24)) max_entries = (size_t)1 << 24;
+    t->c_max = max_entries;
+}
+
+/* ---- encoding ---- */
+typedef struct mr__bpe_work {
+    int32_t *sym, *nxt, *prv;
+    uint64_t *heap;   /* (rank << 32 | position), min-heap, 2 * cap entries */
+    size_t cap, hcap;
+} mr__bpe_work;
+
+MR__PRIV void mr__bpe_work_free(const mr_allocator *a, mr__bpe_work *w) {
+    mr__free(a, w->sym); mr__free(a, w->nxt); mr__free(a, w->prv); mr__free(a, w->heap);
+    memset(w, 0, sizeof *w);
+}
+MR__PRIV int mr__bpe_work_reserve(const mr_allocator *a, mr__bpe_work *w, size_t n) {
+    size_t c;
+    if (n <= w->cap && 2 * n <= w->hcap) return 1;
+    c = w->cap;
+    MR__BPE_GROW(a, int32_t, w->sym, c, n, return 0);
+    c = w->cap;
+    MR__BPE_GROW(a, int32_t, w->nxt, c, n, return 0);
+    c = w->cap;
+    MR__BPE_GROW(a, int32_t, w->prv, c, n, return 0);
+    w->cap = c;
+    c = w->hcap;
+    MR__BPE_GROW(a, uint64_t, w->heap, c, 2 * n, return 0);
+    w->hcap = c;
+    return 1;
+}
+MR__PRIV void mr__bpe_heap_down(uint64_t *h, size_t n, size_t i) {
+    uint64_t x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1] < h[c]) c++;
+        if (h[c] >= x) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+MR__PRIV void mr__bpe_heap_push(uint64_t *h, size_t *n, uint64_t x) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p] <= x) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+MR__PRIV int32_t mr__bpe_rank(const mr_bpe *t, int32_t l, int32_t r) {
+    return mr__bpe_u64_get(&t->ranks, mr__bpe_key(l, r));
+}
+/* Applies the merges to one chunk s[0..L) (L <= w->cap, L < 2^31); leaves the
+   ids in w->sym[0..return). Lowest rank first, leftmost on ties. */
+MR__PRIV size_t mr__bpe_merge_chunk(const mr_bpe *t, const uint8_t *s, size_t L, mr__bpe_work *w) {
+    int32_t *sym = w->sym, *nxt = w->nxt, *prv = w->prv;
+    uint64_t *h = w->heap;
+    size_t i, nh = 0, k;
+    int32_t p0;
+    for (i = 0; i < L; i++) {
+        sym[i] = t->byte_id[s[i]];
+        nxt[i] = i + 1 < L ? (int32_t)(i + 1) : -1;
+        prv[i] = (int32_t)i - 1;
+    }
+    if (t->n_merges == 0) return L;
+    for (i = 0; i + 1 < L; i++) {
+        int32_t r = mr__bpe_rank(t, sym[i], sym[i + 1]);
+        if (r >= 0) h[nh++] = ((uint64_t)(uint32_t)r << 32) | (uint32_t)i;
+    }
+    if (nh > 1) for (i = nh / 2; i-- > 0;) mr__bpe_heap_down(h, nh, i);
+    while (nh) {
+        uint64_t top = h[0];
+        int32_t r = (int32_t)(top >> 32), p = (int32_t)(uint32_t)top, q, nx, pv, r2;
+        h[0] = h[--nh];
+        if (nh) mr__bpe_heap_down(h, nh, 0);
+        if (sym[p] < 0) continue;
+        q = nxt[p];
+        if (q < 0 || sym[p] != t->m_left[r] || sym[q] != t->m_right[r]) continue;
+        sym[p] = t->m_res[r];
+        sym[q] = -1;
+        nx = nxt[q];
+        nxt[p] = nx;
+        if (nx >= 0) prv[nx] = p;
+        pv = prv[p];
+        /* L - 1 initial entries, and each merge (at most L - 1) pops one and
+           pushes at most two: the heap never holds more than 2L entries */
+        if (pv >= 0 && (r2 = mr__bpe_rank(t, sym[pv], sym[p])) >= 0)
+            mr__bpe_heap_push(h, &nh, ((uint64_t)(uint32_t)r2 << 32) | (uint32_t)pv);
+        if (nx >= 0 && (r2 = mr__bpe_rank(t, sym[p], sym[nx])) >= 0)
+            mr__bpe_heap_push(h, &nh, ((uint64_t)(uint32_t)r2 << 32) | (uint32_t)p);
+    }
+    k = 0;
+    for (p0 = 0; p0 >= 0; p0 = nxt[p0]) sym[k++] = sym[p0];  /* k <= p0: in place */
+    return k;
+}
+
+typedef struct mr__bpe_out {
+    int32_t *ids;
+    size_t cap, n;
+} mr__bpe_out;
+MR__PRIV void mr__bpe_emit(mr__bpe_out *o, const int32_t *ids, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++, o->n++)
+        if (o->n < o->cap) o->ids[o->n] = ids[i];
+}
+
+MR__PRIV const mr__bpe_cent *mr__bpe_cache_find(const mr_bpe *t, const uint8_t *s, size_t L, uint32_t h) {
+    size_t i = h & t->c_mask;
+    while (t->c_tab[i].klen) {
+        const mr__bpe_cent *e = &t->c_tab[i];
+        if (e->hash == h && e->klen == L && memcmp(t->c_keys + e->koff, s, L) == 0) return e;
+        i = (i + 1) & t->c_mask;
+    }
+    return NULL;
+}
+/* Best effort: a failed allocation only means no caching. */
+MR__PRIV void mr__bpe_cache_put(mr_bpe *t, const uint8_t *s, size_t L, uint32_t h, const int32_t *ids, size_t n) {
+    const mr_allocator *a = mr__bpe_al(t);
+    size_t i;
+    mr__bpe_cent *e;
+    if (!t->c_tab) {
+        size_t cap = 16;
+        while (cap < t->c_max * 2) cap *= 2;
+        t->c_tab = (mr__bpe_cent *)mr__calloc(a, cap * sizeof(mr__bpe_cent));
+        if (!t->c_tab) return;
+        t->c_mask = cap - 1;
+    }
+    if (t->c_count >= t->c_max) {  /* full: start over */
+        memset(t->c_tab, 0, (t->c_mask + 1) * sizeof(mr__bpe_cent));
+        t->c_count = t->c_keys_n = t->c_ids_n = 0;
+    }
+    MR__BPE_GROW(a, uint8_t, t->c_keys, t->c_keys_cap, t->c_keys_n + L, return);
+    MR__BPE_GROW(a, int32_t, t->c_ids, t->c_ids_cap, t->c_ids_n + n, return);
+    i = h & t->c_mask;
+    while (t->c_tab[i].klen) i = (i + 1) & t->c_mask;
+    e = &t->c_tab[i];
+    e->hash = h;
+    e->koff = (uint32_t)t->c_keys_n;
+    e->ioff = (uint32_t)t->c_ids_n;
+    e->klen = (uint16_t)L;
+    e->nids = (uint16_t)n;
+    memcpy(t->c_keys + t->c_keys_n, s, L);
+    memcpy(t->c_ids + t->c_ids_n, ids, n * sizeof(int32_t));
+    t->c_keys_n += L;
+    t->c_ids_n += n;
+    t->c_count++;
+}
+MR__PRIV mr_status mr__bpe_encode_chunk(mr_bpe *t, const uint8_t *s, size_t L, mr__bpe_work *w, mr__bpe_out *o,
+                                        mr_error *err) {
+    uint32_t h = 0;
+    size_t n;
+    int cache = t->c_max > 0 && L <= MR__BPE_CACHE_MAX_LEN;
+    if (L == 1) {
+        if (o->n < o->cap) o->ids[o->n] = t->byte_id[s[0]];
+        o->n++;
+        return MR_OK;
+    }
+    if (cache) {
+        h = mr__bpe_hash(s, L);
+        if (t->c_tab) {
+            const mr__bpe_cent *e = mr__bpe_cache_find(t, s, L, h);
+            if (e) { mr__bpe_emit(o, t->c_ids + e->ioff, e->nids); return MR_OK; }
+        }
+    }
+    if (L > INT32_MAX) return mr__seterr(err, MR_ERR_RANGE, "bpe: a chunk of %zu bytes is too long to encode", L);
+    if (!mr__bpe_work_reserve(mr__bpe_al(t), w, L)) return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory encoding");
+    n = mr__bpe_merge_chunk(t, s, L, w);
+    mr__bpe_emit(o, w->sym, n);
+    if (cache) mr__bpe_cache_put(t, s, L, h, w->sym, n);
+    return MR_OK;
+}
+MR__PRIV mr_status mr__bpe_encode_segment(mr_bpe *t, const uint8_t *s, size_t n, mr__bpe_work *w, mr__bpe_out *o,
+                                          mr_error *err) {
+    mr_status st = MR_OK;
+    if (!t->pretokenize) return n ? mr__bpe_encode_chunk(t, s, n, w, o, err) : MR_OK;
+    while (n && st == MR_OK) {
+        size_t L = mr_bpe_chunk_len(s, n);
+        st = mr__bpe_encode_chunk(t, s, L, w, o, err);
+        s += L; n -= L;
+    }
+    return st;
+}
+MR__PRIV mr_status mr__bpe_encode_out(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, mr__bpe_out *o,
+                                      mr_error *err) {
+    mr__bpe_work w;
+    mr_status st = MR_OK;
+    memset(&w, 0, sizeof w);
+    if (!t || (!text && n)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or text");
+    if (allow_special && t->n_special) {
+        size_t i = 0, start = 0;
+        while (i < n && st == MR_OK) {
+            int k = mr__bpe_match_special(t, text + i, n - i);
+            if (k < 0) { i++; continue; }
+            st = mr__bpe_encode_segment(t, text + start, i - start, &w, o, err);
+            if (o->n < o->cap) o->ids[o->n] = t->sp_id[k];
+            o->n++;
+            i += t->sp_len[k];
+            start = i;
+        }
+        if (st == MR_OK) st = mr__bpe_encode_segment(t, text + start, n - start, &w, o, err);
+    } else {
+        st = mr__bpe_encode_segment(t, text, n, &w, o, err);
+    }
+    mr__bpe_work_free(mr__bpe_al(t), &w);
+    return st;
+}
+MRDEF mr_status mr_bpe_encode(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, int32_t *ids, size_t cap,
+                              size_t *n_out, mr_error *err) {
+    mr__bpe_out o;
+    mr_status st;
+    o.ids = ids; o.cap = ids ? cap : 0; o.n = 0;
+    st = mr__bpe_encode_out(t, text, n, allow_special, &o, err);
+    if (n_out) *n_out = o.n;
+    if (st == MR_OK && o.n > o.cap)
+        return mr__seterr(err, MR_ERR_RANGE, "bpe: %zu ids do not fit in a buffer of %zu", o.n, o.cap);
+    return st;
+}
+MRDEF mr_status mr_bpe_encode_alloc(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, int32_t **ids,
+                                    size_t *n_out, mr_error *err) {
+    mr__bpe_out o;
+    mr_status st;
+    size_t bytes;
+    if (ids) *ids = NULL;
+    if (n_out) *n_out = 0;
+    if (!t || !ids) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or output");
+    if (!mr__mul_ok(n ? n : 1, sizeof(int32_t), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "bpe: text too large");
+    o.ids = (int32_t *)mr__alloc(mr__bpe_al(t), bytes);
+    if (!o.ids) return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory (%zu ids)", n);
+    o.cap = n; o.n = 0;   /* every token has at least one byte */
+    st = mr__bpe_encode_out(t, text, n, allow_special, &o, err);
+    if (st != MR_OK) { mr__free(mr__bpe_al(t), o.ids); return st; }
+    MINRNN_ASSERT(o.n <= n);
+    *ids = o.ids;
+    if (n_out) *n_out = o.n;
+    return MR_OK;
+}
+
+MRDEF mr_status mr_bpe_decode(const mr_bpe *t, const int32_t *ids, size_t n, uint8_t *out, size_t cap, size_t *n_out,
+                              mr_error *err) {
+    size_t i, k = 0;
+    if (n_out) *n_out = 0;
+    if (!t || (!ids && n)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or ids");
+    if (!out) cap = 0;
+    for (i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        size_t L;
+        if (id < 0 || id >= t->n_tokens)
+            return mr__seterr(err, MR_ERR_RANGE, "bpe: token id %d at position %zu is outside [0, %d)", (int)id, i,
+                              t->n_tokens);
+        L = t->tok_len[id];
+        if (k < cap) memcpy(out + k, t->pool + t->tok_off[id], MR__MIN(L, cap - k));
+        k += L;
+    }
+    if (n_out) *n_out = k;
+    if (k > cap) return mr__seterr(err, MR_ERR_RANGE, "bpe: %zu bytes do not fit in a buffer of %zu", k, cap);
+    return MR_OK;
+}
+
+/* ---- training ---- */
+typedef struct mr__bpe_pos { int32_t sym, prv, nxt, wid; } mr__bpe_pos;
+typedef struct mr__bpe_pair { int64_t count; int32_t l, r, head, rank, dirty, pad_; } mr__bpe_pair;
+typedef struct mr__bpe_occ { int32_t pos, next; } mr__bpe_occ;
+typedef struct mr__bpe_hent { int64_t count; uint64_t key; } mr__bpe_hent;
+
+typedef struct mr__bpe_tr {
+    const mr_allocator *a;
+    mr__bpe_pos *ps;
+    int64_t *mult;          /* multiplicity per distinct chunk */
+    mr__bpe_pair *pairs;
+    size_t npairs, pairs_cap;
+    mr__bpe_u64map pmap;    /* (l, r) -> pair index */
+    mr__bpe_occ *occ;       /* candidate positions per pair (may be stale) */
+    size_t nocc, occ_cap;
+    mr__bpe_hent *heap;     /* lazy max-heap by (count desc, key asc) */
+    size_t nheap, heap_cap;
+    int32_t *dirty;
+    size_t ndirty, dirty_cap;
+    int32_t *tmp;
+    size_t tmp_cap;
+    uint8_t *cat;
+    size_t cat_cap;
+} mr__bpe_tr;
+
+MR__PRIV void mr__bpe_tr_free(mr__bpe_tr *tr) {
+    const mr_allocator *a = tr->a;
+    mr__free(a, tr->ps); mr__free(a, tr->mult); mr__free(a, tr->pairs); mr__bpe_u64_free(a, &tr->pmap);
+    mr__free(a, tr->occ); mr__free(a, tr->heap); mr__free(a, tr->dirty); mr__free(a, tr->tmp); mr__free(a, tr->cat);
+}
+MR__PRIV int mr__bpe_hent_better(const mr__bpe_hent *x, const mr__bpe_hent *y) {
+    return x->count > y->count || (x->count == y->count && x->key < y->key);
+}
+MR__PRIV void mr__bpe_hdown(mr__bpe_hent *h, size_t n, size_t i) {
+    mr__bpe_hent x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && mr__bpe_hent_better(&h[c + 1], &h[c])) c++;
+        if (!mr__bpe_hent_better(&h[c], &x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+MR__PRIV int mr__bpe_hpush(mr__bpe_tr *tr, int64_t count, uint64_t key) {
+    size_t i;
+    mr__bpe_hent x;
+    MR__BPE_GROW(tr->a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->nheap + 1, return 0);
+    x.count = count; x.key = key;
+    i = tr->nheap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!mr__bpe_hent_better(&x, &tr->heap[p])) break;
+        tr->heap[i] = tr->heap[p];
+        i = p;
+    }
+    tr->heap[i] = x;
+    return 1;
+}
+/* Adds delta to the count of pair (l, r), marks it dirty, and records pos as
+   a candidate position when pos >= 0. Returns 0 on no memory. */
+MR__PRIV int mr__bpe_bump(mr__bpe_tr *tr, int32_t l, int32_t r, int64_t delta, int32_t pos) {
+    uint64_t key = mr__bpe_key(l, r);
+    int32_t idx = mr__bpe_u64_get(&tr->pmap, key);
+    mr__bpe_pair *p;
+    if (idx < 0) {
+        if (tr->npairs >= INT32_MAX) return 0;
+        MR__BPE_GROW(tr->a, mr__bpe_pair, tr->pairs, tr->pairs_cap, tr->npairs + 1, return 0);
+        idx = (int32_t)tr->npairs;
+        if (!mr__bpe_u64_put(tr->a, &tr->pmap, key, idx)) return 0;
+        tr->npairs++;
+        p = &tr->pairs[idx];
+        p->count = 0; p->l = l; p->r = r; p->head = -1; p->rank = -1; p->dirty = 0; p->pad_ = 0;
+    }
+    p = &tr->pairs[idx];
+    p->count += delta;
+    if (!p->dirty) {
+        MR__BPE_GROW(tr->a, int32_t, tr->dirty, tr->dirty_cap, tr->ndirty + 1, return 0);
+        tr->dirty[tr->ndirty++] = idx;
+        p->dirty = 1;
+    }
+    if (pos >= 0) {
+        if (tr->nocc >= INT32_MAX) return 0;
+        MR__BPE_GROW(tr->a, mr__bpe_occ, tr->occ, tr->occ_cap, tr->nocc + 1, return 0);
+        tr->occ[tr->nocc].pos = pos;
+        tr->occ[tr->nocc].next = p->head;
+        p->head = (int32_t)tr->nocc++;
+    }
+    return 1;
+}
+/* Sorts ascending (heapsort: no recursion, O(n log n)). */
+MR__PRIV void mr__bpe_sort_i32(int32_t *v, size_t n) {
+    size_t i, asc = 1, desc = 1;
+    for (i = 1; i < n && (asc || desc); i++) {
+        if (v[i] < v[i - 1]) asc = 0;
+        if (v[i] > v[i - 1]) desc = 0;
+    }
+    if (asc) return;
+    if (desc) {
+        for (i = 0; i < n / 2; i++) { int32_t x = v[i]; v[i] = v[n - 1 - i]; v[n - 1 - i] = x; }
+        return;
+    }
+    for (i = n / 2; i-- > 0;) {
+        size_t j = i;
+        int32_t x = v[j];
+        for (;;) { size_t c = 2 * j + 1; if (c >= n) break; if (c + 1 < n && v[c + 1] > v[c]) c++; if (v[c] <= x) break; v[j] = v[c]; j = c; }
+        v[j] = x;
+    }
+    for (i = n; i-- > 1;) {
+        int32_t x = v[i];
+        size_t j = 0;
+        v[i] = v[0];
+        for (;;) { size_t c = 2 * j + 1; if (c >= i) break; if (c + 1 < i && v[c + 1] > v[c]) c++; if (v[c] <= x) break; v[j] = v[c]; j = c; }
+        v[j] = x;
+    }
+}
+MR__PRIV void mr__bpe_clear_dirty(mr__bpe_tr *tr) {
+    size_t i;
+    for (i = 0; i < tr->ndirty; i++) tr->pairs[tr->dirty[i]].dirty = 0;
+    tr->ndirty = 0;
+}
+
+/* Distinct chunks of the training text: offset into the text, length, count. */
+typedef struct mr__bpe_chunks {
+    uint32_t *off, *len;
+    int64_t *cnt;
+    size_t n, cap;
+    mr__bpe_smap set;
+} mr__bpe_chunks;
+
+MR__PRIV int mr__bpe_chunk_add(const mr_allocator *a, mr__bpe_chunks *c, const uint8_t *text, size_t off, size_t len) {
+    uint32_t h = mr__bpe_hash(text + off, len);
+    int32_t e = mr__bpe_smap_find(&c->set, text, c->off, c->len, text + off, len, h);
+    size_t cap;
+    if (e >= 0) { c->cnt[e]++; return 1; }
+    if (c->n + 1 > c->cap) {
+        cap = c->cap;
+        MR__BPE_GROW(a, uint32_t, c->off, cap, c->n + 1, return 0);
+        cap = c->cap;
+        MR__BPE_GROW(a, uint32_t, c->len, cap, c->n + 1, return 0);
+        cap = c->cap;
+        MR__BPE_GROW(a, int64_t, c->cnt, cap, c->n + 1, return 0);
+        c->cap = cap;
+    }
+    c->off[c->n] = (uint32_t)off;
+    c->len[c->n] = (uint32_t)len;
+    c->cnt[c->n] = 1;
+    if (!mr__bpe_smap_put(a, &c->set, (int32_t)c->n, h)) return 0;
+    c->n++;
+    return 1;
+}
+MR__PRIV int mr__bpe_chunk_segment(const mr_allocator *a, mr__bpe_chunks *c, const uint8_t *text, size_t start,
+                                   size_t end, int pretok) {
+    if (start >= end) return 1;
+    if (!pretok) return mr__bpe_chunk_add(a, c, text, start, end - start);
+    while (start < end) {
+        size_t L = mr_bpe_chunk_len(text + start, end - start);
+        if (L >= 2 && !mr__bpe_chunk_add(a, c, text, start, L)) return 0;  /* single bytes hold no pair */
+        start += L;
+    }
+    return 1;
+}
+
+MR__PRIV mr_status mr__bpe_train_run(mr_bpe *t, const uint8_t *text, size_t n, const mr_bpe_train_opts *o,
+                                     mr__bpe_tr *tr, mr__bpe_chunks *ch, mr__bpe_smap *toks, mr_error *err) {
+    const mr_allocator *a = tr->a;
+    size_t i, npos = 0;
+    int target = o->vocab_size - o->n_special;
+    int64_t minf = o->min_frequency;
+#define MR__BPE_OOM return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory while training")
+    /* 1. distinct chunks (special tokens cut out) */
+    if (!mr__bpe_smap_init(a, &ch->set, 1024)) MR__BPE_OOM;
+    {
+        size_t start = 0;
+        i = 0;
+        if (t->n_special) {
+            while (i < n) {
+                int k = mr__bpe_match_special(t, text + i, n - i);
+                if (k < 0) { i++; continue; }
+                if (!mr__bpe_chunk_segment(a, ch, text, start, i, o->pretokenize)) MR__BPE_OOM;
+                i += t->sp_len[k];
+                start = i;
+            }
+        }
+        if (!mr__bpe_chunk_segment(a, ch, text, start, n, o->pretokenize)) MR__BPE_OOM;
+    }
+    mr__bpe_smap_free(a, &ch->set);
+    /* 2. positions: each distinct chunk once, linked */
+    for (i = 0; i < ch->n; i++) npos += ch->len[i];
+    tr->ps = (mr__bpe_pos *)mr__alloc(a, (npos ? npos : 1) * sizeof(mr__bpe_pos));
+    tr->mult = (int64_t *)mr__alloc(a, (ch->n ? ch->n : 1) * sizeof(int64_t));
+    if (!tr->ps || !tr->mult) MR__BPE_OOM;
+    if (!mr__bpe_u64_init(a, &tr->pmap, 4096)) MR__BPE_OOM;
+    {
+        size_t p = 0, w;
+        for (w = 0; w < ch->n; w++) {
+            size_t L = ch->len[w], j;
+            const uint8_t *s = text + ch->off[w];
+            tr->mult[w] = ch->cnt[w];
+            for (j = 0; j < L; j++, p++) {
+                tr->ps[p].sym = s[j];
+                tr->ps[p].prv = j ? (int32_t)(p - 1) : -1;
+                tr->ps[p].nxt = j + 1 < L ? (int32_t)(p + 1) : -1;
+                tr->ps[p].wid = (int32_t)w;
+            }
+        }
+        /* 3. initial pair counts (pushed in reverse, so each list runs left to right) */
+        for (p = npos; p-- > 0;)
+            if (tr->ps[p].nxt >= 0 && !mr__bpe_bump(tr, tr->ps[p].sym, tr->ps[p + 1].sym, tr->mult[tr->ps[p].wid], (int32_t)p))
+                MR__BPE_OOM;
+    }
+    mr__bpe_clear_dirty(tr);
+    MR__BPE_GROW(a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->npairs + 1, MR__BPE_OOM);
+    for (i = 0; i < tr->npairs; i++) {
+        tr->heap[i].count = tr->pairs[i].count;
+        tr->heap[i].key = mr__bpe_key(tr->pairs[i].l, tr->pairs[i].r);
+    }
+    tr->nheap = tr->npairs;
+    if (tr->nheap > 1) for (i = tr->nheap / 2; i-- > 0;) mr__bpe_hdown(tr->heap, tr->nheap, i);
+    /* 4. merges */
+    while (t->n_tokens < target) {
+        mr__bpe_hent top;
+        int32_t pi = -1, A, B, C, x;
+        size_t nt = 0, k, la, lb;
+        while (tr->nheap) {
+            top = tr->heap[0];
+            tr->heap[0] = tr->heap[--tr->nheap];
+            if (tr->nheap) mr__bpe_hdown(tr->heap, tr->nheap, 0);
+            pi = mr__bpe_u64_get(&tr->pmap, top.key);
+            if (pi >= 0 && tr->pairs[pi].count == top.count && top.count > 0) break;
+            pi = -1;
+        }
+        if (pi < 0 || tr->pairs[pi].count < minf) break;
+        A = tr->pairs[pi].l;
+        B = tr->pairs[pi].r;
+        /* the new token (an existing one when its bytes already are a token) */
+        la = t->tok_len[A]; lb = t->tok_len[B];
+        MR__BPE_GROW(a, uint8_t, tr->cat, tr->cat_cap, la + lb, MR__BPE_OOM);
+        memcpy(tr->cat, t->pool + t->tok_off[A], la);
+        memcpy(tr->cat + la, t->pool + t->tok_off[B], lb);
+        {
+            uint32_t h = mr__bpe_hash(tr->cat, la + lb);
+            C = mr__bpe_smap_find(toks, t->pool, t->tok_off, t->tok_len, tr->cat, la + lb, h);
+            if (C < 0) {
+                C = mr__bpe_add_token(t, tr->cat, la + lb, 0);
+                if (C < 0 || !mr__bpe_smap_put(a, toks, C, h))
+                    return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory (or over 4 GiB of token bytes) while training");
+            }
+        }
+        if (tr->pairs[pi].rank < 0) {  /* a pair formed again after its merge is not recorded twice */
+            tr->pairs[pi].rank = t->n_merges;
+            if (!mr__bpe_add_merge(t, A, B, C)) MR__BPE_OOM;
+        }
+        /* candidate positions, left to right */
+        for (x = tr->pairs[pi].head; x >= 0; x = tr->occ[x].next) {
+            MR__BPE_GROW(a, int32_t, tr->tmp, tr->tmp_cap, nt + 1, MR__BPE_OOM);
+            tr->tmp[nt++] = tr->occ[x].pos;
+        }
+        tr->pairs[pi].head = -1;
+        mr__bpe_sort_i32(tr->tmp, nt);
+        for (k = 0; k < nt; k++) {
+            int32_t p = tr->tmp[k], q, hh, kk;
+            int64_t m;
+            mr__bpe_pos *ps = tr->ps;
+            if (k && p == tr->tmp[k - 1]) continue;
+            q = ps[p].nxt;
+            if (ps[p].sym != A || q < 0 || ps[q].sym != B) continue;   /* stale */
+            m = tr->mult[ps[p].wid];
+            hh = ps[p].prv;
+            kk = ps[q].nxt;
+            if (hh >= 0) {
+                if (!mr__bpe_bump(tr, ps[hh].sym, A, -m, -1) || !mr__bpe_bump(tr, ps[hh].sym, C, m, hh)) MR__BPE_OOM;
+            }
+            if (!mr__bpe_bump(tr, A, B, -m, -1)) MR__BPE_OOM;
+            if (kk >= 0) {
+                if (!mr__bpe_bump(tr, B, ps[kk].sym, -m, -1) || !mr__bpe_bump(tr, C, ps[kk].sym, m, p)) MR__BPE_OOM;
+                ps[kk].prv = p;
+            }
+            ps[p].sym = C;
+            ps[p].nxt = kk;
+            ps[q].sym = -1;
+        }
+        for (k = 0; k < tr->ndirty; k++) {
+            mr__bpe_pair *pp = &tr->pairs[tr->dirty[k]];
+            pp->dirty = 0;
+            if (pp->count > 0 && !mr__bpe_hpush(tr, pp->count, mr__bpe_key(pp->l, pp->r))) MR__BPE_OOM;
+        }
+        tr->ndirty = 0;
+    }
+#undef MR__BPE_OOM
+    return MR_OK;
+}
+
+MRDEF mr_status mr_bpe_train(mr_bpe **out, const uint8_t *text, size_t n, const mr_bpe_train_opts *o,
+                             const mr_allocator *alloc, mr_error *err) {
+    mr_bpe_train_opts def = mr_bpe_train_defaults();
+    mr_bpe *t;
+    mr__bpe_tr tr;
+    mr__bpe_chunks ch;
+    mr__bpe_smap toks;
+    mr_status st = MR_OK;
+    const uint8_t **sp = NULL;
+    size_t *sl = NULL;
+    int i, j;
+    if (out) *out = NULL;
+    if (!out || (!text && n)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL output or text");
+    if (!o) o = &def;
+    if (o->n_special < 0 || (o->n_special > 0 && !o->special_tokens) || o->n_special > 65536)
+        return mr__seterr(err, MR_ERR_ARG, "bpe: bad special token list (%d tokens)", o->n_special);
+    if (o->vocab_size < 256 + o->n_special || o->vocab_size > MR__BPE_MAX_TOKENS)
+        return mr__seterr(err, MR_ERR_ARG, "bpe: vocab size %d must be in [%d, %d] (256 bytes + %d special tokens)",
+                          o->vocab_size, 256 + o->n_special, MR__BPE_MAX_TOKENS, o->n_special);
+    if (o->min_frequency < 1) return mr__seterr(err, MR_ERR_ARG, "bpe: min frequency %d must be >= 1", o->min_frequency);
+    if (n > (size_t)INT32_MAX - 1) return mr__seterr(err, MR_ERR_RANGE, "bpe: training text of %zu bytes is over 2 GiB", n);
+    for (i = 0; i < o->n_special; i++) {
+        const char *s = o->special_tokens[i];
+        size_t L = s ? strlen(s) : 0;
+        if (L == 0 || L > MR__BPE_MAX_SPECIAL_LEN)
+            return mr__seterr(err, MR_ERR_ARG, "bpe: special token %d is NULL, empty or longer than %d bytes", i,
+                              MR__BPE_MAX_SPECIAL_LEN);
+        if (!mr__bpe_utf8_valid((const uint8_t *)s, L))
+            return mr__seterr(err, MR_ERR_ARG, "bpe: special token %d is not valid UTF-8", i);
+        for (j = 0; j < i; j++)
+            if (!strcmp(s, o->special_tokens[j])) return mr__seterr(err, MR_ERR_ARG, "bpe: special token '%s' given twice", s);
+    }
+    t = mr__bpe_new(alloc);
+    if (!t) return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    t->pretokenize = o->pretokenize != 0;
+    memset(&tr, 0, sizeof tr);
+    memset(&ch, 0, sizeof ch);
+    memset(&toks, 0, sizeof toks);
+    tr.a = alloc;
+    if (o->n_special) {
+        sp = (const uint8_t **)mr__alloc(alloc, (size_t)o->n_special * sizeof(*sp));
+        sl = (size_t *)mr__alloc(alloc, (size_t)o->n_special * sizeof(*sl));
+        if (!sp || !sl) st = MR_ERR_NOMEM;
+        for (i = 0; st == MR_OK && i < o->n_special; i++) {
+            sp[i] = (const uint8_t *)o->special_tokens[i];
+            sl[i] = strlen(o->special_tokens[i]);
+        }
+        if (st == MR_OK && !mr__bpe_set_specials(t, sp, sl, o->n_special)) st = MR_ERR_NOMEM;
+        mr__free(alloc, (void *)sp); mr__free(alloc, sl);
+        if (st != MR_OK) { mr_bpe_free(t); return mr__seterr(err, st, "bpe: out of memory"); }
+    }
+    if (!mr__bpe_smap_init(alloc, &toks, (size_t)o->vocab_size)) st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    for (i = 0; st == MR_OK && i < 256; i++) {
+        uint8_t b = (uint8_t)i;
+        t->byte_id[i] = mr__bpe_add_token(t, &b, 1, 0);
+        if (t->byte_id[i] < 0 || !mr__bpe_smap_put(alloc, &toks, i, mr__bpe_hash(&b, 1)))
+            st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    }
+    if (st == MR_OK) st = mr__bpe_train_run(t, text, n, o, &tr, &ch, &toks, err);
+    mr__bpe_tr_free(&tr);
+    mr__free(alloc, ch.off); mr__free(alloc, ch.len); mr__free(alloc, ch.cnt); mr__bpe_smap_free(alloc, &ch.set);
+    /* special tokens get the ids after the merges; their content must not
+       read as the byte-level spelling of a token (tokenizer.json keys) */
+    for (i = 0; st == MR_OK && i < t->n_special; i++) {
+        const uint8_t *s = t->sp_pool + t->sp_off[i];
+        size_t L = t->sp_len[i];
+        long nb;
+        uint16_t u[256];
+        int16_t inv[324];
+        uint8_t *tmp = (uint8_t *)mr__alloc(alloc, L);
+        if (!tmp) { st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory"); break; }
+        mr__bpe_byte_map(u, inv);
+        nb = mr__bpe_unmap(s, L, inv, tmp);
+        if (nb >= 0 && mr__bpe_smap_find(&toks, t->pool, t->tok_off, t->tok_len, tmp, (size_t)nb, mr__bpe_hash(tmp, (size_t)nb)) >= 0)
+            st = mr__seterr(err, MR_ERR_ARG, "bpe: special token '%s' is spelled like a regular token in tokenizer.json; choose another",
+                            o->special_tokens[i]);
+        mr__free(alloc, tmp);
+        if (st != MR_OK) break;
+        t->sp_id[i] = mr__bpe_add_token(t, s, L, 1);
+        if (t->sp_id[i] < 0) st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    }
+    mr__bpe_smap_free(alloc, &toks);
+    if (st == MR_OK && !mr__bpe_build_ranks(t)) st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    if (st != MR_OK) { mr_bpe_free(t); return st; }
+    *out = t;
+    return MR_OK;
+}
+
+/* ---- tokenizer.json: writing ---- */
+typedef struct mr__bpe_sb { char *p; size_t n, cap; const mr_allocator *a; int oom; } mr__bpe_sb;
+
+MR__PRIV void mr__bpe_sb_put(mr__bpe_sb *b, const char *s, size_t n) {
+    size_t need;
+    if (b->oom) return;
+    if (!mr__add_ok(b->n, n, &need)) { b->oom = 1; return; }
+    if (need > b->cap) {
+        char *q = (char *)mr__bpe_grow(b->a, b->p, &b->cap, need, 1);
+        if (!q) { b->oom = 1; return; }
+        b->p = q;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n = need;
+}
+MR__PRIV void mr__bpe_sb_str(mr__bpe_sb *b, const char *s) { mr__bpe_sb_put(b, s, strlen(s)); }
+MR__PRIV void mr__bpe_sb_int(mr__bpe_sb *b, long long v) {
+    char tmp[32];
+    size_t n = mr__vfmt_s(tmp, sizeof tmp, "%lld", v);
+    mr__bpe_sb_put(b, tmp, n);
+}
+/* A JSON string of UTF-8 text s (raw: special tokens) or of the byte-level
+   spelling of bytes s (u != NULL). */
+MR__PRIV void mr__bpe_sb_jbody(mr__bpe_sb *b, const uint8_t *s, size_t n, const uint16_t *u) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned c = u ? u[s[i]] : s[i];
+        char e[8];
+        if (c == '"' || c == '\\') { e[0] = '\\'; e[1] = (char)c; mr__bpe_sb_put(b, e, 2); }
+        else if (c < 0x20) { mr__vfmt_s(e, sizeof e, "\\u00%c%c", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]); mr__bpe_sb_put(b, e, 6); }
+        else if (c < 0x80 || !u) { e[0] = (char)c; mr__bpe_sb_put(b, e, 1); }
+        else { e[0] = (char)(0xC0 | (c >> 6)); e[1] = (char)(0x80 | (c & 0x3F)); mr__bpe_sb_put(b, e, 2); }
+    }
+}
+MR__PRIV void mr__bpe_sb_jstr(mr__bpe_sb *b, const uint8_t *s, size_t n, const uint16_t *u) {
+    mr__bpe_sb_put(b, "\"", 1);
+    mr__bpe_sb_jbody(b, s, n, u);
+    mr__bpe_sb_put(b, "\"", 1);
+}
+
+MRDEF mr_status mr_bpe_save_json_mem(const mr_bpe *t, char **out, size_t *len, mr_error *err) {
+    mr__bpe_sb b;
+    uint16_t u[256];
+    int16_t inv[324];
+    int i, k;
+    if (out) *out = NULL;
+    if (len) *len = 0;
+    if (!t || !out || !len) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or output");
+    memset(&b, 0, sizeof b);
+    b.a = mr__bpe_al(t);
+    mr__bpe_byte_map(u, inv);
+    mr__bpe_sb_str(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+    for (k = 0; k < t->n_special; k++) {
+        mr__bpe_sb_str(&b, k ? ",\n    {\n      \"id\": " : "\n    {\n      \"id\": ");
+        mr__bpe_sb_int(&b, t->sp_id[k]);
+        mr__bpe_sb_str(&b, ",\n      \"content\": ");
+        mr__bpe_sb_jstr(&b, t->sp_pool + t->sp_off[k], t->sp_len[k], NULL);
+        mr__bpe_sb_str(&b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
+                           "      \"normalized\": false,\n      \"special\": true\n    }");
+    }
+    mr__bpe_sb_str(&b, t->n_special ? "\n  ],\n" : "],\n");
+    mr__bpe_sb_str(&b, "  \"normalizer\": null,\n  \"pre_tokenizer\": {\n    \"type\": \"ByteLevel\",\n"
+                       "    \"add_prefix_space\": false,\n    \"trim_offsets\": true,\n    \"use_regex\": ");
+    mr__bpe_sb_str(&b, t->pretokenize ? "true\n  },\n" : "false\n  },\n");
+    mr__bpe_sb_str(&b, "  \"post_processor\": null,\n  \"decoder\": {\n    \"type\": \"ByteLevel\",\n"
+                       "    \"add_prefix_space\": true,\n    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n"
+                       "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
+                       "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
+                       "    \"fuse_unk\": false,\n    \"byte_fallback\": false,\n    \"vocab\": {");
+    for (i = 0; i < t->n_tokens; i++) {
+        mr__bpe_sb_str(&b, i ? ",\n      " : "\n      ");
+        mr__bpe_sb_jstr(&b, t->pool + t->tok_off[i], t->tok_len[i], t->is_special[i] ? NULL : u);
+        mr__bpe_sb_str(&b, ": ");
+        mr__bpe_sb_int(&b, i);
+    }
+    mr__bpe_sb_str(&b, "\n    },\n    \"merges\": [");
+    for (i = 0; i < t->n_merges; i++) {
+        int32_t l = t->m_left[i], r = t->m_right[i];
+        mr__bpe_sb_str(&b, i ? ",\n      \"" : "\n      \"");
+        mr__bpe_sb_jbody(&b, t->pool + t->tok_off[l], t->tok_len[l], u);   /* "left right" */
+        mr__bpe_sb_put(&b, " ", 1);
+        mr__bpe_sb_jbody(&b, t->pool + t->tok_off[r], t->tok_len[r], u);
+        mr__bpe_sb_put(&b, "\"", 1);
+    }
+    mr__bpe_sb_str(&b, t->n_merges ? "\n    ]\n  }\n}\n" : "]\n  }\n}\n");
+    if (b.oom) { mr__free(b.a, b.p); return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory writing tokenizer.json"); }
+    *out = b.p;
+    *len = b.n;
+    return MR_OK;
+}
+
+/* ---- tokenizer.json: reading (untrusted input) ---- */
+/* A small DOM: nodes in one array (children linked by index), decoded
+   strings in one pool. Recursion is limited to MR__BPE_JSON_MAX_DEPTH. */
+enum { MR__J_NULL, MR__J_FALSE, MR__J_TRUE, MR__J_NUM, MR__J_STR, MR__J_ARR, MR__J_OBJ };
+typedef struct mr__bpe_jn {
+    uint8_t type, is_int, nonzero;
+    int32_t next, child, nchild;
+    uint32_t koff, klen;   /* key, for object members */
+    uint32_t soff, slen;   /* string value */
+    int64_t ival;
+    uint32_t pos;          /* offset in the source */
+} mr__bpe_jn;
+typedef struct mr__bpe_jp {
+    const uint8_t *s;
+    size_t n, i;
+    mr__bpe_jn *nodes;
+    size_t nn, ncap;
+    uint8_t *str;
+    size_t ns, scap;
+    const mr_allocator *a;
+    mr_error *err;
+    mr_status st;
+} mr__bpe_jp;
+
+MR__PRIV int32_t mr__bpe_jfail(mr__bpe_jp *p, mr_status s, const char *what) {
+    if (p->st == MR_OK) {
+        p->st = s;
+        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "tokenizer.json: out of memory");
+        else mr__seterr(p->err, s, "tokenizer.json: %s at byte %zu", what, p->i);
+    }
+    return -1;
+}
+MR__PRIV void mr__bpe_jws(mr__bpe_jp *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
+}
+MR__PRIV int32_t mr__bpe_jnew(mr__bpe_jp *p, int type) {
+    mr__bpe_jn *nd;
+    if (p->nn >= INT32_MAX) return mr__bpe_jfail(p, MR_ERR_FORMAT, "too many values");
+    MR__BPE_GROW(p->a, mr__bpe_jn, p->nodes, p->ncap, p->nn + 1, return mr__bpe_jfail(p, MR_ERR_NOMEM, ""));
+    nd = &p->nodes[p->nn];
+    memset(nd, 0, sizeof *nd);
+    nd->type = (uint8_t)type;
+    nd->next = nd->child = -1;
+    nd->pos = (uint32_t)p->i;
+    return (int32_t)p->nn++;
+}
+MR__PRIV int mr__bpe_jputs(mr__bpe_jp *p, const uint8_t *b, size_t n) {
+    MR__BPE_GROW(p->a, uint8_t, p->str, p->scap, p->ns + n, mr__bpe_jfail(p, MR_ERR_NOMEM, ""); return 0);
+    memcpy(p->str + p->ns, b, n);
+    p->ns += n;
+    return 1;
+}
+MR__PRIV int mr__bpe_jhex4(mr__bpe_jp *p, uint32_t *v) {
+    int k;
+    *v = 0;
+    if (p->n - p->i < 4) return 0;
+    for (k = 0; k < 4; k++) {
+        uint8_t c = p->s[p->i + k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v * 16 + (uint32_t)d;
+    }
+    p->i += 4;
+    return 1;
+}
+/* Parses a string at p->i (on the opening quote) into the pool. */
+MR__PRIV int mr__bpe_jstring(mr__bpe_jp *p, uint32_t *off, uint32_t *len) {
+    size_t start = p->ns;
+    p->i++;
+    for (;;) {
+        uint8_t c;
+        if (p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) { mr__bpe_jfail(p, MR_ERR_FORMAT, "control character in a string"); return 0; }
+        if (c == '\\') {
+            uint8_t e, u8[4];
+            uint32_t cp;
+            size_t k = 0;
+            if (++p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+            e = p->s[p->i++];
+            switch (e) {
+            case '"': case '\\': case '/': u8[k++] = e; break;
+            case 'b': u8[k++] = 8; break;
+            case 'f': u8[k++] = 12; break;
+            case 'n': u8[k++] = 10; break;
+            case 'r': u8[k++] = 13; break;
+            case 't': u8[k++] = 9; break;
+            case 'u':
+                if (!mr__bpe_jhex4(p, &cp)) { mr__bpe_jfail(p, MR_ERR_FORMAT, "bad \\u escape"); return 0; }
+                if (cp >= 0xDC00 && cp <= 0xDFFF) { mr__bpe_jfail(p, MR_ERR_FORMAT, "lone low surrogate in \\u escape"); return 0; }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (p->n - p->i < 6 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
+                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    p->i += 2;
+                    if (!mr__bpe_jhex4(p, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) u8[k++] = (uint8_t)cp;
+                else if (cp < 0x800) { u8[k++] = (uint8_t)(0xC0 | (cp >> 6)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F)); }
+                else if (cp < 0x10000) {
+                    u8[k++] = (uint8_t)(0xE0 | (cp >> 12)); u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                } else {
+                    u8[k++] = (uint8_t)(0xF0 | (cp >> 18)); u8[k++] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                }
+                break;
+            default: p->i--; mr__bpe_jfail(p, MR_ERR_FORMAT, "bad escape in a string"); return 0;
+            }
+            if (!mr__bpe_jputs(p, u8, k)) return 0;
+        } else {
+            size_t k = mr__bpe_utf8_len(p->s + p->i, p->n - p->i);
+            if (!k) { mr__bpe_jfail(p, MR_ERR_FORMAT, "invalid UTF-8 in a string"); return 0; }
+            if (!mr__bpe_jputs(p, p->s + p->i, k)) return 0;
+            p->i += k;
+        }
+    }
+    *off = (uint32_t)start;
+    *len = (uint32_t)(p->ns - start);
+    return 1;
+}
+MR__PRIV int32_t mr__bpe_jvalue(mr__bpe_jp *p, int depth) {
+    int32_t v, last = -1;
+    uint8_t c;
+    mr__bpe_jws(p);
+    if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
+    if (depth > MR__BPE_JSON_MAX_DEPTH) return mr__bpe_jfail(p, MR_ERR_FORMAT, "values nested too deeply");
+    c = p->s[p->i];
+    if (c == '{' || c == '[') {
+        int obj = c == '{';
+        v = mr__bpe_jnew(p, obj ? MR__J_OBJ : MR__J_ARR);
+        if (v < 0) return -1;
+        p->i++;
+        mr__bpe_jws(p);
+        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return v; }
+        for (;;) {
+            uint32_t ko = 0, kl = 0;
+            int32_t e;
+            if (obj) {
+                mr__bpe_jws(p);
+                if (p->i >= p->n || p->s[p->i] != '"') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected a key");
+                if (!mr__bpe_jstring(p, &ko, &kl)) return -1;
+                mr__bpe_jws(p);
+                if (p->i >= p->n || p->s[p->i] != ':') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected ':'");
+                p->i++;
+            }
+            e = mr__bpe_jvalue(p, depth + 1);
+            if (e < 0) return -1;
+            p->nodes[e].koff = ko;
+            p->nodes[e].klen = kl;
+            if (last < 0) p->nodes[v].child = e; else p->nodes[last].next = e;
+            last = e;
+            p->nodes[v].nchild++;
+            mr__bpe_jws(p);
+            if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
+            c = p->s[p->i++];
+            if (c == ',') continue;
+            if (c == (obj ? '}' : ']')) return v;
+            p->i--;
+            return mr__bpe_jfail(p, MR_ERR_FORMAT, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    if (c == '"') {
+        uint32_t so, sl;
+        v = mr__bpe_jnew(p, MR__J_STR);
+        if (v < 0 || !mr__bpe_jstring(p, &so, &sl)) return -1;
+        p->nodes[v].soff = so;
+        p->nodes[v].slen = sl;
+        return v;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int neg = c == '-', digits = 0, is_int = 1, nonzero = 0;
+        uint64_t val = 0;
+        v = mr__bpe_jnew(p, MR__J_NUM);
+        if (v < 0) return -1;
+        if (neg) p->i++;
+        if (p->i < p->n && p->s[p->i] == '0') { p->i++; digits = 1; }
+        else
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+                unsigned d = (unsigned)(p->s[p->i++] - '0');
+                if (val > (UINT64_MAX - d) / 10) is_int = 0; else val = val * 10 + d;
+                if (d) nonzero = 1;
+                digits++;
+            }
+        if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+        if (p->i < p->n && p->s[p->i] == '.') {
+            p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { if (p->s[p->i] != '0') nonzero = 1; p->i++; digits++; }
+            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+            p->i++;
+            if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { p->i++; digits++; }
+            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (val > (uint64_t)INT64_MAX) is_int = 0;
+        p->nodes[v].is_int = (uint8_t)is_int;
+        p->nodes[v].nonzero = (uint8_t)nonzero;
+        p->nodes[v].ival = is_int ? (neg ? -(int64_t)val : (int64_t)val) : 0;
+        return v;
+    }
+    {
+        static const char *const lit[3] = {"null", "false", "true"};
+        int k;
+        for (k = 0; k < 3; k++) {
+            size_t L = strlen(lit[k]);
+            if (p->n - p->i >= L && memcmp(p->s + p->i, lit[k], L) == 0) {
+                v = mr__bpe_jnew(p, k == 0 ? MR__J_NULL : k == 1 ? MR__J_FALSE : MR__J_TRUE);
+                p->i += L;
+                return v;
+            }
+        }
+    }
+    return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected character");
+}
+
+/* Member of an object: -1 absent, -2 duplicated (error set). */
+MR__PRIV int32_t mr__bpe_jget(mr__bpe_jp *p, int32_t obj, const char *key, const char *where) {
+    size_t L = strlen(key);
+    int32_t c, found = -1;
+    for (c = p->nodes[obj].child; c >= 0; c = p->nodes[c].next)
+        if (p->nodes[c].klen == L && memcmp(p->str + p->nodes[c].koff, key, L) == 0) {
+            if (found >= 0) {
+                mr__seterr(p->err, MR_ERR_FORMAT, "tokenizer.json: key \"%s\" appears twice in %s", key, where);
+                return -2;
+            }
+            found = c;
+        }
+    return found;
+}
+MR__PRIV int mr__bpe_jstr_is(const mr__bpe_jp *p, int32_t v, const char *s) {
+    size_t L = strlen(s);
+    return v >= 0 && p->nodes[v].type == MR__J_STR && p->nodes[v].slen == L && memcmp(p->str + p->nodes[v].soff, s, L) == 0;
+}
+/* Printable excerpt of a token for messages. */
+MR__PRIV const char *mr__bpe_snip(char out[48], const uint8_t *s, size_t n) {
+    size_t i, k = 0;
+    for (i = 0; i < n && k < 40; i++) out[k++] = (char)(s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i]);
+    if (i < n) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
+    out[k] = 0;
+    return out;
+}
+
+MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_error *err) {
+    const mr_allocator *a = mr__bpe_al(t);
+    mr__bpe_jn *nd;
+    int32_t model, vocab, merges, added, pre, x, v;
+    mr__bpe_smap keys, adds;
+    uint32_t *koff = NULL, *klen = NULL, *aoff = NULL, *alen = NULL;
+    int32_t *kid = NULL, *aid = NULL, *id_src = NULL, *akey = NULL;
+    uint8_t *tmp = NULL;
+    size_t tmp_cap = 0;
+    int64_t nv, na = 0, V, extra = 0, i;
+    uint16_t u[256];
+    int16_t inv[324];
+    char sn[48];
+    mr_status st = MR_OK;
+    memset(&keys, 0, sizeof keys);
+    memset(&adds, 0, sizeof adds);
+    mr__bpe_byte_map(u, inv);
+#define MR__BPE_BAD(...) do { st = mr__seterr(err, MR_ERR_FORMAT, __VA_ARGS__); goto done; } while (0)
+#define MR__BPE_NOMEM do { st = mr__seterr(err, MR_ERR_NOMEM, "tokenizer.json: out of memory"); goto done; } while (0)
+#define MR__BPE_GET(dst, obj, key, where) do { (dst) = mr__bpe_jget(p, (obj), (key), (where)); \
+        if ((dst) == -2) { st = MR_ERR_FORMAT; goto done; } } while (0)
+    nd = p->nodes;
+    if (nd[root].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: the top level is not an object");
+    MR__BPE_GET(x, root, "normalizer", "the top level");
+    if (x >= 0 && nd[x].type != MR__J_NULL) MR__BPE_BAD("tokenizer.json: normalizers are not supported (\"normalizer\" must be null)");
+    MR__BPE_GET(pre, root, "pre_tokenizer", "the top level");
+    if (pre < 0 || nd[pre].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"pre_tokenizer\" must be a ByteLevel object");
+    MR__BPE_GET(x, pre, "type", "pre_tokenizer");
+    if (!mr__bpe_jstr_is(p, x, "ByteLevel")) MR__BPE_BAD("tokenizer.json: only the ByteLevel pre-tokenizer is supported");
+    MR__BPE_GET(x, pre, "add_prefix_space", "pre_tokenizer");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"add_prefix_space\" must be false");
+    MR__BPE_GET(x, pre, "use_regex", "pre_tokenizer");
+    if (x >= 0 && nd[x].type != MR__J_FALSE && nd[x].type != MR__J_TRUE) MR__BPE_BAD("tokenizer.json: \"use_regex\" must be a boolean");
+    t->pretokenize = x < 0 || nd[x].type == MR__J_TRUE;
+    MR__BPE_GET(model, root, "model", "the top level");
+    if (model < 0 || nd[model].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model\" is missing or not an object");
+    MR__BPE_GET(x, model, "type", "model");
+    if (x >= 0 && !mr__bpe_jstr_is(p, x, "BPE")) MR__BPE_BAD("tokenizer.json: the model type is not \"BPE\"");
+    MR__BPE_GET(x, model, "dropout", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_NUM && !nd[x].nonzero))
+        MR__BPE_BAD("tokenizer.json: BPE dropout is not supported");
+    MR__BPE_GET(x, model, "continuing_subword_prefix", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_STR && nd[x].slen == 0))
+        MR__BPE_BAD("tokenizer.json: \"continuing_subword_prefix\" is not supported");
+    MR__BPE_GET(x, model, "end_of_word_suffix", "model");
+    if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_STR && nd[x].slen == 0))
+        MR__BPE_BAD("tokenizer.json: \"end_of_word_suffix\" is not supported");
+    MR__BPE_GET(x, model, "byte_fallback", "model");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"byte_fallback\" must be false");
+    MR__BPE_GET(x, model, "ignore_merges", "model");
+    if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"ignore_merges\" must be false");
+    MR__BPE_GET(vocab, model, "vocab", "model");
+    if (vocab < 0 || nd[vocab].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model.vocab\" is missing or not an object");
+    MR__BPE_GET(merges, model, "merges", "model");
+    if (merges < 0 || nd[merges].type != MR__J_ARR) MR__BPE_BAD("tokenizer.json: \"model.merges\" is missing or not an array");
+    MR__BPE_GET(added, root, "added_tokens", "the top level");
+    if (added >= 0 && nd[added].type != MR__J_NULL && nd[added].type != MR__J_ARR)
+        MR__BPE_BAD("tokenizer.json: \"added_tokens\" must be an array");
+    nv = nd[vocab].nchild;
+    if (added >= 0 && nd[added].type == MR__J_ARR) na = nd[added].nchild;
+    if (nv + na > MR__BPE_MAX_TOKENS) MR__BPE_BAD("tokenizer.json: more than %d tokens", MR__BPE_MAX_TOKENS);
+    /* added tokens: content -> index */
+    aoff = (uint32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(uint32_t));
+    alen = (uint32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(uint32_t));
+    aid = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
+    akey = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
+    if (!aoff || !alen || !aid || !akey || !mr__bpe_smap_init(a, &adds, (size_t)na)) MR__BPE_NOMEM;
+    for (i = 0, v = na ? nd[added].child : -1; v >= 0; v = nd[v].next, i++) {
+        int32_t id, c;
+        if (nd[v].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: added token %lld is not an object", (long long)i);
+        MR__BPE_GET(id, v, "id", "an added token");
+        MR__BPE_GET(c, v, "content", "an added token");
+        if (id < 0 || nd[id].type != MR__J_NUM || !nd[id].is_int) MR__BPE_BAD("tokenizer.json: added token %lld has no integer \"id\"", (long long)i);
+        if (c < 0 || nd[c].type != MR__J_STR || nd[c].slen == 0 || nd[c].slen > MR__BPE_MAX_SPECIAL_LEN)
+            MR__BPE_BAD("tokenizer.json: added token %lld has no \"content\" string of 1 to %d bytes", (long long)i, MR__BPE_MAX_SPECIAL_LEN);
+        if (nd[id].ival < 0 || nd[id].ival >= nv + na)
+            MR__BPE_BAD("tokenizer.json: added token %lld has id %lld, outside [0, %lld)", (long long)i, (long long)nd[id].ival, (long long)(nv + na));
+        aoff[i] = nd[c].soff; alen[i] = nd[c].slen; aid[i] = (int32_t)nd[id].ival; akey[i] = -1;
+        {
+            uint32_t h = mr__bpe_hash(p->str + aoff[i], alen[i]);
+            if (mr__bpe_smap_find(&adds, p->str, aoff, alen, p->str + aoff[i], alen[i], h) >= 0)
+                MR__BPE_BAD("tokenizer.json: duplicate added token '%s'", mr__bpe_snip(sn, p->str + aoff[i], alen[i]));
+            if (!mr__bpe_smap_put(a, &adds, (int32_t)i, h)) MR__BPE_NOMEM;
+        }
+    }
+    /* vocab keys */
+    koff = (uint32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(uint32_t));
+    klen = (uint32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(uint32_t));
+    kid = (int32_t *)mr__alloc(a, (size_t)(nv + 1) * sizeof(int32_t));
+    if (!koff || !klen || !kid || !mr__bpe_smap_init(a, &keys, (size_t)nv)) MR__BPE_NOMEM;
+    for (i = 0, v = nd[vocab].child; v >= 0; v = nd[v].next, i++) {
+        uint32_t h = mr__bpe_hash(p->str + nd[v].koff, nd[v].klen);
+        koff[i] = nd[v].koff; klen[i] = nd[v].klen;
+        if (nd[v].type != MR__J_NUM || !nd[v].is_int)
+            MR__BPE_BAD("tokenizer.json: vocab token '%s' has no integer id", mr__bpe_snip(sn, p->str + koff[i], klen[i]));
+        if (klen[i] == 0) MR__BPE_BAD("tokenizer.json: empty token in the vocab");
+        if (mr__bpe_smap_find(&keys, p->str, koff, klen, p->str + koff[i], klen[i], h) >= 0)
+            MR__BPE_BAD("tokenizer.json: duplicate token '%s' in the vocab", mr__bpe_snip(sn, p->str + koff[i], klen[i]));
+        if (!mr__bpe_smap_put(a, &keys, (int32_t)i, h)) MR__BPE_NOMEM;
+        kid[i] = nd[v].ival < 0 || nd[v].ival > INT32_MAX ? -1 : (int32_t)nd[v].ival;
+        if (nd[v].ival < 0 || nd[v].ival >= nv + na)
+            MR__BPE_BAD("tokenizer.json: token '%s' has id %lld, outside [0, %lld)", mr__bpe_snip(sn, p->str + koff[i], klen[i]),
+                        (long long)nd[v].ival, (long long)(nv + na));
+    }
+    /* added tokens that are not in the vocab take ids of their own */
+    for (i = 0; i < na; i++) {
+        int32_t k = mr__bpe_smap_find(&keys, p->str, koff, klen, p->str + aoff[i], alen[i], mr__bpe_hash(p->str + aoff[i], alen[i]));
+        akey[i] = k;
+        if (k >= 0 && kid[k] != aid[i])
+            MR__BPE_BAD("tokenizer.json: added token '%s' has id %d but the vocab gives it %d", mr__bpe_snip(sn, p->str + aoff[i], alen[i]),
+                        (int)aid[i], (int)kid[k]);
+        if (k < 0) extra++;
+    }
+    V = nv + extra;
+    if (V < 256) MR__BPE_BAD("tokenizer.json: %lld tokens, fewer than the 256 byte tokens", (long long)V);
+    /* every id in [0, V) exactly once: id_src = vocab index, or -2 - added index */
+    id_src = (int32_t *)mr__alloc(a, (size_t)V * sizeof(int32_t));
+    if (!id_src) MR__BPE_NOMEM;
+    for (i = 0; i < V; i++) id_src[i] = -1;
+    for (i = 0; i < nv; i++) {
+        if (kid[i] >= V) MR__BPE_BAD("tokenizer.json: token '%s' has id %d, outside [0, %lld)", mr__bpe_snip(sn, p->str + koff[i], klen[i]), (int)kid[i], (long long)V);
+        if (id_src[kid[i]] != -1) MR__BPE_BAD("tokenizer.json: id %d is given to two tokens", (int)kid[i]);
+        id_src[kid[i]] = (int32_t)i;
+    }
+    for (i = 0; i < na; i++) {
+        if (akey[i] >= 0) { id_src[aid[i]] = (int32_t)(-2 - i); continue; }   /* same id as its vocab entry */
+        if (aid[i] >= V) MR__BPE_BAD("tokenizer.json: added token '%s' has id %d, outside [0, %lld)", mr__bpe_snip(sn, p->str + aoff[i], alen[i]), (int)aid[i], (long long)V);
+        if (id_src[aid[i]] != -1) MR__BPE_BAD("tokenizer.json: id %d is given to two tokens", (int)aid[i]);
+        id_src[aid[i]] = (int32_t)(-2 - i);
+    }
+    /* token bytes in id order */
+    for (i = 0; i < V; i++) {
+        int32_t s = id_src[i], id;
+        if (s >= 0) {
+            long nb;
+            MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, (size_t)klen[s] + 1, MR__BPE_NOMEM);
+            nb = mr__bpe_unmap(p->str + koff[s], klen[s], inv, tmp);
+            if (nb < 0) MR__BPE_BAD("tokenizer.json: token '%s' is not byte-level text (GPT-2 byte-to-unicode)", mr__bpe_snip(sn, p->str + koff[s], klen[s]));
+            id = mr__bpe_add_token(t, tmp, (size_t)nb, 0);
+            if (id >= 0 && nb == 1) {
+                if (t->byte_id[tmp[0]] >= 0) MR__BPE_BAD("tokenizer.json: byte 0x%x has two tokens", (unsigned)tmp[0]);
+                t->byte_id[tmp[0]] = id;
+            }
+        } else {
+            s = -2 - s;
+            id = mr__bpe_add_token(t, p->str + aoff[s], alen[s], 1);
+        }
+        if (id < 0) MR__BPE_NOMEM;
+    }
+    for (i = 0; i < 256; i++)
+        if (t->byte_id[i] < 0) MR__BPE_BAD("tokenizer.json: the vocab lacks the token of byte 0x%x", (unsigned)i);
+    /* special tokens */
+    {
+        const uint8_t **sp = (const uint8_t **)mr__alloc(a, (size_t)(na + 1) * sizeof(*sp));
+        size_t *sl = (size_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(*sl));
+        int ok = sp && sl;
+        for (i = 0; ok && i < na; i++) { sp[i] = p->str + aoff[i]; sl[i] = alen[i]; }
+        ok = ok && mr__bpe_set_specials(t, sp, sl, (int)na);
+        mr__free(a, (void *)sp); mr__free(a, sl);
+        if (!ok) MR__BPE_NOMEM;
+        for (i = 0; i < na; i++) t->sp_id[i] = aid[i];
+    }
+    /* merges */
+    if (nd[merges].nchild > V) MR__BPE_BAD("tokenizer.json: more merges (%d) than tokens", (int)nd[merges].nchild);
+    if (!mr__bpe_u64_init(a, &t->ranks, (size_t)nd[merges].nchild)) MR__BPE_NOMEM;
+    for (i = 0, v = nd[merges].child; v >= 0; v = nd[v].next, i++) {
+        const uint8_t *ps[2];
+        size_t pl[2];
+        int32_t id[3];
+        int k;
+        if (nd[v].type == MR__J_STR) {   /* "left right" */
+            const uint8_t *s = p->str + nd[v].soff, *sp1 = NULL;
+            size_t L = nd[v].slen, j;
+            for (j = 0; j < L; j++)
+                if (s[j] == ' ') { if (sp1) { sp1 = NULL; break; } sp1 = s + j; }
+            if (!sp1) MR__BPE_BAD("tokenizer.json: merge %lld is not two tokens separated by one space", (long long)i);
+            ps[0] = s; pl[0] = (size_t)(sp1 - s);
+            ps[1] = sp1 + 1; pl[1] = L - pl[0] - 1;
+        } else if (nd[v].type == MR__J_ARR && nd[v].nchild == 2 && nd[nd[v].child].type == MR__J_STR &&
+                   nd[nd[nd[v].child].next].type == MR__J_STR) {   /* ["left", "right"] */
+            int32_t c0 = nd[v].child, c1 = nd[c0].next;
+            ps[0] = p->str + nd[c0].soff; pl[0] = nd[c0].slen;
+            ps[1] = p->str + nd[c1].soff; pl[1] = nd[c1].slen;
+        } else {
+            MR__BPE_BAD("tokenizer.json: merge %lld is neither \"a b\" nor [\"a\", \"b\"]", (long long)i);
+        }
+        MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, pl[0] + pl[1] + 1, MR__BPE_NOMEM);
+        memcpy(tmp, ps[0], pl[0]);
+        memcpy(tmp + pl[0], ps[1], pl[1]);
+        for (k = 0; k < 3; k++) {
+            const uint8_t *s = k == 2 ? tmp : ps[k];
+            size_t L = k == 2 ? pl[0] + pl[1] : pl[k];
+            int32_t e = mr__bpe_smap_find(&keys, p->str, koff, klen, s, L, mr__bpe_hash(s, L));
+            if (e < 0) MR__BPE_BAD("tokenizer.json: merge %lld: %s token '%s' is not in the vocab", (long long)i,
+                                   k == 2 ? "the merged" : "the", mr__bpe_snip(sn, s, L));
+            id[k] = kid[e];
+            if (t->is_special[id[k]]) MR__BPE_BAD("tokenizer.json: merge %lld uses the added token '%s'", (long long)i, mr__bpe_snip(sn, s, L));
+        }
+        if (mr__bpe_u64_get(&t->ranks, mr__bpe_key(id[0], id[1])) >= 0)
+            MR__BPE_BAD("tokenizer.json: merge %lld repeats an earlier merge", (long long)i);
+        if (!mr__bpe_u64_put(a, &t->ranks, mr__bpe_key(id[0], id[1]), (int32_t)i) || !mr__bpe_add_merge(t, id[0], id[1], id[2]))
+            MR__BPE_NOMEM;
+    }
+done:
+#undef MR__BPE_BAD
+#undef MR__BPE_NOMEM
+#undef MR__BPE_GET
+    mr__bpe_smap_free(a, &keys); mr__bpe_smap_free(a, &adds);
+    mr__free(a, koff); mr__free(a, klen); mr__free(a, kid); mr__free(a, aoff); mr__free(a, alen); mr__free(a, aid);
+    mr__free(a, akey); mr__free(a, id_src); mr__free(a, tmp);
+    return st;
+}
+
+MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len, const mr_allocator *alloc,
+                                     mr_error *err) {
+    mr__bpe_jp p;
+    mr_bpe *t;
+    int32_t root;
+    mr_status st;
+    if (out) *out = NULL;
+    if (!out || (!json && len)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL output or buffer");
+    if (len > (size_t)INT32_MAX) return mr__seterr(err, MR_ERR_FORMAT, "tokenizer.json: larger than 2 GiB");
+    memset(&p, 0, sizeof p);
+    p.s = (const uint8_t *)json;
+    p.n = len;
+    p.a = alloc;
+    p.err = err;
+    if (len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF) p.i = 3;   /* UTF-8 BOM */
+    root = mr__bpe_jvalue(&p, 0);
+    if (root >= 0) {
+        mr__bpe_jws(&p);
+        if (p.i != p.n) root = mr__bpe_jfail(&p, MR_ERR_FORMAT, "trailing characters after the value");
+    }
+    if (root < 0) {
+        st = p.st != MR_OK ? p.st : MR_ERR_FORMAT;
+        mr__free(alloc, p.nodes); mr__free(alloc, p.str);
+        return st;
+    }
+    t = mr__bpe_new(alloc);
+    if (!t) st = mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory");
+    else st = mr__bpe_from_json(&p, root, t, err);
+    mr__free(alloc, p.nodes); mr__free(alloc, p.str);
+    if (st != MR_OK) { mr_bpe_free(t); return st; }
+    *out = t;
+    return MR_OK;
+}
+
+#ifndef MINRNN_NO_STDIO
+#include <stdio.h>
+MRDEF mr_status mr_bpe_save_json(const mr_bpe *t, const char *path, mr_error *err) {
+    char *buf, *tmp;
+    size_t len, pl;
+    FILE *f;
+    int ok;
+    mr_status st;
+    if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
+    st = mr_bpe_save_json_mem(t, &buf, &len, err);
+    if (st != MR_OK) return st;
+    pl = strlen(path);
+    tmp = (char *)mr__alloc(mr__bpe_al(t), pl + 5);
+    if (!tmp) { mr_bpe_free_buffer(t, buf); return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory"); }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        mr_bpe_free_buffer(t, buf); mr__free(mr__bpe_al(t), tmp);
+        return mr__seterr(err, MR_ERR_IO, "bpe: cannot create '%s'", path);
+    }
+    ok = fwrite(buf, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) remove(tmp);
+    mr_bpe_free_buffer(t, buf);
+    mr__free(mr__bpe_al(t), tmp);
+    return ok ? MR_OK : mr__seterr(err, MR_ERR_IO, "bpe: write error on '%s'", path);
+}
+MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_allocator *alloc, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st;
+    if (out) *out = NULL;
+    if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
+    st = mr_read_file(path, &buf, &len, (size_t)INT32_MAX, err);
+    if (st != MR_OK) return st;
+    st = mr_bpe_load_json_mem(out, (const char *)buf, len, alloc, err);
+    mr_buffer_free(buf);
+    return st;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* 13. sampling                                                             */
 /* ------------------------------------------------------------------------ */
 MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch) {
     float *p = scratch, *idx = scratch + V, mx, u, acc;
@@ -3009,7 +5737,7 @@ MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, fl
 }
 
 /* ------------------------------------------------------------------------ */
-/* 13. vocabularies and checkpoints                                         */
+/* 14. vocabularies and checkpoints                                         */
 /* ------------------------------------------------------------------------ */
 MRDEF void mr_vocab_bytes(mr_vocab *v) {
     int i;

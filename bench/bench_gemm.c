@@ -14,9 +14,6 @@
 #include <cblas.h>
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#if !defined(MR__GEMM_IN_HEADER) && !defined(MR__GEMM_NAIVE) && !defined(MR__GEMM_MR)
-#include "../wip/gemm.h"   /* until the kernel is pasted into minrnn.h */
-#endif
 
 static double bg_now(void) {
     struct timespec ts;

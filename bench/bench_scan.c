@@ -12,9 +12,6 @@
 #include <time.h>
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#ifndef MR__SCAN_IN_HEADER
-#include "../wip/scan.h"   /* until the kernels are pasted into minrnn.h */
-#endif
 
 static double bs_now(void) {
     struct timespec ts;

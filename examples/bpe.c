@@ -15,10 +15,6 @@
 #define _POSIX_C_SOURCE 200809L
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#ifndef MR__BPE_IN_HEADER
-#include "../wip/bpe_api.h"
-#include "../wip/bpe_impl.h"
-#endif
 #include "common.h"
 
 static const char *prog = "minrnn-bpe";

@@ -5,10 +5,6 @@
    malformed files (every truncation, mutations), allocation failures. */
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#ifndef MR__BPE_IN_HEADER
-#include "../wip/bpe_api.h"
-#include "../wip/bpe_impl.h"
-#endif
 #include "mr_test.h"
 
 /* ---- helpers ---- */

@@ -5,9 +5,6 @@
    Build with -DMR__GEMM_FORCE_PLAIN to test the plain-C micro-kernel. */
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#if !defined(MR__GEMM_IN_HEADER) && !defined(MR__GEMM_NAIVE) && !defined(MR__GEMM_MR)
-#include "../wip/gemm.h"   /* until the kernel is pasted into minrnn.h */
-#endif
 #include "mr_test.h"
 
 static uint64_t tg_state = 0x9e3779b97f4a7c15ull;

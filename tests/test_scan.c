@@ -4,9 +4,6 @@
    MR_TEST_QUICK=1 (set by `make sanitize`) drops the largest shapes. */
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-#ifndef MR__SCAN_IN_HEADER
-#include "../wip/scan.h"
-#endif
 #include "mr_test.h"
 
 /* ---- helpers --------------------------------------------------------------- */
