@@ -5993,7 +5993,14 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
         r.off = start + (size_t)slen + 4;
     }
     if (!have_conf || !have_vocab || !have_tens) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a %s section", !have_conf ? "CONF" : !have_vocab ? "VOCB" : "TENS"); goto fail; }
-    if (v->kind != MR_VOCAB_BPE && v->n != m->cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, m->cfg.vocab_size); goto fail; }
+    if (v->kind == MR_VOCAB_BPE) {   /* the tokenizer must load and agree with the model */
+        mr_bpe *t = NULL;
+        mr_error e2;
+        if (mr_bpe_load_json_mem(&t, v->bpe_json, v->bpe_len, alloc, &e2) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tokenizer in checkpoint: %s", e2.msg); goto fail; }
+        v->n = mr_bpe_vocab_size(t);
+        mr_bpe_free(t);
+    }
+    if (v->n != m->cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, m->cfg.vocab_size); goto fail; }
     *mout = m;
     return MR_OK;
 fail:

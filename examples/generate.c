@@ -36,8 +36,9 @@ int main(int argc, char **argv) {
     mr_rng rng;
     float *logits, *scratch;
     int32_t *pids, tok;
-    size_t plen;
+    size_t plen, n_prompt = 0;
     double t0, t1;
+    mr_bpe *bpe = NULL;
     int a;
     for (a = 1; a < argc; a++) {
         const char *f = argv[a];
@@ -58,15 +59,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: cannot load '%s': %s\n", PROG, model_path, err.msg);
         return 2;
     }
-    if (vocab.kind == MR_VOCAB_BPE) ex_die(PROG, "BPE checkpoints need the tokenizer build (not in this version)");
     V = m->cfg.vocab_size;
     plen = strlen(prompt);
     if (plen == 0) { prompt = "\n"; plen = 1; }
     pids = (int32_t *)malloc(sizeof(int32_t) * plen);
+    if (vocab.kind == MR_VOCAB_BPE && mr_bpe_load_json_mem(&bpe, vocab.bpe_json, vocab.bpe_len, NULL, &err) != MR_OK) {
+        fprintf(stderr, "%s: the checkpoint's tokenizer does not load: %s\n", PROG, err.msg);
+        return 2;
+    }
     logits = (float *)malloc(sizeof(float) * (size_t)V);
     scratch = (float *)malloc(sizeof(float) * 2 * (size_t)V);
     if (!pids || !logits || !scratch) ex_die(PROG, "out of memory");
-    if (mr_vocab_encode(&vocab, (const uint8_t *)prompt, plen, pids, &err) != MR_OK) {
+    if (bpe) {
+        size_t n_ids = 0;
+        if (mr_bpe_encode(bpe, (const uint8_t *)prompt, plen, 0, pids, plen, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        n_prompt = n_ids;
+    } else if (mr_vocab_encode(&vocab, (const uint8_t *)prompt, plen, pids, &err) != MR_OK) {
         fprintf(stderr, "%s: the prompt has a character the model never saw: %s\n", PROG, err.msg);
         return 2;
     }
@@ -78,11 +86,12 @@ int main(int argc, char **argv) {
     mr_rng_seed(&rng, seed);
     fwrite(prompt, 1, plen, stdout);
     fflush(stdout);
+    if (!bpe) n_prompt = plen;
     t0 = ex_now();
     {   /* the prompt in one parallel pass (in pieces of 1024 to bound memory) */
         size_t off = 0;
-        while (off < plen) {
-            int n = (int)(plen - off < 1024 ? plen - off : 1024);
+        while (off < n_prompt) {
+            int n = (int)(n_prompt - off < 1024 ? n_prompt - off : 1024);
             mr_tensor *lg = mr_model_forward(ctx, m, pids + off, 1, n, st, 0);
             if (!lg) { fprintf(stderr, "%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
             memcpy(logits, lg->data + (size_t)(n - 1) * V, sizeof(float) * (size_t)V);
@@ -94,8 +103,15 @@ int main(int argc, char **argv) {
     for (i = 0; i < length; i++) {
         uint8_t ch;
         tok = mr_sample(logits, V, (float)temperature, top_k, (float)top_p, &rng, scratch);
-        ch = vocab.chars[tok];
-        fputc(ch, stdout);
+        if (bpe) {   /* stream the token's bytes */
+            const uint8_t *tb;
+            size_t nb = mr_bpe_token_bytes(bpe, tok, &tb);
+            fwrite(tb, 1, nb, stdout);
+            ch = nb ? tb[nb - 1] : 0;
+        } else {
+            ch = vocab.chars[tok];
+            fputc(ch, stdout);
+        }
         if (ch == '\n') fflush(stdout);
         if (i + 1 < length) {
             if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
@@ -107,11 +123,13 @@ int main(int argc, char **argv) {
     if (!quiet) {
         double t2 = ex_now();
         fprintf(stderr, "[%s: prompt %zu tokens in %.3fs; %lld tokens in %.3fs = %.0f tokens/s, state %zu floats, arena peak %zu bytes]\n",
-                PROG, plen, t1 - t0, length, t2 - t1, (double)length / (t2 - t1), mr_state_floats(st), mr_ctx_arena_peak(ctx));
+                PROG, n_prompt, t1 - t0, length, t2 - t1, (double)length / (t2 - t1), mr_state_floats(st), mr_ctx_arena_peak(ctx));
     }
     mr_state_free(st);
     mr_ctx_free(ctx);
     mr_model_free(m);
+    mr_bpe_free(bpe);
+    mr_vocab_free(&vocab);
     free(pids); free(logits); free(scratch);
     return 0;
 }

@@ -11,7 +11,7 @@
 static const char *PROG = "minrnn-train";
 
 typedef struct args {
-    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *resume_unused;
+    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer;
     int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie;
     long long steps, warmup, eval_every, log_every, save_every, context;
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
@@ -25,6 +25,7 @@ static void usage(void) {
         "  --data FILE           training text (default: data/tinyshakespeare.txt)\n"
         "  --out DIR             where model.bin, model_best.bin and history.csv go (default: runs/default)\n"
         "  --bytes               byte vocabulary (256) instead of the file's characters\n"
+        "  --tokenizer T.json    train on the ids of a BPE tokenizer (see minrnn-bpe train)\n"
         "  --val-fraction F      last fraction of the file used for validation (default 0.1)\n"
         "model:\n"
         "  --arch A              mingru | minlstm | gru, or a comma list per layer (default mingru)\n"
@@ -118,7 +119,7 @@ int main(int argc, char **argv) {
     size_t n_text = 0;
     mr_error err;
     mr_vocab vocab;
-    int32_t *ids;
+    int32_t *ids = NULL;
     int64_t n_train, n_val;
     mr_model_cfg cfg;
     mr_model *m;
@@ -136,6 +137,9 @@ int main(int argc, char **argv) {
     char path[4096];
     FILE *hist;
     int tty = isatty(2);
+    mr_bpe *bpe = NULL;
+    int64_t n_tokens;
+    double val_bytes_per_token = 1.0;
 
     memset(&a, 0, sizeof a);
     a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
@@ -150,6 +154,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--data")) a.data = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--out")) a.out = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--bytes")) a.bytes = 1;
+        else if (!strcmp(f, "--tokenizer")) a.tokenizer = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--val-fraction")) a.val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
         else if (!strcmp(f, "--arch")) a.arch = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--dim")) a.dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
@@ -193,13 +198,32 @@ int main(int argc, char **argv) {
     /* data */
     if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
     if (n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, a.data); return 2; }
-    if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text);
+    if (a.tokenizer) {   /* BPE ids; the tokenizer travels inside the checkpoint */
+        size_t n_ids = 0;
+        memset(&vocab, 0, sizeof vocab);
+        if (mr_bpe_load_json(&bpe, a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, a.tokenizer, err.msg); return 2; }
+        if (mr_bpe_encode_alloc(bpe, text, n_text, 0, &ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_bpe_save_json_mem(bpe, &vocab.bpe_json, &vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
+        vocab.kind = MR_VOCAB_BPE;
+        vocab.n = mr_bpe_vocab_size(bpe);
+        n_tokens = (int64_t)n_ids;
+    } else {
+        if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text);
+        ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
+        if (!ids) ex_die(PROG, "out of memory");
+        if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        n_tokens = (int64_t)n_text;
+    }
     if (vocab.n < 2) { fprintf(stderr, "%s: '%s' holds fewer than 2 distinct characters\n", PROG, a.data); return 2; }
-    ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
-    if (!ids) ex_die(PROG, "out of memory");
-    if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) ex_die(PROG, err.msg);
-    n_val = (int64_t)(n_text * a.val_fraction);
-    n_train = (int64_t)n_text - n_val;
+    n_val = (int64_t)(n_tokens * a.val_fraction);
+    n_train = n_tokens - n_val;
+    /* bytes per token of the validation split, to report nats per byte (char) */
+    if (bpe) {
+        int64_t k;
+        size_t nb = 0;
+        for (k = n_train; k < n_tokens; k++) { const uint8_t *tb; nb += mr_bpe_token_bytes(bpe, ids[k], &tb); }
+        val_bytes_per_token = (double)nb / (double)(n_val > 0 ? n_val : 1);
+    }
     if (n_train < a.chunk + 1 || n_val < 2) {
         fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
                 "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
@@ -342,9 +366,9 @@ int main(int argc, char **argv) {
         if (a.eval_every && step % a.eval_every == 0) {
             double t_e = ex_now();
             last_val = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
-            fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
-                    last_val, last_val / log(2.0), ex_now() - t_e, tty ? "          " : "");
-            fprintf(hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)step, (long long)tokens, ex_now() - t0, lr, last_val, last_val / log(2.0));
+            fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
+                    last_val / val_bytes_per_token, last_val / val_bytes_per_token / log(2.0), bpe ? " per byte" : "", ex_now() - t_e, tty ? "          " : "");
+            fprintf(hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)step, (long long)tokens, ex_now() - t0, lr, last_val, last_val / val_bytes_per_token / log(2.0));
             fflush(hist);
             if (last_val < best_val) {
                 mr_train_meta meta;
@@ -373,9 +397,11 @@ int main(int argc, char **argv) {
         vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
         fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs (%.1fk tok/s)\n", tty ? "\r\n" : "", (long long)step,
                 (long long)tokens, el, (double)tokens / el / 1000.0);
-        printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
-               vw / log(2.0), a.chunk, vs);
-        fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / log(2.0), vs);
+        if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
+                        vw, vw / val_bytes_per_token, vw / val_bytes_per_token / log(2.0), val_bytes_per_token, a.chunk, vs / val_bytes_per_token);
+        else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
+                    vw / log(2.0), a.chunk, vs);
+        fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / val_bytes_per_token / log(2.0), vs);
         fclose(hist);
         memset(&meta, 0, sizeof meta);
         meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = vw;
@@ -385,7 +411,8 @@ int main(int argc, char **argv) {
         if (vw < best_val) { snprintf(path, sizeof path, "%s/model_best.bin", a.out); mr_ckpt_save(m, &vocab, &meta, path, &err); }
         printf("saved %s/model.bin\n", a.out);
     }
-    free(xin); free(xtg); free(pos); free(ids); mr_buffer_free(text);
+    free(xin); free(xtg); free(pos); mr_buffer_free(text);
+    if (bpe) { mr_bpe_free_buffer(bpe, ids); mr_bpe_free_buffer(bpe, vocab.bpe_json); mr_bpe_free(bpe); } else free(ids);
     if (!strcmp(a.optimizer, "adamw")) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
     mr_state_free(state);
     mr_model_free(m);
