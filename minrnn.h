@@ -5900,7 +5900,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
     ver = mr__rb_u32(&r);
     if (ver > MR_CKPT_VERSION) return mr__seterr(err, MR_ERR_VERSION, "checkpoint format version %u is newer than this library's %u", ver, (unsigned)MR_CKPT_VERSION);
     if (ver == 0) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint format version 0 is invalid");
-    (void)mr__rb_u32(&r);
+    if (mr__rb_u32(&r) != 0) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint uses flags this library does not know");
     memset(&cfg, 0, sizeof cfg);
     for (;;) {
         char tag[4];
