@@ -46,7 +46,7 @@ static void usage(void) {
         "  --context-length L    stream mode: reset the state every L tokens (default 0: never)\n"
         "optimization:\n"
         "  --steps N | --epochs E | --time-budget SECONDS   when to stop (default: 600 seconds)\n"
-        "  --lr LR (default 3e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
+        "  --lr LR (default 6e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
         "  --weight-decay W (0.1)  --grad-clip C (1.0, 0: off)  --optimizer adamw|sgd  --beta2 B (0.99)\n"
         "  --seed S  --threads N (default: all cores)\n"
         "  --eval-every N (250)  --log-every N (10)  --save-every N (0: only at the end and on improvement)\n");
@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
     a.batching = "random"; a.scan = "auto";
     a.dim = 128; a.depth = 4; a.conv = 0; a.ffn = -1; a.batch = 32; a.chunk = 256; a.backprop = 0; a.threads = 0; a.tie = 1;
     a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 0; a.context = 0;
-    a.epochs = 0; a.time_budget = 0; a.lr = 3e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
+    a.epochs = 0; a.time_budget = 0; a.lr = 6e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
     a.dropout = 0; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
     for (i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -270,7 +270,14 @@ int main(int argc, char **argv) {
     sched.total_steps = total_steps ? total_steps : 1000000;
 
     /* output */
-    mkdir(a.out, 0777);
+    {   /* mkdir -p */
+        char dir[4096];
+        size_t k, n = strlen(a.out);
+        if (n >= sizeof dir) ex_die(PROG, "--out path too long");
+        memcpy(dir, a.out, n + 1);
+        for (k = 1; k <= n; k++)
+            if (dir[k] == '/' || dir[k] == 0) { char c = dir[k]; dir[k] = 0; mkdir(dir, 0777); dir[k] = c; }
+    }
     snprintf(path, sizeof path, "%s/history.csv", a.out);
     hist = fopen(path, "w");
     if (!hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
