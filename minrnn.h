@@ -431,6 +431,7 @@ typedef struct mr_model_cfg {
     float norm_eps;
     int scan_algo;       /* mr_scan_algo */
     int scan_chunk;      /* time chunk of the chunked scan (0: automatic) */
+    int gru_hidden_norm; /* GRU layers: RMS-normalize h_{t-1} before the recurrent matrix */
     uint8_t mixer[MR_MAX_LAYERS];   /* mr_mixer per layer */
 } mr_model_cfg;
 
@@ -495,6 +496,9 @@ MRDEF mr_tensor *mr_minlstm_core(mr_ctx *ctx, mr_tensor *pre, const float *h0, i
    r = s(x_r + U_r h), z = s(x_z + U_z h), n = tanh(x_n + r*(U_n h + b_hn)),
    h_t = (1-z) n + z h_{t-1}. */
 MRDEF mr_tensor *mr_gru_core(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_tensor *b_hn, const float *h0);
+/* The same with the hidden state RMS-normalized (no weight) before U reads
+   it, as the GRU of the Rust GRU+RWKV project does; eps <= 0: off. */
+MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_tensor *b_hn, const float *h0, float hidden_norm_eps);
 MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *ab);   /* [.., 2H] -> silu(a) * b [.., H] */
 MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p);  /* identity in no-grad mode or p == 0 */
 /* g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (keeps h positive). */
@@ -3470,14 +3474,15 @@ MRDEF mr_tensor *mr_minlstm_core(mr_ctx *ctx, mr_tensor *pre, const float *h0, i
 }
 
 /* --- classic GRU (sequential over time) ---------------------------------- */
-typedef struct mr__gru { int B, T, D; float *h0, *hp, *gates; } mr__gru;  /* gates: r, z, n per step */
+typedef struct mr__gru { int B, T, D; float eps; float *h0, *hp, *gates, *hn, *rs; } mr__gru;  /* gates: r, z, n per step; hn, rs: normalized h_{t-1} and 1/rms (eps > 0) */
 MR__PRIV void mr__gru_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__gru *p = (mr__gru *)data;
     mr_tensor *xp = in[0], *wh = in[1], *bhn = in[2];
     int B = p->B, T = p->T, D = p->D, t, b;
     int64_t c;
-    float *carry, *dhp, *zero;
+    float *carry, *dhp, *zero, *tmp = NULL;
     (void)n_in;
+    if (p->eps > 0.f && !(tmp = mr__floats(ctx, (int64_t)B * D))) return;
     carry = mr__floats(ctx, (int64_t)B * D);
     dhp = mr__floats(ctx, (int64_t)B * 3 * D);
     zero = mr__floats(ctx, (int64_t)B * D);
@@ -3504,6 +3509,18 @@ MR__PRIV void mr__gru_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
                 cr[c] = g * z;   /* direct path; the U path is added below */
             }
         }
+        if (p->eps > 0.f) {   /* hidden RMSNorm: U reads hn = h_{t-1} * rs */
+            if (wh->grad && (t > 0 || p->h0)) mr_gemm(ctx, 1, 0, 3 * D, D, B, 1.f, dhp, 3 * D, p->hn + (int64_t)t * D, T * D, 1.f, wh->grad, D);
+            mr_gemm(ctx, 0, 0, B, D, 3 * D, 1.f, dhp, 3 * D, wh->data, D, 0.f, tmp, D);
+            for (b = 0; b < B; b++) {
+                const float *hn = p->hn + ((int64_t)b * T + t) * D, *dn = tmp + (int64_t)b * D;
+                float *cr = carry + (int64_t)b * D, rs = p->rs[(int64_t)b * T + t], dot = 0;
+                for (c = 0; c < D; c++) dot += dn[c] * hn[c];
+                dot /= (float)D;
+                for (c = 0; c < D; c++) cr[c] += rs * (dn[c] - hn[c] * dot);
+            }
+            continue;
+        }
         /* dU += dhp^T @ hprev ; carry += dhp @ U */
         if (wh->grad) {
             if (t > 0) mr_gemm(ctx, 1, 0, 3 * D, D, B, 1.f, dhp, 3 * D, out->data + (int64_t)(t - 1) * D, T * D, 1.f, wh->grad, D);
@@ -3513,6 +3530,9 @@ MR__PRIV void mr__gru_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
     }
 }
 MRDEF mr_tensor *mr_gru_core(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_tensor *b_hn, const float *h0) {
+    return mr_gru_core_ex(ctx, xproj, w_h, b_hn, h0, 0.f);
+}
+MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_tensor *b_hn, const float *h0, float hidden_norm_eps) {
     mr_tensor *out, *in[3];
     mr__gru *p;
     int64_t B, T, D, shape[3], c;
@@ -3529,7 +3549,13 @@ MRDEF mr_tensor *mr_gru_core(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_t
     out = mr_tensor_new(ctx, 3, shape, 0);
     p = (mr__gru *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p) return NULL;
-    p->B = (int)B; p->T = (int)T; p->D = (int)D; p->h0 = NULL;
+    p->B = (int)B; p->T = (int)T; p->D = (int)D; p->h0 = NULL; p->eps = hidden_norm_eps > 0.f ? hidden_norm_eps : 0.f;
+    p->hn = p->rs = NULL;
+    if (p->eps > 0.f) {
+        p->hn = mr__floats(ctx, B * T * D);
+        p->rs = mr__floats(ctx, B * T);
+        if (!p->hn || !p->rs) return NULL;
+    }
     p->hp = mr__floats(ctx, B * T * D);
     p->gates = mr__floats(ctx, B * T * 3 * D);
     hp3 = mr__floats(ctx, B * 3 * D);
@@ -3545,6 +3571,17 @@ MRDEF mr_tensor *mr_gru_core(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_t
         /* hp3[B, 3D] = h_{t-1} @ U^T */
         const float *hprev0 = t > 0 ? out->data + (int64_t)(t - 1) * D : (p->h0 ? p->h0 : zero);
         int ld = t > 0 ? (int)(T * D) : (int)D;
+        if (p->eps > 0.f) {   /* U reads the RMS-normalized h_{t-1} */
+            for (b = 0; b < B; b++) {
+                const float *hr = hprev0 + (int64_t)b * ld;
+                float *hn = p->hn + ((int64_t)b * T + t) * D, ss = 0, rs;
+                for (c = 0; c < D; c++) ss += hr[c] * hr[c];
+                rs = 1.0f / sqrtf(ss / (float)D + p->eps);
+                p->rs[(int64_t)b * T + t] = rs;
+                for (c = 0; c < D; c++) hn[c] = hr[c] * rs;
+            }
+            mr_gemm(ctx, 0, 1, (int)B, (int)(3 * D), (int)D, 1.f, p->hn + (int64_t)t * D, (int)(T * D), w_h->data, (int)D, 0.f, hp3, (int)(3 * D));
+        } else
         mr_gemm(ctx, 0, 1, (int)B, (int)(3 * D), (int)D, 1.f, hprev0, ld, w_h->data, (int)D, 0.f, hp3, (int)(3 * D));
         for (b = 0; b < B; b++) {
             const float *x3 = xproj->data + ((int64_t)b * T + t) * xproj->row_stride, *h3 = hp3 + (int64_t)b * 3 * D;
@@ -3926,7 +3963,7 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
         }
         if (c->mixer[l] == MR_MIXER_GRU) {
             mr_tensor *xp = mr_matmul(ctx, h, L->w_in, 0, 1, L->gru_b_x);
-            h = mr_gru_core(ctx, xp, L->gru_w_h, L->gru_b_hn, use_state ? st->h[l] : NULL);
+            h = mr_gru_core_ex(ctx, xp, L->gru_w_h, L->gru_b_hn, use_state ? st->h[l] : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
         } else {
             mr_tensor *pre = mr_matmul(ctx, h, L->w_in, 0, 1, NULL);
             h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, use_state ? st->h[l] : NULL, c->scan_algo, c->scan_chunk)

@@ -27,7 +27,7 @@ static mr_tensor *fn_layer(mr_ctx *c, mr_tensor **in, int n, void *ud) {
     switch (s->kind) {
     case 0: sh[2] = 2 * s->C; x = mr_view_reshape(c, in[0], 3, sh); return mr_mingru_core(c, x, s->h0, s->algo, s->chunk);
     case 1: sh[2] = 3 * s->C; x = mr_view_reshape(c, in[0], 3, sh); return mr_minlstm_core(c, x, s->h0, s->algo, s->chunk);
-    case 2: sh[2] = 3 * s->C; x = mr_view_reshape(c, in[0], 3, sh); return mr_gru_core(c, x, in[1], in[2], s->h0);
+    case 2: sh[2] = 3 * s->C; x = mr_view_reshape(c, in[0], 3, sh); return mr_gru_core_ex(c, x, in[1], in[2], s->h0, s->K ? 1e-5f : 0.f);
     case 3: sh[2] = s->C; x = mr_view_reshape(c, in[0], 3, sh); return mr_causal_conv(c, x, in[1], in[2], s->h0);
     default: return mr_swiglu(c, in[0]);
     }
@@ -76,8 +76,8 @@ static void test_min_cores(void) {
 }
 static void test_gru_core(void) {
     static const int dims[][3] = {{1, 1, 1}, {2, 3, 3}, {3, 17, 5}, {1, 40, 3}};
-    int d, h0;
-    for (d = 0; d < 4; d++) for (h0 = 0; h0 < 2; h0++) {
+    int d, h0, nrm;
+    for (d = 0; d < 4; d++) for (h0 = 0; h0 < 2; h0++) for (nrm = 0; nrm < 2; nrm++) {
         lspec s;
         int64_t sh[3][2];
         mr_tensor *ts[3];
@@ -86,14 +86,14 @@ static void test_gru_core(void) {
         char what[64];
         int i;
         memset(&s, 0, sizeof s);
-        s.kind = 2; s.B = dims[d][0]; s.T = dims[d][1]; s.C = dims[d][2];
+        s.kind = 2; s.B = dims[d][0]; s.T = dims[d][1]; s.C = dims[d][2]; s.K = nrm;
         for (i = 0; i < 64; i++) h0buf[i] = mr_rng_uniform(&rng) - 0.5f;
         s.h0 = h0 ? h0buf : NULL;
         sh[0][0] = (int64_t)s.B * s.T; sh[0][1] = 3 * s.C;
         sh[1][0] = 3 * s.C; sh[1][1] = s.C;
         sh[2][0] = 0; sh[2][1] = s.C;
         ps = mk(3, (const int64_t(*)[2])sh, ts, -1, 1);
-        snprintf(what, sizeof what, "gru h0=%d B=%d T=%d C=%d", h0, s.B, s.T, s.C);
+        snprintf(what, sizeof what, "gru h0=%d norm=%d B=%d T=%d C=%d", h0, nrm, s.B, s.T, s.C);
         run_check(what, fn_layer, &s, 3, ts, 40);
         mr_params_free(ps);
     }
@@ -179,6 +179,7 @@ static mr_model *make_model(const char *arch, int conv, float expansion, int alg
     mr_error e;
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 20; cfg.conv_kernel = conv; cfg.expansion = expansion;
     cfg.scan_algo = algo; cfg.scan_chunk = 3;
+    cfg.gru_hidden_norm = conv > 0;   /* GRU layers with and without the hidden RMSNorm */
     if (mr_model_cfg_set_mixers(&cfg, arch, &e) != MR_OK) return NULL;
     if (mr_model_new(&m, &cfg, NULL, &e) != MR_OK) return NULL;
     mr_model_init_weights(m, &rng);
