@@ -641,10 +641,12 @@ MRDEF void mr_vocab_bytes(mr_vocab *v);
 MRDEF mr_status mr_vocab_encode(const mr_vocab *v, const uint8_t *text, size_t n, int32_t *ids, mr_error *err);
 
 /* Training progress stored with a checkpoint. */
+#define MR_ARGS_MAX 4096
 typedef struct mr_train_meta {
-    int64_t step, tokens_seen;
+    int64_t step, tokens_seen, epoch;
     double train_loss, val_loss, best_val_loss, wall_time;
     int64_t created_unix;
+    char args[MR_ARGS_MAX];   /* the training arguments, NUL-terminated ("" when none) */
 } mr_train_meta;
 
 /* Checkpoint file: "MRNNCKPT", a format version, then sections (tag, length,
@@ -659,11 +661,58 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **m, mr_vocab *v, mr_train_meta *meta,
                                  const mr_allocator *alloc, mr_error *err);
 MRDEF void mr_buffer_free(void *p);
 MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob */
+
+/* What a training run needs beside the weights to resume exactly. Every
+   member is optional: NULL (or a zero count) is neither saved nor restored.
+   Restoring fills objects the caller created for the loaded model (an
+   optimizer from mr_adamw_init, a state from mr_state_new) and checks that
+   their sizes agree with the file. */
+typedef struct mr_train_state {
+    mr_adamw *adamw;                    /* OPTM: step count and both moments */
+    mr_sgd *sgd;                        /* OPTM: step count and momentum */
+    mr_rng *rngs; int n_rngs;           /* RNGS: generator states (data order, dropout) */
+    int64_t *data_pos; int n_data_pos;  /* DATA: the caller's data position (stream offsets, ...) */
+    mr_state *state;                    /* STAT: the recurrent state carried between chunks */
+} mr_train_state;
+/* mr_ckpt_save_mem plus the sections of ts (NULL: none). */
+MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                       const mr_train_state *ts, uint8_t **out, size_t *out_len, mr_error *err);
+/* Restores the members of ts that are set from a checkpoint whose model m was
+   loaded by mr_ckpt_load_mem. A requested section that is absent, or whose
+   sizes disagree, is an MR_ERR_FORMAT and leaves the objects untouched. */
+MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_model *m, mr_train_state *ts, mr_error *err);
+
+/* Inference sessions: the recurrent state of a generation ("MRNNSTAT": the
+   model's CONF, the state, and optionally the last logits [batch, V]), so a
+   conversation resumes without re-reading it. Loading checks that the file
+   was written for a model of the same configuration and batch. */
+MRDEF mr_status mr_state_save_mem(const mr_model *m, const mr_state *s, const float *logits,
+                                  uint8_t **out, size_t *out_len, mr_error *err);
+/* logits (batch*V floats) may be NULL; *has_logits (may be NULL) says whether the file held them. */
+MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits, int *has_logits,
+                                  const uint8_t *buf, size_t len, mr_error *err);
+
+/* safetensors (https://github.com/huggingface/safetensors): u64 header
+   length, a JSON header {name: {dtype, shape, data_offsets}}, raw data.
+   Export writes every parameter as F32 under the names of docs/FORMAT.md.
+   Import fills an existing model: every parameter must be present exactly
+   once with its shape (F32, F16, BF16 or F64, converted to f32); unknown
+   names are an error. */
+MRDEF mr_status mr_safetensors_save_mem(const mr_model *m, uint8_t **out, size_t *out_len, mr_error *err);
+MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t len, mr_error *err);
 #ifndef MINRNN_NO_STDIO
 MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err);
 MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err);
 /* Reads a whole file into a new buffer (free with mr_buffer_free); refuses files over max_bytes. */
 MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err);
+/* Writes a buffer atomically: PATH.tmp, flush, fsync, rename over PATH. */
+MRDEF mr_status mr_write_file_atomic(const char *path, const uint8_t *buf, size_t len, mr_error *err);
+MRDEF mr_status mr_ckpt_save_train(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                   const mr_train_state *ts, const char *path, mr_error *err);
+MRDEF mr_status mr_state_save(const mr_model *m, const mr_state *s, const float *logits, const char *path, mr_error *err);
+MRDEF mr_status mr_state_load(const mr_model *m, mr_state *s, float *logits, int *has_logits, const char *path, mr_error *err);
+MRDEF mr_status mr_safetensors_save(const mr_model *m, const char *path, mr_error *err);
+MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err);
 #endif
 
 #ifdef __cplusplus
@@ -5216,13 +5265,14 @@ typedef struct mr__bpe_jp {
     const mr_allocator *a;
     mr_error *err;
     mr_status st;
+    const char *what;   /* for messages; NULL: "tokenizer.json" */
 } mr__bpe_jp;
 
 MR__PRIV int32_t mr__bpe_jfail(mr__bpe_jp *p, mr_status s, const char *what) {
     if (p->st == MR_OK) {
         p->st = s;
-        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "tokenizer.json: out of memory");
-        else mr__seterr(p->err, s, "tokenizer.json: %s at byte %zu", what, p->i);
+        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "%s: out of memory", p->what ? p->what : "tokenizer.json");
+        else mr__seterr(p->err, s, "%s: %s at byte %zu", p->what ? p->what : "tokenizer.json", what, p->i);
     }
     return -1;
 }
@@ -5429,7 +5479,7 @@ MR__PRIV int32_t mr__bpe_jget(mr__bpe_jp *p, int32_t obj, const char *key, const
     for (c = p->nodes[obj].child; c >= 0; c = p->nodes[c].next)
         if (p->nodes[c].klen == L && memcmp(p->str + p->nodes[c].koff, key, L) == 0) {
             if (found >= 0) {
-                mr__seterr(p->err, MR_ERR_FORMAT, "tokenizer.json: key \"%s\" appears twice in %s", key, where);
+                mr__seterr(p->err, MR_ERR_FORMAT, "%s: key \"%s\" appears twice in %s", p->what ? p->what : "tokenizer.json", key, where);
                 return -2;
             }
             found = c;
@@ -5863,25 +5913,184 @@ MR__PRIV uint64_t mr__rb_u64(mr__rbuf *r) { uint64_t v = 0; int i; if (!mr__rb_n
 MR__PRIV float mr__rb_f32(mr__rbuf *r) { uint32_t u = mr__rb_u32(r); float f; memcpy(&f, &u, 4); return f; }
 MR__PRIV double mr__rb_f64(mr__rbuf *r) { uint64_t u = mr__rb_u64(r); double f; memcpy(&f, &u, 8); return f; }
 
+/* bulk f32, little-endian on disk */
+MR__PRIV int mr__little_endian(void) { const uint32_t one = 1; uint8_t b; memcpy(&b, &one, 1); return b == 1; }
+MR__PRIV void mr__wb_f32s(mr__wbuf *w, const float *x, size_t n) {
+    size_t k;
+    if (mr__little_endian()) { mr__wb_bytes(w, x, n * sizeof(float)); return; }
+    for (k = 0; k < n; k++) mr__wb_f32(w, x[k]);
+}
+MR__PRIV void mr__rb_f32s(mr__rbuf *r, float *x, size_t n) {
+    size_t k;
+    if (n > SIZE_MAX / 4 || !mr__rb_need(r, n * 4)) { r->bad = 1; return; }
+    if (mr__little_endian()) { memcpy(x, r->p + r->off, n * 4); r->off += n * 4; return; }
+    for (k = 0; k < n; k++) x[k] = mr__rb_f32(r);
+}
+
+/* The container shared by checkpoints and session files: an 8-byte magic,
+   u32 version, u32 flags, sections (tag, u64 length, payload, u32 CRC-32),
+   "END!". mr__ckpt_scan checks all of it before anything is interpreted. */
 #define MR__CKPT_MAGIC "MRNNCKPT"
-MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
-                                 uint8_t **out, size_t *out_len, mr_error *err) {
+#define MR__STATE_MAGIC "MRNNSTAT"
+#define MR__MAX_SECTIONS 64
+#define MR__MAX_PARAMS (16 * MR_MAX_LAYERS + 8)
+MR__PRIV int mr__params_index(const mr_params *ps, const char *name) {
+    int i;
+    for (i = 0; i < ps->n; i++) if (!strcmp(ps->t[i]->name, name)) return i;
+    return -1;
+}
+typedef struct mr__sec { char tag[4]; size_t off, len; } mr__sec;
+MR__PRIV mr_status mr__ckpt_scan(const uint8_t *buf, size_t len, const char *magic, const char *what,
+                                 mr__sec *secs, int *nsec, mr_error *err) {
+    mr__rbuf r;
+    uint32_t ver, flags;
+    int n = 0, i;
+    *nsec = 0;
+    if (!buf) return mr__seterr(err, MR_ERR_ARG, "%s: NULL buffer", what);
+    if (len < 8 || memcmp(buf, magic, 8)) return mr__seterr(err, MR_ERR_FORMAT, "not a minrnn %s (bad magic)", what);
+    r.p = buf; r.n = len; r.off = 8; r.bad = 0;
+    ver = mr__rb_u32(&r);
+    flags = mr__rb_u32(&r);
+    if (r.bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated %s header", what);
+    if (ver > MR_CKPT_VERSION) return mr__seterr(err, MR_ERR_VERSION, "%s format version %u is newer than this library's %u", what, ver, (unsigned)MR_CKPT_VERSION);
+    if (ver == 0) return mr__seterr(err, MR_ERR_FORMAT, "%s format version 0 is invalid", what);
+    if (flags != 0) return mr__seterr(err, MR_ERR_FORMAT, "%s uses flags 0x%x this library does not know", what, flags);
+    for (;;) {
+        char tag[4];
+        uint64_t slen;
+        uint32_t crc, want;
+        size_t start;
+        if (!mr__rb_need(&r, 4)) return mr__seterr(err, MR_ERR_FORMAT, "truncated %s (no END marker)", what);
+        memcpy(tag, r.p + r.off, 4);
+        r.off += 4;
+        if (!memcmp(tag, "END!", 4)) break;
+        slen = mr__rb_u64(&r);
+        if (r.bad || slen > r.n - r.off || r.n - r.off - (size_t)slen < 4)
+            return mr__seterr(err, MR_ERR_FORMAT, "truncated %s section '%c%c%c%c'", what, tag[0], tag[1], tag[2], tag[3]);
+        start = r.off;
+        crc = mr__crc32(r.p + start, (size_t)slen);
+        want = (uint32_t)r.p[start + slen] | (uint32_t)r.p[start + slen + 1] << 8 | (uint32_t)r.p[start + slen + 2] << 16 | (uint32_t)r.p[start + slen + 3] << 24;
+        if (crc != want) return mr__seterr(err, MR_ERR_CHECKSUM, "CRC mismatch in %s section '%c%c%c%c'", what, tag[0], tag[1], tag[2], tag[3]);
+        for (i = 0; i < n; i++)
+            if (!memcmp(secs[i].tag, tag, 4)) return mr__seterr(err, MR_ERR_FORMAT, "%s section '%c%c%c%c' appears twice", what, tag[0], tag[1], tag[2], tag[3]);
+        if (n == MR__MAX_SECTIONS) return mr__seterr(err, MR_ERR_FORMAT, "%s has more than %d sections", what, MR__MAX_SECTIONS);
+        memcpy(secs[n].tag, tag, 4);
+        secs[n].off = start;
+        secs[n].len = (size_t)slen;
+        n++;
+        r.off = start + (size_t)slen + 4;
+    }
+    if (r.off != len) return mr__seterr(err, MR_ERR_FORMAT, "%zu bytes after the END marker of the %s", len - r.off, what);
+    *nsec = n;
+    return MR_OK;
+}
+/* A reader over one section (offsets stay file offsets, for the alignment). */
+MR__PRIV int mr__ckpt_find(const uint8_t *buf, const mr__sec *secs, int nsec, const char *tag, mr__rbuf *q) {
+    int i;
+    for (i = 0; i < nsec; i++)
+        if (!memcmp(secs[i].tag, tag, 4)) { q->p = buf; q->n = secs[i].off + secs[i].len; q->off = secs[i].off; q->bad = 0; return 1; }
+    return 0;
+}
+MR__PRIV void mr__ckpt_header(mr__wbuf *w, const char *magic) {
+    mr__wb_bytes(w, magic, 8);
+    mr__wb_u32(w, MR_CKPT_VERSION);
+    mr__wb_u32(w, 0);   /* flags */
+}
+MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {
+    size_t sec = mr__wb_sec_begin(w, "CONF");
+    int l;
+    mr__wb_u32(w, (uint32_t)c->vocab_size); mr__wb_u32(w, (uint32_t)c->dim); mr__wb_u32(w, (uint32_t)c->n_layers);
+    mr__wb_f32(w, c->expansion); mr__wb_u32(w, (uint32_t)c->conv_kernel); mr__wb_u32(w, (uint32_t)c->ffn_hidden);
+    mr__wb_u32(w, (uint32_t)c->tie_embeddings); mr__wb_f32(w, c->dropout); mr__wb_f32(w, c->norm_eps);
+    mr__wb_u32(w, (uint32_t)c->scan_algo); mr__wb_u32(w, (uint32_t)c->scan_chunk); mr__wb_u32(w, (uint32_t)c->gru_hidden_norm);
+    for (l = 0; l < c->n_layers; l++) mr__wb_bytes(w, &c->mixer[l], 1);
+    mr__wb_sec_end(w, sec);
+}
+MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
+    int l;
+    uint32_t u[12];
+    memset(cfg, 0, sizeof *cfg);
+    for (l = 0; l < 12; l++) u[l] = mr__rb_u32(q);
+    if (q->bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated CONF section");
+    /* counts are range-checked here so the int conversions below are exact */
+    if (u[0] > (1u << 24) || u[1] > (1u << 20) || u[2] < 1 || u[2] > MR_MAX_LAYERS || u[4] > 4096 || u[5] > (1u << 24) || u[6] > 1 ||
+        u[9] > 3 || u[10] > (1u << 24) || u[11] > 1)
+        return mr__seterr(err, MR_ERR_FORMAT, "CONF section holds an out-of-range value");
+    cfg->vocab_size = (int)u[0]; cfg->dim = (int)u[1]; cfg->n_layers = (int)u[2];
+    memcpy(&cfg->expansion, &u[3], 4); cfg->conv_kernel = (int)u[4]; cfg->ffn_hidden = (int)u[5];
+    cfg->tie_embeddings = (int)u[6]; memcpy(&cfg->dropout, &u[7], 4); memcpy(&cfg->norm_eps, &u[8], 4);
+    cfg->scan_algo = (int)u[9]; cfg->scan_chunk = (int)u[10]; cfg->gru_hidden_norm = (int)u[11];
+    if (!mr__rb_need(q, (size_t)cfg->n_layers)) return mr__seterr(err, MR_ERR_FORMAT, "truncated CONF section");
+    for (l = 0; l < cfg->n_layers; l++) cfg->mixer[l] = q->p[q->off++];
+    if (q->off != q->n) return mr__seterr(err, MR_ERR_FORMAT, "CONF section has %zu extra bytes", q->n - q->off);
+    if (mr_model_cfg_check(cfg, err) != MR_OK) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err ? err->msg : "", err ? sizeof msg : 1);
+        return mr__seterr(err, MR_ERR_FORMAT, "bad configuration in checkpoint: %s", msg);
+    }
+    return MR_OK;
+}
+/* Do two configurations define the same tensors and state? */
+MR__PRIV int mr__cfg_same_shape(const mr_model_cfg *a, const mr_model_cfg *b) {
+    int l;
+    if (a->vocab_size != b->vocab_size || a->dim != b->dim || a->n_layers != b->n_layers || a->conv_kernel != b->conv_kernel ||
+        a->ffn_hidden != b->ffn_hidden || a->tie_embeddings != b->tie_embeddings || a->gru_hidden_norm != b->gru_hidden_norm)
+        return 0;
+    for (l = 0; l < a->n_layers; l++)
+        if (a->mixer[l] != b->mixer[l] || mr_model_inner_dim(a, l) != mr_model_inner_dim(b, l)) return 0;
+    return 1;
+}
+/* STAT: u32 batch, u32 n_layers, u32 valid, per layer u64 h floats and u64
+   conv floats, zero padding to 64 bytes, then the floats layer by layer. */
+MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
+    size_t sec = mr__wb_sec_begin(w, "STAT");
+    int l;
+    mr__wb_u32(w, (uint32_t)s->batch); mr__wb_u32(w, (uint32_t)s->n_layers); mr__wb_u32(w, (uint32_t)(s->valid != 0));
+    for (l = 0; l < s->n_layers; l++) { mr__wb_u64(w, (uint64_t)s->h_size[l]); mr__wb_u64(w, (uint64_t)s->conv_size[l]); }
+    mr__wb_pad(w, 64);
+    for (l = 0; l < s->n_layers; l++) {
+        mr__wb_f32s(w, s->h[l], (size_t)s->h_size[l]);
+        if (s->conv_size[l]) mr__wb_f32s(w, s->conv[l], (size_t)s->conv_size[l]);
+    }
+    mr__wb_sec_end(w, sec);
+}
+/* Checks everything first, then copies: a failure leaves s untouched. */
+MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, mr_error *err) {
+    uint32_t batch = mr__rb_u32(q), nl = mr__rb_u32(q), valid = mr__rb_u32(q);
+    int l;
+    if (q->bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section");
+    if ((int64_t)batch != s->batch) return mr__seterr(err, MR_ERR_FORMAT, "the saved state has batch %u, this one %d", batch, s->batch);
+    if ((int64_t)nl != s->n_layers || valid > 1) return mr__seterr(err, MR_ERR_FORMAT, "the saved state does not fit this model");
+    for (l = 0; l < s->n_layers; l++) {
+        uint64_t hs = mr__rb_u64(q), cs = mr__rb_u64(q);
+        if (q->bad || hs != (uint64_t)s->h_size[l] || cs != (uint64_t)s->conv_size[l])
+            return mr__seterr(err, MR_ERR_FORMAT, "the saved state of layer %d does not fit this model", l);
+    }
+    if (q->off % 64) { size_t pad = 64 - q->off % 64; if (!mr__rb_need(q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section"); q->off += pad; }
+    if (q->n - q->off != mr_state_floats(s) * 4) return mr__seterr(err, MR_ERR_FORMAT, "STAT section has the wrong size");
+    for (l = 0; l < s->n_layers; l++) {
+        mr__rb_f32s(q, s->h[l], (size_t)s->h_size[l]);
+        if (s->conv_size[l]) mr__rb_f32s(q, s->conv[l], (size_t)s->conv_size[l]);
+    }
+    s->valid = (int)valid;
+    return MR_OK;
+}
+
+MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                       const mr_train_state *ts, uint8_t **out, size_t *out_len, mr_error *err) {
     mr__wbuf w;
     size_t sec;
-    int i, l;
-    const mr_model_cfg *c = &m->cfg;
+    int i;
     memset(&w, 0, sizeof w);
-    if (!out || !out_len || !v) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: NULL argument");
-    mr__wb_bytes(&w, MR__CKPT_MAGIC, 8);
-    mr__wb_u32(&w, MR_CKPT_VERSION);
-    mr__wb_u32(&w, 0);   /* flags */
-    sec = mr__wb_sec_begin(&w, "CONF");
-    mr__wb_u32(&w, (uint32_t)c->vocab_size); mr__wb_u32(&w, (uint32_t)c->dim); mr__wb_u32(&w, (uint32_t)c->n_layers);
-    mr__wb_f32(&w, c->expansion); mr__wb_u32(&w, (uint32_t)c->conv_kernel); mr__wb_u32(&w, (uint32_t)c->ffn_hidden);
-    mr__wb_u32(&w, (uint32_t)c->tie_embeddings); mr__wb_f32(&w, c->dropout); mr__wb_f32(&w, c->norm_eps);
-    mr__wb_u32(&w, (uint32_t)c->scan_algo); mr__wb_u32(&w, (uint32_t)c->scan_chunk);
-    for (l = 0; l < c->n_layers; l++) mr__wb_bytes(&w, &c->mixer[l], 1);
-    mr__wb_sec_end(&w, sec);
+    if (!m || !out || !out_len || !v) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: NULL argument");
+    *out = NULL; *out_len = 0;
+    if (v->kind == MR_VOCAB_BPE && !v->bpe_json) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: BPE vocabulary without its tokenizer");
+    if (meta && memchr(meta->args, 0, sizeof meta->args) == NULL) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: meta.args is not NUL-terminated");
+    if (ts && ts->adamw && ts->sgd) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: one optimizer, not two");
+    if (ts && ((ts->n_rngs && !ts->rngs) || (ts->n_data_pos && !ts->data_pos) || ts->n_rngs < 0 || ts->n_data_pos < 0))
+        return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: bad training state");
+    mr__ckpt_header(&w, MR__CKPT_MAGIC);
+    mr__wb_conf(&w, &m->cfg);
     sec = mr__wb_sec_begin(&w, "VOCB");
     mr__wb_u32(&w, (uint32_t)v->kind);
     mr__wb_u32(&w, (uint32_t)v->n);
@@ -5889,10 +6098,12 @@ MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_
     if (v->kind == MR_VOCAB_BPE) { mr__wb_u64(&w, (uint64_t)v->bpe_len); mr__wb_bytes(&w, v->bpe_json, v->bpe_len); }
     mr__wb_sec_end(&w, sec);
     if (meta) {
+        uint32_t al = (uint32_t)strlen(meta->args);
         sec = mr__wb_sec_begin(&w, "META");
-        mr__wb_u64(&w, (uint64_t)meta->step); mr__wb_u64(&w, (uint64_t)meta->tokens_seen);
+        mr__wb_u64(&w, (uint64_t)meta->step); mr__wb_u64(&w, (uint64_t)meta->tokens_seen); mr__wb_u64(&w, (uint64_t)meta->epoch);
         mr__wb_f64(&w, meta->train_loss); mr__wb_f64(&w, meta->val_loss); mr__wb_f64(&w, meta->best_val_loss);
         mr__wb_f64(&w, meta->wall_time); mr__wb_u64(&w, (uint64_t)meta->created_unix);
+        mr__wb_u32(&w, al); mr__wb_bytes(&w, meta->args, al);
         mr__wb_sec_end(&w, sec);
     }
     sec = mr__wb_sec_begin(&w, "TENS");
@@ -5906,130 +6117,99 @@ MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_
         mr__wb_u32(&w, (uint32_t)t->ndim);
         for (d = 0; d < t->ndim; d++) mr__wb_u64(&w, (uint64_t)t->shape[d]);
         mr__wb_pad(&w, 64);  /* data 64-byte aligned from the file start */
-        {
-            int64_t k, n = mr_tensor_numel(t);
-            for (k = 0; k < n; k++) mr__wb_f32(&w, t->data[k]);
-        }
+        mr__wb_f32s(&w, t->data, (size_t)mr_tensor_numel(t));
     }
     mr__wb_sec_end(&w, sec);
+    if (ts && (ts->adamw || ts->sgd)) {   /* OPTM */
+        const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
+        const float *b0 = ts->adamw ? ts->adamw->m : ts->sgd->buf, *b1 = ts->adamw ? ts->adamw->v : NULL;
+        if (ps != m->ps) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the optimizer belongs to another model"); }
+        sec = mr__wb_sec_begin(&w, "OPTM");
+        mr__wb_u32(&w, ts->adamw ? 0u : 1u);
+        mr__wb_u64(&w, (uint64_t)(ts->adamw ? ts->adamw->t : ts->sgd->t));
+        mr__wb_u32(&w, (uint32_t)ps->n);
+        for (i = 0; i < ps->n; i++) {
+            uint32_t nl = (uint32_t)strlen(ps->t[i]->name);
+            mr__wb_u32(&w, nl); mr__wb_bytes(&w, ps->t[i]->name, nl);
+            mr__wb_u64(&w, (uint64_t)mr_tensor_numel(ps->t[i]));
+        }
+        mr__wb_pad(&w, 64);
+        for (i = 0; i < ps->n; i++) mr__wb_f32s(&w, b0 + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
+        if (b1) for (i = 0; i < ps->n; i++) mr__wb_f32s(&w, b1 + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
+        mr__wb_sec_end(&w, sec);
+    }
+    if (ts && ts->n_rngs) {
+        int k;
+        sec = mr__wb_sec_begin(&w, "RNGS");
+        mr__wb_u32(&w, (uint32_t)ts->n_rngs);
+        for (i = 0; i < ts->n_rngs; i++) for (k = 0; k < 4; k++) mr__wb_u64(&w, ts->rngs[i].s[k]);
+        mr__wb_sec_end(&w, sec);
+    }
+    if (ts && ts->n_data_pos) {
+        sec = mr__wb_sec_begin(&w, "DATA");
+        mr__wb_u32(&w, (uint32_t)ts->n_data_pos);
+        for (i = 0; i < ts->n_data_pos; i++) mr__wb_u64(&w, (uint64_t)ts->data_pos[i]);
+        mr__wb_sec_end(&w, sec);
+    }
+    if (ts && ts->state) {
+        if (ts->state->n_layers != m->cfg.n_layers) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the state belongs to another model"); }
+        mr__wb_state(&w, ts->state);
+    }
     mr__wb_bytes(&w, "END!", 4);
     if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the checkpoint"); }
     *out = w.p;
     *out_len = w.n;
     return MR_OK;
 }
+MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                 uint8_t **out, size_t *out_len, mr_error *err) {
+    return mr_ckpt_save_train_mem(m, v, meta, NULL, out, out_len, err);
+}
 
 MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *meta, const uint8_t *buf, size_t len,
                                  const mr_allocator *alloc, mr_error *err) {
-    mr__rbuf r;
+    mr__sec secs[MR__MAX_SECTIONS];
+    int nsec;
+    mr__rbuf q;
     mr_model_cfg cfg;
     mr_model *m = NULL;
-    uint32_t ver;
-    int have_conf = 0, have_vocab = 0, have_tens = 0, l;
     mr_status s;
     if (!mout || !v || !buf) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_load_mem: NULL argument");
     *mout = NULL;
     memset(v, 0, sizeof *v);
     if (meta) memset(meta, 0, sizeof *meta);
-    r.p = buf; r.n = len; r.off = 0; r.bad = 0;
-    if (len < 16 || memcmp(buf, MR__CKPT_MAGIC, 8)) return mr__seterr(err, MR_ERR_FORMAT, "not a minrnn checkpoint (bad magic)");
-    r.off = 8;
-    ver = mr__rb_u32(&r);
-    if (ver > MR_CKPT_VERSION) return mr__seterr(err, MR_ERR_VERSION, "checkpoint format version %u is newer than this library's %u", ver, (unsigned)MR_CKPT_VERSION);
-    if (ver == 0) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint format version 0 is invalid");
-    if (mr__rb_u32(&r) != 0) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint uses flags this library does not know");
-    memset(&cfg, 0, sizeof cfg);
-    for (;;) {
-        char tag[4];
-        uint64_t slen;
-        size_t start;
-        mr__rbuf q;
-        if (!mr__rb_need(&r, 4)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated checkpoint (no END marker)"); goto fail; }
-        memcpy(tag, r.p + r.off, 4);
-        r.off += 4;
-        if (!memcmp(tag, "END!", 4)) break;
-        slen = mr__rb_u64(&r);
-        if (r.bad || slen > r.n - r.off || r.n - r.off - (size_t)slen < 4) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated checkpoint section '%c%c%c%c'", tag[0], tag[1], tag[2], tag[3]); goto fail; }
-        start = r.off;
-        {
-            uint32_t crc = mr__crc32(r.p + start, (size_t)slen);
-            uint32_t want = (uint32_t)r.p[start + slen] | (uint32_t)r.p[start + slen + 1] << 8 | (uint32_t)r.p[start + slen + 2] << 16 | (uint32_t)r.p[start + slen + 3] << 24;
-            if (crc != want) { s = mr__seterr(err, MR_ERR_CHECKSUM, "CRC mismatch in section '%c%c%c%c'", tag[0], tag[1], tag[2], tag[3]); goto fail; }
+    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, err)) != MR_OK) return s;
+    if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a CONF section");
+    if ((s = mr__rd_conf(&q, &cfg, err)) != MR_OK) return s;
+    if (!mr__ckpt_find(buf, secs, nsec, "VOCB", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a VOCB section");
+    {
+        uint32_t kind = mr__rb_u32(&q), n = mr__rb_u32(&q);
+        if (q.bad || kind > MR_VOCAB_BPE) { s = mr__seterr(err, MR_ERR_FORMAT, "bad VOCB section"); goto fail; }
+        if (kind == MR_VOCAB_BYTES) {
+            if (n != 256) { s = mr__seterr(err, MR_ERR_FORMAT, "byte vocabulary with %u entries", n); goto fail; }
+            mr_vocab_bytes(v);
+        } else if (kind == MR_VOCAB_CHARS) {
+            uint32_t i;
+            if (n < 1 || n > 256 || !mr__rb_need(&q, n)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad character table"); goto fail; }
+            v->kind = MR_VOCAB_CHARS;
+            v->n = (int)n;
+            memcpy(v->chars, q.p + q.off, n);
+            q.off += n;
+            for (i = 1; i < n; i++) if (v->chars[i] <= v->chars[i - 1]) { s = mr__seterr(err, MR_ERR_FORMAT, "character table not sorted/unique"); goto fail; }
+            mr__vocab_index(v);
+        } else {
+            uint64_t bl = mr__rb_u64(&q);
+            if (q.bad || bl > q.n - q.off) { s = mr__seterr(err, MR_ERR_FORMAT, "bad BPE blob length"); goto fail; }
+            v->kind = MR_VOCAB_BPE;
+            v->bpe_json = (char *)MINRNN_MALLOC((size_t)bl + 1, NULL);
+            if (!v->bpe_json) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto fail; }
+            memcpy(v->bpe_json, q.p + q.off, (size_t)bl);
+            v->bpe_json[bl] = 0;
+            v->bpe_len = (size_t)bl;
+            q.off += (size_t)bl;
         }
-        q.p = r.p; q.n = start + (size_t)slen; q.off = start; q.bad = 0;
-        if (!memcmp(tag, "CONF", 4)) {
-            cfg.vocab_size = (int)mr__rb_u32(&q); cfg.dim = (int)mr__rb_u32(&q); cfg.n_layers = (int)mr__rb_u32(&q);
-            cfg.expansion = mr__rb_f32(&q); cfg.conv_kernel = (int)mr__rb_u32(&q); cfg.ffn_hidden = (int)mr__rb_u32(&q);
-            cfg.tie_embeddings = (int)mr__rb_u32(&q); cfg.dropout = mr__rb_f32(&q); cfg.norm_eps = mr__rb_f32(&q);
-            cfg.scan_algo = (int)mr__rb_u32(&q); cfg.scan_chunk = (int)mr__rb_u32(&q);
-            if (q.bad || cfg.n_layers < 1 || cfg.n_layers > MR_MAX_LAYERS) { s = mr__seterr(err, MR_ERR_FORMAT, "bad CONF section"); goto fail; }
-            for (l = 0; l < cfg.n_layers; l++) { if (!mr__rb_need(&q, 1)) break; cfg.mixer[l] = q.p[q.off++]; }
-            if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "bad CONF section"); goto fail; }
-            if ((s = mr_model_cfg_check(&cfg, err)) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "bad configuration in checkpoint: %s", err ? err->msg : ""); goto fail; }
-            if ((s = mr_model_new(&m, &cfg, alloc, err)) != MR_OK) goto fail;
-            have_conf = 1;
-        } else if (!memcmp(tag, "VOCB", 4)) {
-            v->kind = (int)mr__rb_u32(&q);
-            v->n = (int)mr__rb_u32(&q);
-            if (q.bad || v->kind < 0 || v->kind > MR_VOCAB_BPE) { s = mr__seterr(err, MR_ERR_FORMAT, "bad VOCB section"); goto fail; }
-            if (v->kind == MR_VOCAB_BYTES) { mr_vocab_bytes(v); }
-            else if (v->kind == MR_VOCAB_CHARS) {
-                int i;
-                if (v->n < 1 || v->n > 256 || !mr__rb_need(&q, (size_t)v->n)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad character table"); goto fail; }
-                memcpy(v->chars, q.p + q.off, (size_t)v->n);
-                q.off += (size_t)v->n;
-                for (i = 1; i < v->n; i++) if (v->chars[i] <= v->chars[i - 1]) { s = mr__seterr(err, MR_ERR_FORMAT, "character table not sorted/unique"); goto fail; }
-                mr__vocab_index(v);
-            } else {
-                uint64_t bl = mr__rb_u64(&q);
-                if (q.bad || bl > q.n - q.off) { s = mr__seterr(err, MR_ERR_FORMAT, "bad BPE blob length"); goto fail; }
-                v->bpe_json = (char *)MINRNN_MALLOC((size_t)bl + 1, NULL);
-                if (!v->bpe_json) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto fail; }
-                memcpy(v->bpe_json, q.p + q.off, (size_t)bl);
-                v->bpe_json[bl] = 0;
-                v->bpe_len = (size_t)bl;
-                q.off += (size_t)bl;
-            }
-            have_vocab = 1;
-        } else if (!memcmp(tag, "META", 4)) {
-            mr_train_meta mt;
-            mt.step = (int64_t)mr__rb_u64(&q); mt.tokens_seen = (int64_t)mr__rb_u64(&q);
-            mt.train_loss = mr__rb_f64(&q); mt.val_loss = mr__rb_f64(&q); mt.best_val_loss = mr__rb_f64(&q);
-            mt.wall_time = mr__rb_f64(&q); mt.created_unix = (int64_t)mr__rb_u64(&q);
-            if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "bad META section"); goto fail; }
-            if (meta) *meta = mt;
-        } else if (!memcmp(tag, "TENS", 4)) {
-            uint32_t nt, i;
-            if (!have_conf) { s = mr__seterr(err, MR_ERR_FORMAT, "TENS before CONF"); goto fail; }
-            nt = mr__rb_u32(&q);
-            if (q.bad || nt != (uint32_t)m->ps->n) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint has %u tensors, the configuration needs %d", nt, m->ps->n); goto fail; }
-            for (i = 0; i < nt; i++) {
-                mr_tensor *t;
-                uint32_t nl = mr__rb_u32(&q), dt, nd, d;
-                char name[128];
-                int64_t k, n;
-                if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
-                memcpy(name, q.p + q.off, nl); name[nl] = 0; q.off += nl;
-                t = mr_params_find(m->ps, name);
-                if (!t) { s = mr__seterr(err, MR_ERR_FORMAT, "unexpected tensor '%s'", name); goto fail; }
-                dt = mr__rb_u32(&q); nd = mr__rb_u32(&q);
-                if (q.bad || dt != 0) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
-                if (nd != (uint32_t)t->ndim) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': %u dims, expected %d", name, nd, t->ndim); goto fail; }
-                for (d = 0; d < nd; d++) {
-                    uint64_t dim = mr__rb_u64(&q);
-                    if (q.bad || dim != (uint64_t)t->shape[d]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': shape disagrees with the configuration", name); goto fail; }
-                }
-                if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; } q.off += pad; }
-                n = mr_tensor_numel(t);
-                if (!mr__rb_need(&q, (size_t)n * 4)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
-                for (k = 0; k < n; k++) t->data[k] = mr__rb_f32(&q);
-            }
-            have_tens = 1;
-        }
-        /* unknown sections are skipped (forward compatible within a version) */
-        r.off = start + (size_t)slen + 4;
+        if (q.off != q.n) { s = mr__seterr(err, MR_ERR_FORMAT, "VOCB section has %zu extra bytes", q.n - q.off); goto fail; }
     }
-    if (!have_conf || !have_vocab || !have_tens) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a %s section", !have_conf ? "CONF" : !have_vocab ? "VOCB" : "TENS"); goto fail; }
     if (v->kind == MR_VOCAB_BPE) {   /* the tokenizer must load and agree with the model */
         mr_bpe *t = NULL;
         mr_error e2;
@@ -6037,7 +6217,52 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
         v->n = mr_bpe_vocab_size(t);
         mr_bpe_free(t);
     }
-    if (v->n != m->cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, m->cfg.vocab_size); goto fail; }
+    if (v->n != cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, cfg.vocab_size); goto fail; }
+    if (meta && mr__ckpt_find(buf, secs, nsec, "META", &q)) {
+        mr_train_meta mt;
+        uint32_t al;
+        mt.step = (int64_t)mr__rb_u64(&q); mt.tokens_seen = (int64_t)mr__rb_u64(&q); mt.epoch = (int64_t)mr__rb_u64(&q);
+        mt.train_loss = mr__rb_f64(&q); mt.val_loss = mr__rb_f64(&q); mt.best_val_loss = mr__rb_f64(&q);
+        mt.wall_time = mr__rb_f64(&q); mt.created_unix = (int64_t)mr__rb_u64(&q);
+        al = mr__rb_u32(&q);
+        if (q.bad || al >= sizeof mt.args || q.n - q.off != al || memchr(q.p + q.off, 0, al)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad META section"); goto fail; }
+        memcpy(mt.args, q.p + q.off, al);
+        mt.args[al] = 0;
+        *meta = mt;
+    }
+    if (!mr__ckpt_find(buf, secs, nsec, "TENS", &q)) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a TENS section"); goto fail; }
+    if ((s = mr_model_new(&m, &cfg, alloc, err)) != MR_OK) goto fail;
+    {
+        uint32_t nt = mr__rb_u32(&q), i;
+        uint8_t seen[MR__MAX_PARAMS];
+        memset(seen, 0, sizeof seen);
+        if (q.bad || nt != (uint32_t)m->ps->n || m->ps->n > MR__MAX_PARAMS) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint has %u tensors, the configuration needs %d", nt, m->ps->n); goto fail; }
+        for (i = 0; i < nt; i++) {
+            mr_tensor *t;
+            uint32_t nl = mr__rb_u32(&q), dt, nd, d;
+            char name[128];
+            if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
+            memcpy(name, q.p + q.off, nl); name[nl] = 0; q.off += nl;
+            {
+                int k = mr__params_index(m->ps, name);
+                if (k < 0) { s = mr__seterr(err, MR_ERR_FORMAT, "unexpected tensor '%s'", name); goto fail; }
+                if (seen[k]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s' appears twice", name); goto fail; }
+                seen[k] = 1;
+                t = m->ps->t[k];
+            }
+            dt = mr__rb_u32(&q); nd = mr__rb_u32(&q);
+            if (q.bad || dt != 0) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
+            if (nd != (uint32_t)t->ndim) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': %u dims, expected %d", name, nd, t->ndim); goto fail; }
+            for (d = 0; d < nd; d++) {
+                uint64_t dim = mr__rb_u64(&q);
+                if (q.bad || dim != (uint64_t)t->shape[d]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': shape disagrees with the configuration", name); goto fail; }
+            }
+            if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; } q.off += pad; }
+            mr__rb_f32s(&q, t->data, (size_t)mr_tensor_numel(t));
+            if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
+        }
+        if (q.off != q.n) { s = mr__seterr(err, MR_ERR_FORMAT, "TENS section has %zu extra bytes", q.n - q.off); goto fail; }
+    }
     *mout = m;
     return MR_OK;
 fail:
@@ -6046,11 +6271,321 @@ fail:
     return s;
 }
 
+MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_model *m, mr_train_state *ts, mr_error *err) {
+    mr__sec secs[MR__MAX_SECTIONS];
+    int nsec, i;
+    mr__rbuf q;
+    mr_status s;
+    if (!m || !ts) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: NULL argument");
+    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, err)) != MR_OK) return s;
+    if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a CONF section");
+    {
+        mr_model_cfg cfg;
+        if ((s = mr__rd_conf(&q, &cfg, err)) != MR_OK) return s;
+        if (!mr__cfg_same_shape(&cfg, &m->cfg)) return mr__seterr(err, MR_ERR_FORMAT, "the checkpoint was written for another model configuration");
+    }
+    /* validate every requested section first, then copy, so a failure changes nothing */
+    if (ts->adamw || ts->sgd) {
+        const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
+        uint32_t kind, np;
+        uint64_t t;
+        int nbuf = ts->adamw ? 2 : 1;
+        size_t total = 0;
+        if (ts->adamw && ts->sgd) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: one optimizer, not two");
+        if (ps != m->ps) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the optimizer belongs to another model");
+        if (!mr__ckpt_find(buf, secs, nsec, "OPTM", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no optimizer state");
+        kind = mr__rb_u32(&q); t = mr__rb_u64(&q); np = mr__rb_u32(&q);
+        if (q.bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section");
+        if (kind != (ts->adamw ? 0u : 1u)) return mr__seterr(err, MR_ERR_FORMAT, "the checkpoint holds %s state, the run uses %s", kind == 0 ? "AdamW" : kind == 1 ? "SGD" : "unknown optimizer", ts->adamw ? "AdamW" : "SGD");
+        if (np != (uint32_t)ps->n || t > (uint64_t)INT64_MAX) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section does not fit this model");
+        for (i = 0; i < ps->n; i++) {
+            uint32_t nl = mr__rb_u32(&q);
+            uint64_t ne;
+            if (q.bad || nl != strlen(ps->t[i]->name) || !mr__rb_need(&q, nl) || memcmp(q.p + q.off, ps->t[i]->name, nl))
+                return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: parameter %d is not '%s'", i, ps->t[i]->name);
+            q.off += nl;
+            ne = mr__rb_u64(&q);
+            if (q.bad || ne != (uint64_t)mr_tensor_numel(ps->t[i])) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: '%s' has the wrong size", ps->t[i]->name);
+            total += (size_t)ne;
+        }
+        if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section"); q.off += pad; }
+        if (q.n - q.off != total * 4 * (size_t)nbuf) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section has the wrong size");
+    }
+    if (ts->n_rngs) {
+        if (!mr__ckpt_find(buf, secs, nsec, "RNGS", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no generator state");
+        if (mr__rb_u32(&q) != (uint32_t)ts->n_rngs || q.n - q.off != (size_t)ts->n_rngs * 32)
+            return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds another number of generators than %d", ts->n_rngs);
+    }
+    if (ts->n_data_pos) {
+        if (!mr__ckpt_find(buf, secs, nsec, "DATA", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no data position");
+        if (mr__rb_u32(&q) != (uint32_t)ts->n_data_pos || q.n - q.off != (size_t)ts->n_data_pos * 8)
+            return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds a data position of another size than %d", ts->n_data_pos);
+    }
+    if (ts->state) {
+        mr_state *tmp;
+        if (!mr__ckpt_find(buf, secs, nsec, "STAT", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no recurrent state");
+        /* read into a scratch state so a bad section leaves the caller's intact */
+        if ((s = mr_state_new(&tmp, m, ts->state->batch, err)) != MR_OK) return s;
+        s = mr__rd_state(&q, tmp, err);
+        mr_state_free(tmp);
+        if (s != MR_OK) return s;
+    }
+    /* everything checked: copy */
+    if (ts->adamw || ts->sgd) {
+        const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
+        float *dst[2];
+        int b, nbuf = ts->adamw ? 2 : 1;
+        mr__ckpt_find(buf, secs, nsec, "OPTM", &q);
+        q.off += 4;
+        if (ts->adamw) ts->adamw->t = (int64_t)mr__rb_u64(&q); else ts->sgd->t = (int64_t)mr__rb_u64(&q);
+        q.off += 4;
+        for (i = 0; i < ps->n; i++) q.off += 4 + strlen(ps->t[i]->name) + 8;
+        if (q.off % 64) q.off += 64 - q.off % 64;
+        dst[0] = ts->adamw ? ts->adamw->m : ts->sgd->buf;
+        dst[1] = ts->adamw ? ts->adamw->v : NULL;
+        for (b = 0; b < nbuf; b++)
+            for (i = 0; i < ps->n; i++) mr__rb_f32s(&q, dst[b] + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
+    }
+    if (ts->n_rngs) {
+        int k;
+        mr__ckpt_find(buf, secs, nsec, "RNGS", &q);
+        q.off += 4;
+        for (i = 0; i < ts->n_rngs; i++) for (k = 0; k < 4; k++) ts->rngs[i].s[k] = mr__rb_u64(&q);
+    }
+    if (ts->n_data_pos) {
+        mr__ckpt_find(buf, secs, nsec, "DATA", &q);
+        q.off += 4;
+        for (i = 0; i < ts->n_data_pos; i++) ts->data_pos[i] = (int64_t)mr__rb_u64(&q);
+    }
+    if (ts->state) {
+        mr__ckpt_find(buf, secs, nsec, "STAT", &q);
+        mr__rd_state(&q, ts->state, NULL);
+    }
+    return MR_OK;
+}
+
+/* Session files: header "MRNNSTAT", CONF, STAT, optional LOGT (u32 batch,
+   u32 V, zero padding to 64 bytes, batch*V f32), END!. */
+MRDEF mr_status mr_state_save_mem(const mr_model *m, const mr_state *s, const float *logits,
+                                  uint8_t **out, size_t *out_len, mr_error *err) {
+    mr__wbuf w;
+    memset(&w, 0, sizeof w);
+    if (!m || !s || !out || !out_len) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: NULL argument");
+    *out = NULL; *out_len = 0;
+    if (s->n_layers != m->cfg.n_layers) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: the state belongs to another model");
+    mr__ckpt_header(&w, MR__STATE_MAGIC);
+    mr__wb_conf(&w, &m->cfg);
+    mr__wb_state(&w, s);
+    if (logits) {
+        size_t sec = mr__wb_sec_begin(&w, "LOGT");
+        mr__wb_u32(&w, (uint32_t)s->batch); mr__wb_u32(&w, (uint32_t)m->cfg.vocab_size);
+        mr__wb_pad(&w, 64);
+        mr__wb_f32s(&w, logits, (size_t)s->batch * (size_t)m->cfg.vocab_size);
+        mr__wb_sec_end(&w, sec);
+    }
+    mr__wb_bytes(&w, "END!", 4);
+    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the state"); }
+    *out = w.p;
+    *out_len = w.n;
+    return MR_OK;
+}
+MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits, int *has_logits,
+                                  const uint8_t *buf, size_t len, mr_error *err) {
+    mr__sec secs[MR__MAX_SECTIONS];
+    int nsec, have_l;
+    mr__rbuf q, ql;
+    mr_model_cfg cfg;
+    mr_status st;
+    mr_state *tmp;
+    size_t nl = 0;
+    if (has_logits) *has_logits = 0;
+    if (!m || !s) return mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: NULL argument");
+    if ((st = mr__ckpt_scan(buf, len, MR__STATE_MAGIC, "state file", secs, &nsec, err)) != MR_OK) return st;
+    if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "state file lacks a CONF section");
+    if ((st = mr__rd_conf(&q, &cfg, err)) != MR_OK) return st;
+    if (!mr__cfg_same_shape(&cfg, &m->cfg)) return mr__seterr(err, MR_ERR_FORMAT, "the state file was written for another model configuration");
+    if (!mr__ckpt_find(buf, secs, nsec, "STAT", &q)) return mr__seterr(err, MR_ERR_FORMAT, "state file lacks a STAT section");
+    memset(&ql, 0, sizeof ql);
+    have_l = mr__ckpt_find(buf, secs, nsec, "LOGT", &ql);
+    if (have_l) {
+        uint32_t b = mr__rb_u32(&ql), V = mr__rb_u32(&ql);
+        if (ql.bad || (int64_t)b != s->batch || (int64_t)V != m->cfg.vocab_size) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section does not fit this model");
+        if (ql.off % 64) { size_t pad = 64 - ql.off % 64; if (!mr__rb_need(&ql, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated LOGT section"); ql.off += pad; }
+        nl = (size_t)b * V;
+        if (ql.n - ql.off != nl * 4) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section has the wrong size");
+    }
+    if ((st = mr_state_new(&tmp, m, s->batch, err)) != MR_OK) return st;
+    st = mr__rd_state(&q, tmp, err);
+    mr_state_free(tmp);
+    if (st != MR_OK) return st;
+    mr__ckpt_find(buf, secs, nsec, "STAT", &q);
+    mr__rd_state(&q, s, NULL);   /* checked above: cannot fail now */
+    if (have_l && logits) mr__rb_f32s(&ql, logits, nl);
+    if (has_logits) *has_logits = have_l;
+    return MR_OK;
+}
+
+/* ---- safetensors ---- */
+MR__PRIV void mr__wb_str(mr__wbuf *w, const char *s) { mr__wb_bytes(w, s, strlen(s)); }
+MR__PRIV void mr__wb_dec(mr__wbuf *w, uint64_t v) {
+    char b[24];
+    int k = 24;
+    do { b[--k] = (char)('0' + v % 10); v /= 10; } while (v);
+    mr__wb_bytes(w, b + k, (size_t)(24 - k));
+}
+MRDEF mr_status mr_safetensors_save_mem(const mr_model *m, uint8_t **out, size_t *out_len, mr_error *err) {
+    mr__wbuf h, w;
+    uint64_t off = 0;
+    int i, d;
+    if (!m || !out || !out_len) return mr__seterr(err, MR_ERR_ARG, "mr_safetensors_save_mem: NULL argument");
+    *out = NULL; *out_len = 0;
+    memset(&h, 0, sizeof h);
+    memset(&w, 0, sizeof w);
+    mr__wb_str(&h, "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"minrnn\"}");
+    for (i = 0; i < m->ps->n; i++) {
+        const mr_tensor *t = m->ps->t[i];
+        uint64_t nb = (uint64_t)mr_tensor_numel(t) * 4;
+        mr__wb_str(&h, ",\""); mr__wb_str(&h, t->name); mr__wb_str(&h, "\":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t->ndim; d++) { if (d) mr__wb_str(&h, ","); mr__wb_dec(&h, (uint64_t)t->shape[d]); }
+        mr__wb_str(&h, "],\"data_offsets\":["); mr__wb_dec(&h, off); mr__wb_str(&h, ","); mr__wb_dec(&h, off + nb); mr__wb_str(&h, "]}");
+        off += nb;
+    }
+    mr__wb_str(&h, "}");
+    while (!h.oom && (h.n + 8) % 8) mr__wb_str(&h, " ");   /* data starts 8-byte aligned */
+    if (h.oom) { MINRNN_FREE(h.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    mr__wb_u64(&w, (uint64_t)h.n);
+    mr__wb_bytes(&w, h.p, h.n);
+    MINRNN_FREE(h.p, NULL);
+    for (i = 0; i < m->ps->n; i++) mr__wb_f32s(&w, m->ps->t[i]->data, (size_t)mr_tensor_numel(m->ps->t[i]));
+    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    *out = w.p;
+    *out_len = w.n;
+    return MR_OK;
+}
+MR__PRIV float mr__half_to_f32(uint16_t x) {
+    uint32_t sign = (uint32_t)(x >> 15) << 31, e = (x >> 10) & 31, f = x & 1023, u;
+    float r;
+    if (e == 0) {   /* zero or subnormal: f * 2^-24 */
+        r = (float)f * (1.0f / 16777216.0f);
+        memcpy(&u, &r, 4);
+        u |= sign;
+    } else if (e == 31) u = sign | 0x7f800000u | (f << 13);
+    else u = sign | ((e + 112) << 23) | (f << 13);
+    memcpy(&r, &u, 4);
+    return r;
+}
+enum { MR__ST_F32, MR__ST_F16, MR__ST_BF16, MR__ST_F64 };
+MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t len, mr_error *err) {
+    mr__bpe_jp p;
+    int32_t root, e;
+    uint64_t hlen;
+    const uint8_t *data;
+    size_t dlen;
+    int i, nseen = 0;
+    int dtype[MR__MAX_PARAMS];
+    uint64_t dbeg[MR__MAX_PARAMS];
+    uint8_t seen[MR__MAX_PARAMS];
+    mr_status st = MR_OK;
+    mr__rbuf r;
+    if (!m || (!buf && len)) return mr__seterr(err, MR_ERR_ARG, "mr_safetensors_load_mem: NULL argument");
+    if (m->ps->n > MR__MAX_PARAMS) return mr__seterr(err, MR_ERR_ARG, "model has too many tensors");
+    r.p = buf; r.n = len; r.off = 0; r.bad = 0;
+    hlen = mr__rb_u64(&r);
+    if (r.bad) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: shorter than its 8-byte header length");
+    if (hlen > len - 8) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: header length %llu exceeds the file", (unsigned long long)hlen);
+    if (hlen > ((uint64_t)100 << 20)) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: header larger than 100 MB");
+    data = buf + 8 + hlen;
+    dlen = len - 8 - (size_t)hlen;
+    memset(&p, 0, sizeof p);
+    memset(seen, 0, sizeof seen);
+    p.s = buf + 8;
+    p.n = (size_t)hlen;
+    p.err = err;
+    p.what = "safetensors header";
+    root = mr__bpe_jvalue(&p, 0);
+    if (root >= 0) {
+        mr__bpe_jws(&p);
+        if (p.i != p.n) root = mr__bpe_jfail(&p, MR_ERR_FORMAT, "trailing characters after the value");
+    }
+    if (root < 0) { st = p.st != MR_OK ? p.st : MR_ERR_FORMAT; goto done; }
+    if (p.nodes[root].type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the header is not an object"); goto done; }
+    for (e = p.nodes[root].child; e >= 0; e = p.nodes[e].next) {
+        mr__bpe_jn *nd = &p.nodes[e];
+        char name[128];
+        int k, d, dt;
+        int32_t jd, js, jo, x;
+        uint64_t off[2], el;
+        mr_tensor *t;
+        if (nd->klen == 12 && !memcmp(p.str + nd->koff, "__metadata__", 12)) {
+            if (nd->type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: __metadata__ is not an object"); goto done; }
+            continue;
+        }
+        if (nd->klen >= sizeof name || memchr(p.str + nd->koff, 0, nd->klen)) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: bad tensor name"); goto done; }
+        memcpy(name, p.str + nd->koff, nd->klen);
+        name[nd->klen] = 0;
+        k = mr__params_index(m->ps, name);
+        if (k < 0) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the model has no tensor '%s'", name); goto done; }
+        if (seen[k]) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: tensor '%s' appears twice", name); goto done; }
+        t = m->ps->t[k];
+        if (nd->type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' is not an object", name); goto done; }
+        jd = mr__bpe_jget(&p, e, "dtype", name); js = mr__bpe_jget(&p, e, "shape", name); jo = mr__bpe_jget(&p, e, "data_offsets", name);
+        if (jd == -2 || js == -2 || jo == -2) { st = MR_ERR_FORMAT; goto done; }
+        if (jd < 0 || js < 0 || jo < 0) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' lacks dtype, shape or data_offsets", name); goto done; }
+        if (mr__bpe_jstr_is(&p, jd, "F32")) dt = MR__ST_F32;
+        else if (mr__bpe_jstr_is(&p, jd, "F16")) dt = MR__ST_F16;
+        else if (mr__bpe_jstr_is(&p, jd, "BF16")) dt = MR__ST_BF16;
+        else if (mr__bpe_jstr_is(&p, jd, "F64")) dt = MR__ST_F64;
+        else { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' has a dtype this library does not read (F32, F16, BF16, F64)", name); goto done; }
+        if (p.nodes[js].type != MR__J_ARR || p.nodes[js].nchild != t->ndim) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' has %d dims, the model %d", name, p.nodes[js].type == MR__J_ARR ? p.nodes[js].nchild : -1, t->ndim); goto done; }
+        for (d = 0, x = p.nodes[js].child; x >= 0; x = p.nodes[x].next, d++)
+            if (p.nodes[x].type != MR__J_NUM || !p.nodes[x].is_int || p.nodes[x].ival != t->shape[d]) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the shape of '%s' disagrees with the model", name); goto done; }
+        if (p.nodes[jo].type != MR__J_ARR || p.nodes[jo].nchild != 2) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: bad data_offsets of '%s'", name); goto done; }
+        for (d = 0, x = p.nodes[jo].child; x >= 0; x = p.nodes[x].next, d++) {
+            if (p.nodes[x].type != MR__J_NUM || !p.nodes[x].is_int || p.nodes[x].ival < 0) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: bad data_offsets of '%s'", name); goto done; }
+            off[d] = (uint64_t)p.nodes[x].ival;
+        }
+        el = dt == MR__ST_F32 ? 4 : dt == MR__ST_F64 ? 8 : 2;
+        if (off[0] > off[1] || off[1] > (uint64_t)dlen || off[1] - off[0] != (uint64_t)mr_tensor_numel(t) * el) {
+            st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the data of '%s' lies outside the file or has the wrong size", name);
+            goto done;
+        }
+        seen[k] = 1;
+        nseen++;
+        dtype[k] = dt;
+        dbeg[k] = off[0];
+    }
+    if (nseen != m->ps->n) {
+        for (i = 0; i < m->ps->n && seen[i]; i++) {}
+        st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: tensor '%s' is missing", m->ps->t[i]->name);
+        goto done;
+    }
+    for (i = 0; i < m->ps->n; i++) {   /* all checked: convert */
+        mr_tensor *t = m->ps->t[i];
+        const uint8_t *s = data + dbeg[i];
+        size_t n = (size_t)mr_tensor_numel(t), k;
+        mr__rbuf q;
+        q.p = s; q.n = n * 8; q.off = 0; q.bad = 0;
+        if (dtype[i] == MR__ST_F32) { q.n = n * 4; mr__rb_f32s(&q, t->data, n); }
+        else if (dtype[i] == MR__ST_F64) for (k = 0; k < n; k++) t->data[k] = (float)mr__rb_f64(&q);
+        else
+            for (k = 0; k < n; k++) {
+                uint16_t u = (uint16_t)(s[2 * k] | s[2 * k + 1] << 8);
+                if (dtype[i] == MR__ST_F16) t->data[k] = mr__half_to_f32(u);
+                else { uint32_t v = (uint32_t)u << 16; memcpy(&t->data[k], &v, 4); }
+            }
+    }
+done:
+    mr__free(NULL, p.nodes);
+    mr__free(NULL, p.str);
+    return st;
+}
+
 #ifndef MINRNN_NO_STDIO
 #include <stdio.h>
 #if defined(_WIN32)
 #include <io.h>
 #define MR__FSYNC(f) _commit(_fileno(f))
+#define MR__FSYNC_DIR(p) ((void)(p))
 #else
 #include <unistd.h>
 #if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(__cplusplus)
@@ -6058,6 +6593,20 @@ extern int fileno(FILE *);   /* POSIX, hidden by a strict -std=c99 */
 extern int fsync(int);
 #endif
 #define MR__FSYNC(f) fsync(fileno(f))
+#include <fcntl.h>
+MR__PRIV void mr__fsync_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    int fd;
+    if (n >= sizeof dir) return;
+    if (slash && n == 0) n = 1;   /* "/file" */
+    if (slash) memcpy(dir, path, n); else dir[n++] = '.';
+    dir[n] = 0;
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) { (void)fsync(fd); (void)close(fd); }
+}
+#define MR__FSYNC_DIR(p) mr__fsync_dir(p)
 #endif
 MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err) {
     FILE *f;
@@ -6076,30 +6625,77 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
     *out = buf; *len = (size_t)sz;
     return MR_OK;
 }
-MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err) {
-    uint8_t *buf;
-    size_t len, pl;
+MRDEF mr_status mr_write_file_atomic(const char *path, const uint8_t *buf, size_t len, mr_error *err) {
+    size_t pl;
     char *tmp;
     FILE *f;
-    mr_status s = mr_ckpt_save_mem(m, v, meta, &buf, &len, err);
     int ok;
-    if (s != MR_OK) return s;
+    if (!path || (!buf && len)) return mr__seterr(err, MR_ERR_ARG, "mr_write_file_atomic: NULL argument");
     pl = strlen(path);
     tmp = (char *)MINRNN_MALLOC(pl + 8, NULL);
-    if (!tmp) { MINRNN_FREE(buf, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    if (!tmp) return mr__seterr(err, MR_ERR_NOMEM, "out of memory");
     memcpy(tmp, path, pl);
     memcpy(tmp + pl, ".tmp", 5);
     f = fopen(tmp, "wb");
-    if (!f) { MINRNN_FREE(buf, NULL); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot create '%s'", path); }
+    if (!f) { mr__seterr(err, MR_ERR_IO, "cannot create '%s'", tmp); MINRNN_FREE(tmp, NULL); return MR_ERR_IO; }
     ok = fwrite(buf, 1, len, f) == len;
     ok = (fflush(f) == 0) && ok;
     ok = (MR__FSYNC(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
-    MINRNN_FREE(buf, NULL);
     if (!ok) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "writing '%s' failed (disk full?); the previous file is intact", path); }
     if (rename(tmp, path) != 0) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
     MINRNN_FREE(tmp, NULL);
+    MR__FSYNC_DIR(path);   /* make the rename itself durable (best effort) */
     return MR_OK;
+}
+MRDEF mr_status mr_ckpt_save_train(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
+                                   const mr_train_state *ts, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status s = mr_ckpt_save_train_mem(m, v, meta, ts, &buf, &len, err);
+    if (s != MR_OK) return s;
+    s = mr_write_file_atomic(path, buf, len, err);
+    MINRNN_FREE(buf, NULL);
+    return s;
+}
+MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err) {
+    return mr_ckpt_save_train(m, v, meta, NULL, path, err);
+}
+MRDEF mr_status mr_state_save(const mr_model *m, const mr_state *s, const float *logits, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st = mr_state_save_mem(m, s, logits, &buf, &len, err);
+    if (st != MR_OK) return st;
+    st = mr_write_file_atomic(path, buf, len, err);
+    MINRNN_FREE(buf, NULL);
+    return st;
+}
+MRDEF mr_status mr_state_load(const mr_model *m, mr_state *s, float *logits, int *has_logits, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    if (st != MR_OK) return st;
+    st = mr_state_load_mem(m, s, logits, has_logits, buf, len, err);
+    MINRNN_FREE(buf, NULL);
+    return st;
+}
+MRDEF mr_status mr_safetensors_save(const mr_model *m, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st = mr_safetensors_save_mem(m, &buf, &len, err);
+    if (st != MR_OK) return st;
+    st = mr_write_file_atomic(path, buf, len, err);
+    MINRNN_FREE(buf, NULL);
+    return st;
+}
+MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err) {
+    uint8_t *buf;
+    size_t len;
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    if (st != MR_OK) return st;
+    st = mr_safetensors_load_mem(m, buf, len, err);
+    MINRNN_FREE(buf, NULL);
+    return st;
 }
 MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err) {
     uint8_t *buf;

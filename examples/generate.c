@@ -18,11 +18,14 @@ static void usage(void) {
            "  --top-p P           nucleus sampling (default 0.95; 1: off)\n"
            "  --seed S            (default 42)\n"
            "  --threads N         (default 1)\n"
-           "  --quiet             print only the generated text (no speed report)\n");
+           "  --quiet             print only the generated text (no speed report)\n"
+           "  --state-in FILE     continue a session saved with --state-out (the prompt, if any, is read\n"
+           "                      after the saved text; without one, generation goes on where it stopped)\n"
+           "  --state-out FILE    save the session (recurrent state and next-token logits) at the end\n");
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = "\n";
+    const char *model_path = NULL, *prompt = NULL, *state_in = NULL, *state_out = NULL;
     long long length = 500, i;
     double temperature = 0.8, top_p = 0.95;
     int top_k = 0, threads = 1, quiet = 0, V;
@@ -52,6 +55,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--seed")) seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 0, (long long)1 << 62);
         else if (!strcmp(f, "--threads")) threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 1, 1024);
         else if (!strcmp(f, "--quiet")) quiet = 1;
+        else if (!strcmp(f, "--state-in")) state_in = ex_val(PROG, argc, argv, &a);
+        else if (!strcmp(f, "--state-out")) state_out = ex_val(PROG, argc, argv, &a);
         else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
     }
     if (!model_path) ex_die(PROG, "--model FILE is required (try --help)");
@@ -60,9 +65,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     V = m->cfg.vocab_size;
+    if (!prompt) prompt = state_in ? "" : "\n";   /* a saved session goes on without a prompt */
     plen = strlen(prompt);
-    if (plen == 0) { prompt = "\n"; plen = 1; }
-    pids = (int32_t *)malloc(sizeof(int32_t) * plen);
+    if (plen == 0 && !state_in) { prompt = "\n"; plen = 1; }
+    pids = (int32_t *)malloc(sizeof(int32_t) * (plen ? plen : 1));
     if (vocab.kind == MR_VOCAB_BPE && mr_bpe_load_json_mem(&bpe, vocab.bpe_json, vocab.bpe_len, NULL, &err) != MR_OK) {
         fprintf(stderr, "%s: the checkpoint's tokenizer does not load: %s\n", PROG, err.msg);
         return 2;
@@ -83,6 +89,14 @@ int main(int argc, char **argv) {
     if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
     mr_ctx_set_no_grad(ctx, 1);
     if (mr_state_new(&st, m, 1, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (state_in) {
+        int has_logits = 0;
+        if (mr_state_load(m, st, logits, &has_logits, state_in, &err) != MR_OK) {
+            fprintf(stderr, "%s: cannot continue the session '%s': %s\n", PROG, state_in, err.msg);
+            return 2;
+        }
+        if (!has_logits && plen == 0) ex_die(PROG, "the saved session holds no logits: give a --prompt to go on from");
+    }
     mr_rng_seed(&rng, seed);
     fwrite(prompt, 1, plen, stdout);
     fflush(stdout);
@@ -112,14 +126,19 @@ int main(int argc, char **argv) {
             ch = vocab.chars[tok];
             fputc(ch, stdout);
         }
-        if (ch == '\n') fflush(stdout);
-        if (i + 1 < length) {
+        (void)ch;
+        fflush(stdout);   /* stream each token as it comes */
+        if (i + 1 < length || state_out) {   /* feed the token (the last one only to save the session) */
             if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
             mr_ctx_reset(ctx);
         }
     }
     fputc('\n', stdout);
     fflush(stdout);
+    if (state_out && mr_state_save(m, st, logits, state_out, &err) != MR_OK) {
+        fprintf(stderr, "%s: cannot save the session: %s\n", PROG, err.msg);
+        return 1;
+    }
     if (!quiet) {
         double t2 = ex_now();
         fprintf(stderr, "[%s: prompt %zu tokens in %.3fs; %lld tokens in %.3fs = %.0f tokens/s, state %zu floats, arena peak %zu bytes]\n",

@@ -11,9 +11,9 @@
 static const char *PROG = "minrnn-train";
 
 typedef struct args {
-    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer;
-    int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie;
-    long long steps, warmup, eval_every, log_every, save_every, context;
+    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume;
+    int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie, gru_norm;
+    long long steps, warmup, eval_every, log_every, save_every, context, stop_at;
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
     unsigned long long seed;
     int eval_windows_max;
@@ -34,7 +34,9 @@ static void usage(void) {
         "  --conv K              causal depthwise conv of kernel K before each mixer (default 0: none)\n"
         "  --ffn H               SwiGLU hidden size (default 4*dim; 0: no FFN)\n"
         "  --untied              separate output head (default: tied to the embedding)\n"
-        "  --dropout P           dropout on residual branches (default 0)\n"
+        "  --dropout P           dropout on residual branches (default auto: 0.1 when the run is projected\n"
+        "                        to see the training data more than 12 times, else 0)\n"
+        "  --gru-norm            GRU layers: RMS-normalize the hidden state before the recurrent matrix\n"
         "  --scan S              auto | sequential | chunked | log (default auto)\n"
         "batches:\n"
         "  --batch B             rows per step (default 32)\n"
@@ -45,11 +47,17 @@ static void usage(void) {
         "                        contiguous stream, state carried across steps: TBPTT) (default random)\n"
         "  --context-length L    stream mode: reset the state every L tokens (default 0: never)\n"
         "optimization:\n"
-        "  --steps N | --epochs E | --time-budget SECONDS   when to stop (default: 600 seconds)\n"
+        "  --steps N | --epochs E | --time-budget SECONDS   when to stop (default: 600 seconds); the\n"
+        "                        budget is wall time and includes evaluation and the final save\n"
         "  --lr LR (default 6e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
         "  --weight-decay W (0.1)  --grad-clip C (1.0, 0: off)  --optimizer adamw|sgd  --beta2 B (0.99)\n"
         "  --seed S  --threads N (default: all cores)\n"
-        "  --eval-every N (250)  --log-every N (10)  --save-every N (0: only at the end and on improvement)\n");
+        "  --eval-every N (250)  --log-every N (10)  --save-every N (0: only at the end and on improvement)\n"
+        "checkpoints:\n"
+        "  --resume FILE         continue the run saved in FILE (DIR/model.bin): weights, optimizer,\n"
+        "                        generators, data position and the flags of the run (flags given now\n"
+        "                        override them); with the same --threads the run continues bit for bit\n"
+        "  --stop-at-step N      stop (and save) after step N, keeping the schedule of --steps/--epochs\n");
 }
 
 /* Validation loss in windows of T tokens, each from an empty state. */
@@ -112,17 +120,132 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
+/* Applies the flags of argv[1..argc-1] over *a. */
+static void parse_args(args *a, int argc, char **argv) {
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); exit(0); }
+        else if (!strcmp(f, "--data")) a->data = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--out")) a->out = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--bytes")) a->bytes = 1;
+        else if (!strcmp(f, "--tokenizer")) a->tokenizer = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--val-fraction")) a->val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
+        else if (!strcmp(f, "--arch")) a->arch = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--dim")) a->dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
+        else if (!strcmp(f, "--depth")) a->depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS);
+        else if (!strcmp(f, "--expansion")) a->expansion = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.01, 64);
+        else if (!strcmp(f, "--conv")) a->conv = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 64);
+        else if (!strcmp(f, "--ffn")) a->ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(f, "--untied")) a->tie = 0;
+        else if (!strcmp(f, "--gru-norm")) a->gru_norm = 1;
+        else if (!strcmp(f, "--resume")) a->resume = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--stop-at-step")) a->stop_at = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--dropout")) a->dropout = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.99);
+        else if (!strcmp(f, "--scan")) a->scan = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--batch")) a->batch = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 16);
+        else if (!strcmp(f, "--chunk-size")) a->chunk = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(f, "--backprop-tokens")) a->backprop = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(f, "--batching")) a->batching = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--context-length")) a->context = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--steps")) a->steps = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--epochs")) a->epochs = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-6, 1e6);
+        else if (!strcmp(f, "--time-budget")) a->time_budget = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 1e8);
+        else if (!strcmp(f, "--lr")) a->lr = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-9, 10);
+        else if (!strcmp(f, "--min-lr-factor")) a->min_lr_factor = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1);
+        else if (!strcmp(f, "--warmup")) a->warmup = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--schedule")) a->schedule = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--weight-decay")) a->weight_decay = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 10);
+        else if (!strcmp(f, "--grad-clip")) a->grad_clip = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1e6);
+        else if (!strcmp(f, "--optimizer")) a->optimizer = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--beta2")) a->beta2 = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.999999);
+        else if (!strcmp(f, "--seed")) a->seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 62);
+        else if (!strcmp(f, "--threads")) a->threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
+        else if (!strcmp(f, "--eval-every")) a->eval_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--log-every")) a->log_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--save-every")) a->save_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
+    }
+}
+
+/* The flags of this run as one string (one per line) for the checkpoint,
+   without --resume and --stop-at-step; "" when they do not fit. */
+static void join_args(char *out, size_t cap, int argc, char **argv) {
+    size_t n = 0;
+    int i;
+    out[0] = 0;
+    for (i = 1; i < argc; i++) {
+        size_t L = strlen(argv[i]);
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-at-step")) { i++; continue; }
+        if (strchr(argv[i], '\n') || n + L + 2 > cap) { out[0] = 0; return; }
+        memcpy(out + n, argv[i], L);
+        n += L;
+        out[n++] = '\n';
+        out[n] = 0;
+    }
+}
+/* Splits a joined string back into argv[1..] (in place). */
+static int split_args(char *s, char **argv, int max) {
+    int n = 1;
+    argv[0] = (char *)PROG;
+    while (*s && n < max) {
+        char *e = strchr(s, '\n');
+        if (!e) break;
+        *e = 0;
+        argv[n++] = s;
+        s = e + 1;
+    }
+    return n;
+}
+
+/* Saves DIR/NAME with the whole training state; reports a failure and goes on. */
+typedef struct run {
+    mr_model *m;
+    mr_vocab *vocab;
+    mr_adamw *adam;
+    mr_sgd *sgd;
+    mr_rng *rng;
+    mr_ctx *ctx;
+    int64_t *pos;
+    int batch;
+    mr_state *state;
+    const char *args;
+} run;
+static int save_run(const run *r, const char *dir, const char *name, const mr_train_meta *meta_in) {
+    char path[4096];
+    mr_train_meta *meta = (mr_train_meta *)malloc(sizeof *meta);
+    mr_train_state ts;
+    mr_rng rngs[2];
+    mr_error err;
+    mr_status s;
+    if (!meta) { fprintf(stderr, "%s: out of memory saving %s\n", PROG, name); return 0; }
+    *meta = *meta_in;
+    snprintf(meta->args, sizeof meta->args, "%s", r->args);
+    meta->created_unix = (int64_t)time(NULL);
+    memset(&ts, 0, sizeof ts);
+    ts.adamw = r->adam; ts.sgd = r->sgd;
+    rngs[0] = *r->rng; rngs[1] = *mr_ctx_rng(r->ctx);
+    ts.rngs = rngs; ts.n_rngs = 2;
+    ts.data_pos = r->pos; ts.n_data_pos = r->batch;
+    ts.state = r->state;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    s = mr_ckpt_save_train(r->m, r->vocab, meta, &ts, path, &err);
+    free(meta);
+    if (s != MR_OK) { fprintf(stderr, "\n%s: saving %s failed: %s (training goes on; the previous file is intact)\n", PROG, path, err.msg); return 0; }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     args a;
     int i;
-    uint8_t *text = NULL;
-    size_t n_text = 0;
+    uint8_t *text = NULL, *ckpt_buf = NULL;
+    size_t n_text = 0, ckpt_len = 0;
     mr_error err;
     mr_vocab vocab;
     int32_t *ids = NULL;
     int64_t n_train, n_val;
     mr_model_cfg cfg;
-    mr_model *m;
+    mr_model *m = NULL;
     mr_ctx *ctx;
     mr_ctx_params cp = mr_ctx_default_params();
     mr_adamw adam;
@@ -130,16 +253,19 @@ int main(int argc, char **argv) {
     mr_state *state = NULL;
     mr_rng rng;
     mr_lr_sched sched;
-    int32_t *xin, *xtg;
-    int64_t *pos, step = 0, tokens = 0, total_steps;
-    double t0, best_val = INFINITY, last_val = NAN, train_loss_ema = NAN, last_log_t;
+    int32_t *xin, *xtg, *bi = NULL, *bt = NULL;
+    int64_t *pos, step = 0, tokens = 0, total_steps, start_step = 0;
+    double t0, best_val = INFINITY, last_val = NAN, train_loss_ema = NAN, last_log_t, eval_cost = -1;
     long long tokens_at_log = 0;
     char path[4096];
     FILE *hist;
-    int tty = isatty(2);
+    int tty = isatty(2), auto_dropout, adam_on;
     mr_bpe *bpe = NULL;
     int64_t n_tokens;
-    double val_bytes_per_token = 1.0;
+    double val_bytes_per_token = 1.0, t_auto = 0;
+    static mr_train_meta meta0;   /* 4 KiB: not on the stack */
+    static char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
+    run r;
 
     memset(&a, 0, sizeof a);
     a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
@@ -147,71 +273,77 @@ int main(int argc, char **argv) {
     a.dim = 128; a.depth = 4; a.conv = 0; a.ffn = -1; a.batch = 32; a.chunk = 256; a.backprop = 0; a.threads = 0; a.tie = 1;
     a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 0; a.context = 0;
     a.epochs = 0; a.time_budget = 0; a.lr = 6e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
-    a.dropout = 0; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
-    for (i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); return 0; }
-        else if (!strcmp(f, "--data")) a.data = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--out")) a.out = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--bytes")) a.bytes = 1;
-        else if (!strcmp(f, "--tokenizer")) a.tokenizer = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--val-fraction")) a.val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
-        else if (!strcmp(f, "--arch")) a.arch = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--dim")) a.dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
-        else if (!strcmp(f, "--depth")) a.depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS);
-        else if (!strcmp(f, "--expansion")) a.expansion = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.01, 64);
-        else if (!strcmp(f, "--conv")) a.conv = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 64);
-        else if (!strcmp(f, "--ffn")) a.ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
-        else if (!strcmp(f, "--untied")) a.tie = 0;
-        else if (!strcmp(f, "--dropout")) a.dropout = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.99);
-        else if (!strcmp(f, "--scan")) a.scan = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--batch")) a.batch = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 16);
-        else if (!strcmp(f, "--chunk-size")) a.chunk = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(f, "--backprop-tokens")) a.backprop = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(f, "--batching")) a.batching = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--context-length")) a.context = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
-        else if (!strcmp(f, "--steps")) a.steps = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
-        else if (!strcmp(f, "--epochs")) a.epochs = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-6, 1e6);
-        else if (!strcmp(f, "--time-budget")) a.time_budget = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 1e8);
-        else if (!strcmp(f, "--lr")) a.lr = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1e-9, 10);
-        else if (!strcmp(f, "--min-lr-factor")) a.min_lr_factor = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1);
-        else if (!strcmp(f, "--warmup")) a.warmup = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
-        else if (!strcmp(f, "--schedule")) a.schedule = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--weight-decay")) a.weight_decay = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 10);
-        else if (!strcmp(f, "--grad-clip")) a.grad_clip = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1e6);
-        else if (!strcmp(f, "--optimizer")) a.optimizer = ex_val(PROG, argc, argv, &i);
-        else if (!strcmp(f, "--beta2")) a.beta2 = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.999999);
-        else if (!strcmp(f, "--seed")) a.seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 62);
-        else if (!strcmp(f, "--threads")) a.threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
-        else if (!strcmp(f, "--eval-every")) a.eval_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
-        else if (!strcmp(f, "--log-every")) a.log_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
-        else if (!strcmp(f, "--save-every")) a.save_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
-        else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
+    a.dropout = -1; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
+    parse_args(&a, argc, argv);
+    join_args(args_now, sizeof args_now, argc, argv);
+    if (a.resume) {   /* the saved run's flags first, then today's on top */
+        char *av[512];
+        int ac;
+        const char *resume = a.resume;
+        long long stop_at = a.stop_at;
+        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)1 << 40, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
+        if (mr_ckpt_load_mem(&m, &vocab, &meta0, ckpt_buf, ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
+        memcpy(args_saved, meta0.args, sizeof args_saved);
+        ac = split_args(args_saved, av, 512);
+        parse_args(&a, ac, av);
+        parse_args(&a, argc, argv);
+        a.resume = resume;
+        a.stop_at = stop_at;
+        /* the saved flags plus today's, for the next resume */
+        {
+            char *both[1024];
+            int k, n = 0;
+            static char tmp[MR_ARGS_MAX];
+            memcpy(tmp, meta0.args, sizeof tmp);
+            ac = split_args(tmp, both, 512);
+            n = ac;
+            for (k = 1; k < argc && n < 1024; k++) both[n++] = argv[k];
+            join_args(args_now, sizeof args_now, n, both);
+        }
     }
-    if (!a.data) a.data = "data/tinyshakespeare.txt";
+    if (!a.data) {   /* the corpus that ships with the repository, found from the cwd or the binary */
+        static char def[4096];
+        const char *slash = strrchr(argv[0], '/');
+        FILE *f = fopen("data/tinyshakespeare.txt", "rb");
+        a.data = "data/tinyshakespeare.txt";
+        if (f) fclose(f);
+        else if (slash && (size_t)(slash - argv[0]) + 32 < sizeof def) {
+            snprintf(def, sizeof def, "%.*s/../data/tinyshakespeare.txt", (int)(slash - argv[0]), argv[0]);
+            a.data = def;
+        }
+    }
     if (a.backprop == 0) a.backprop = a.chunk;
     if (a.chunk % a.backprop) ex_die(PROG, "--chunk-size must be a multiple of --backprop-tokens");
     if (strcmp(a.batching, "random") && strcmp(a.batching, "stream")) ex_die(PROG, "--batching must be random or stream");
     if (strcmp(a.optimizer, "adamw") && strcmp(a.optimizer, "sgd")) ex_die(PROG, "--optimizer must be adamw or sgd");
+    if (strcmp(a.schedule, "cosine") && strcmp(a.schedule, "linear") && strcmp(a.schedule, "constant")) ex_die(PROG, "--schedule must be cosine, linear or constant");
     if (!a.steps && !a.epochs && !a.time_budget) a.time_budget = 600;
+    adam_on = !strcmp(a.optimizer, "adamw");
 
     /* data */
     if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
     if (n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, a.data); return 2; }
-    if (a.tokenizer) {   /* BPE ids; the tokenizer travels inside the checkpoint */
+    if (a.tokenizer || (m && vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
         size_t n_ids = 0;
-        memset(&vocab, 0, sizeof vocab);
-        if (mr_bpe_load_json(&bpe, a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, a.tokenizer, err.msg); return 2; }
+        if (m) {
+            if (mr_bpe_load_json_mem(&bpe, vocab.bpe_json, vocab.bpe_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: the checkpoint's tokenizer: %s\n", PROG, err.msg); return 2; }
+        } else {
+            memset(&vocab, 0, sizeof vocab);
+            if (mr_bpe_load_json(&bpe, a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, a.tokenizer, err.msg); return 2; }
+            if (mr_bpe_save_json_mem(bpe, &vocab.bpe_json, &vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
+            vocab.kind = MR_VOCAB_BPE;
+            vocab.n = mr_bpe_vocab_size(bpe);
+        }
         if (mr_bpe_encode_alloc(bpe, text, n_text, 0, &ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
-        if (mr_bpe_save_json_mem(bpe, &vocab.bpe_json, &vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
-        vocab.kind = MR_VOCAB_BPE;
-        vocab.n = mr_bpe_vocab_size(bpe);
         n_tokens = (int64_t)n_ids;
     } else {
-        if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text);
+        if (!m) { if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text); }
         ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
         if (!ids) ex_die(PROG, "out of memory");
-        if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) {
+            fprintf(stderr, "%s: '%s': %s%s\n", PROG, a.data, err.msg, m ? " of the checkpoint" : "");
+            return 2;
+        }
         n_tokens = (int64_t)n_text;
     }
     if (vocab.n < 2) { fprintf(stderr, "%s: '%s' holds fewer than 2 distinct characters\n", PROG, a.data); return 2; }
@@ -225,30 +357,49 @@ int main(int argc, char **argv) {
         val_bytes_per_token = (double)nb / (double)(n_val > 0 ? n_val : 1);
     }
     if (n_train < a.chunk + 1 || n_val < 2) {
-        fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
-                "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
-                (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+        if (bpe) fprintf(stderr, "%s: '%s' encodes to %lld tokens: too few for chunks of %d tokens plus a validation split "
+                         "(need at least %lld tokens; lower --chunk-size)\n", PROG, a.data, (long long)n_tokens, a.chunk,
+                         (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+        else fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
+                     "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
+                     (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
         return 2;
     }
 
     /* model */
-    cfg = mr_model_default_cfg(vocab.n);
-    cfg.dim = a.dim; cfg.n_layers = a.depth; cfg.expansion = (float)a.expansion; cfg.conv_kernel = a.conv;
-    cfg.ffn_hidden = a.ffn < 0 ? 4 * a.dim : a.ffn; cfg.tie_embeddings = a.tie; cfg.dropout = (float)a.dropout;
-    if (!strcmp(a.scan, "auto")) cfg.scan_algo = MR_SCAN_AUTO;
-    else if (!strcmp(a.scan, "sequential")) cfg.scan_algo = MR_SCAN_SEQUENTIAL;
-    else if (!strcmp(a.scan, "chunked")) cfg.scan_algo = MR_SCAN_CHUNKED;
-    else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
-    else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
-    if (mr_model_cfg_set_mixers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
-    if (strchr(a.arch, ',') == NULL) cfg.n_layers = a.depth;
-    if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
-    mr_rng_seed(&rng, a.seed);
-    mr_model_init_weights(m, &rng);
+    total_steps = a.steps ? a.steps : a.epochs ? (int64_t)ceil(a.epochs * (double)n_train / ((double)a.batch * a.chunk)) : 0;
+    auto_dropout = a.dropout < 0;
+    if (!m) {
+        cfg = mr_model_default_cfg(vocab.n);
+        cfg.dim = a.dim; cfg.n_layers = a.depth; cfg.expansion = (float)a.expansion; cfg.conv_kernel = a.conv;
+        cfg.ffn_hidden = a.ffn < 0 ? 4 * a.dim : a.ffn; cfg.tie_embeddings = a.tie; cfg.gru_hidden_norm = a.gru_norm;
+        cfg.dropout = 0;
+        if (!auto_dropout) cfg.dropout = (float)a.dropout;
+        else if (total_steps) {   /* the length of the run is known now */
+            double epochs = (double)total_steps * a.batch * a.chunk / (double)n_train;
+            cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
+        }
+        if (!strcmp(a.scan, "auto")) cfg.scan_algo = MR_SCAN_AUTO;
+        else if (!strcmp(a.scan, "sequential")) cfg.scan_algo = MR_SCAN_SEQUENTIAL;
+        else if (!strcmp(a.scan, "chunked")) cfg.scan_algo = MR_SCAN_CHUNKED;
+        else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
+        else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
+        if (mr_model_cfg_set_mixers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (strchr(a.arch, ',') == NULL) cfg.n_layers = a.depth;
+        if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+        mr_rng_seed(&rng, a.seed);
+        mr_model_init_weights(m, &rng);
+    } else {
+        cfg = m->cfg;
+        if (!auto_dropout) m->cfg.dropout = cfg.dropout = (float)a.dropout;
+        mr_rng_seed(&rng, a.seed);   /* replaced by the saved generator below */
+    }
     cp.n_threads = a.threads;
     cp.seed = a.seed ^ 0x5eedull;
     if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
-    if (!strcmp(a.optimizer, "adamw")) {
+    memset(&adam, 0, sizeof adam);
+    memset(&sgd, 0, sizeof sgd);
+    if (adam_on) {
         mr_adamw_cfg oc = mr_adamw_default();
         oc.weight_decay = (float)a.weight_decay;
         oc.beta2 = (float)a.beta2;
@@ -262,10 +413,39 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(a.batching, "stream") || a.backprop < a.chunk)
         if (mr_state_new(&state, m, a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
+    xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
+    xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
+    bi = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.backprop);
+    bt = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.backprop);
+    pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)a.batch);
+    if (!xin || !xtg || !bi || !bt || !pos) ex_die(PROG, "out of memory for the batch");
+    for (i = 0; i < a.batch; i++) pos[i] = (n_train / a.batch) * i;
+    r.m = m; r.vocab = &vocab; r.adam = adam_on ? &adam : NULL; r.sgd = adam_on ? NULL : &sgd; r.rng = &rng; r.ctx = ctx;
+    r.pos = pos; r.batch = a.batch; r.state = state; r.args = args_now;
+    if (ckpt_buf) {   /* optimizer, generators, data position, carried state */
+        mr_train_state ts;
+        mr_rng rngs[2];
+        memset(&ts, 0, sizeof ts);
+        ts.adamw = r.adam; ts.sgd = r.sgd;
+        ts.rngs = rngs; ts.n_rngs = 2;
+        ts.data_pos = pos; ts.n_data_pos = a.batch;
+        ts.state = state;
+        if (mr_ckpt_restore_mem(ckpt_buf, ckpt_len, m, &ts, &err) != MR_OK) {
+            fprintf(stderr, "%s: cannot resume from '%s': %s (were --batch, --optimizer or --batching changed?)\n", PROG, a.resume, err.msg);
+            return 2;
+        }
+        rng = rngs[0];
+        *mr_ctx_rng(ctx) = rngs[1];
+        step = start_step = meta0.step;
+        tokens = meta0.tokens_seen;
+        best_val = meta0.best_val_loss;
+        last_val = meta0.val_loss;
+        train_loss_ema = meta0.train_loss;
+        mr_buffer_free(ckpt_buf);
+        ckpt_buf = NULL;
+    }
 
-    total_steps = a.steps ? a.steps : a.epochs ? (int64_t)ceil(a.epochs * (double)n_train / ((double)a.batch * a.chunk)) : 0;
     sched.kind = !strcmp(a.schedule, "cosine") ? MR_SCHED_COSINE : !strcmp(a.schedule, "linear") ? MR_SCHED_LINEAR : MR_SCHED_CONSTANT;
-    if (strcmp(a.schedule, "cosine") && strcmp(a.schedule, "linear") && strcmp(a.schedule, "constant")) ex_die(PROG, "--schedule must be cosine, linear or constant");
     sched.base_lr = (float)a.lr; sched.warmup_steps = a.warmup; sched.min_factor = (float)a.min_lr_factor;
     sched.total_steps = total_steps ? total_steps : 1000000;
 
@@ -279,29 +459,39 @@ int main(int argc, char **argv) {
             if (dir[k] == '/' || dir[k] == 0) { char c = dir[k]; dir[k] = 0; mkdir(dir, 0777); dir[k] = c; }
     }
     snprintf(path, sizeof path, "%s/history.csv", a.out);
-    hist = fopen(path, "w");
+    hist = fopen(path, a.resume ? "a" : "w");
     if (!hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
-    fprintf(hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
+    if (!a.resume) fprintf(hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
 
     fprintf(stderr, "%s: %s, %zu bytes (%lld train, %lld val), vocab %d; model %s d=%d L=%d, %lld params; "
-            "batch %d x %d, %d threads\n", PROG, a.data, n_text, (long long)n_train, (long long)n_val, vocab.n,
-            a.arch, cfg.dim, cfg.n_layers, (long long)mr_params_count(m->ps), a.batch, a.chunk, mr_ctx_threads(ctx));
+            "batch %d x %d, %d threads%s\n", PROG, a.data, n_text, (long long)n_train, (long long)n_val, vocab.n,
+            a.arch, cfg.dim, cfg.n_layers, (long long)mr_params_count(m->ps), a.batch, a.chunk, mr_ctx_threads(ctx),
+            a.resume ? ", resumed" : "");
+    if (a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)step, (long long)tokens, meta0.wall_time);
+    if (auto_dropout && (total_steps || a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)m->cfg.dropout);
 
-    xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
-    xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
-    pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)a.batch);
-    for (i = 0; i < a.batch; i++) pos[i] = (n_train / a.batch) * i;
-    t0 = ex_now();
-    last_log_t = t0;
+    t0 = ex_now() - (a.resume ? meta0.wall_time : 0);
+    last_log_t = ex_now();
+    tokens_at_log = (long long)tokens;
     for (;;) {
         double elapsed = ex_now() - t0, frac, loss_sum = 0, lr;
         float gnorm;
         int b, piece, npieces = a.chunk / a.backprop;
         int64_t s_len = n_train / a.batch;
         if (total_steps && step >= total_steps) break;
-        if (!total_steps && step > 0) {
-            double per_step = elapsed / (double)step;
-            if (elapsed + per_step > a.time_budget) break;
+        if (a.stop_at && step >= a.stop_at) break;
+        if (a.time_budget && step > start_step) {   /* wall time: leave room for the final evaluation and save */
+            double per_step = (elapsed - (a.resume ? meta0.wall_time : 0)) / (double)(step - start_step);
+            double reserve = eval_cost >= 0 ? 2.5 * eval_cost : 3.0 * (double)n_val / ((double)a.batch * a.chunk) * per_step;
+            if (elapsed + per_step + reserve > a.time_budget) break;
+        }
+        /* auto dropout for a time budget: decided from the measured speed after 20 steps */
+        if (auto_dropout && !total_steps && step == start_step + 5) t_auto = ex_now();
+        if (auto_dropout && !total_steps && step == start_step + 25 && step < 100) {
+            double per_step = (ex_now() - t_auto) / 20.0, epochs = (double)tokens + (a.time_budget - elapsed) / per_step * a.batch * a.chunk;
+            epochs /= (double)n_train;
+            m->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
+            fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tty ? "\r" : "", PROG, epochs, (double)m->cfg.dropout, tty ? "          " : "");
         }
         /* learning rate: by steps, or by the fraction of the time budget */
         if (total_steps) lr = mr_lr_at(&sched, step);
@@ -335,8 +525,6 @@ int main(int argc, char **argv) {
             int32_t *pin = xin, *ptg = xtg;
             mr_tensor *lg, *l;
             if (npieces > 1) {   /* gather the piece's columns */
-                static int32_t *bi = NULL, *bt = NULL;
-                if (!bi) { bi = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * P); bt = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * P); }
                 for (b = 0; b < a.batch; b++) {
                     memcpy(bi + (size_t)b * P, xin + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
                     memcpy(bt + (size_t)b * P, xtg + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
@@ -348,11 +536,11 @@ int main(int argc, char **argv) {
             if (!l) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
             if (npieces > 1) l = mr_scale(ctx, l, 1.0f / (float)npieces);
             if (mr_backward(ctx, l) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
-            loss_sum += (double)l->data[0] * (npieces > 1 ? 1 : 1);
+            loss_sum += (double)l->data[0];
             mr_ctx_reset(ctx);
         }
         gnorm = mr_clip_grad_norm(m->ps, (float)a.grad_clip);
-        if (!strcmp(a.optimizer, "adamw")) mr_adamw_step(&adam, (float)lr); else mr_sgd_step(&sgd, (float)lr);
+        if (adam_on) mr_adamw_step(&adam, (float)lr); else mr_sgd_step(&sgd, (float)lr);
         mr_params_zero_grad(m->ps);
         step++;
         tokens += (int64_t)a.batch * a.chunk;
@@ -361,66 +549,61 @@ int main(int argc, char **argv) {
         if (step % a.log_every == 0) {
             double now = ex_now(), tps = (double)(tokens - tokens_at_log) / (now - last_log_t), el = now - t0, eta;
             char etab[32];
-            eta = total_steps ? el / (double)step * (double)(total_steps - step) : a.time_budget - el;
+            eta = total_steps ? (now - last_log_t) / (double)a.log_every * (double)(total_steps - step) : a.time_budget - el;
             fmt_time(etab, sizeof etab, eta);
             fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
                     (long long)step, train_loss_ema, gnorm, lr, tps / 1000.0, etab, tty ? "   " : "\n");
-            fprintf(hist, "%lld,%lld,%.3f,%.6g,%.5f,%.4f,,,\n", (long long)step, (long long)tokens, el, lr, loss_sum, gnorm);
+            /* the loss with 9 significant digits: enough to compare runs bit for bit */
+            fprintf(hist, "%lld,%lld,%.3f,%.9g,%.9g,%.9g,,,\n", (long long)step, (long long)tokens, el, lr, loss_sum, gnorm);
             fflush(hist);
-            tokens_at_log = tokens;
+            tokens_at_log = (long long)tokens;
             last_log_t = now;
         }
+        meta0.step = step; meta0.tokens_seen = tokens; meta0.epoch = tokens / n_train; meta0.train_loss = train_loss_ema;
+        meta0.best_val_loss = best_val;
         if (a.eval_every && step % a.eval_every == 0) {
             double t_e = ex_now();
             last_val = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
+            eval_cost = ex_now() - t_e;
             fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
-                    last_val / val_bytes_per_token, last_val / val_bytes_per_token / log(2.0), bpe ? " per byte" : "", ex_now() - t_e, tty ? "          " : "");
+                    last_val / val_bytes_per_token, last_val / val_bytes_per_token / log(2.0), bpe ? " per byte" : "", eval_cost, tty ? "          " : "");
             fprintf(hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)step, (long long)tokens, ex_now() - t0, lr, last_val, last_val / val_bytes_per_token / log(2.0));
             fflush(hist);
             if (last_val < best_val) {
-                mr_train_meta meta;
-                memset(&meta, 0, sizeof meta);
                 best_val = last_val;
-                meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = last_val;
-                meta.best_val_loss = best_val; meta.wall_time = ex_now() - t0; meta.created_unix = (int64_t)time(NULL);
-                snprintf(path, sizeof path, "%s/model_best.bin", a.out);
-                if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) fprintf(stderr, "%s: save failed: %s (training goes on)\n", PROG, err.msg);
+                meta0.val_loss = last_val; meta0.best_val_loss = best_val; meta0.wall_time = ex_now() - t0;
+                save_run(&r, a.out, "model_best.bin", &meta0);
             }
-            t0 += ex_now() - t_e;   /* evaluation time does not count against the budget */
         }
         if (a.save_every && step % a.save_every == 0) {
-            mr_train_meta meta;
-            memset(&meta, 0, sizeof meta);
-            meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = last_val;
-            meta.best_val_loss = best_val; meta.wall_time = ex_now() - t0; meta.created_unix = (int64_t)time(NULL);
-            snprintf(path, sizeof path, "%s/model.bin", a.out);
-            if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) fprintf(stderr, "%s: save failed: %s (training goes on)\n", PROG, err.msg);
+            meta0.val_loss = last_val; meta0.wall_time = ex_now() - t0;
+            save_run(&r, a.out, "model.bin", &meta0);
         }
     }
     {
-        double el = ex_now() - t0, vw, vs = NAN;
-        mr_train_meta meta;
+        double el, vw, vs = NAN, t_e = ex_now();
         vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
         vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
-        fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs (%.1fk tok/s)\n", tty ? "\r\n" : "", (long long)step,
-                (long long)tokens, el, (double)tokens / el / 1000.0);
+        el = ex_now() - t0;
+        fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tty ? "\r\n" : "", (long long)step,
+                (long long)tokens, el, ex_now() - t_e);
         if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
                         vw, vw / val_bytes_per_token, vw / val_bytes_per_token / log(2.0), val_bytes_per_token, a.chunk, vs / val_bytes_per_token);
         else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
                     vw / log(2.0), a.chunk, vs);
         fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / val_bytes_per_token / log(2.0), vs);
         fclose(hist);
-        memset(&meta, 0, sizeof meta);
-        meta.step = step; meta.tokens_seen = tokens; meta.train_loss = train_loss_ema; meta.val_loss = vw;
-        meta.best_val_loss = vw < best_val ? vw : best_val; meta.wall_time = el; meta.created_unix = (int64_t)time(NULL);
-        snprintf(path, sizeof path, "%s/model.bin", a.out);
-        if (mr_ckpt_save(m, &vocab, &meta, path, &err) != MR_OK) { fprintf(stderr, "%s: save failed: %s\n", PROG, err.msg); return 1; }
-        if (vw < best_val) { snprintf(path, sizeof path, "%s/model_best.bin", a.out); mr_ckpt_save(m, &vocab, &meta, path, &err); }
+        meta0.step = step; meta0.tokens_seen = tokens; meta0.epoch = tokens / n_train; meta0.train_loss = train_loss_ema;
+        meta0.val_loss = vw; meta0.wall_time = el;
+        meta0.best_val_loss = vw < best_val ? vw : best_val;
+        if (!save_run(&r, a.out, "model.bin", &meta0)) return 1;
+        if (vw < best_val) save_run(&r, a.out, "model_best.bin", &meta0);
         printf("saved %s/model.bin\n", a.out);
     }
-    free(xin); free(xtg); free(pos); mr_buffer_free(text);
-    if (bpe) { mr_bpe_free_buffer(bpe, ids); mr_bpe_free_buffer(bpe, vocab.bpe_json); mr_bpe_free(bpe); } else free(ids);
-    if (!strcmp(a.optimizer, "adamw")) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
+    free(xin); free(xtg); free(bi); free(bt); free(pos); mr_buffer_free(text);
+    if (bpe) { mr_bpe_free_buffer(bpe, ids); if (vocab.bpe_json && !a.resume) mr_bpe_free_buffer(bpe, vocab.bpe_json); mr_bpe_free(bpe); } else free(ids);
+    if (a.resume) mr_vocab_free(&vocab);
+    if (adam_on) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
     mr_state_free(state);
     mr_model_free(m);
     mr_ctx_free(ctx);
