@@ -6616,7 +6616,7 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
     f = fopen(path, "rb");
     if (!f) return mr__seterr(err, MR_ERR_IO, "cannot open '%s'", path);
     if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return mr__seterr(err, MR_ERR_IO, "cannot size '%s'", path); }
-    if ((unsigned long)sz > max_bytes) { fclose(f); return mr__seterr(err, MR_ERR_IO, "'%s' is larger than %zu bytes", path, max_bytes); }
+    if ((unsigned long)sz > max_bytes) { fclose(f); return mr__seterr(err, MR_ERR_IO, "'%s' is not a regular file or is larger than %zu bytes", path, max_bytes); }
     buf = (uint8_t *)MINRNN_MALLOC((size_t)sz + 1, NULL);
     if (!buf) { fclose(f); return mr__seterr(err, MR_ERR_NOMEM, "out of memory reading '%s'", path); }
     if (sz && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); MINRNN_FREE(buf, NULL); return mr__seterr(err, MR_ERR_IO, "read error on '%s'", path); }

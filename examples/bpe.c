@@ -67,6 +67,7 @@ static uint8_t *read_input(const char *path, size_t *n) {
         uint8_t *out = (uint8_t *)MINRNN_MALLOC(len + 1, NULL);
         if (!out) ex_die(prog, "out of memory");
         if (len) memcpy(out, buf, len);
+        out[len] = 0;   /* NUL-terminated, as mr_read_file's buffers are */
         free(buf);
         return out;
     }
@@ -121,6 +122,7 @@ static int cmd_train(int argc, char **argv) {
     if (!have_vocab) ex_die(prog, "train: --vocab-size N is required");
     o.special_tokens = specials;
     text = read_input(input, &n);
+    if (n == 0) { snprintf(msg, sizeof msg, "train: '%s' is empty", input); ex_die(prog, msg); }
     t0 = ex_now();
     if (mr_bpe_train(&t, text, n, &o, NULL, &e) != MR_OK) fail("train", &e);
     t1 = ex_now();

@@ -1,0 +1,194 @@
+/* The command-line programs, run as a user runs them: exact --resume (random
+   windows with dropout; TBPTT streams with SGD and backprop pieces), a save
+   that fails while training goes on, generation sessions saved and continued,
+   safetensors export/import, and bad input (clean message, exit status 2).
+   Needs the programs in build/ (make test builds them); skips without them. */
+#define _POSIX_C_SOURCE 200809L
+#define MINRNN_IMPLEMENTATION
+#include "minrnn.h"
+#include "mr_test.h"
+#include <stdio.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+
+#define DIR "build/cli-test"
+#define DATA "tests/data/shakespeare_12k.txt"
+
+static int have_programs(void) {
+    FILE *f = fopen("build/minrnn-train", "rb");
+    if (!f) return 0;
+    fclose(f);
+    f = fopen(DATA, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+/* Runs a shell command; returns its exit status (-1 when it did not exit). */
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc)) return -1;
+    return WEXITSTATUS(rc);
+}
+static char *slurp(const char *path, size_t *n) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    if (mr_read_file(path, &b, &len, (size_t)1 << 30, NULL) != MR_OK) return NULL;
+    if (n) *n = len;
+    return (char *)b;
+}
+/* The per-step rows of a history.csv (step, tokens, lr, loss, grad norm), without elapsed time. */
+static char *step_rows(const char *path) {
+    char *s = slurp(path, NULL), *out, *line, *o;
+    if (!s) return NULL;
+    out = (char *)malloc(strlen(s) + 1);
+    o = out;
+    for (line = s; *line;) {
+        char *e = strchr(line, '\n'), *c1, *c2;
+        size_t L;
+        if (!e) break;
+        *e = 0;
+        L = strlen(line);
+        /* step rows end with ",,," (no validation columns) */
+        if (L > 3 && !strcmp(line + L - 3, ",,,") && (c1 = strchr(line, ',')) && (c1 = strchr(c1 + 1, ',')) && (c2 = strchr(c1 + 1, ','))) {
+            memcpy(o, line, (size_t)(c1 - line)); o += c1 - line;
+            memcpy(o, c2, strlen(c2)); o += strlen(c2);
+            *o++ = '\n';
+        }
+        line = e + 1;
+    }
+    *o = 0;
+    mr_buffer_free(s);
+    return out;
+}
+static int same_weights(const char *a, const char *b) {
+    mr_model *ma = NULL, *mb = NULL;
+    mr_vocab va, vb;
+    int same = 0;
+    if (mr_ckpt_load(&ma, &va, NULL, a, NULL, NULL) == MR_OK && mr_ckpt_load(&mb, &vb, NULL, b, NULL, NULL) == MR_OK)
+        same = ma->ps->numel == mb->ps->numel && !memcmp(ma->ps->data, mb->ps->data, sizeof(float) * ma->ps->numel);
+    mr_model_free(ma); mr_model_free(mb);
+    mr_vocab_free(&va); mr_vocab_free(&vb);
+    return same;
+}
+
+static void check_resume(const char *name, const char *flags) {
+    char *full, *resumed;
+    MR_CHECK(sh("rm -rf " DIR "/%s-a " DIR "/%s-b", name, name) == 0);
+    /* uninterrupted */
+    MR_CHECK(sh("build/minrnn-train --data " DATA " %s --out " DIR "/%s-a >/dev/null 2>&1", flags, name) == 0);
+    /* stopped at step 13 (the schedule still that of the whole run), then resumed */
+    MR_CHECK(sh("build/minrnn-train --data " DATA " %s --out " DIR "/%s-b --stop-at-step 13 >/dev/null 2>&1", flags, name) == 0);
+    MR_CHECK(sh("build/minrnn-train --resume " DIR "/%s-b/model.bin >/dev/null 2>&1", name) == 0);
+    {
+        char pa[256], pb[256];
+        snprintf(pa, sizeof pa, DIR "/%s-a/history.csv", name);
+        snprintf(pb, sizeof pb, DIR "/%s-b/history.csv", name);
+        full = step_rows(pa);
+        resumed = step_rows(pb);
+        MR_CHECK_MSG(full && resumed && strlen(full) > 100 && !strcmp(full, resumed), "%s: the resumed run's losses differ:\n%s---\n%s", name,
+                     full ? full : "(none)", resumed ? resumed : "(none)");
+        free(full); free(resumed);
+        snprintf(pa, sizeof pa, DIR "/%s-a/model.bin", name);
+        snprintf(pb, sizeof pb, DIR "/%s-b/model.bin", name);
+        MR_CHECK_MSG(same_weights(pa, pb), "%s: final weights differ", name);
+    }
+}
+
+static void test_resume_exact(void) {
+    if (!have_programs()) MR_SKIP("build/minrnn-train or " DATA " missing");
+    sh("mkdir -p " DIR);
+    check_resume("random", "--dim 24 --depth 2 --batch 4 --chunk-size 32 --steps 30 --eval-every 10 --log-every 1 "
+                           "--threads 2 --dropout 0.1 --arch mingru,minlstm --conv 3 --warmup 5");
+    check_resume("stream", "--dim 16 --depth 2 --batch 3 --chunk-size 32 --backprop-tokens 16 --batching stream --steps 30 "
+                           "--eval-every 0 --log-every 1 --threads 2 --optimizer sgd --lr 0.05 --arch gru,mingru --gru-norm "
+                           "--schedule linear");
+}
+
+static void test_failed_save_goes_on(void) {
+    if (!have_programs()) MR_SKIP("build/minrnn-train missing");
+    /* a directory where the temporary file would go makes every save of model_best.bin fail */
+    MR_CHECK(sh("rm -rf " DIR "/fail && mkdir -p " DIR "/fail/model_best.bin.tmp") == 0);
+    MR_CHECK(sh("build/minrnn-train --data " DATA " --dim 16 --depth 1 --batch 2 --chunk-size 32 --steps 20 --eval-every 5 "
+                "--threads 1 --out " DIR "/fail > " DIR "/fail.log 2>&1") == 0);
+    MR_CHECK(sh("grep -q 'saving .*model_best.bin failed.*training goes on' " DIR "/fail.log") == 0);
+    MR_CHECK(sh("grep -q 'saved " DIR "/fail/model.bin' " DIR "/fail.log") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/fail/model.bin --length 5 --quiet >/dev/null 2>&1") == 0);
+}
+
+static void test_sessions(void) {
+    char *full, *p1, *p2;
+    size_t n1;
+    if (!have_programs()) MR_SKIP("build/minrnn-generate missing");
+    MR_CHECK(sh("test -f " DIR "/random-a/model.bin || build/minrnn-train --data " DATA " --dim 24 --depth 2 --batch 4 "
+                "--chunk-size 32 --steps 30 --threads 2 --out " DIR "/random-a >/dev/null 2>&1") == 0);
+    /* greedy: 80 tokens at once equal 30 + a saved session + 50 more */
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --prompt 'ROMEO:' --length 80 --temperature 0 --quiet > " DIR "/full.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --prompt 'ROMEO:' --length 30 --temperature 0 --quiet "
+                "--state-out " DIR "/s.state > " DIR "/p1.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --state-in " DIR "/s.state --length 50 --temperature 0 --quiet > " DIR "/p2.txt") == 0);
+    full = slurp(DIR "/full.txt", NULL); p1 = slurp(DIR "/p1.txt", &n1); p2 = slurp(DIR "/p2.txt", NULL);
+    MR_CHECK(full && p1 && p2 && n1 > 1);
+    if (full && p1 && p2 && n1 > 1) {
+        p1[n1 - 1] = 0;   /* the newline printed at the end */
+        MR_CHECK_MSG(strlen(full) == strlen(p1) + strlen(p2) && !strncmp(full, p1, strlen(p1)) && !strcmp(full + strlen(p1), p2),
+                     "continued session differs:\n%s\nvs\n%s|%s", full, p1, p2);
+    }
+    mr_buffer_free(full); mr_buffer_free(p1); mr_buffer_free(p2);
+    /* a session of another model is refused */
+    MR_CHECK(sh("test -f " DIR "/stream-a/model.bin") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/stream-a/model.bin --state-in " DIR "/s.state --length 5 >/dev/null 2>" DIR "/err.txt") == 2);
+    MR_CHECK(sh("grep -q 'another model configuration' " DIR "/err.txt") == 0);
+}
+
+static void test_safetensors_cli(void) {
+    if (!have_programs()) MR_SKIP("build/minrnn-convert missing");
+    MR_CHECK(sh("build/minrnn-convert export " DIR "/random-a/model.bin " DIR "/w.safetensors >/dev/null") == 0);
+    MR_CHECK(sh("build/minrnn-convert import " DIR "/random-b/model.bin " DIR "/w.safetensors " DIR "/imported.bin >/dev/null") == 0);
+    MR_CHECK(same_weights(DIR "/random-a/model.bin", DIR "/imported.bin"));
+    /* weights of another shape are refused */
+    MR_CHECK(sh("build/minrnn-convert import " DIR "/stream-a/model.bin " DIR "/w.safetensors " DIR "/x.bin 2>/dev/null") == 2);
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/random-b/model.bin | grep -q 'step 30'") == 0);
+}
+
+static void test_bad_input(void) {
+    static const struct { const char *cmd; const char *msg; } cases[] = {
+        {"build/minrnn-train --data /nonexistent/x.txt", "cannot open"},
+        {"build/minrnn-train --data " DIR "/empty.txt", "is empty"},
+        {"build/minrnn-train --data " DIR "/short.txt", "too short"},
+        {"build/minrnn-train --frobnicate", "unknown flag"},
+        {"build/minrnn-train --dim abc", "expects an integer"},
+        {"build/minrnn-train --dim 0", "must be in"},
+        {"build/minrnn-train --batch -3", "must be in"},
+        {"build/minrnn-train --lr 0", "must be in"},
+        {"build/minrnn-train --resume /nonexistent.bin", "cannot open"},
+        {"build/minrnn-train --resume " DATA, "bad magic"},
+        {"build/minrnn-generate --model /nonexistent.bin", "cannot open"},
+        {"build/minrnn-generate --model " DATA, "bad magic"},
+        {"build/minrnn-generate --model " DIR "/random-a/model.bin --length 0", "must be in"},
+        {"build/minrnn-generate --model " DIR "/random-a/model.bin --state-in " DATA, "bad magic"},
+        {"build/minrnn-generate", "--model FILE is required"},
+        {"build/minrnn-convert export " DATA " x.safetensors", "bad magic"},
+        {"build/minrnn-convert import " DIR "/random-a/model.bin " DATA " x.bin", "safetensors"},
+        {"build/minrnn-convert frob", "unknown command"},
+    };
+    size_t i;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh(": > " DIR "/empty.txt && printf 'hello world, a short file' > " DIR "/short.txt") == 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = sh("%s >/dev/null 2>" DIR "/err.txt", cases[i].cmd);
+        char *e = slurp(DIR "/err.txt", NULL);
+        MR_CHECK_MSG(rc == 2 && e && strstr(e, cases[i].msg), "'%s': exit %d, message '%s' (want '%s')", cases[i].cmd, rc, e ? e : "", cases[i].msg);
+        mr_buffer_free(e);
+    }
+}
+
+MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions},
+             {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input})
