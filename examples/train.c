@@ -262,7 +262,7 @@ int main(int argc, char **argv) {
     int tty = isatty(2), auto_dropout, adam_on;
     mr_bpe *bpe = NULL;
     int64_t n_tokens;
-    double val_bytes_per_token = 1.0, t_auto = 0;
+    double val_bytes_per_token = 1.0, t_auto = 0, t_first = 0, t_run, eval_total = 0;
     static mr_train_meta meta0;   /* 4 KiB: not on the stack */
     static char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
     run r;
@@ -471,7 +471,7 @@ int main(int argc, char **argv) {
     if (auto_dropout && (total_steps || a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)m->cfg.dropout);
 
     t0 = ex_now() - (a.resume ? meta0.wall_time : 0);
-    last_log_t = ex_now();
+    last_log_t = t_run = ex_now();
     tokens_at_log = (long long)tokens;
     for (;;) {
         double elapsed = ex_now() - t0, frac, loss_sum = 0, lr;
@@ -481,8 +481,11 @@ int main(int argc, char **argv) {
         if (total_steps && step >= total_steps) break;
         if (a.stop_at && step >= a.stop_at) break;
         if (a.time_budget && step > start_step) {   /* wall time: leave room for the final evaluation and save */
-            double per_step = (elapsed - (a.resume ? meta0.wall_time : 0)) / (double)(step - start_step);
-            double reserve = eval_cost >= 0 ? 2.5 * eval_cost : 3.0 * (double)n_val / ((double)a.batch * a.chunk) * per_step;
+            /* seconds per step, not counting the first (the arena grows then) nor evaluations */
+            double per_step = step - start_step >= 2 ? (ex_now() - t_first - eval_total) / (double)(step - start_step - 1) : ex_now() - t_run;
+            /* the final evaluation: the windowed pass (as measured, or about a third of a
+               training step per batch of windows) plus the stateful pass (as long again) */
+            double reserve = eval_cost >= 0 ? 2.0 * eval_cost : 2.0 / 3.0 * (double)n_val / ((double)a.batch * a.chunk) * per_step;
             if (elapsed + per_step + reserve > a.time_budget) break;
         }
         /* auto dropout for a time budget: decided from the measured speed after 20 steps */
@@ -544,6 +547,7 @@ int main(int argc, char **argv) {
         mr_params_zero_grad(m->ps);
         step++;
         tokens += (int64_t)a.batch * a.chunk;
+        if (step == start_step + 1) t_first = ex_now();
         if (!(loss_sum == loss_sum) || isinf(loss_sum)) { fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)step); return 1; }
         train_loss_ema = train_loss_ema != train_loss_ema ? loss_sum : 0.95 * train_loss_ema + 0.05 * loss_sum;
         if (step % a.log_every == 0) {
@@ -574,6 +578,7 @@ int main(int argc, char **argv) {
                 meta0.val_loss = last_val; meta0.best_val_loss = best_val; meta0.wall_time = ex_now() - t0;
                 save_run(&r, a.out, "model_best.bin", &meta0);
             }
+            eval_total += ex_now() - t_e;
         }
         if (a.save_every && step % a.save_every == 0) {
             meta0.val_loss = last_val; meta0.wall_time = ex_now() - t0;
