@@ -6030,6 +6030,23 @@ MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
     }
     return MR_OK;
 }
+/* The f32 values of the tensors mr_model_new makes for a checked configuration
+   (fits easily in 64 bits), so a loader can compare it with the bytes present
+   before it allocates. */
+MR__PRIV uint64_t mr__cfg_param_count(const mr_model_cfg *c) {
+    uint64_t d = (uint64_t)c->dim, V = (uint64_t)c->vocab_size, K = (uint64_t)c->conv_kernel, H = (uint64_t)c->ffn_hidden;
+    uint64_t n = V * d * (c->tie_embeddings ? 1 : 2) + d;   /* embedding, head, norm_f */
+    int l;
+    for (l = 0; l < c->n_layers; l++) {
+        uint64_t di = (uint64_t)mr_model_inner_dim(c, l);
+        n += d;                                              /* norm1 */
+        if (K > 0) n += d * K + d + d * d;                   /* conv */
+        if (c->mixer[l] == MR_MIXER_GRU) n += 6 * d * d + 4 * d;
+        else n += (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di * d + (di != d ? d * di : 0);
+        if (H > 0) n += d + 3 * H * d;                       /* norm2, ffn */
+    }
+    return n;
+}
 /* Do two configurations define the same tensors and state? */
 MR__PRIV int mr__cfg_same_shape(const mr_model_cfg *a, const mr_model_cfg *b) {
     int l;
@@ -6053,6 +6070,13 @@ MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
         if (s->conv_size[l]) mr__wb_f32s(w, s->conv[l], (size_t)s->conv_size[l]);
     }
     mr__wb_sec_end(w, sec);
+}
+/* Do two states have the same batch and per-layer sizes (the same model)? */
+MR__PRIV int mr__state_same_layout(const mr_state *a, const mr_state *b) {
+    int l;
+    if (a->batch != b->batch || a->n_layers != b->n_layers) return 0;
+    for (l = 0; l < a->n_layers; l++) if (a->h_size[l] != b->h_size[l] || a->conv_size[l] != b->conv_size[l]) return 0;
+    return 1;
 }
 /* Checks everything first, then copies: a failure leaves s untouched. */
 MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, mr_error *err) {
@@ -6134,7 +6158,7 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
             mr__wb_u64(&w, (uint64_t)mr_tensor_numel(ps->t[i]));
         }
         mr__wb_pad(&w, 64);
-        for (i = 0; i < ps->n; i++) mr__wb_f32s(&w, b0 + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
+        if (b0) for (i = 0; i < ps->n; i++) mr__wb_f32s(&w, b0 + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
         if (b1) for (i = 0; i < ps->n; i++) mr__wb_f32s(&w, b1 + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
         mr__wb_sec_end(&w, sec);
     }
@@ -6231,6 +6255,11 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
         *meta = mt;
     }
     if (!mr__ckpt_find(buf, secs, nsec, "TENS", &q)) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a TENS section"); goto fail; }
+    if ((uint64_t)(q.n - q.off) / 4 < mr__cfg_param_count(&cfg)) {   /* before allocating the model the CONF asks for */
+        s = mr__seterr(err, MR_ERR_FORMAT, "TENS section (%zu bytes) is too short for the %llu weights of the configuration", q.n - q.off,
+                       (unsigned long long)mr__cfg_param_count(&cfg));
+        goto fail;
+    }
     if ((s = mr_model_new(&m, &cfg, alloc, err)) != MR_OK) goto fail;
     {
         uint32_t nt = mr__rb_u32(&q), i;
@@ -6289,7 +6318,7 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
         uint32_t kind, np;
         uint64_t t;
-        int nbuf = ts->adamw ? 2 : 1;
+        int nbuf = ts->adamw ? 2 : ts->sgd->buf ? 1 : 0;   /* SGD without momentum: no buffer */
         size_t total = 0;
         if (ts->adamw && ts->sgd) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: one optimizer, not two");
         if (ps != m->ps) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the optimizer belongs to another model");
@@ -6326,7 +6355,8 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         if (!mr__ckpt_find(buf, secs, nsec, "STAT", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no recurrent state");
         /* read into a scratch state so a bad section leaves the caller's intact */
         if ((s = mr_state_new(&tmp, m, ts->state->batch, err)) != MR_OK) return s;
-        s = mr__rd_state(&q, tmp, err);
+        s = mr__state_same_layout(tmp, ts->state) ? mr__rd_state(&q, tmp, err)
+                                                  : mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the state belongs to another model");
         mr_state_free(tmp);
         if (s != MR_OK) return s;
     }
@@ -6334,7 +6364,7 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
     if (ts->adamw || ts->sgd) {
         const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
         float *dst[2];
-        int b, nbuf = ts->adamw ? 2 : 1;
+        int b, nbuf = ts->adamw ? 2 : ts->sgd->buf ? 1 : 0;
         mr__ckpt_find(buf, secs, nsec, "OPTM", &q);
         q.off += 4;
         if (ts->adamw) ts->adamw->t = (int64_t)mr__rb_u64(&q); else ts->sgd->t = (int64_t)mr__rb_u64(&q);
@@ -6415,7 +6445,8 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
         if (ql.n - ql.off != nl * 4) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section has the wrong size");
     }
     if ((st = mr_state_new(&tmp, m, s->batch, err)) != MR_OK) return st;
-    st = mr__rd_state(&q, tmp, err);
+    st = mr__state_same_layout(tmp, s) ? mr__rd_state(&q, tmp, err)
+                                       : mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: the state belongs to another model");
     mr_state_free(tmp);
     if (st != MR_OK) return st;
     mr__ckpt_find(buf, secs, nsec, "STAT", &q);
@@ -6481,9 +6512,9 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
     uint64_t hlen;
     const uint8_t *data;
     size_t dlen;
-    int i, nseen = 0;
+    int i, j, nseen = 0;
     int dtype[MR__MAX_PARAMS];
-    uint64_t dbeg[MR__MAX_PARAMS];
+    uint64_t dbeg[MR__MAX_PARAMS], dend[MR__MAX_PARAMS], total = 0;
     uint8_t seen[MR__MAX_PARAMS];
     mr_status st = MR_OK;
     mr__rbuf r;
@@ -6520,7 +6551,7 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
             if (nd->type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: __metadata__ is not an object"); goto done; }
             continue;
         }
-        if (nd->klen >= sizeof name || memchr(p.str + nd->koff, 0, nd->klen)) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: bad tensor name"); goto done; }
+        if (!nd->klen || nd->klen >= sizeof name || memchr(p.str + nd->koff, 0, nd->klen)) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: bad tensor name"); goto done; }
         memcpy(name, p.str + nd->koff, nd->klen);
         name[nd->klen] = 0;
         k = mr__params_index(m->ps, name);
@@ -6553,12 +6584,25 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
         nseen++;
         dtype[k] = dt;
         dbeg[k] = off[0];
+        dend[k] = off[1];
     }
     if (nseen != m->ps->n) {
         for (i = 0; i < m->ps->n && seen[i]; i++) {}
         st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: tensor '%s' is missing", m->ps->t[i]->name);
         goto done;
     }
+    /* the format requires the tensors to tile the data: no gap, overlap or bytes after them */
+    for (i = 0; i < m->ps->n; i++) total += dend[i] - dbeg[i];
+    if (total != (uint64_t)dlen) {
+        st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the tensors hold %llu bytes, the data has %llu", (unsigned long long)total, (unsigned long long)dlen);
+        goto done;
+    }
+    for (i = 0; i < m->ps->n; i++)
+        for (j = i + 1; j < m->ps->n; j++)
+            if (dbeg[i] < dend[j] && dbeg[j] < dend[i]) {
+                st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the data of '%s' and '%s' overlap", m->ps->t[i]->name, m->ps->t[j]->name);
+                goto done;
+            }
     for (i = 0; i < m->ps->n; i++) {   /* all checked: convert */
         mr_tensor *t = m->ps->t[i];
         const uint8_t *s = data + dbeg[i];
