@@ -696,8 +696,9 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
    length, a JSON header {name: {dtype, shape, data_offsets}}, raw data.
    Export writes every parameter as F32 under the names of docs/FORMAT.md.
    Import fills an existing model: every parameter must be present exactly
-   once with its shape (F32, F16, BF16 or F64, converted to f32); unknown
-   names are an error. */
+   once with its shape (F32, F16, BF16 or F64, converted to f32), the tensors
+   must tile the data exactly, and unknown names are an error; nothing is
+   written unless the whole header checks out. */
 MRDEF mr_status mr_safetensors_save_mem(const mr_model *m, uint8_t **out, size_t *out_len, mr_error *err);
 MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t len, mr_error *err);
 #ifndef MINRNN_NO_STDIO
