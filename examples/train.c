@@ -25,7 +25,8 @@ static void usage(void) {
         "  --data FILE           training text (default: data/tinyshakespeare.txt)\n"
         "  --out DIR             where model.bin, model_best.bin and history.csv go (default: runs/default)\n"
         "  --bytes               byte vocabulary (256) instead of the file's characters\n"
-        "  --tokenizer T.json    train on the ids of a BPE tokenizer (see minrnn-bpe train)\n"
+        "  --tokenizer T.json    train on the ids of a BPE tokenizer (see minrnn-bpe train); --data may\n"
+        "                        then also be ids from minrnn-bpe encode --out X.u16 or X.u32\n"
         "  --val-fraction F      last fraction of the file used for validation (default 0.1)\n"
         "model:\n"
         "  --arch A              mingru | minlstm | gru, or a comma list per layer (default mingru)\n"
@@ -334,7 +335,23 @@ int main(int argc, char **argv) {
             vocab.kind = MR_VOCAB_BPE;
             vocab.n = mr_bpe_vocab_size(bpe);
         }
-        if (mr_bpe_encode_alloc(bpe, text, n_text, 0, &ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        {
+            size_t L = strlen(a.data);
+            int width = L > 4 && !strcmp(a.data + L - 4, ".u16") ? 2 : L > 4 && !strcmp(a.data + L - 4, ".u32") ? 4 : 0;
+            if (width) {   /* ids already encoded by minrnn-bpe encode --out X.u16|X.u32 (little-endian) */
+                size_t k;
+                if (n_text % (size_t)width) { fprintf(stderr, "%s: '%s' is not a whole number of %d-byte ids\n", PROG, a.data, width); return 2; }
+                n_ids = n_text / (size_t)width;
+                ids = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (n_ids ? n_ids : 1), NULL);   /* freed by mr_bpe_free_buffer: same default allocator */
+                if (!ids) ex_die(PROG, "out of memory");
+                for (k = 0; k < n_ids; k++) {
+                    const uint8_t *q = text + k * (size_t)width;
+                    uint32_t v = width == 2 ? (uint32_t)(q[0] | q[1] << 8) : (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+                    if (v >= (uint32_t)vocab.n) { fprintf(stderr, "%s: '%s': id %u at position %zu is outside the tokenizer's %d ids\n", PROG, a.data, v, k, vocab.n); return 2; }
+                    ids[k] = (int32_t)v;
+                }
+            } else if (mr_bpe_encode_alloc(bpe, text, n_text, 0, &ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        }
         n_tokens = (int64_t)n_ids;
     } else {
         if (!m) { if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text); }

@@ -190,5 +190,25 @@ static void test_bad_input(void) {
     }
 }
 
+static void test_bpe_ids_file(void) {
+    char *h1, *h2;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("rm -rf " DIR "/bpe-t " DIR "/bpe-u && build/minrnn-bpe train --input " DATA " --vocab-size 300 --out " DIR "/tok.json >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("build/minrnn-bpe encode --tokenizer " DIR "/tok.json " DATA " --out " DIR "/ids.u16 >/dev/null 2>&1") == 0);
+    /* training on the text and on its ids gives the same run */
+    MR_CHECK(sh("build/minrnn-train --data " DATA " --tokenizer " DIR "/tok.json --dim 16 --depth 1 --batch 2 --chunk-size 32 --steps 8 "
+                "--log-every 1 --eval-every 0 --threads 1 --out " DIR "/bpe-t >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("build/minrnn-train --data " DIR "/ids.u16 --tokenizer " DIR "/tok.json --dim 16 --depth 1 --batch 2 --chunk-size 32 --steps 8 "
+                "--log-every 1 --eval-every 0 --threads 1 --out " DIR "/bpe-u >/dev/null 2>&1") == 0);
+    h1 = step_rows(DIR "/bpe-t/history.csv");
+    h2 = step_rows(DIR "/bpe-u/history.csv");
+    MR_CHECK(h1 && h2 && strlen(h1) > 50 && !strcmp(h1, h2));
+    free(h1); free(h2);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/bpe-u/model.bin --length 10 --quiet >/dev/null 2>&1") == 0);
+    /* a file of odd length is refused */
+    MR_CHECK(sh("printf 'abc' > " DIR "/odd.u16 && build/minrnn-train --data " DIR "/odd.u16 --tokenizer " DIR "/tok.json >/dev/null 2>&1") == 2);
+}
+
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions},
-             {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input})
+             {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
+             {"bpe_ids_file", test_bpe_ids_file})
