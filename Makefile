@@ -66,5 +66,27 @@ bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; env -u OPENBLAS_CORETYPE $$b || exit 1; done
 	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py || true; fi
 
+# libFuzzer over every reader of untrusted bytes (checkpoints, training
+# restores, session files, safetensors, tokenizer.json), ASan + UBSan, for
+# FUZZ_SECONDS; a finding (crash, sanitizer report, leak, an allocation over
+# 512 MiB, RSS over 2 GiB, an input slower than 10 s) fails the rule and leaves
+# the input in build/fuzz/artifacts/. Seeds: tests/fuzz/make_corpus.c.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+$(FUZZ_DIR)/fuzz_ckpt: tests/fuzz/fuzz_ckpt.c tests/fuzz/fuzz_common.h minrnn.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) $(CPPFLAGS) $< -o $@ -lm
+
+$(FUZZ_DIR)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_common.h minrnn.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c99 -O1 $(WARN) $(CPPFLAGS) $< -o $@ -lm
+
+fuzz: $(FUZZ_DIR)/fuzz_ckpt $(FUZZ_DIR)/make_corpus
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/make_corpus $(FUZZ_DIR)/corpus
+	$(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus
+
 clean:
 	rm -rf $(BUILD)
