@@ -267,6 +267,7 @@ int main(int argc, char **argv) {
     static mr_train_meta meta0;   /* 4 KiB: not on the stack */
     static char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
     run r;
+    double t_start = ex_now();   /* the time budget counts from here: loading the data is part of the run */
 
     memset(&a, 0, sizeof a);
     a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
@@ -487,7 +488,7 @@ int main(int argc, char **argv) {
     if (a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)step, (long long)tokens, meta0.wall_time);
     if (auto_dropout && (total_steps || a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)m->cfg.dropout);
 
-    t0 = ex_now() - (a.resume ? meta0.wall_time : 0);
+    t0 = t_start - (a.resume ? meta0.wall_time : 0);
     last_log_t = t_run = ex_now();
     tokens_at_log = (long long)tokens;
     for (;;) {
