@@ -85,8 +85,11 @@ $(FUZZ_DIR)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_common.h minrn
 fuzz: $(FUZZ_DIR)/fuzz_ckpt $(FUZZ_DIR)/make_corpus
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
 	$(FUZZ_DIR)/make_corpus $(FUZZ_DIR)/corpus
-	$(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
-	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus
+	@echo "fuzzing for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz.log)"
+	@if $(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus > $(FUZZ_DIR)/fuzz.log 2>&1; then \
+	    grep -E '^#[0-9]+.*DONE|^Done|stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_DIR)/fuzz.log; echo "fuzz: no finding"; \
+	else tail -n 60 $(FUZZ_DIR)/fuzz.log; echo "fuzz: FINDING (input in $(FUZZ_DIR)/artifacts/)"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD)
