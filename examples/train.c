@@ -7,8 +7,13 @@
 #include <math.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <signal.h>
 
 static const char *PROG = "minrnn-train";
+
+/* Ctrl-C / SIGTERM: finish the step, save, exit; a second one kills. */
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) { g_stop = 1; signal(sig, SIG_DFL); }
 
 typedef struct args {
     const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume;
@@ -53,12 +58,13 @@ static void usage(void) {
         "  --lr LR (default 6e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
         "  --weight-decay W (0.1)  --grad-clip C (1.0, 0: off)  --optimizer adamw|sgd  --beta2 B (0.99)\n"
         "  --seed S  --threads N (default: all cores)\n"
-        "  --eval-every N (250)  --log-every N (10)  --save-every N (0: only at the end and on improvement)\n"
+        "  --eval-every N (250)  --log-every N (10)  --save-every N (500; 0: only at the end and on improvement)\n"
         "checkpoints:\n"
         "  --resume FILE         continue the run saved in FILE (DIR/model.bin): weights, optimizer,\n"
         "                        generators, data position and the flags of the run (flags given now\n"
         "                        override them); with the same --threads the run continues bit for bit\n"
-        "  --stop-at-step N      stop (and save) after step N, keeping the schedule of --steps/--epochs\n");
+        "  --stop-at-step N      stop (and save) after step N, keeping the schedule of --steps/--epochs\n"
+        "Ctrl-C (or SIGTERM) stops after the current step and saves DIR/model.bin, ready for --resume.\n");
 }
 
 /* Validation loss in windows of T tokens, each from an empty state. */
@@ -273,7 +279,7 @@ int main(int argc, char **argv) {
     a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
     a.batching = "random"; a.scan = "auto";
     a.dim = 128; a.depth = 4; a.conv = 0; a.ffn = -1; a.batch = 32; a.chunk = 256; a.backprop = 0; a.threads = 0; a.tie = 1;
-    a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 0; a.context = 0;
+    a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 500; a.context = 0;
     a.epochs = 0; a.time_budget = 0; a.lr = 6e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
     a.dropout = -1; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
     parse_args(&a, argc, argv);
@@ -489,6 +495,8 @@ int main(int argc, char **argv) {
     if (auto_dropout && (total_steps || a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)m->cfg.dropout);
 
     t0 = t_start - (a.resume ? meta0.wall_time : 0);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     last_log_t = t_run = ex_now();
     tokens_at_log = (long long)tokens;
     for (;;) {
@@ -498,6 +506,7 @@ int main(int argc, char **argv) {
         int64_t s_len = n_train / a.batch;
         if (total_steps && step >= total_steps) break;
         if (a.stop_at && step >= a.stop_at) break;
+        if (g_stop) { fprintf(stderr, "%s%s: interrupted at step %lld: saving\n", tty ? "\r\n" : "", PROG, (long long)step); break; }
         if (a.time_budget && step > start_step) {   /* wall time: leave room for the final evaluation and save */
             /* seconds per step, not counting the first (the arena grows then) nor evaluations */
             double per_step = step - start_step >= 2 ? (ex_now() - t_first - eval_total) / (double)(step - start_step - 1) : ex_now() - t_run;
@@ -604,13 +613,16 @@ int main(int argc, char **argv) {
         }
     }
     {
-        double el, vw, vs = NAN, t_e = ex_now();
-        vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
-        vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
+        double el, vw = last_val, vs = NAN, t_e = ex_now();
+        if (!g_stop) {   /* interrupted: save at once, without the final evaluation */
+            vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
+            vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
+        }
         el = ex_now() - t0;
         fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tty ? "\r\n" : "", (long long)step,
                 (long long)tokens, el, ex_now() - t_e);
-        if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
+        if (g_stop) printf("interrupted at step %lld; continue with --resume %s/model.bin\n", (long long)step, a.out);
+        else if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
                         vw, vw / val_bytes_per_token, vw / val_bytes_per_token / log(2.0), val_bytes_per_token, a.chunk, vs / val_bytes_per_token);
         else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
                     vw / log(2.0), a.chunk, vs);
