@@ -209,6 +209,25 @@ static void test_bpe_ids_file(void) {
     MR_CHECK(sh("printf 'abc' > " DIR "/odd.u16 && build/minrnn-train --data " DIR "/odd.u16 --tokenizer " DIR "/tok.json >/dev/null 2>&1") == 2);
 }
 
+static void test_interrupt(void) {
+    mr_model *m = NULL;
+    mr_vocab v;
+    static mr_train_meta meta;
+    if (!have_programs()) MR_SKIP("programs missing");
+    /* Ctrl-C: the step finishes, model.bin is saved, exit status 0, and the run resumes */
+    MR_CHECK(sh("rm -rf " DIR "/int; build/minrnn-train --data " DATA " --dim 16 --depth 1 --batch 2 --chunk-size 32 --steps 100000000 "
+                "--threads 1 --eval-every 0 --out " DIR "/int > " DIR "/int.log 2>&1 & p=$!; sleep 1; kill -INT $p; wait $p") == 0);
+    MR_CHECK(sh("grep -q 'interrupted at step' " DIR "/int.log") == 0);
+    MR_CHECK(mr_ckpt_load(&m, &v, &meta, DIR "/int/model.bin", NULL, NULL) == MR_OK && meta.step > 0);
+    mr_model_free(m);
+    mr_vocab_free(&v);
+    MR_CHECK(sh("build/minrnn-train --resume " DIR "/int/model.bin --stop-at-step %lld >/dev/null 2>&1", (long long)meta.step + 3) == 0);
+    MR_CHECK(mr_ckpt_load(&m, &v, &meta, DIR "/int/model.bin", NULL, NULL) == MR_OK);
+    MR_CHECK(m != NULL);
+    mr_model_free(m);
+    mr_vocab_free(&v);
+}
+
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
-             {"bpe_ids_file", test_bpe_ids_file})
+             {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})
