@@ -44,7 +44,7 @@ static uint8_t *read_input(const char *path, size_t *n) {
     size_t cap = 0, len = 0;
     mr_error e;
     if (path && strcmp(path, "-") != 0) {
-        if (mr_read_file(path, &buf, n, (size_t)1 << 40, &e) != MR_OK) fail("input", &e);
+        if (mr_read_file(path, &buf, n, (size_t)-1, &e) != MR_OK) fail("input", &e);
         return buf;
     }
     for (;;) {

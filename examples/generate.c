@@ -20,7 +20,8 @@ static void usage(void) {
            "  --threads N         (default 1)\n"
            "  --quiet             print only the generated text (no speed report)\n"
            "  --state-in FILE     continue a session saved with --state-out (the prompt, if any, is read\n"
-           "                      after the saved text; without one, generation goes on where it stopped)\n"
+           "                      after the saved text; without one, generation goes on where it stopped;\n"
+           "                      sampling starts afresh from --seed: pass another seed for fresh samples)\n"
            "  --state-out FILE    save the session (recurrent state and next-token logits) at the end\n");
 }
 

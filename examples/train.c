@@ -127,6 +127,15 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
+static void set_defaults(args *a) {
+    a->data = NULL; a->out = "runs/default"; a->arch = "mingru"; a->schedule = "cosine"; a->optimizer = "adamw";
+    a->batching = "random"; a->scan = "auto";
+    a->dim = 128; a->depth = 4; a->conv = 0; a->ffn = -1; a->batch = 32; a->chunk = 256; a->backprop = 0; a->threads = 0; a->tie = 1;
+    a->steps = 0; a->warmup = 100; a->eval_every = 250; a->log_every = 10; a->save_every = 500; a->context = 0;
+    a->epochs = 0; a->time_budget = 0; a->lr = 6e-3; a->min_lr_factor = 0.1; a->weight_decay = 0.1; a->grad_clip = 1.0;
+    a->dropout = -1; a->expansion = 1.0; a->val_fraction = 0.1; a->seed = 1337; a->beta2 = 0.99;
+}
+
 /* Applies the flags of argv[1..argc-1] over *a. */
 static void parse_args(args *a, int argc, char **argv) {
     int i;
@@ -175,21 +184,33 @@ static void parse_args(args *a, int argc, char **argv) {
     }
 }
 
-/* The flags of this run as one string (one per line) for the checkpoint,
-   without --resume and --stop-at-step; "" when they do not fit. */
-static void join_args(char *out, size_t cap, int argc, char **argv) {
+static int flag_has_value(const char *f) {
+    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--gru-norm") && strcmp(f, "--help") && strcmp(f, "-h");
+}
+static int is_stop_flag(const char *f) { return !strcmp(f, "--steps") || !strcmp(f, "--epochs") || !strcmp(f, "--time-budget"); }
+/* The flags of this run as one string (one per line) for the checkpoint:
+   the last occurrence of each flag, without --resume and --stop-at-step.
+   Returns 0 when they do not fit or hold a newline. */
+static int join_args(char *out, size_t cap, int argc, char **argv) {
     size_t n = 0;
-    int i;
+    int i, j;
     out[0] = 0;
-    for (i = 1; i < argc; i++) {
-        size_t L = strlen(argv[i]);
-        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-at-step")) { i++; continue; }
-        if (strchr(argv[i], '\n') || n + L + 2 > cap) { out[0] = 0; return; }
-        memcpy(out + n, argv[i], L);
-        n += L;
-        out[n++] = '\n';
-        out[n] = 0;
+    for (i = 1; i < argc; i += 1 + (flag_has_value(argv[i]) && i + 1 < argc)) {
+        int nv = flag_has_value(argv[i]) && i + 1 < argc, later = 0, k;
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-at-step")) continue;
+        for (j = i + 1 + nv; j < argc; j += 1 + (flag_has_value(argv[j]) && j + 1 < argc))
+            if (!strcmp(argv[j], argv[i])) { later = 1; break; }
+        if (later) continue;
+        for (k = 0; k <= nv; k++) {
+            size_t L = strlen(argv[i + k]);
+            if (strchr(argv[i + k], '\n') || n + L + 2 > cap) { out[0] = 0; return 0; }
+            memcpy(out + n, argv[i + k], L);
+            n += L;
+            out[n++] = '\n';
+            out[n] = 0;
+        }
     }
+    return 1;
 }
 /* Splits a joined string back into argv[1..] (in place). */
 static int split_args(char *s, char **argv, int max) {
@@ -276,39 +297,41 @@ int main(int argc, char **argv) {
     double t_start = ex_now();   /* the time budget counts from here: loading the data is part of the run */
 
     memset(&a, 0, sizeof a);
-    a.data = NULL; a.out = "runs/default"; a.arch = "mingru"; a.schedule = "cosine"; a.optimizer = "adamw";
-    a.batching = "random"; a.scan = "auto";
-    a.dim = 128; a.depth = 4; a.conv = 0; a.ffn = -1; a.batch = 32; a.chunk = 256; a.backprop = 0; a.threads = 0; a.tie = 1;
-    a.steps = 0; a.warmup = 100; a.eval_every = 250; a.log_every = 10; a.save_every = 500; a.context = 0;
-    a.epochs = 0; a.time_budget = 0; a.lr = 6e-3; a.min_lr_factor = 0.1; a.weight_decay = 0.1; a.grad_clip = 1.0;
-    a.dropout = -1; a.expansion = 1.0; a.val_fraction = 0.1; a.seed = 1337; a.beta2 = 0.99;
+    set_defaults(&a);
     parse_args(&a, argc, argv);
-    join_args(args_now, sizeof args_now, argc, argv);
     if (a.resume) {   /* the saved run's flags first, then today's on top */
-        char *av[512];
-        int ac;
+        static char *av[MR_ARGS_MAX / 2 + 2], *both[MR_ARGS_MAX / 2 + 2 + 1024];
+        int ac, k, n = 0, today_stop = 0, today_out = 0;
         const char *resume = a.resume;
         long long stop_at = a.stop_at;
-        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)1 << 40, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
+        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)-1, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
         if (mr_ckpt_load_mem(&m, &vocab, &meta0, ckpt_buf, ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
         memcpy(args_saved, meta0.args, sizeof args_saved);
-        ac = split_args(args_saved, av, 512);
-        parse_args(&a, ac, av);
-        parse_args(&a, argc, argv);
+        ac = split_args(args_saved, av, (int)(sizeof av / sizeof av[0]));
+        for (k = 1; k < argc; k++) { today_stop |= is_stop_flag(argv[k]); today_out |= !strcmp(argv[k], "--out"); }
+        /* the saved flags, less the stop condition when today names one, then today's */
+        both[n++] = (char *)PROG;
+        for (k = 1; k < ac; k += 1 + (flag_has_value(av[k]) && k + 1 < ac)) {
+            if (today_stop && is_stop_flag(av[k])) continue;
+            if (!today_out && !strcmp(av[k], "--out")) continue;   /* by default, the run goes on beside its checkpoint */
+            both[n++] = av[k];
+            if (flag_has_value(av[k]) && k + 1 < ac) both[n++] = av[k + 1];
+        }
+        if (!today_out) {
+            static char dir[4096];
+            const char *slash = strrchr(resume, '/');
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - resume) : 1, slash ? resume : ".");
+            both[n++] = (char *)"--out";
+            both[n++] = dir;
+        }
+        for (k = 1; k < argc && n < (int)(sizeof both / sizeof both[0]); k++) both[n++] = argv[k];
+        memset(&a, 0, sizeof a);
+        set_defaults(&a);
+        parse_args(&a, n, both);
         a.resume = resume;
         a.stop_at = stop_at;
-        /* the saved flags plus today's, for the next resume */
-        {
-            char *both[1024];
-            int k, n = 0;
-            static char tmp[MR_ARGS_MAX];
-            memcpy(tmp, meta0.args, sizeof tmp);
-            ac = split_args(tmp, both, 512);
-            n = ac;
-            for (k = 1; k < argc && n < 1024; k++) both[n++] = argv[k];
-            join_args(args_now, sizeof args_now, n, both);
-        }
-    }
+        if (!join_args(args_now, sizeof args_now, n, both)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
+    } else if (!join_args(args_now, sizeof args_now, argc, argv)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
     if (!a.data) {   /* the corpus that ships with the repository, found from the cwd or the binary */
         static char def[4096];
         const char *slash = strrchr(argv[0], '/');
@@ -349,6 +372,7 @@ int main(int argc, char **argv) {
                 size_t k;
                 if (n_text % (size_t)width) { fprintf(stderr, "%s: '%s' is not a whole number of %d-byte ids\n", PROG, a.data, width); return 2; }
                 n_ids = n_text / (size_t)width;
+                if (n_ids > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the id file is too large");
                 ids = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (n_ids ? n_ids : 1), NULL);   /* freed by mr_bpe_free_buffer: same default allocator */
                 if (!ids) ex_die(PROG, "out of memory");
                 for (k = 0; k < n_ids; k++) {
@@ -362,6 +386,7 @@ int main(int argc, char **argv) {
         n_tokens = (int64_t)n_ids;
     } else {
         if (!m) { if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text); }
+        if (n_text > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the data file is too large");
         ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
         if (!ids) ex_die(PROG, "out of memory");
         if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) {
@@ -387,6 +412,12 @@ int main(int argc, char **argv) {
         else fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
                      "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
                      (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+        return 2;
+    }
+
+    if (!strcmp(a.batching, "stream") && n_train / a.batch < a.chunk + 1) {
+        fprintf(stderr, "%s: stream batching needs %d tokens per row and the %lld training tokens give each of the %d rows %lld "
+                "(lower --batch or --chunk-size)\n", PROG, a.chunk + 1, (long long)n_train, a.batch, (long long)(n_train / a.batch));
         return 2;
     }
 
@@ -421,6 +452,11 @@ int main(int argc, char **argv) {
     cp.n_threads = a.threads;
     cp.seed = a.seed ^ 0x5eedull;
     if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (!a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
+        size_t L = strlen(args_now);
+        int th = mr_ctx_threads(ctx);
+        if (L + 32 < sizeof args_now) snprintf(args_now + L, sizeof args_now - L, "--threads\n%d\n", th);
+    }
     memset(&adam, 0, sizeof adam);
     memset(&sgd, 0, sizeof sgd);
     if (adam_on) {
@@ -483,6 +519,22 @@ int main(int argc, char **argv) {
             if (dir[k] == '/' || dir[k] == 0) { char c = dir[k]; dir[k] = 0; mkdir(dir, 0777); dir[k] = c; }
     }
     snprintf(path, sizeof path, "%s/history.csv", a.out);
+    if (a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
+        uint8_t *h = NULL;
+        size_t hn = 0;
+        if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL) == MR_OK) {
+            FILE *f = fopen(path, "w");
+            char *line = (char *)h;
+            while (f && *line) {
+                char *e = strchr(line, '\n');
+                size_t L = e ? (size_t)(e - line) + 1 : strlen(line);
+                if (line[0] < '0' || line[0] > '9' || strtoll(line, NULL, 10) <= (long long)start_step) fwrite(line, 1, L, f);
+                line += L;
+            }
+            if (f) fclose(f);
+            mr_buffer_free(h);
+        }
+    }
     hist = fopen(path, a.resume ? "a" : "w");
     if (!hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
     if (!a.resume) fprintf(hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
@@ -506,6 +558,7 @@ int main(int argc, char **argv) {
         int64_t s_len = n_train / a.batch;
         if (total_steps && step >= total_steps) break;
         if (a.stop_at && step >= a.stop_at) break;
+        if (a.time_budget && elapsed >= a.time_budget) break;
         if (g_stop) { fprintf(stderr, "%s%s: interrupted at step %lld: saving\n", tty ? "\r\n" : "", PROG, (long long)step); break; }
         if (a.time_budget && step > start_step) {   /* wall time: leave room for the final evaluation and save */
             /* seconds per step, not counting the first (the arena grows then) nor evaluations */
@@ -516,9 +569,10 @@ int main(int argc, char **argv) {
             if (elapsed + per_step + reserve > a.time_budget) break;
         }
         /* auto dropout for a time budget: decided from the measured speed after 20 steps */
-        if (auto_dropout && !total_steps && step == start_step + 5) t_auto = ex_now();
-        if (auto_dropout && !total_steps && step == start_step + 25 && step < 100) {
-            double per_step = (ex_now() - t_auto) / 20.0, epochs = (double)tokens + (a.time_budget - elapsed) / per_step * a.batch * a.chunk;
+        /* (absolute steps, so a resumed run decides as the uninterrupted one; once decided, CONF keeps it) */
+        if (auto_dropout && !total_steps && start_step < 25 && step == (start_step > 5 ? start_step : 5)) t_auto = ex_now();
+        if (auto_dropout && !total_steps && start_step < 25 && step == 25) {
+            double per_step = (ex_now() - t_auto) / (double)(25 - (start_step > 5 ? start_step : 5)), epochs = (double)tokens + (a.time_budget - elapsed) / per_step * a.batch * a.chunk;
             epochs /= (double)n_train;
             m->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
             fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tty ? "\r" : "", PROG, epochs, (double)m->cfg.dropout, tty ? "          " : "");
@@ -538,7 +592,7 @@ int main(int argc, char **argv) {
             if (!strcmp(a.batching, "random")) o = (int64_t)mr_rng_below(&rng, (uint64_t)(n_train - a.chunk - 1) + 1);
             else {
                 int64_t seg0 = (n_train / a.batch) * b;
-                if (pos[b] + a.chunk + 1 > seg0 + s_len || pos[b] + a.chunk + 1 > n_train) pos[b] = seg0;
+                if (pos[b] < seg0 || pos[b] + a.chunk + 1 > seg0 + s_len || pos[b] + a.chunk + 1 > n_train) pos[b] = seg0;
                 o = pos[b];
                 pos[b] += a.chunk;
             }
@@ -614,25 +668,28 @@ int main(int argc, char **argv) {
     }
     {
         double el, vw = last_val, vs = NAN, t_e = ex_now();
-        if (!g_stop) {   /* interrupted: save at once, without the final evaluation */
+        /* stopped to be resumed (Ctrl-C, --stop-at-step before the end): save at once, with no final
+           evaluation, so the resumed run's records match an uninterrupted one */
+        int paused = g_stop || (a.stop_at && step >= a.stop_at && !(total_steps && step >= total_steps));
+        if (!paused) {
             vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
             vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
         }
         el = ex_now() - t0;
         fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tty ? "\r\n" : "", (long long)step,
                 (long long)tokens, el, ex_now() - t_e);
-        if (g_stop) printf("interrupted at step %lld; continue with --resume %s/model.bin\n", (long long)step, a.out);
+        if (paused) printf("%s at step %lld; continue with --resume %s/model.bin\n", g_stop ? "interrupted" : "stopped", (long long)step, a.out);
         else if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
                         vw, vw / val_bytes_per_token, vw / val_bytes_per_token / log(2.0), val_bytes_per_token, a.chunk, vs / val_bytes_per_token);
         else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
                     vw / log(2.0), a.chunk, vs);
-        fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / val_bytes_per_token / log(2.0), vs);
+        if (!paused) fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / val_bytes_per_token / log(2.0), vs);
         fclose(hist);
         meta0.step = step; meta0.tokens_seen = tokens; meta0.epoch = tokens / n_train; meta0.train_loss = train_loss_ema;
         meta0.val_loss = vw; meta0.wall_time = el;
-        meta0.best_val_loss = vw < best_val ? vw : best_val;
+        meta0.best_val_loss = !paused && vw < best_val ? vw : best_val;
         if (!save_run(&r, a.out, "model.bin", &meta0)) return 1;
-        if (vw < best_val) save_run(&r, a.out, "model_best.bin", &meta0);
+        if (!paused && vw < best_val) save_run(&r, a.out, "model_best.bin", &meta0);
         printf("saved %s/model.bin\n", a.out);
     }
     free(xin); free(xtg); free(bi); free(bt); free(pos); mr_buffer_free(text);
