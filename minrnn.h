@@ -5750,31 +5750,15 @@ MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len,
 #ifndef MINRNN_NO_STDIO
 #include <stdio.h>
 MRDEF mr_status mr_bpe_save_json(const mr_bpe *t, const char *path, mr_error *err) {
-    char *buf, *tmp;
-    size_t len, pl;
-    FILE *f;
-    int ok;
+    char *buf;
+    size_t len;
     mr_status st;
     if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
     st = mr_bpe_save_json_mem(t, &buf, &len, err);
     if (st != MR_OK) return st;
-    pl = strlen(path);
-    tmp = (char *)mr__alloc(mr__bpe_al(t), pl + 5);
-    if (!tmp) { mr_bpe_free_buffer(t, buf); return mr__seterr(err, MR_ERR_NOMEM, "bpe: out of memory"); }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    f = fopen(tmp, "wb");
-    if (!f) {
-        mr_bpe_free_buffer(t, buf); mr__free(mr__bpe_al(t), tmp);
-        return mr__seterr(err, MR_ERR_IO, "bpe: cannot create '%s'", path);
-    }
-    ok = fwrite(buf, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok) remove(tmp);
+    st = mr_write_file_atomic(path, (const uint8_t *)buf, len, err);   /* tmp, fsync, rename */
     mr_bpe_free_buffer(t, buf);
-    mr__free(mr__bpe_al(t), tmp);
-    return ok ? MR_OK : mr__seterr(err, MR_ERR_IO, "bpe: write error on '%s'", path);
+    return st;
 }
 MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_allocator *alloc, mr_error *err) {
     uint8_t *buf;
@@ -6226,6 +6210,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
             uint64_t bl = mr__rb_u64(&q);
             if (q.bad || bl > q.n - q.off) { s = mr__seterr(err, MR_ERR_FORMAT, "bad BPE blob length"); goto fail; }
             v->kind = MR_VOCAB_BPE;
+            v->n = (int)(n > (1u << 24) ? -1 : (int)n);
             v->bpe_json = (char *)MINRNN_MALLOC((size_t)bl + 1, NULL);
             if (!v->bpe_json) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto fail; }
             memcpy(v->bpe_json, q.p + q.off, (size_t)bl);
@@ -6238,8 +6223,9 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
     if (v->kind == MR_VOCAB_BPE) {   /* the tokenizer must load and agree with the model */
         mr_bpe *t = NULL;
         mr_error e2;
-        if (mr_bpe_load_json_mem(&t, v->bpe_json, v->bpe_len, alloc, &e2) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tokenizer in checkpoint: %s", e2.msg); goto fail; }
-        v->n = mr_bpe_vocab_size(t);
+        mr_status s2 = mr_bpe_load_json_mem(&t, v->bpe_json, v->bpe_len, alloc, &e2);
+        if (s2 != MR_OK) { s = mr__seterr(err, s2 == MR_ERR_NOMEM ? MR_ERR_NOMEM : MR_ERR_FORMAT, "bad tokenizer in checkpoint: %s", e2.msg); goto fail; }
+        if (v->n != mr_bpe_vocab_size(t)) { s = mr__seterr(err, MR_ERR_FORMAT, "VOCB says %d tokens, its tokenizer has %d", v->n, mr_bpe_vocab_size(t)); mr_bpe_free(t); goto fail; }
         mr_bpe_free(t);
     }
     if (v->n != cfg.vocab_size) { s = mr__seterr(err, MR_ERR_FORMAT, "vocabulary has %d entries, the model %d", v->n, cfg.vocab_size); goto fail; }
@@ -6271,7 +6257,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
             mr_tensor *t;
             uint32_t nl = mr__rb_u32(&q), dt, nd, d;
             char name[128];
-            if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
+            if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl) || memchr(q.p + q.off, 0, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
             memcpy(name, q.p + q.off, nl); name[nl] = 0; q.off += nl;
             {
                 int k = mr__params_index(m->ps, name);
@@ -6298,6 +6284,8 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
 fail:
     mr_model_free(m);
     mr_vocab_free(v);
+    memset(v, 0, sizeof *v);
+    if (meta) memset(meta, 0, sizeof *meta);
     return s;
 }
 
@@ -6345,6 +6333,10 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         if (!mr__ckpt_find(buf, secs, nsec, "RNGS", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no generator state");
         if (mr__rb_u32(&q) != (uint32_t)ts->n_rngs || q.n - q.off != (size_t)ts->n_rngs * 32)
             return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds another number of generators than %d", ts->n_rngs);
+        for (i = 0; i < ts->n_rngs; i++) {   /* xoshiro's all-zero state is a fixed point: never valid */
+            uint64_t x = mr__rb_u64(&q) | mr__rb_u64(&q) | mr__rb_u64(&q) | mr__rb_u64(&q);
+            if (!x) return mr__seterr(err, MR_ERR_FORMAT, "generator %d has the invalid all-zero state", i);
+        }
     }
     if (ts->n_data_pos) {
         if (!mr__ckpt_find(buf, secs, nsec, "DATA", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no data position");
@@ -6525,7 +6517,9 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
     hlen = mr__rb_u64(&r);
     if (r.bad) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: shorter than its 8-byte header length");
     if (hlen > len - 8) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: header length %llu exceeds the file", (unsigned long long)hlen);
-    if (hlen > ((uint64_t)100 << 20)) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: header larger than 100 MB");
+    /* every JSON value becomes a parse node: bound the header by what this model's names and shapes can need */
+    if (hlen > ((uint64_t)1 << 20) + (uint64_t)4096 * (uint64_t)m->ps->n)
+        return mr__seterr(err, MR_ERR_FORMAT, "safetensors: a header of %llu bytes is too large for %d tensors", (unsigned long long)hlen, m->ps->n);
     data = buf + 8 + hlen;
     dlen = len - 8 - (size_t)hlen;
     memset(&p, 0, sizeof p);
@@ -6629,12 +6623,18 @@ done:
 #include <stdio.h>
 #if defined(_WIN32)
 #include <io.h>
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
 #define MR__FSYNC(f) _commit(_fileno(f))
-#define MR__FSYNC_DIR(p) ((void)(p))
+#define MR__FSYNC_DIR(p) ((void)(p))   /* MoveFileEx with MOVEFILE_WRITE_THROUGH flushes the rename */
+/* The C runtime's rename refuses an existing target: replace it atomically. */
+#define MR__RENAME(from, to) (MoveFileExA((from), (to), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) ? 0 : -1)
 #else
 #include <unistd.h>
 #if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(__cplusplus)
-extern int fileno(FILE *);   /* POSIX, hidden by a strict -std=c99 */
+extern int (fileno)(FILE *);   /* POSIX, hidden by a strict -std=c99 (parenthesized: it may be a macro) */
 extern int fsync(int);
 #endif
 #define MR__FSYNC(f) fsync(fileno(f))
@@ -6652,6 +6652,7 @@ MR__PRIV void mr__fsync_dir(const char *path) {
     if (fd >= 0) { (void)fsync(fd); (void)close(fd); }
 }
 #define MR__FSYNC_DIR(p) mr__fsync_dir(p)
+#define MR__RENAME(from, to) rename((from), (to))
 #endif
 MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err) {
     FILE *f;
@@ -6688,7 +6689,7 @@ MRDEF mr_status mr_write_file_atomic(const char *path, const uint8_t *buf, size_
     ok = (MR__FSYNC(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
     if (!ok) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "writing '%s' failed (disk full?); the previous file is intact", path); }
-    if (rename(tmp, path) != 0) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
+    if (MR__RENAME(tmp, path) != 0) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
     MINRNN_FREE(tmp, NULL);
     MR__FSYNC_DIR(path);   /* make the rename itself durable (best effort) */
     return MR_OK;
@@ -6718,7 +6719,7 @@ MRDEF mr_status mr_state_save(const mr_model *m, const mr_state *s, const float 
 MRDEF mr_status mr_state_load(const mr_model *m, mr_state *s, float *logits, int *has_logits, const char *path, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status st = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, err);
     if (st != MR_OK) return st;
     st = mr_state_load_mem(m, s, logits, has_logits, buf, len, err);
     MINRNN_FREE(buf, NULL);
@@ -6736,7 +6737,7 @@ MRDEF mr_status mr_safetensors_save(const mr_model *m, const char *path, mr_erro
 MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status st = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, err);
     if (st != MR_OK) return st;
     st = mr_safetensors_load_mem(m, buf, len, err);
     MINRNN_FREE(buf, NULL);
@@ -6745,7 +6746,7 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status s = mr_read_file(path, &buf, &len, (size_t)1 << 40, err);
+    mr_status s = mr_read_file(path, &buf, &len, (size_t)-1, err);
     if (s != MR_OK) return s;
     s = mr_ckpt_load_mem(m, v, meta, buf, len, alloc, err);
     MINRNN_FREE(buf, NULL);

@@ -134,5 +134,50 @@ static void test_file_save_load(void) {
     mr_model_free(m);
 }
 
+/* Regressions from review: an all-zero generator state, a tensor name with a
+   NUL inside, and outputs cleared when a load fails. */
+static void test_review_regressions(void) {
+    mr_vocab v, v2;
+    mr_model *m, *m2 = NULL;
+    mr_train_meta meta;
+    mr_train_state ts;
+    mr_rng rngs[1];
+    uint8_t *buf;
+    size_t len, i;
+    mr_error e;
+    mr_vocab_from_text(&v, (const uint8_t *)"abcdefg", 7);
+    m = small_model(v.n, "mingru");
+    memset(&ts, 0, sizeof ts);
+    memset(rngs, 0, sizeof rngs);
+    ts.rngs = rngs; ts.n_rngs = 1;
+    MR_CHECK(mr_ckpt_save_train_mem(m, &v, NULL, &ts, &buf, &len, &e) == MR_OK);
+    mr_rng_seed(&rngs[0], 3);
+    MR_CHECK(mr_ckpt_restore_mem(buf, len, m, &ts, &e) == MR_ERR_FORMAT && strstr(e.msg, "all-zero"));
+    MR_CHECK(rngs[0].s[0] != 0);   /* untouched */
+    mr_buffer_free(buf);
+    /* "embedding" renamed "embed\0ing" (same length, CRC fixed up): refused */
+    MR_CHECK(mr_ckpt_save_mem(m, &v, NULL, &buf, &len, &e) == MR_OK);
+    for (i = 0; i + 9 <= len; i++)
+        if (!memcmp(buf + i, "embedding", 9)) { buf[i + 5] = 0; break; }
+    {   /* recompute the CRC of the TENS section */
+        size_t off = 16;
+        while (off + 12 <= len && memcmp(buf + off, "END!", 4)) {
+            uint64_t sl = 0;
+            int k;
+            for (k = 0; k < 8; k++) sl |= (uint64_t)buf[off + 4 + k] << (8 * k);
+            if (!memcmp(buf + off, "TENS", 4)) {
+                uint32_t c = mr__crc32(buf + off + 12, (size_t)sl);
+                for (k = 0; k < 4; k++) buf[off + 12 + sl + k] = (uint8_t)(c >> (8 * k));
+            }
+            off += 12 + (size_t)sl + 4;
+        }
+    }
+    memset(&meta, 0x7f, sizeof meta);
+    MR_CHECK(mr_ckpt_load_mem(&m2, &v2, &meta, buf, len, NULL, &e) == MR_ERR_FORMAT && m2 == NULL && strstr(e.msg, "name"));
+    MR_CHECK(meta.step == 0 && v2.bpe_json == NULL && v2.n == 0);
+    mr_buffer_free(buf);
+    mr_model_free(m);
+}
+
 MR_TEST_MAIN({"roundtrip", test_roundtrip}, {"bpe_vocab", test_bpe_vocab}, {"truncation_and_flips", test_truncation_and_flips},
-             {"file_save_load", test_file_save_load})
+             {"file_save_load", test_file_save_load}, {"review_regressions", test_review_regressions})
