@@ -5,7 +5,8 @@
    lh, g read + dla, dlb written (6x). The memcpy copies half the bytes (so it
    reads and writes the same total); ratio = kernel GB/s / memcpy GB/s.
    Each number is the median of several timed calls after a warm-up.
-   Usage: bench_scan [--quick]   (build: gcc -O2 -march=native -fopenmp) */
+   Usage: bench_scan [--quick]   (build: make build/bench/bench_scan, i.e. -O3 -march=native
+   -ffp-contract=fast -fopenmp; --quick skips the log kernels on the 12.6M-element shape) */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
