@@ -1799,19 +1799,10 @@ MRDEF mr_tensor *mr_mul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__bi
 /* --- elementwise unary --------------------------------------------------- */
 enum { MR__AFFINE, MR__SIGMOID, MR__TANH, MR__SOFTPLUS, MR__SILU, MR__RELU, MR__GELU, MR__EXP, MR__LOG };
 typedef struct mr__un { int kind; float s, c; } mr__un;
-/* exp(x) to ~2 ulp (Cephes' polynomial after a 2^n range reduction), written
-   with plain arithmetic so the compiler vectorizes loops that call it. */
-MR__INL float mr__expf(float x) {
-    union { int32_t i; float f; } sc;
-    float n, r, p;
-    /* clamp to [-87, 88] with arithmetic: a ?: clamp is not if-converted
-       under the default -ftrapping-math, which stops vectorization */
-    x = x * (float)(x > -87.0f) - 87.0f * (float)(x <= -87.0f);
-    x = x * (float)(x < 88.0f) + 88.0f * (float)(x >= 88.0f);
-    /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
-       truncates like floor (floorf would block vectorizing under -std=c99) */
-    n = (float)((int32_t)(x * 1.44269504088896341f + 128.5f) - 128);
-    r = x - n * 0.693359375f;
+/* exp(x - n ln 2), |x - n ln 2| <= ln 2 / 2: Cephes' expf polynomial after
+   the two-part ln 2 reduction; each exp below scales it by 2^n its own way. */
+MR__INL float mr__exp_reduced(float x, float n) {
+    float r = x - n * 0.693359375f, p;
     r = r + n * 2.12194440e-4f;
     p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -1819,7 +1810,21 @@ MR__INL float mr__expf(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    return p * r * r + r + 1.0f;
+}
+/* exp(x) to ~2 ulp (Cephes' polynomial after a 2^n range reduction), written
+   with plain arithmetic so the compiler vectorizes loops that call it. */
+MR__INL float mr__expf(float x) {
+    union { int32_t i; float f; } sc;
+    float n, p;
+    /* clamp to [-87, 88] with arithmetic: a ?: clamp is not if-converted
+       under the default -ftrapping-math, which stops vectorization */
+    x = x * (float)(x > -87.0f) - 87.0f * (float)(x <= -87.0f);
+    x = x * (float)(x < 88.0f) + 88.0f * (float)(x >= 88.0f);
+    /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
+       truncates like floor (floorf would block vectorizing under -std=c99) */
+    n = (float)((int32_t)(x * 1.44269504088896341f + 128.5f) - 128);
+    p = mr__exp_reduced(x, n);
     sc.i = ((int32_t)n + 127) << 23;
     return p * sc.f;
 }
@@ -3007,18 +3012,10 @@ MR__INL float mr__logf(float x) {
    whose low bits are n, which give 2^n. */
 MR__INL float mr__expf_neg(float x) {
     union { float f; uint32_t u; } t, s;
-    float n, r, p;
+    float n, p;
     t.f = x * 1.44269504088896341f + 12582912.f;
     n = t.f - 12582912.f;
-    r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = mr__exp_reduced(x, n);
     s.u = (t.u - 0x4b400000u + 127u) << 23;
     return p * s.f;
 }
@@ -3051,18 +3048,10 @@ MR__INL float mr__scan_expn(float d) {
    two factors so that both stay normal). */
 MR__INL float mr__scan_expf(float x) {
     union { int32_t i; float f; } s1, s2;
-    float c = mr__clampf(x, -104.f, 89.f), n, r, p;
+    float c = mr__clampf(x, -104.f, 89.f), n, p;
     int32_t k, k1;
     n = (float)((int32_t)(c * 1.44269504088896341f + 256.5f) - 256);
-    r = c - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = mr__exp_reduced(c, n);
     k = (int32_t)n;
     k1 = k / 2;
     s1.i = (k1 + 127) << 23;
@@ -4109,6 +4098,11 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
     }
 }
 
+/* Floats of layer l's scan state and conv tail for a batch of streams. */
+MR__PRIV void mr__state_sizes(const mr_model_cfg *c, int l, int batch, int64_t *h, int64_t *conv) {
+    *h = (int64_t)batch * mr_model_inner_dim(c, l);
+    *conv = c->conv_kernel > 1 ? (int64_t)batch * (c->conv_kernel - 1) * c->dim : 0;
+}
 MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_error *err) {
     mr_state *s;
     int l;
@@ -4123,8 +4117,7 @@ MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_er
     s->batch = batch;
     s->n_layers = m->cfg.n_layers;
     for (l = 0; l < s->n_layers; l++) {
-        s->h_size[l] = (int64_t)batch * mr_model_inner_dim(&m->cfg, l);
-        s->conv_size[l] = m->cfg.conv_kernel > 1 ? (int64_t)batch * (m->cfg.conv_kernel - 1) * m->cfg.dim : 0;
+        mr__state_sizes(&m->cfg, l, batch, &s->h_size[l], &s->conv_size[l]);
         total += (size_t)(s->h_size[l] + s->conv_size[l]);
     }
     s->buf = (float *)mr__calloc(al, sizeof(float) * (total ? total : 1));
@@ -6231,15 +6224,20 @@ MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
     }
     mr__wb_sec_end(w, sec);
 }
-/* Do two states have the same batch and per-layer sizes (the same model)? */
-MR__PRIV int mr__state_same_layout(const mr_state *a, const mr_state *b) {
+/* Was s made by mr_state_new for model m (whatever its batch)? */
+MR__PRIV int mr__state_fits(const mr_model *m, const mr_state *s) {
     int l;
-    if (a->batch != b->batch || a->n_layers != b->n_layers) return 0;
-    for (l = 0; l < a->n_layers; l++) if (a->h_size[l] != b->h_size[l] || a->conv_size[l] != b->conv_size[l]) return 0;
+    int64_t h, conv;
+    if (s->n_layers != m->cfg.n_layers) return 0;
+    for (l = 0; l < s->n_layers; l++) {
+        mr__state_sizes(&m->cfg, l, s->batch, &h, &conv);
+        if (s->h_size[l] != h || s->conv_size[l] != conv) return 0;
+    }
     return 1;
 }
-/* Checks everything first, then copies: a failure leaves s untouched. */
-MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, mr_error *err) {
+/* Checks a STAT section against s, then (copy != 0) copies it into s; a
+   failure leaves s untouched. */
+MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, int copy, mr_error *err) {
     uint32_t batch = mr__rb_u32(q), nl = mr__rb_u32(q), valid = mr__rb_u32(q);
     int l;
     if (q->bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section");
@@ -6252,6 +6250,7 @@ MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, mr_error *err) {
     }
     if (q->off % 64) { size_t pad = 64 - q->off % 64; if (!mr__rb_need(q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section"); q->off += pad; }
     if (q->n - q->off != mr_state_floats(s) * 4) return mr__seterr(err, MR_ERR_FORMAT, "STAT section has the wrong size");
+    if (!copy) return MR_OK;
     for (l = 0; l < s->n_layers; l++) {
         mr__rb_f32s(q, s->h[l], (size_t)s->h_size[l]);
         if (s->conv_size[l]) mr__rb_f32s(q, s->conv[l], (size_t)s->conv_size[l]);
@@ -6467,9 +6466,11 @@ fail:
 MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_model *m, mr_train_state *ts, mr_error *err) {
     mr__sec secs[MR__MAX_SECTIONS];
     int nsec, i;
-    mr__rbuf q;
+    mr__rbuf q, qo, qr, qd, qs;   /* CONF; then OPTM, RNGS, DATA, STAT positioned at their data */
+    uint64_t opt_t = 0;
     mr_status s;
     if (!m || !ts) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: NULL argument");
+    memset(&qo, 0, sizeof qo); qr = qd = qs = qo;
     if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, err)) != MR_OK) return s;
     if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a CONF section");
     {
@@ -6477,88 +6478,73 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         if ((s = mr__rd_conf(&q, &cfg, err)) != MR_OK) return s;
         if (!mr__cfg_same_shape(&cfg, &m->cfg)) return mr__seterr(err, MR_ERR_FORMAT, "the checkpoint was written for another model configuration");
     }
-    /* validate every requested section first, then copy, so a failure changes nothing */
+    /* validate every requested section first, leaving a reader at its data, then
+       copy, so a failure changes nothing */
     if (ts->adamw || ts->sgd) {
         const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
         uint32_t kind, np;
-        uint64_t t;
         int nbuf = ts->adamw ? 2 : ts->sgd->buf ? 1 : 0;   /* SGD without momentum: no buffer */
         size_t total = 0;
         if (ts->adamw && ts->sgd) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: one optimizer, not two");
         if (ps != m->ps) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the optimizer belongs to another model");
-        if (!mr__ckpt_find(buf, secs, nsec, "OPTM", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no optimizer state");
-        kind = mr__rb_u32(&q); t = mr__rb_u64(&q); np = mr__rb_u32(&q);
-        if (q.bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section");
+        if (!mr__ckpt_find(buf, secs, nsec, "OPTM", &qo)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no optimizer state");
+        kind = mr__rb_u32(&qo); opt_t = mr__rb_u64(&qo); np = mr__rb_u32(&qo);
+        if (qo.bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section");
         if (kind != (ts->adamw ? 0u : 1u)) return mr__seterr(err, MR_ERR_FORMAT, "the checkpoint holds %s state, the run uses %s", kind == 0 ? "AdamW" : kind == 1 ? "SGD" : "unknown optimizer", ts->adamw ? "AdamW" : "SGD");
-        if (np != (uint32_t)ps->n || t > (uint64_t)INT64_MAX) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section does not fit this model");
+        if (np != (uint32_t)ps->n || opt_t > (uint64_t)INT64_MAX) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section does not fit this model");
         for (i = 0; i < ps->n; i++) {
-            uint32_t nl = mr__rb_u32(&q);
+            uint32_t nl = mr__rb_u32(&qo);
             uint64_t ne;
-            if (q.bad || nl != strlen(ps->t[i]->name) || !mr__rb_need(&q, nl) || memcmp(q.p + q.off, ps->t[i]->name, nl))
+            if (qo.bad || nl != strlen(ps->t[i]->name) || !mr__rb_need(&qo, nl) || memcmp(qo.p + qo.off, ps->t[i]->name, nl))
                 return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: parameter %d is not '%s'", i, ps->t[i]->name);
-            q.off += nl;
-            ne = mr__rb_u64(&q);
-            if (q.bad || ne != (uint64_t)mr_tensor_numel(ps->t[i])) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: '%s' has the wrong size", ps->t[i]->name);
+            qo.off += nl;
+            ne = mr__rb_u64(&qo);
+            if (qo.bad || ne != (uint64_t)mr_tensor_numel(ps->t[i])) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: '%s' has the wrong size", ps->t[i]->name);
             total += (size_t)ne;
         }
-        if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section"); q.off += pad; }
-        if (q.n - q.off != total * 4 * (size_t)nbuf) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section has the wrong size");
+        if (qo.off % 64) { size_t pad = 64 - qo.off % 64; if (!mr__rb_need(&qo, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section"); qo.off += pad; }
+        if (qo.n - qo.off != total * 4 * (size_t)nbuf) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section has the wrong size");
     }
     if (ts->n_rngs) {
-        if (!mr__ckpt_find(buf, secs, nsec, "RNGS", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no generator state");
-        if (mr__rb_u32(&q) != (uint32_t)ts->n_rngs || q.n - q.off != (size_t)ts->n_rngs * 32)
+        mr__rbuf q2;
+        if (!mr__ckpt_find(buf, secs, nsec, "RNGS", &qr)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no generator state");
+        if (mr__rb_u32(&qr) != (uint32_t)ts->n_rngs || qr.n - qr.off != (size_t)ts->n_rngs * 32)
             return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds another number of generators than %d", ts->n_rngs);
+        q2 = qr;
         for (i = 0; i < ts->n_rngs; i++) {   /* xoshiro's all-zero state is a fixed point: never valid */
-            uint64_t x = mr__rb_u64(&q) | mr__rb_u64(&q) | mr__rb_u64(&q) | mr__rb_u64(&q);
+            uint64_t x = mr__rb_u64(&q2) | mr__rb_u64(&q2) | mr__rb_u64(&q2) | mr__rb_u64(&q2);
             if (!x) return mr__seterr(err, MR_ERR_FORMAT, "generator %d has the invalid all-zero state", i);
         }
     }
     if (ts->n_data_pos) {
-        if (!mr__ckpt_find(buf, secs, nsec, "DATA", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no data position");
-        if (mr__rb_u32(&q) != (uint32_t)ts->n_data_pos || q.n - q.off != (size_t)ts->n_data_pos * 8)
+        if (!mr__ckpt_find(buf, secs, nsec, "DATA", &qd)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no data position");
+        if (mr__rb_u32(&qd) != (uint32_t)ts->n_data_pos || qd.n - qd.off != (size_t)ts->n_data_pos * 8)
             return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds a data position of another size than %d", ts->n_data_pos);
     }
     if (ts->state) {
-        mr_state *tmp;
-        if (!mr__ckpt_find(buf, secs, nsec, "STAT", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no recurrent state");
-        /* read into a scratch state so a bad section leaves the caller's intact */
-        if ((s = mr_state_new(&tmp, m, ts->state->batch, err)) != MR_OK) return s;
-        s = mr__state_same_layout(tmp, ts->state) ? mr__rd_state(&q, tmp, err)
-                                                  : mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the state belongs to another model");
-        mr_state_free(tmp);
-        if (s != MR_OK) return s;
+        mr__rbuf q2;
+        if (!mr__ckpt_find(buf, secs, nsec, "STAT", &qs)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no recurrent state");
+        if (!mr__state_fits(m, ts->state)) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the state belongs to another model");
+        q2 = qs;
+        if ((s = mr__rd_state(&q2, ts->state, 0, err)) != MR_OK) return s;
     }
     /* everything checked: copy */
     if (ts->adamw || ts->sgd) {
         const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
         float *dst[2];
         int b, nbuf = ts->adamw ? 2 : ts->sgd->buf ? 1 : 0;
-        mr__ckpt_find(buf, secs, nsec, "OPTM", &q);
-        q.off += 4;
-        if (ts->adamw) ts->adamw->t = (int64_t)mr__rb_u64(&q); else ts->sgd->t = (int64_t)mr__rb_u64(&q);
-        q.off += 4;
-        for (i = 0; i < ps->n; i++) q.off += 4 + strlen(ps->t[i]->name) + 8;
-        if (q.off % 64) q.off += 64 - q.off % 64;
+        if (ts->adamw) ts->adamw->t = (int64_t)opt_t; else ts->sgd->t = (int64_t)opt_t;
         dst[0] = ts->adamw ? ts->adamw->m : ts->sgd->buf;
         dst[1] = ts->adamw ? ts->adamw->v : NULL;
         for (b = 0; b < nbuf; b++)
-            for (i = 0; i < ps->n; i++) mr__rb_f32s(&q, dst[b] + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
+            for (i = 0; i < ps->n; i++) mr__rb_f32s(&qo, dst[b] + ps->offset[i], (size_t)mr_tensor_numel(ps->t[i]));
     }
     if (ts->n_rngs) {
         int k;
-        mr__ckpt_find(buf, secs, nsec, "RNGS", &q);
-        q.off += 4;
-        for (i = 0; i < ts->n_rngs; i++) for (k = 0; k < 4; k++) ts->rngs[i].s[k] = mr__rb_u64(&q);
+        for (i = 0; i < ts->n_rngs; i++) for (k = 0; k < 4; k++) ts->rngs[i].s[k] = mr__rb_u64(&qr);
     }
-    if (ts->n_data_pos) {
-        mr__ckpt_find(buf, secs, nsec, "DATA", &q);
-        q.off += 4;
-        for (i = 0; i < ts->n_data_pos; i++) ts->data_pos[i] = (int64_t)mr__rb_u64(&q);
-    }
-    if (ts->state) {
-        mr__ckpt_find(buf, secs, nsec, "STAT", &q);
-        mr__rd_state(&q, ts->state, NULL);
-    }
+    for (i = 0; i < ts->n_data_pos; i++) ts->data_pos[i] = (int64_t)mr__rb_u64(&qd);
+    if (ts->state) mr__rd_state(&qs, ts->state, 1, NULL);
     return MR_OK;
 }
 
@@ -6594,7 +6580,6 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
     mr__rbuf q, ql;
     mr_model_cfg cfg;
     mr_status st;
-    mr_state *tmp;
     size_t nl = 0;
     if (has_logits) *has_logits = 0;
     if (!m || !s) return mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: NULL argument");
@@ -6612,13 +6597,12 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
         nl = (size_t)b * V;
         if (ql.n - ql.off != nl * 4) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section has the wrong size");
     }
-    if ((st = mr_state_new(&tmp, m, s->batch, err)) != MR_OK) return st;
-    st = mr__state_same_layout(tmp, s) ? mr__rd_state(&q, tmp, err)
-                                       : mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: the state belongs to another model");
-    mr_state_free(tmp);
-    if (st != MR_OK) return st;
-    mr__ckpt_find(buf, secs, nsec, "STAT", &q);
-    mr__rd_state(&q, s, NULL);   /* checked above: cannot fail now */
+    if (!mr__state_fits(m, s)) return mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: the state belongs to another model");
+    {
+        mr__rbuf q2 = q;
+        if ((st = mr__rd_state(&q2, s, 0, err)) != MR_OK) return st;
+    }
+    mr__rd_state(&q, s, 1, NULL);   /* checked above: cannot fail now */
     if (have_l && logits) mr__rb_f32s(&ql, logits, nl);
     if (has_logits) *has_logits = have_l;
     return MR_OK;
@@ -6778,8 +6762,8 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
         const uint8_t *s = data + dbeg[i];
         size_t n = (size_t)mr_tensor_numel(t), k;
         mr__rbuf q;
-        q.p = s; q.n = n * 8; q.off = 0; q.bad = 0;
-        if (dtype[i] == MR__ST_F32) { q.n = n * 4; mr__rb_f32s(&q, t->data, n); }
+        q.p = s; q.n = (size_t)(dend[i] - dbeg[i]); q.off = 0; q.bad = 0;   /* checked: numel * element size */
+        if (dtype[i] == MR__ST_F32) mr__rb_f32s(&q, t->data, n);
         else if (dtype[i] == MR__ST_F64) for (k = 0; k < n; k++) t->data[k] = (float)mr__rb_f64(&q);
         else
             for (k = 0; k < n; k++) {

@@ -8,23 +8,10 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
+#include "ckpt_common.h"
 
 static int quick(void) { const char *q = getenv("MR_TEST_QUICK"); return q && *q && *q != '0'; }
 
-static mr_model *small_model(int V, const char *arch) {
-    mr_model_cfg cfg = mr_model_default_cfg(V);
-    mr_model *m = NULL;
-    mr_rng r;
-    cfg.dim = 8; cfg.n_layers = 2; cfg.ffn_hidden = 12; cfg.conv_kernel = 2; cfg.expansion = 1.5f;
-    mr_model_cfg_set_mixers(&cfg, arch, NULL);
-    if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
-    mr_rng_seed(&r, 9);
-    mr_model_init_weights(m, &r);
-    return m;
-}
-static int same_weights(const mr_model *a, const mr_model *b) {
-    return a->ps->numel == b->ps->numel && !memcmp(a->ps->data, b->ps->data, sizeof(float) * a->ps->numel);
-}
 static void fill_random(float *x, size_t n, mr_rng *r) {
     size_t i;
     for (i = 0; i < n; i++) x[i] = mr_rng_normal(r);

@@ -82,20 +82,6 @@ static void fuzz_bpe(const uint8_t *data, size_t size) {
     mr_bpe_free(t);
 }
 
-static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
-    static uint32_t t[256];
-    uint32_t c = 0xffffffffu;
-    size_t i;
-    int k;
-    if (!t[1])
-        for (i = 0; i < 256; i++) {
-            uint32_t x = (uint32_t)i;
-            for (k = 0; k < 8; k++) x = (x & 1) ? 0xedb88320u ^ (x >> 1) : x >> 1;
-            t[i] = x;
-        }
-    for (i = 0; i < n; i++) c = t[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
-}
 /* A copy of a container with each section's CRC set to match its payload
    (as far as the sections fit); NULL when nothing changes. */
 static uint8_t *fix_crcs(const uint8_t *data, size_t size) {
@@ -111,7 +97,7 @@ static uint8_t *fix_crcs(const uint8_t *data, size_t size) {
         int k;
         for (k = 0; k < 8; k++) len |= (uint64_t)c[off + 4 + k] << (8 * k);
         if (len > size - off - 12 || size - off - 12 - (size_t)len < 4) break;
-        crc = crc32_ieee(c + off + 12, (size_t)len);
+        crc = mr__crc32(c + off + 12, (size_t)len);
         for (k = 0; k < 4; k++) {
             uint8_t b = (uint8_t)(crc >> (8 * k));
             if (c[off + 12 + len + (size_t)k] != b) { c[off + 12 + len + (size_t)k] = b; changed = 1; }
