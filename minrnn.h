@@ -280,6 +280,7 @@ MRDEF mr_tensor *mr_softplus(mr_ctx *ctx, mr_tensor *a);
 MRDEF mr_tensor *mr_silu(mr_ctx *ctx, mr_tensor *a);
 MRDEF mr_tensor *mr_relu(mr_ctx *ctx, mr_tensor *a);
 MRDEF mr_tensor *mr_gelu(mr_ctx *ctx, mr_tensor *a);    /* tanh approximation */
+MRDEF mr_tensor *mr_relu2(mr_ctx *ctx, mr_tensor *a);   /* relu(a)^2 (squared ReLU) */
 MRDEF mr_tensor *mr_exp(mr_ctx *ctx, mr_tensor *a);
 MRDEF mr_tensor *mr_log(mr_ctx *ctx, mr_tensor *a);     /* inputs <= 0: -inf/nan as in C */
 /* Rows of table [V, D] picked by ids (n of them, each in [0, V)): [n, D]. */
@@ -416,7 +417,23 @@ typedef enum mr_scan_algo {
     MR_SCAN_LOG = 3         /* Heinsen's log-space scan (MinGRU only; positive h) */
 } mr_scan_algo;
 
-typedef enum mr_mixer { MR_MIXER_MINGRU = 0, MR_MIXER_MINLSTM = 1, MR_MIXER_GRU = 2 } mr_mixer;
+/* Block kinds. A layer is pre-norm: x += mixer(norm1(x)); x += ffn(norm2(x)).
+   The values are stored in files: append, never renumber. */
+typedef enum mr_mixer {
+    MR_MIXER_MINGRU = 0,   /* "mingru": MinGRU, parallel scan */
+    MR_MIXER_MINLSTM = 1,  /* "minlstm": MinLSTM, parallel scan */
+    MR_MIXER_GRU = 2,      /* "gru": the classic GRU, sequential */
+    MR_MIXER_ATTN = 3,     /* "attn": causal multi-head self-attention, RoPE, KV cache */
+    MR_MIXER_COUNT
+} mr_mixer;
+typedef enum mr_ffn {
+    MR_FFN_NONE = 0,       /* "none": no FFN sub-block (and no norm2) */
+    MR_FFN_SWIGLU = 1,     /* "swiglu": w2 (silu(w1 x) * w3 x) */
+    MR_FFN_RELU2 = 2,      /* "relu2": w2 relu(w1 x)^2 */
+    MR_FFN_GELU = 3,       /* "gelu": w2 gelu(w1 x), tanh approximation */
+    MR_FFN_COUNT
+} mr_ffn;
+typedef enum mr_pos_emb { MR_POS_NONE = 0, MR_POS_LEARNED = 1 } mr_pos_emb;
 #define MR_MAX_LAYERS 64
 
 typedef struct mr_model_cfg {
@@ -424,8 +441,8 @@ typedef struct mr_model_cfg {
     int dim;             /* d */
     int n_layers;
     float expansion;     /* d_inner = round(expansion * d) for MinGRU/MinLSTM */
-    int conv_kernel;     /* causal depthwise conv (+ pointwise mix) before the mixer; 0: none */
-    int ffn_hidden;      /* SwiGLU hidden size; 0: no FFN sub-block */
+    int conv_kernel;     /* causal depthwise conv (+ pointwise mix) before every mixer; 0: none */
+    int ffn_hidden;      /* FFN hidden size H; 0: no FFN sub-block whatever ffn[] says */
     int tie_embeddings;  /* head = embedding^T */
     float dropout;       /* on each residual branch during training */
     float norm_eps;
@@ -433,24 +450,58 @@ typedef struct mr_model_cfg {
     int scan_chunk;      /* time chunk of the chunked scan (0: automatic) */
     int gru_hidden_norm; /* GRU layers: RMS-normalize h_{t-1} before the recurrent matrix */
     uint8_t mixer[MR_MAX_LAYERS];   /* mr_mixer per layer */
+    uint8_t ffn[MR_MAX_LAYERS];     /* mr_ffn per layer */
+    int max_context;     /* positions a stream can hold: the KV cache length and the rows of the
+                            position table; enforced when the model has attention or pos_emb */
+    int pos_emb;         /* mr_pos_emb: learned absolute position embedding [max_context, d] added
+                            to the token embedding (the minimal GPT's) */
+    struct {
+        int n_heads;     /* query heads H; head_dim = d / H */
+        int n_kv_heads;  /* key/value heads (grouped-query attention); divides n_heads */
+        float rope_theta;/* RoPE base (10000); 0: no rotary embedding. Pairs are interleaved
+                            (x[2i], x[2i+1]) as in llama2.c and llm.c */
+    } attn;
 } mr_model_cfg;
 
-/* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied. */
+/* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied;
+   attention (when a layer uses it): 4 heads, 4 KV heads, RoPE 10000, context 1024. */
 MRDEF mr_model_cfg mr_model_default_cfg(int vocab_size);
-/* Parses "mingru", "minlstm", "gru" or a comma list per layer ("gru,mingru"). */
-MRDEF mr_status mr_model_cfg_set_mixers(mr_model_cfg *cfg, const char *spec, mr_error *err);
+/* Sets the mixers from a spec: a comma list of kind names, each optionally
+   repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru").
+   One name without *N sets every layer and keeps n_layers; otherwise the list
+   sets n_layers. Unknown names are an MR_ERR_ARG whose message lists the kinds. */
+MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_error *err);
+/* Sets every layer's FFN kind by name ("swiglu", "relu2", "gelu", "none"). */
+MRDEF mr_status mr_model_cfg_set_ffn(mr_model_cfg *cfg, const char *name, mr_error *err);
 MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *cfg, mr_error *err);
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int layer);
+MRDEF int mr_model_ffn_kind(const mr_model_cfg *cfg, int layer);  /* MR_FFN_NONE when ffn_hidden == 0 */
+MRDEF int mr_model_has_attention(const mr_model_cfg *cfg);
+/* Names of the kinds ("mingru", ..., "swiglu", ...); NULL for an unknown kind. */
+MRDEF const char *mr_mixer_name(int kind);
+MRDEF const char *mr_ffn_name(int kind);
+/* One-line descriptions of the kinds, for help texts; NULL for an unknown kind. */
+MRDEF const char *mr_mixer_desc(int kind);
+MRDEF const char *mr_ffn_desc(int kind);
 
+#define MR_BLOCK_MAX_TENSORS 4
+/* A layer's tensors. The mixer's and the FFN's are listed, with their names
+   and shapes, at the top of their [layer.*] sections. */
 typedef struct mr_layer {
-    mr_tensor *norm1, *conv_w, *conv_b, *conv_pw, *w_in, *w_out, *gru_w_h, *gru_b_x, *gru_b_hn;
-    mr_tensor *norm2, *ffn_w13, *ffn_w2;
+    mr_tensor *norm1;                       /* [d] */
+    mr_tensor *conv_w, *conv_b, *conv_pw;   /* [d, K], [d], [d, d]; NULL when conv_kernel == 0 */
+    mr_tensor *mix[MR_BLOCK_MAX_TENSORS];   /* the mixer's tensors (unused slots NULL) */
+    mr_tensor *norm2;                       /* [d]; NULL without an FFN */
+    mr_tensor *ffn[MR_BLOCK_MAX_TENSORS];   /* the FFN's tensors */
 } mr_layer;
 
 typedef struct mr_model {
     mr_model_cfg cfg;
-    mr_params *ps;
-    mr_tensor *emb, *norm_f, *head;   /* head NULL when tied */
+    mr_params *ps;         /* every tensor below lives here */
+    mr_tensor *emb;        /* [V, d] */
+    mr_tensor *pos;        /* [max_context, d]; NULL unless pos_emb */
+    mr_tensor *norm_f;     /* [d] */
+    mr_tensor *head;       /* [V, d]; NULL when tied */
     mr_layer layers[MR_MAX_LAYERS];
 } mr_model;
 
@@ -458,14 +509,35 @@ typedef struct mr_model {
 MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_allocator *alloc, mr_error *err);
 MRDEF void mr_model_free(mr_model *m);
 MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng);
+/* Parameters the configuration defines (padding excluded), without building it. */
+MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
 
-/* Recurrent state of a batch of streams: per layer the scan state h
-   [B, d_inner] (or the GRU's [B, d]) and the conv tail [B, k-1, d].
-   "valid" is 0 for a fresh state: the first step then has no initial state. */
+/* The state of a batch of streams between calls: a list of named blocks.
+   Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
+   mixer, the conv tail [B, K-1, d], the KV cache of an attention layer
+   (keys and values, each [B, max_context, kv_heads, head_dim], rows
+   [0, pos) filled). "valid" is 0 for a fresh state: the next call starts
+   from nothing and at position 0. pos counts the tokens fed since then; the
+   KV cache and the position table end at max_context, and going past it is
+   an MR_ERR_RANGE (no sliding window). */
+typedef enum mr_state_kind { MR_STATE_H = 0, MR_STATE_CONV = 1, MR_STATE_KEYS = 2, MR_STATE_VALUES = 3 } mr_state_kind;
+typedef struct mr_state_block {
+    char name[40];          /* "layers.3.h", "layers.3.conv", "layers.1.attn.k", "layers.1.attn.v" */
+    int kind, layer;        /* mr_state_kind, layer index */
+    int ndim;               /* shape[0] = batch */
+    int64_t shape[MR_MAX_DIMS];
+    int64_t n;              /* floats: the product of shape */
+    int time_axis;          /* 1: axis 1 is time, of which rows [0, pos) are in use (KV cache) */
+    float *data;            /* n floats inside the state's buffer */
+} mr_state_block;
+#define MR_STATE_MAX_BLOCKS (3 * MR_MAX_LAYERS)
 typedef struct mr_state {
     int batch, n_layers, valid;
-    int64_t h_size[MR_MAX_LAYERS], conv_size[MR_MAX_LAYERS];
-    float *h[MR_MAX_LAYERS], *conv[MR_MAX_LAYERS];
+    int64_t pos;            /* tokens fed since the state was fresh */
+    int64_t max_pos;        /* max_context when the model has attention or pos_emb, else 0 (no limit) */
+    int n_blocks;
+    mr_state_block blocks[MR_STATE_MAX_BLOCKS];  /* layer by layer: mixer blocks, then the conv tail */
+    int first[MR_MAX_LAYERS + 1];                /* layer l's blocks are first[l] .. first[l+1]-1 */
     float *buf;
     mr_allocator alloc;
 } mr_state;
@@ -473,10 +545,14 @@ MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_er
 MRDEF void mr_state_reset(mr_state *s);
 MRDEF void mr_state_free(mr_state *s);
 MRDEF size_t mr_state_floats(const mr_state *s);
+/* The block of this kind of layer l, or NULL. */
+MRDEF mr_state_block *mr_state_find(mr_state *s, int layer, int kind);
 
 /* Parallel forward over tokens [B, T]: logits [B, T, V] (arena). With a
-   state: starts from it when valid, and leaves the final state in it
-   (detached: gradients stop at chunk boundaries, TBPTT). train != 0
+   state: starts from it when valid (positions go on from s->pos), and leaves
+   the final state in it (detached: gradients stop at chunk boundaries,
+   TBPTT; an attention layer's backward reads the cache rows this call
+   wrote, so do not reset or reuse the state before mr_backward). train != 0
    enables dropout. */
 MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int B, int T, mr_state *state, int train);
 /* One token per stream, state carried; logits [B, V] copied to logits_out.
@@ -503,6 +579,22 @@ MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *ab);   /* [.., 2H] -> silu(a)
 MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p);  /* identity in no-grad mode or p == 0 */
 /* g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (keeps h positive). */
 MRDEF float mr_mingru_g(float x);
+/* Rotary position embedding on x [B, T, H*hd]: the pair (x[2i], x[2i+1])
+   of each head is rotated by the angle (pos0 + t) * theta^(-2i/hd); an odd
+   last element is left as it is. */
+MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, int64_t pos0);
+/* Causal self-attention. qkv [B, T, (H + 2 KV) hd] holds per token the H
+   query heads, then KV key heads, then KV value heads; query head h reads
+   key/value head h / (H / KV). With rope_theta > 0, queries and keys are
+   rotated (mr_rope) at positions pos0 + t. Scale 1/sqrt(hd). Returns
+   [B, T, H hd]. Without a cache (k_cache NULL) token t attends to the tokens
+   0..t of this call. With a cache ([B, cache_len, KV, hd] each, rows
+   [0, pos0) filled by earlier calls), this call writes its keys and values
+   at rows pos0 .. pos0+T-1 and token t attends to rows 0 .. pos0+t; the
+   gradient reaches this call's keys and values, not the cached ones. Saves
+   O(B H T) for the backward (the row log-sum-exps), never [T, T]. */
+MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int n_heads, int n_kv_heads, float rope_theta, int64_t pos0,
+                              float *k_cache, float *v_cache, int64_t cache_len);
 
 
 /* ======================================================================== */
@@ -654,7 +746,7 @@ typedef struct mr_train_meta {
    TENS (named tensors), META (progress). See docs/FORMAT.md. Saving writes a
    temporary file beside the target, flushes and fsyncs it and renames it over
    the target, so a crash leaves either the old file or the new one. */
-#define MR_CKPT_VERSION 1
+#define MR_CKPT_VERSION 2   /* 2: tagged CONF fields, STAT as named blocks; 1 still loads */
 MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
                                  uint8_t **out, size_t *out_len, mr_error *err);  /* free with mr_buffer_free */
 MRDEF mr_status mr_ckpt_load_mem(mr_model **m, mr_vocab *v, mr_train_meta *meta, const uint8_t *buf, size_t len,
@@ -1797,7 +1889,7 @@ MRDEF mr_tensor *mr_sub(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__bi
 MRDEF mr_tensor *mr_mul(mr_ctx *ctx, mr_tensor *a, mr_tensor *b) { return mr__binary(ctx, a, b, MR__MUL, "mr_mul"); }
 
 /* --- elementwise unary --------------------------------------------------- */
-enum { MR__AFFINE, MR__SIGMOID, MR__TANH, MR__SOFTPLUS, MR__SILU, MR__RELU, MR__GELU, MR__EXP, MR__LOG };
+enum { MR__AFFINE, MR__SIGMOID, MR__TANH, MR__SOFTPLUS, MR__SILU, MR__RELU, MR__GELU, MR__EXP, MR__LOG, MR__RELU2 };
 typedef struct mr__un { int kind; float s, c; } mr__un;
 /* exp(x - n ln 2), |x - n ln 2| <= ln 2 / 2: Cephes' expf polynomial after
    the two-part ln 2 reduction; each exp below scales it by 2^n its own way. */
@@ -1842,6 +1934,7 @@ MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *
     case MR__RELU: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] : 0.f; break;
     case MR__GELU: for (c = 0; c < C; c++) { float v = x[c]; y[c] = 0.5f * v * (1.f + tanhf(MR__GELU_K * (v + 0.044715f * v * v * v))); } break;
     case MR__EXP: for (c = 0; c < C; c++) y[c] = expf(x[c]); break;
+    case MR__RELU2: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] * x[c] : 0.f; break;
     default: for (c = 0; c < C; c++) y[c] = logf(x[c]); break;
     }
 }
@@ -1860,6 +1953,7 @@ MR__PRIV void mr__unary_bwd_row(int kind, float s, const float *x, const float *
         gx[c] += g[c] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
     } break;
     case MR__EXP: for (c = 0; c < C; c++) gx[c] += g[c] * y[c]; break;
+    case MR__RELU2: for (c = 0; c < C; c++) gx[c] += x[c] > 0 ? 2.f * x[c] * g[c] : 0.f; break;
     default: for (c = 0; c < C; c++) gx[c] += g[c] / x[c]; break;
     }
 }
@@ -1903,6 +1997,7 @@ MRDEF mr_tensor *mr_softplus(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, 
 MRDEF mr_tensor *mr_silu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__SILU, 0, 0); }
 MRDEF mr_tensor *mr_relu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__RELU, 0, 0); }
 MRDEF mr_tensor *mr_gelu(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__GELU, 0, 0); }
+MRDEF mr_tensor *mr_relu2(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__RELU2, 0, 0); }
 MRDEF mr_tensor *mr_exp(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__EXP, 0, 0); }
 MRDEF mr_tensor *mr_log(mr_ctx *ctx, mr_tensor *a) { return mr__unary(ctx, a, MR__LOG, 0, 0); }
 
@@ -3946,9 +4041,471 @@ MRDEF mr_tensor *mr_causal_conv(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, mr_tens
     return mr__bad(ctx) ? NULL : out;
 }
 
-/* --- model ---------------------------------------------------------------- */
+/* --- rotary position embedding and causal attention ------------------------
+   RoPE (interleaved pairs, as llama2.c and llm.c): for head dim hd and pair
+   i < hd/2, theta_i = base^(-2i/hd); at position p the pair (x[2i], x[2i+1])
+   becomes (x0 c - x1 s, x0 s + x1 c) with c, s = cos, sin(p theta_i). The
+   angles are computed in double once per call into a [T, hd/2, 2] table. */
+MR__PRIV float *mr__rope_table(mr_ctx *ctx, int T, int hd, float theta, int64_t pos0) {
+    int half = hd / 2, t, i;
+    float *cs = mr__floats(ctx, (int64_t)T * (half ? half : 1) * 2);
+    if (!cs) return NULL;
+    for (i = 0; i < half; i++) {
+        double f = pow((double)theta, -2.0 * i / (double)hd);
+        for (t = 0; t < T; t++) {
+            double a = (double)(pos0 + t) * f;
+            cs[((int64_t)t * half + i) * 2] = (float)cos(a);
+            cs[((int64_t)t * half + i) * 2 + 1] = (float)sin(a);
+        }
+    }
+    return cs;
+}
+/* y = R x (inv = 0) or R^T x (inv = 1) for one head; y may equal x */
+MR__INL void mr__rope_head(const float *cs, int hd, const float *x, float *y, int inv) {
+    int i, half = hd / 2;
+    float sg = inv ? -1.f : 1.f;
+    for (i = 0; i < half; i++) {
+        float c = cs[2 * i], s = sg * cs[2 * i + 1], x0 = x[2 * i], x1 = x[2 * i + 1];
+        y[2 * i] = x0 * c - x1 * s;
+        y[2 * i + 1] = x0 * s + x1 * c;
+    }
+    if (hd & 1) y[hd - 1] = x[hd - 1];
+}
+typedef struct mr__rope { int T, H, hd; float *cs; } mr__rope;
+MR__PRIV void mr__rope_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__rope *p = (mr__rope *)data;
+    mr_tensor *x = in[0];
+    int64_t R = mr_tensor_rows(out), r;
+    int h, k;
+    float tmp[1024];
+    (void)ctx; (void)n_in;
+    if (!x->grad) return;
+    for (r = 0; r < R; r++)
+        for (h = 0; h < p->H; h++) {
+            const float *g = out->grad + r * p->H * p->hd + h * p->hd;
+            float *gx = x->grad + r * x->row_stride + h * p->hd;
+            mr__rope_head(p->cs + (r % p->T) * (p->hd / 2) * 2, p->hd, g, tmp, 1);
+            for (k = 0; k < p->hd; k++) gx[k] += tmp[k];
+        }
+}
+MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, int64_t pos0) {
+    mr_tensor *out;
+    mr__rope *p;
+    int64_t R, r;
+    int h, hd;
+    if (mr__bad(ctx) || !x) return NULL;
+    if (x->ndim != 3 || n_heads < 1 || x->shape[2] % n_heads || x->shape[2] / n_heads > 1024 || !(theta > 0.f) || pos0 < 0) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_rope: x [B, T, H*hd] with H dividing the last dim, hd <= 1024, theta > 0, pos0 >= 0");
+        return NULL;
+    }
+    hd = (int)(x->shape[2] / n_heads);
+    out = mr__like(ctx, x);
+    p = (mr__rope *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->T = (int)x->shape[1]; p->H = n_heads; p->hd = hd;
+    if (!(p->cs = mr__rope_table(ctx, p->T, hd, theta, pos0))) return NULL;
+    R = mr_tensor_rows(x);
+    for (r = 0; r < R; r++)
+        for (h = 0; h < n_heads; h++)
+            mr__rope_head(p->cs + (r % p->T) * (hd / 2) * 2, hd, x->data + r * x->row_stride + h * hd,
+                          out->data + r * x->shape[2] + h * hd, 0);
+    mr_tape_record(ctx, out, &x, 1, mr__rope_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* Attention, [B,T,H,hd] queries against [B,P+T,KV,hd] keys/values:
+     s_j = q . k_j / sqrt(hd) for the keys j the query may see (causal),
+     a_j = softmax(s)_j, o = sum_j a_j v_j.
+   Forward, per query row: the scores into a scratch row, their max and
+   sum, o, and the row's log-sum-exp L = max + log(sum) (saved: O(B H T)).
+   Backward, per key/value head (so that dK, dV of a head are one thread's):
+   a_j = exp(s_j - L) recomputed, D = dO . o, ds_j = a_j (dO . v_j - D)
+   (the softmax backward, O(T) per row), dq = sum_j ds_j k_j / sqrt(hd),
+   dk_j += ds_j q / sqrt(hd), dv_j += a_j dO. Rows are processed one at a
+   time (no [T, T] matrix at any point); loops run over hd innermost. */
+typedef struct mr__attn {
+    int B, T, H, KV, hd, cached;
+    int64_t pos0, kbs, kls;  /* key/value row j of batch b: b*kbs + j*kls + head*hd */
+    float scale;
+    float *q;                /* [B, T, H, hd], rotated */
+    float *k, *v;            /* the cache, or [B, T, KV, hd] of this call; keys rotated */
+    float *lse;              /* [B, H, T] */
+    float *cs;               /* RoPE table [T, hd/2, 2]; NULL without RoPE */
+} mr__attn;
+MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, float *sc, float *o, float *lse) {
+    int hd = p->hd, d;
+    int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1;
+    const float *q = p->q + (((int64_t)b * p->T + t) * p->H + h) * hd;
+    const float *kb = p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd;
+    const float *vb = p->v + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd;
+    float mx = -INFINITY, sum = 0.f;
+    for (j = 0; j < nk; j++) {
+        const float *kj = kb + j * p->kls;
+        float acc = 0.f;
+        for (d = 0; d < hd; d++) acc += q[d] * kj[d];
+        sc[j] = acc * p->scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    for (j = 0; j < nk; j++) { sc[j] = mr__expf(sc[j] - mx); sum += sc[j]; }
+    for (d = 0; d < hd; d++) o[d] = 0.f;
+    for (j = 0; j < nk; j++) {
+        const float *vj = vb + j * p->kls;
+        float a = sc[j] / sum;
+        for (d = 0; d < hd; d++) o[d] += a * vj[d];
+    }
+    *lse = mx + logf(sum);
+}
+MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    const mr__attn *p = (const mr__attn *)data;
+    mr_tensor *qkv = in[0];
+    int hd = p->hd, G = p->H / p->KV, nt = ctx->n_threads, u;
+    int64_t j0 = p->cached ? p->pos0 : 0, maxk = j0 + p->T, U = (int64_t)p->B * p->KV;
+    float *scr;
+    (void)n_in; (void)nt;
+    if (!qkv->grad) return;
+    /* per unit: scores [maxk], dq [hd], dk and dv of this call's rows [T, hd] each */
+    scr = mr__floats(ctx, U * (maxk + hd + 2 * (int64_t)p->T * hd));
+    if (!scr) return;
+    MR__OMP(parallel for num_threads(nt) if (U > 1) schedule(dynamic, 1))
+    for (u = 0; u < (int)U; u++) {
+        int b = u / p->KV, g = u % p->KV, hh, t, d;
+        float *sc = scr + (int64_t)u * (maxk + hd + 2 * (int64_t)p->T * hd), *dq = sc + maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
+        const float *kb = p->k + b * p->kbs + (int64_t)g * hd, *vb = p->v + b * p->kbs + (int64_t)g * hd;
+        int64_t ld = qkv->row_stride, j;
+        memset(dk, 0, sizeof(float) * 2 * (size_t)p->T * (size_t)hd);
+        for (hh = g * G; hh < (g + 1) * G; hh++)
+            for (t = 0; t < p->T; t++) {
+                int64_t row = (int64_t)b * p->T + t, nk = j0 + t + 1;
+                const float *q = p->q + (row * p->H + hh) * hd;
+                const float *o = out->data + row * p->H * hd + (int64_t)hh * hd, *dO = out->grad + row * p->H * hd + (int64_t)hh * hd;
+                float L = p->lse[((int64_t)b * p->H + hh) * p->T + t], D = 0.f;
+                float *gq = qkv->grad + row * ld + (int64_t)hh * hd;
+                for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
+                for (j = 0; j < nk; j++) {
+                    const float *kj = kb + j * p->kls, *vj = vb + j * p->kls;
+                    float s = 0.f, dp = 0.f, a, ds;
+                    for (d = 0; d < hd; d++) { s += q[d] * kj[d]; dp += dO[d] * vj[d]; }
+                    a = mr__expf(s * p->scale - L);
+                    ds = a * (dp - D) * p->scale;
+                    for (d = 0; d < hd; d++) dq[d] += ds * kj[d];
+                    if (j >= j0) {
+                        float *dkj = dk + (j - j0) * hd, *dvj = dv + (j - j0) * hd;
+                        for (d = 0; d < hd; d++) { dkj[d] += ds * q[d]; dvj[d] += a * dO[d]; }
+                    }
+                }
+                if (p->cs) mr__rope_head(p->cs + (int64_t)t * (hd / 2) * 2, hd, dq, dq, 1);
+                for (d = 0; d < hd; d++) gq[d] += dq[d];
+            }
+        for (t = 0; t < p->T; t++) {
+            int64_t row = (int64_t)b * p->T + t;
+            float *gk = qkv->grad + row * ld + (int64_t)(p->H + g) * hd, *gv = qkv->grad + row * ld + (int64_t)(p->H + p->KV + g) * hd;
+            float *dkt = dk + (int64_t)t * hd, *dvt = dv + (int64_t)t * hd;
+            if (p->cs) mr__rope_head(p->cs + (int64_t)t * (hd / 2) * 2, hd, dkt, dkt, 1);
+            for (d = 0; d < hd; d++) { gk[d] += dkt[d]; gv[d] += dvt[d]; }
+        }
+    }
+}
+MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float rope_theta, int64_t pos0,
+                              float *k_cache, float *v_cache, int64_t cache_len) {
+    mr_tensor *out;
+    mr__attn *p;
+    int64_t shape[3], width, maxk, U;
+    int B, T, hd, nt = ctx->n_threads, u;
+    float *scr;
+    (void)nt;
+    if (mr__bad(ctx) || !qkv) return NULL;
+    if (qkv->ndim != 3 || H < 1 || KV < 1 || H % KV || pos0 < 0 || !(rope_theta >= 0.f) || (!k_cache) != (!v_cache)) {
+        mr_ctx_fail(ctx, MR_ERR_ARG, "mr_attention: qkv [B,T,(H+2KV)hd], KV dividing H, pos0 >= 0, rope_theta >= 0, both caches or none");
+        return NULL;
+    }
+    width = qkv->shape[2];
+    if (width % (H + 2 * KV) || width / (H + 2 * KV) > 1024) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_attention: last dim %lld is not (%d + 2*%d) * head_dim (head_dim <= 1024)", (long long)width, H, KV);
+        return NULL;
+    }
+    B = (int)qkv->shape[0]; T = (int)qkv->shape[1]; hd = (int)(width / (H + 2 * KV));
+    if (k_cache && (cache_len < 1 || pos0 > cache_len - T)) {
+        mr_ctx_fail(ctx, MR_ERR_RANGE, "attention context exceeded: positions %lld..%lld do not fit a cache of %lld",
+                    (long long)pos0, (long long)(pos0 + T - 1), (long long)cache_len);
+        return NULL;
+    }
+    shape[0] = B; shape[1] = T; shape[2] = (int64_t)H * hd;
+    out = mr_tensor_new(ctx, 3, shape, 0);
+    p = (mr__attn *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->B = B; p->T = T; p->H = H; p->KV = KV; p->hd = hd; p->pos0 = pos0; p->cached = k_cache != NULL;
+    p->scale = 1.0f / sqrtf((float)hd);
+    p->cs = rope_theta > 0.f && hd >= 2 ? mr__rope_table(ctx, T, hd, rope_theta, pos0) : NULL;
+    p->q = mr__floats(ctx, (int64_t)B * T * H * hd);
+    p->lse = mr__floats(ctx, (int64_t)B * H * T);
+    if (k_cache) { p->k = k_cache; p->v = v_cache; p->kbs = cache_len * KV * hd; }
+    else {
+        p->k = mr__floats(ctx, (int64_t)B * T * KV * hd);
+        p->v = mr__floats(ctx, (int64_t)B * T * KV * hd);
+        p->kbs = (int64_t)T * KV * hd;
+    }
+    p->kls = (int64_t)KV * hd;
+    maxk = (k_cache ? pos0 : 0) + T;
+    U = (int64_t)B * H;
+    scr = mr__floats(ctx, U * maxk);
+    if (!p->q || !p->lse || !p->k || !p->v || !scr || (rope_theta > 0.f && hd >= 2 && !p->cs)) return NULL;
+    {   /* rotate queries and keys, place keys and values */
+        int64_t r;
+        for (r = 0; r < (int64_t)B * T; r++) {
+            const float *src = qkv->data + r * qkv->row_stride, *cs = p->cs ? p->cs + (r % T) * (hd / 2) * 2 : NULL;
+            int64_t b = r / T, t = r % T, jrow = (k_cache ? pos0 : 0) + t;
+            float *kd = p->k + b * p->kbs + jrow * p->kls, *vd = p->v + b * p->kbs + jrow * p->kls;
+            int h;
+            for (h = 0; h < H; h++) {
+                float *qd = p->q + (r * H + h) * hd;
+                if (cs) mr__rope_head(cs, hd, src + (int64_t)h * hd, qd, 0);
+                else memcpy(qd, src + (int64_t)h * hd, sizeof(float) * (size_t)hd);
+            }
+            for (h = 0; h < KV; h++) {
+                if (cs) mr__rope_head(cs, hd, src + (int64_t)(H + h) * hd, kd + (int64_t)h * hd, 0);
+                else memcpy(kd + (int64_t)h * hd, src + (int64_t)(H + h) * hd, sizeof(float) * (size_t)hd);
+            }
+            memcpy(vd, src + (int64_t)(H + KV) * hd, sizeof(float) * (size_t)KV * (size_t)hd);
+        }
+    }
+    MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T > 4096) schedule(dynamic, 1))
+    for (u = 0; u < (int)U; u++) {
+        int b = u / H, h = u % H, t;
+        for (t = 0; t < T; t++)
+            mr__attn_fwd_row(p, b, h, t, scr + (int64_t)u * maxk, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
+                             p->lse + ((int64_t)b * H + h) * T + t);
+    }
+    mr_tape_record(ctx, out, &qkv, 1, mr__attn_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- model -------------------------------------------------------------------
+   A model is the token embedding (plus a learned position table when
+   pos_emb), n_layers pre-norm blocks, a final RMSNorm and the head. A block
+   is a mixer kind and an FFN kind, each a row of a table below:
+     x += dropout(mixer(conv(norm1(x))))      conv only when conv_kernel > 0
+     x += dropout(ffn(norm2(x)))              only when the FFN kind is not none
+   The parameter builder (mr__pb) is the one place where tensor shapes are
+   written: mr_model_new runs it to add the tensors, the checkpoint loader
+   runs it in count mode to size a file before allocating.
+
+   ADDING A BLOCK KIND touches exactly these places:
+     1. the enum (mr_mixer or mr_ffn; append, never renumber: files store it)
+        and, for new settings, a field in mr_model_cfg, a row of the CONF field
+        table (mr__conf_fields in [ckpt]), a default in mr_model_default_cfg
+        and a range check in its row's check function;
+     2. a [layer.*] section with its math, its kernels and ops;
+     3. its row in mr__mixers / mr__ffns: name, description, check, params
+        (through mr__pb), init, state blocks (mixers), forward for any T >= 1
+        (T == 1 is the step);
+     4. tests: a row of the per-block tables in tests/test_model.c (gradcheck,
+        parallel vs step, chunked vs whole), a PyTorch fixture, a fuzz seed;
+        docs/FORMAT.md: its tensor names and CONF fields.
+   Parsing (--layers, --ffn), help texts, the unknown-name error, the
+   parameter count, state blocks and their serialization follow from the row. */
+
+/* Parameter builder: adds the tensors to ps, or (ps NULL) only counts them. */
+typedef struct mr__pb { mr_params *ps; int64_t floats; int n, oom, layer; } mr__pb;
+MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) {
+    int64_t sh[2];
+    char name[64];
+    mr_tensor *t;
+    pb->floats += d0 * (d1 > 0 ? d1 : 1);
+    pb->n++;
+    if (!pb->ps) return NULL;
+    mr__vfmt_s(name, sizeof name, fmt, pb->layer);
+    sh[0] = d0; sh[1] = d1;
+    t = mr_params_add(pb->ps, name, d1 > 0 ? 2 : 1, sh, 0);
+    if (!t) pb->oom = 1;
+    return t;
+}
+
+typedef struct mr__mixer_row {
+    const char *name, *desc;
+    mr_status (*check)(const mr_model_cfg *c, int l, mr_error *err);
+    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
+    void (*init)(mr_model *m, int l, mr_rng *rng);
+    /* per-stream state blocks (shape without the batch axis); returns how many (<= 2) */
+    int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
+    /* x [B,T,d] -> [B,T,d]; blk: the layer's state blocks or NULL; use: they hold a valid state */
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0);
+} mr__mixer_row;
+typedef struct mr__ffn_row {
+    const char *name, *desc;
+    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
+    void (*init)(mr_model *m, int l, mr_rng *rng);
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x);
+} mr__ffn_row;
+
+MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
+/* residual projections: 1/sqrt(2 n_layers) (GPT-2's scaled init) over sqrt(fan-in) */
+MR__PRIV float mr__init_res(const mr_model_cfg *c, int64_t fan_in) { return 1.0f / sqrtf(2.0f * (float)c->n_layers) / sqrtf((float)fan_in); }
+MR__PRIV int mr__state1(mr_state_block *o, const char *suffix, int kind, int64_t n) {
+    memset(o, 0, sizeof *o);
+    mr__vfmt_s(o->name, sizeof o->name, "%s", suffix);
+    o->kind = kind; o->ndim = 2; o->shape[1] = n;
+    return 1;
+}
+/* keeps h[:, T-1, :] in the state block */
+MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
+    int64_t B = h->shape[0], T = h->shape[1], di = mr_tensor_cols(h), b;
+    for (b = 0; b < B; b++) memcpy(blk->data + b * di, h->data + (b * T + T - 1) * h->row_stride, sizeof(float) * (size_t)di);
+}
+MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
+
+/* --- [layer.mingru] MinGRU and MinLSTM blocks ---------------------------------
+   mix[0] w_in  "layers.L.mixer.w_in"  [2 d_inner, d] (MinGRU: [k | p]) or [3 d_inner, d] (MinLSTM: [kf | ki | p])
+   mix[1] w_out "layers.L.mixer.w_out" [d, d_inner], only when d_inner != d
+   state: h [B, d_inner]. The recurrences are in mr_mingru_core / mr_minlstm_core. */
+MR__PRIV void mr__minrnn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, di = mr_model_inner_dim(c, l);
+    t[0] = mr__pb_add(pb, "layers.%d.mixer.w_in", (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di, d);
+    if (di != d) t[1] = mr__pb_add(pb, "layers.%d.mixer.w_out", d, di);
+}
+MR__PRIV void mr__minrnn_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].mix;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    if (t[1]) mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
+}
+MR__PRIV int mr__minrnn_state(const mr_model_cfg *c, int l, mr_state_block *o) { return mr__state1(o, "h", MR_STATE_H, mr_model_inner_dim(c, l)); }
+MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *pre = mr_matmul(ctx, x, t[0], 0, 1, NULL), *h;
+    const float *h0 = use ? blk[0].data : NULL;
+    (void)pos0;
+    h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, h0, c->scan_algo, c->scan_chunk)
+                                       : mr_minlstm_core(ctx, pre, h0, c->scan_algo, c->scan_chunk);
+    if (blk && h) mr__keep_last(&blk[0], h);
+    return t[1] ? mr_matmul(ctx, h, t[1], 0, 1, NULL) : h;
+}
+
+/* --- [layer.gru] the classic GRU block -----------------------------------------
+   mix[0] w_x "layers.L.gru.w_x" [3d, d], mix[1] b_x "layers.L.gru.b_x" [3d],
+   mix[2] w_h "layers.L.gru.w_h" [3d, d], mix[3] b_hn "layers.L.gru.b_hn" [d]
+   state: h [B, d]. The recurrence is in mr_gru_core_ex. */
+MR__PRIV void mr__gru_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.gru.w_x", 3 * d, d);
+    t[1] = mr__pb_add(pb, "layers.%d.gru.b_x", 3 * d, 0);
+    t[2] = mr__pb_add(pb, "layers.%d.gru.w_h", 3 * d, d);
+    t[3] = mr__pb_add(pb, "layers.%d.gru.b_hn", d, 0);
+}
+MR__PRIV void mr__gru_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].mix;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[2], mr__init_sd(&m->cfg), rng);
+    mr_tensor_fill(t[1], 0.f);
+    mr_tensor_fill(t[3], 0.f);
+}
+MR__PRIV int mr__gru_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "h", MR_STATE_H, c->dim); }
+MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *xp = mr_matmul(ctx, x, t[0], 0, 1, t[1]), *h;
+    (void)pos0;
+    h = mr_gru_core_ex(ctx, xp, t[2], t[3], use ? blk[0].data : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
+    if (blk && h) mr__keep_last(&blk[0], h);
+    return h;
+}
+
+/* --- [layer.attention] causal self-attention block ------------------------------
+   qkv = x W_qkv^T ([q: H heads | k: KV heads | v: KV heads], head_dim hd = d/H),
+   o = mr_attention(qkv) with RoPE at the stream's positions, y = o W_o^T.
+   mix[0] w_qkv "layers.L.attn.w_qkv" [(H + 2 KV) hd, d]
+   mix[1] w_o   "layers.L.attn.w_o"   [d, H hd]
+   state: the KV cache, k and v [B, max_context, KV, hd] each (time axis 1). */
+MR__PRIV mr_status mr__attn_check(const mr_model_cfg *c, int l, mr_error *err) {
+    int H = c->attn.n_heads, KV = c->attn.n_kv_heads;
+    if (H < 1 || H > c->dim) return mr__seterr(err, MR_ERR_ARG, "layer %d: attention needs 1 to %d heads, not %d", l, c->dim, H);
+    if (c->dim % H) return mr__seterr(err, MR_ERR_ARG, "layer %d: %d attention heads do not divide the width %d", l, H, c->dim);
+    if (c->dim / H > 1024) return mr__seterr(err, MR_ERR_ARG, "layer %d: head dim %d over 1024", l, c->dim / H);
+    if (KV < 1 || H % KV) return mr__seterr(err, MR_ERR_ARG, "layer %d: %d key/value heads do not divide the %d heads", l, KV, H);
+    if (!(c->attn.rope_theta >= 0.f) || c->attn.rope_theta > 1e12f) return mr__seterr(err, MR_ERR_ARG, "layer %d: rope theta %g outside [0, 1e12]", l, (double)c->attn.rope_theta);
+    return MR_OK;
+}
+MR__PRIV void mr__attn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, hd = d / c->attn.n_heads;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.attn.w_qkv", (c->attn.n_heads + 2 * (int64_t)c->attn.n_kv_heads) * hd, d);
+    t[1] = mr__pb_add(pb, "layers.%d.attn.w_o", d, c->attn.n_heads * hd);
+}
+MR__PRIV void mr__attn_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].mix;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
+}
+MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, mr_state_block *o) {
+    int i;
+    (void)l;
+    for (i = 0; i < 2; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        mr__vfmt_s(o[i].name, sizeof o[i].name, "%s", i ? "attn.v" : "attn.k");
+        o[i].kind = i ? MR_STATE_VALUES : MR_STATE_KEYS;
+        o[i].ndim = 4; o[i].time_axis = 1;
+        o[i].shape[1] = c->max_context; o[i].shape[2] = c->attn.n_kv_heads; o[i].shape[3] = c->dim / c->attn.n_heads;
+    }
+    return 2;
+}
+MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *qkv = mr_matmul(ctx, x, t[0], 0, 1, NULL), *o;
+    (void)use;   /* a fresh state has pos0 == 0: the cache rows below pos0 are the valid ones */
+    o = mr_attention(ctx, qkv, c->attn.n_heads, c->attn.n_kv_heads, c->attn.rope_theta, pos0, blk ? blk[0].data : NULL,
+                     blk ? blk[1].data : NULL, c->max_context);
+    return mr_matmul(ctx, o, t[1], 0, 1, NULL);
+}
+
+static const mr__mixer_row mr__mixers[] = {
+    {"mingru", "MinGRU (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
+    {"minlstm", "MinLSTM (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
+    {"gru", "classic GRU (sequential)", mr__check_none, mr__gru_params, mr__gru_init, mr__gru_state, mr__gru_fwd},
+    {"attn", "causal self-attention with RoPE and a KV cache (--heads, --kv-heads)", mr__attn_check, mr__attn_params,
+     mr__attn_init, mr__attn_state, mr__attn_fwd},
+};
+typedef char mr__chk_mixers[(sizeof mr__mixers / sizeof mr__mixers[0] == MR_MIXER_COUNT) ? 1 : -1];
+
+/* --- [layer.ffn] feed-forward blocks ---------------------------------------------
+   swiglu: ffn[0] w13 "layers.L.ffn.w13" [2H, d] ([w1 | w3]), ffn[1] w2 "layers.L.ffn.w2" [d, H];
+           y = w2 (silu(w1 x) * w3 x)
+   relu2, gelu: ffn[0] w1 "layers.L.ffn.w1" [H, d], ffn[1] w2 "layers.L.ffn.w2" [d, H];
+           y = w2 relu(w1 x)^2, y = w2 gelu(w1 x)
+   H = ffn_hidden. The layer's norm2 [d] is added with any FFN but none. */
+MR__PRIV void mr__ffn_none_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) { (void)pb; (void)c; (void)l; (void)t; }
+MR__PRIV void mr__ffn_none_init(mr_model *m, int l, mr_rng *rng) { (void)m; (void)l; (void)rng; }
+MR__PRIV mr_tensor *mr__ffn_none_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x) { (void)ctx; (void)m; (void)l; return x; }
+MR__PRIV void mr__ffn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, H = c->ffn_hidden;
+    if (c->ffn[l] == MR_FFN_SWIGLU) t[0] = mr__pb_add(pb, "layers.%d.ffn.w13", 2 * H, d);
+    else t[0] = mr__pb_add(pb, "layers.%d.ffn.w1", H, d);
+    t[1] = mr__pb_add(pb, "layers.%d.ffn.w2", d, H);
+}
+MR__PRIV void mr__ffn_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].ffn;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, m->cfg.ffn_hidden), rng);
+}
+MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x) {
+    mr_tensor **t = m->layers[l].ffn, *h = mr_matmul(ctx, x, t[0], 0, 1, NULL);
+    int k = m->cfg.ffn[l];
+    h = k == MR_FFN_SWIGLU ? mr_swiglu(ctx, h) : k == MR_FFN_RELU2 ? mr_relu2(ctx, h) : mr_gelu(ctx, h);
+    return mr_matmul(ctx, h, t[1], 0, 1, NULL);
+}
+static const mr__ffn_row mr__ffns[] = {
+    {"none", "no FFN sub-block", mr__ffn_none_params, mr__ffn_none_init, mr__ffn_none_fwd},
+    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
+    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
+    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
+};
+typedef char mr__chk_ffns[(sizeof mr__ffns / sizeof mr__ffns[0] == MR_FFN_COUNT) ? 1 : -1];
+
+MRDEF const char *mr_mixer_name(int k) { return k >= 0 && k < MR_MIXER_COUNT ? mr__mixers[k].name : NULL; }
+MRDEF const char *mr_mixer_desc(int k) { return k >= 0 && k < MR_MIXER_COUNT ? mr__mixers[k].desc : NULL; }
+MRDEF const char *mr_ffn_name(int k) { return k >= 0 && k < MR_FFN_COUNT ? mr__ffns[k].name : NULL; }
+MRDEF const char *mr_ffn_desc(int k) { return k >= 0 && k < MR_FFN_COUNT ? mr__ffns[k].desc : NULL; }
+
 MRDEF mr_model_cfg mr_model_default_cfg(int vocab_size) {
     mr_model_cfg c;
+    int l;
     memset(&c, 0, sizeof c);
     c.vocab_size = vocab_size;
     c.dim = 128;
@@ -3961,35 +4518,88 @@ MRDEF mr_model_cfg mr_model_default_cfg(int vocab_size) {
     c.norm_eps = 1e-5f;
     c.scan_algo = MR_SCAN_AUTO;
     c.scan_chunk = 0;
+    for (l = 0; l < MR_MAX_LAYERS; l++) { c.mixer[l] = MR_MIXER_MINGRU; c.ffn[l] = MR_FFN_SWIGLU; }
+    c.max_context = 1024;
+    c.pos_emb = MR_POS_NONE;
+    c.attn.n_heads = 4;
+    c.attn.n_kv_heads = 4;
+    c.attn.rope_theta = 10000.f;
     return c;
 }
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int l) {
-    if (cfg->mixer[l] == MR_MIXER_GRU) return cfg->dim;
+    if (cfg->mixer[l] == MR_MIXER_GRU || cfg->mixer[l] == MR_MIXER_ATTN) return cfg->dim;
     return (int)floor((double)cfg->expansion * cfg->dim + 0.5);
 }
-MRDEF mr_status mr_model_cfg_set_mixers(mr_model_cfg *cfg, const char *spec, mr_error *err) {
-    int n = 0, l;
+MRDEF int mr_model_ffn_kind(const mr_model_cfg *cfg, int l) { return cfg->ffn_hidden > 0 ? (int)cfg->ffn[l] : (int)MR_FFN_NONE; }
+MRDEF int mr_model_has_attention(const mr_model_cfg *cfg) {
+    int l;
+    for (l = 0; l < cfg->n_layers && l < MR_MAX_LAYERS; l++) if (cfg->mixer[l] == MR_MIXER_ATTN) return 1;
+    return 0;
+}
+/* "a, b, c" of a table's names */
+MR__PRIV void mr__kind_list(char *buf, size_t cap, int ffn) {
+    size_t n = 0;
+    int k, nk = ffn ? (int)MR_FFN_COUNT : (int)MR_MIXER_COUNT;
+    buf[0] = 0;
+    for (k = 0; k < nk; k++) n += mr__vfmt_s(buf + (n < cap ? n : cap - 1), n < cap ? cap - n : 1, "%s%s", k ? ", " : "", ffn ? mr__ffns[k].name : mr__mixers[k].name);
+}
+MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_error *err) {
+    int n = 0, l, items = 0, repeated = 0;
     uint8_t kinds[MR_MAX_LAYERS];
     const char *s = spec;
-    if (!spec || !*spec) return mr__seterr(err, MR_ERR_ARG, "empty --arch");
+    char list[128];
+    if (!cfg || !spec || !*spec) return mr__seterr(err, MR_ERR_ARG, "empty layer spec");
     while (*s) {
-        const char *e = s;
+        const char *e = s, *star;
         size_t len;
+        long rep = 1;
+        int k;
         while (*e && *e != ',') e++;
-        len = (size_t)(e - s);
-        if (n >= MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "more than %d layers in --arch", MR_MAX_LAYERS);
-        if (len == 6 && !memcmp(s, "mingru", 6)) kinds[n++] = MR_MIXER_MINGRU;
-        else if (len == 7 && !memcmp(s, "minlstm", 7)) kinds[n++] = MR_MIXER_MINLSTM;
-        else if (len == 3 && !memcmp(s, "gru", 3)) kinds[n++] = MR_MIXER_GRU;
-        else return mr__seterr(err, MR_ERR_ARG, "unknown mixer in --arch '%s' (mingru, minlstm, gru)", spec);
-        s = *e ? e + 1 : e;
+        for (star = s; star < e && *star != '*'; star++) {}
+        len = (size_t)(star - s);
+        if (star < e) {   /* kind*N */
+            const char *d = star + 1;
+            rep = 0;
+            if (d == e) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': a count must follow '*'", spec);
+            for (; d < e; d++) {
+                if (*d < '0' || *d > '9' || rep > MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': bad count after '*'", spec);
+                rep = rep * 10 + (*d - '0');
+            }
+            if (rep < 1) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': a count must be >= 1", spec);
+            repeated = 1;
+        }
+        for (k = 0; k < MR_MIXER_COUNT; k++) if (strlen(mr__mixers[k].name) == len && !memcmp(s, mr__mixers[k].name, len)) break;
+        if (k == MR_MIXER_COUNT) {
+            char nm[41];
+            size_t nl = len < 40 ? len : 40;
+            memcpy(nm, s, nl);
+            nm[nl] = 0;
+            mr__kind_list(list, sizeof list, 0);
+            return mr__seterr(err, MR_ERR_ARG, "unknown layer kind '%s' (kinds: %s)", nm, list);
+        }
+        if (n + rep > MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "more than %d layers in '%s'", MR_MAX_LAYERS, spec);
+        while (rep--) kinds[n++] = (uint8_t)k;
+        items++;
+        if (!*e) break;
+        s = e + 1;
+        if (!*s) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s' ends with a comma", spec);
     }
-    if (n == 1) for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer[l] = kinds[0];
+    if (items == 1 && !repeated) for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer[l] = kinds[0];
     else { for (l = 0; l < n; l++) cfg->mixer[l] = kinds[l]; cfg->n_layers = n; }
+    return MR_OK;
+}
+MRDEF mr_status mr_model_cfg_set_ffn(mr_model_cfg *cfg, const char *name, mr_error *err) {
+    int k, l;
+    char list[128];
+    if (!cfg || !name) return mr__seterr(err, MR_ERR_ARG, "mr_model_cfg_set_ffn: NULL argument");
+    for (k = 0; k < MR_FFN_COUNT; k++) if (!strcmp(name, mr__ffns[k].name)) break;
+    if (k == MR_FFN_COUNT) { mr__kind_list(list, sizeof list, 1); return mr__seterr(err, MR_ERR_ARG, "unknown FFN kind '%.40s' (kinds: %s)", name, list); }
+    for (l = 0; l < MR_MAX_LAYERS; l++) cfg->ffn[l] = (uint8_t)k;
     return MR_OK;
 }
 MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
     int l;
+    mr_status s;
     if (c->vocab_size < 2 || c->vocab_size > (1 << 24)) return mr__seterr(err, MR_ERR_ARG, "vocab size %d outside [2, 2^24]", c->vocab_size);
     if (c->dim < 1 || c->dim > 65536) return mr__seterr(err, MR_ERR_ARG, "dim %d outside [1, 65536]", c->dim);
     if (c->n_layers < 1 || c->n_layers > MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "layers %d outside [1, %d]", c->n_layers, MR_MAX_LAYERS);
@@ -4000,19 +4610,66 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
     if (!(c->norm_eps > 0.f)) return mr__seterr(err, MR_ERR_ARG, "norm eps must be > 0");
     if (c->scan_algo < 0 || c->scan_algo > MR_SCAN_LOG) return mr__seterr(err, MR_ERR_ARG, "unknown scan algorithm %d", c->scan_algo);
     if (c->scan_chunk < 0) return mr__seterr(err, MR_ERR_ARG, "scan chunk must be >= 0");
+    if (c->pos_emb != MR_POS_NONE && c->pos_emb != MR_POS_LEARNED) return mr__seterr(err, MR_ERR_ARG, "unknown position embedding %d", c->pos_emb);
+    if ((c->pos_emb || mr_model_has_attention(c)) && (c->max_context < 1 || c->max_context > (1 << 20)))
+        return mr__seterr(err, MR_ERR_ARG, "max context %d outside [1, 2^20]", c->max_context);
     for (l = 0; l < c->n_layers; l++) {
-        if (c->mixer[l] > MR_MIXER_GRU) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown mixer %d", l, c->mixer[l]);
+        if (c->mixer[l] >= MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown mixer %d", l, c->mixer[l]);
+        if (c->ffn[l] >= MR_FFN_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown FFN %d", l, c->ffn[l]);
         if (mr_model_inner_dim(c, l) < 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: inner dim < 1", l);
+        if ((s = mr__mixers[c->mixer[l]].check(c, l, err)) != MR_OK) return s;
     }
     return MR_OK;
+}
+
+/* Declares every tensor of a checked configuration, in file order, into m's
+   slots (m may be a scratch model in count mode). */
+MR__PRIV void mr__model_build(mr__pb *pb, const mr_model_cfg *c, mr_model *m) {
+    int64_t d = c->dim, V = c->vocab_size;
+    int l;
+    pb->layer = -1;
+    m->emb = mr__pb_add(pb, "embedding", V, d);
+    if (c->pos_emb == MR_POS_LEARNED) m->pos = mr__pb_add(pb, "pos_embedding", c->max_context, d);
+    for (l = 0; l < c->n_layers; l++) {
+        mr_layer *L = &m->layers[l];
+        int fk = mr_model_ffn_kind(c, l);
+        pb->layer = l;
+        L->norm1 = mr__pb_add(pb, "layers.%d.norm1", d, 0);
+        if (c->conv_kernel > 0) {
+            L->conv_w = mr__pb_add(pb, "layers.%d.conv.weight", d, c->conv_kernel);
+            L->conv_b = mr__pb_add(pb, "layers.%d.conv.bias", d, 0);
+            L->conv_pw = mr__pb_add(pb, "layers.%d.conv.pointwise", d, d);
+        }
+        mr__mixers[c->mixer[l]].params(pb, c, l, L->mix);
+        if (fk != MR_FFN_NONE) {
+            L->norm2 = mr__pb_add(pb, "layers.%d.norm2", d, 0);
+            mr__ffns[fk].params(pb, c, l, L->ffn);
+        }
+    }
+    pb->layer = -1;
+    m->norm_f = mr__pb_add(pb, "norm_f", d, 0);
+    if (!c->tie_embeddings) m->head = mr__pb_add(pb, "head", V, d);
+}
+/* Floats and tensors of a checked configuration (count mode of the builder). */
+MR__PRIV int64_t mr__cfg_param_count_n(const mr_model_cfg *c, int *n_tensors) {
+    mr__pb pb;
+    mr_model tmp;   /* slots only; nothing is allocated in count mode */
+    memset(&pb, 0, sizeof pb);
+    memset(&tmp, 0, sizeof tmp);
+    mr__model_build(&pb, c, &tmp);
+    if (n_tensors) *n_tensors = pb.n;
+    return pb.floats;
+}
+MR__PRIV uint64_t mr__cfg_param_count(const mr_model_cfg *c) { return (uint64_t)mr__cfg_param_count_n(c, NULL); }
+MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *c) {
+    if (mr_model_cfg_check(c, NULL) != MR_OK) return -1;
+    return mr__cfg_param_count_n(c, NULL);
 }
 
 MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_allocator *alloc, mr_error *err) {
     mr_model *m;
     mr_status s;
-    int l;
-    int64_t d, V;
-    char name[64];
+    mr__pb pb;
     if (!out || !cfg) return mr__seterr(err, MR_ERR_ARG, "mr_model_new: NULL argument");
     *out = NULL;
     if ((s = mr_model_cfg_check(cfg, err)) != MR_OK) return s;
@@ -4021,45 +4678,13 @@ MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_a
     m->cfg = *cfg;
     m->ps = mr_params_new(alloc);
     if (!m->ps) { mr__free(alloc, m); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
-    d = cfg->dim; V = cfg->vocab_size;
-#define MR__P2(dst, nm, a0, a1) do { int64_t sh_[2]; sh_[0] = (a0); sh_[1] = (a1); if (!((dst) = mr_params_add(m->ps, nm, 2, sh_, 0))) goto nomem; } while (0)
-#define MR__P1(dst, nm, a0) do { int64_t sh_[1]; sh_[0] = (a0); if (!((dst) = mr_params_add(m->ps, nm, 1, sh_, 0))) goto nomem; } while (0)
-    MR__P2(m->emb, "embedding", V, d);
-    for (l = 0; l < cfg->n_layers; l++) {
-        mr_layer *L = &m->layers[l];
-        int64_t di = mr_model_inner_dim(cfg, l);
-        mr__vfmt_s(name, sizeof name, "layers.%d.norm1", l); MR__P1(L->norm1, name, d);
-        if (cfg->conv_kernel > 0) {
-            mr__vfmt_s(name, sizeof name, "layers.%d.conv.weight", l); MR__P2(L->conv_w, name, d, cfg->conv_kernel);
-            mr__vfmt_s(name, sizeof name, "layers.%d.conv.bias", l); MR__P1(L->conv_b, name, d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.conv.pointwise", l); MR__P2(L->conv_pw, name, d, d);
-        }
-        if (cfg->mixer[l] == MR_MIXER_GRU) {
-            mr__vfmt_s(name, sizeof name, "layers.%d.gru.w_x", l); MR__P2(L->w_in, name, 3 * d, d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.gru.b_x", l); MR__P1(L->gru_b_x, name, 3 * d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.gru.w_h", l); MR__P2(L->gru_w_h, name, 3 * d, d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.gru.b_hn", l); MR__P1(L->gru_b_hn, name, d);
-        } else {
-            int parts = cfg->mixer[l] == MR_MIXER_MINGRU ? 2 : 3;
-            mr__vfmt_s(name, sizeof name, "layers.%d.mixer.w_in", l); MR__P2(L->w_in, name, parts * di, d);
-            if (di != d) { mr__vfmt_s(name, sizeof name, "layers.%d.mixer.w_out", l); MR__P2(L->w_out, name, d, di); }
-        }
-        if (cfg->ffn_hidden > 0) {
-            mr__vfmt_s(name, sizeof name, "layers.%d.norm2", l); MR__P1(L->norm2, name, d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.ffn.w13", l); MR__P2(L->ffn_w13, name, 2 * (int64_t)cfg->ffn_hidden, d);
-            mr__vfmt_s(name, sizeof name, "layers.%d.ffn.w2", l); MR__P2(L->ffn_w2, name, d, cfg->ffn_hidden);
-        }
-    }
-    MR__P1(m->norm_f, "norm_f", d);
-    if (!cfg->tie_embeddings) MR__P2(m->head, "head", V, d);
-#undef MR__P1
-#undef MR__P2
+    memset(&pb, 0, sizeof pb);
+    pb.ps = m->ps;
+    mr__model_build(&pb, cfg, m);
+    if (pb.oom) { mr_model_free(m); return mr__seterr(err, MR_ERR_NOMEM, "out of memory building the model"); }
     if ((s = mr_params_alloc(m->ps, err)) != MR_OK) { mr_model_free(m); return s; }
     *out = m;
     return MR_OK;
-nomem:
-    mr_model_free(m);
-    return mr__seterr(err, MR_ERR_NOMEM, "out of memory building the model");
 }
 MRDEF void mr_model_free(mr_model *m) {
     mr_allocator a;
@@ -4070,43 +4695,80 @@ MRDEF void mr_model_free(mr_model *m) {
 }
 MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
     const mr_model_cfg *c = &m->cfg;
-    float sd = 1.0f / sqrtf((float)c->dim), res = 1.0f / sqrtf(2.0f * (float)c->n_layers);
+    float sd = mr__init_sd(c);
     int l;
+    /* tied: 0.1 at d = 128, so the logits start near uniform whatever the width */
     mr_params_init_normal(m->ps, m->emb, c->tie_embeddings ? 0.02f * sqrtf(128.f / (float)c->dim) * 5.f : 1.0f, rng);
     mr_tensor_fill(m->norm_f, 1.0f);
     if (m->head) mr_params_init_normal(m->ps, m->head, sd, rng);
+    if (m->pos) mr_params_init_normal(m->ps, m->pos, 0.02f, rng);   /* GPT-2's position table init */
     for (l = 0; l < c->n_layers; l++) {
         mr_layer *L = &m->layers[l];
+        int fk = mr_model_ffn_kind(c, l);
         mr_tensor_fill(L->norm1, 1.0f);
         if (L->conv_w) {
             mr_params_init_normal(m->ps, L->conv_w, 1.0f / sqrtf((float)c->conv_kernel), rng);
             mr_tensor_fill(L->conv_b, 0.f);
             mr_params_init_normal(m->ps, L->conv_pw, sd, rng);
         }
-        mr_params_init_normal(m->ps, L->w_in, sd, rng);
-        if (L->w_out) mr_params_init_normal(m->ps, L->w_out, res / sqrtf((float)mr_tensor_cols(L->w_out)), rng);
-        if (L->gru_w_h) {
-            mr_params_init_normal(m->ps, L->gru_w_h, sd, rng);
-            mr_tensor_fill(L->gru_b_x, 0.f);
-            mr_tensor_fill(L->gru_b_hn, 0.f);
-        }
-        if (L->ffn_w13) {
+        mr__mixers[c->mixer[l]].init(m, l, rng);
+        if (fk != MR_FFN_NONE) {
             mr_tensor_fill(L->norm2, 1.0f);
-            mr_params_init_normal(m->ps, L->ffn_w13, sd, rng);
-            mr_params_init_normal(m->ps, L->ffn_w2, res / sqrtf((float)c->ffn_hidden), rng);
+            mr__ffns[fk].init(m, l, rng);
         }
     }
 }
 
-/* Floats of layer l's scan state and conv tail for a batch of streams. */
-MR__PRIV void mr__state_sizes(const mr_model_cfg *c, int l, int batch, int64_t *h, int64_t *conv) {
-    *h = (int64_t)batch * mr_model_inner_dim(c, l);
-    *conv = c->conv_kernel > 1 ? (int64_t)batch * (c->conv_kernel - 1) * c->dim : 0;
+/* Layer l's state blocks for a batch (names, shapes, floats; data NULL):
+   the mixer's, then the conv tail. Returns how many, or -1 on overflow. */
+MR__PRIV int mr__layer_state(const mr_model_cfg *c, int l, int batch, mr_state_block *o) {
+    int n = mr__mixers[c->mixer[l]].state(c, l, o), i, d;
+    if (c->conv_kernel > 1) {
+        memset(&o[n], 0, sizeof o[n]);
+        mr__vfmt_s(o[n].name, sizeof o[n].name, "conv");
+        o[n].kind = MR_STATE_CONV; o[n].ndim = 3; o[n].shape[1] = c->conv_kernel - 1; o[n].shape[2] = c->dim;
+        n++;
+    }
+    for (i = 0; i < n; i++) {
+        char suffix[sizeof o[i].name];
+        size_t cnt = (size_t)batch;
+        memcpy(suffix, o[i].name, sizeof suffix);
+        mr__vfmt_s(o[i].name, sizeof o[i].name, "layers.%d.%s", l, suffix);
+        o[i].layer = l;
+        o[i].shape[0] = batch;
+        for (d = 1; d < o[i].ndim; d++) if (!mr__mul_ok(cnt, (size_t)o[i].shape[d], &cnt)) return -1;
+        if (cnt > (size_t)INT64_MAX / 8) return -1;
+        o[i].n = (int64_t)cnt;
+    }
+    return n;
+}
+/* The state layout of a model for a batch (data NULL); returns the total
+   floats, or -1 when it overflows. */
+MR__PRIV int64_t mr__state_layout(const mr_model_cfg *c, int batch, mr_state *s) {
+    int l, i, nb = 0;
+    size_t total = 0;
+    s->n_layers = c->n_layers;
+    s->batch = batch;
+    s->max_pos = (c->pos_emb || mr_model_has_attention(c)) ? c->max_context : 0;
+    for (l = 0; l < c->n_layers; l++) {
+        mr_state_block tmp[3];
+        int n = mr__layer_state(c, l, batch, tmp);
+        if (n < 0) return -1;
+        s->first[l] = nb;
+        for (i = 0; i < n; i++) {
+            s->blocks[nb++] = tmp[i];
+            if (!mr__add_ok(total, (size_t)tmp[i].n, &total) || total > (size_t)INT64_MAX / 8) return -1;
+        }
+    }
+    s->first[c->n_layers] = nb;
+    s->n_blocks = nb;
+    return (int64_t)total;
 }
 MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_error *err) {
     mr_state *s;
-    int l;
-    size_t total = 0;
+    int i;
+    int64_t total;
+    size_t off = 0, bytes;
     const mr_allocator *al = m->ps ? mr__ps_al(m->ps) : NULL;
     if (!out) return mr__seterr(err, MR_ERR_ARG, "mr_state_new: NULL");
     *out = NULL;
@@ -4114,29 +4776,37 @@ MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_er
     s = (mr_state *)mr__calloc(al, sizeof *s);
     if (!s) return mr__seterr(err, MR_ERR_NOMEM, "out of memory");
     if (al) s->alloc = *al;
-    s->batch = batch;
-    s->n_layers = m->cfg.n_layers;
-    for (l = 0; l < s->n_layers; l++) {
-        mr__state_sizes(&m->cfg, l, batch, &s->h_size[l], &s->conv_size[l]);
-        total += (size_t)(s->h_size[l] + s->conv_size[l]);
+    total = mr__state_layout(&m->cfg, batch, s);
+    if (total < 0 || !mr__mul_ok((size_t)(total ? total : 1), sizeof(float), &bytes)) {
+        mr__free(al, s);
+        return mr__seterr(err, MR_ERR_NOMEM, "the state of batch %d is too large", batch);
     }
-    s->buf = (float *)mr__calloc(al, sizeof(float) * (total ? total : 1));
-    if (!s->buf) { mr__free(al, s); return mr__seterr(err, MR_ERR_NOMEM, "out of memory for the state"); }
-    total = 0;
-    for (l = 0; l < s->n_layers; l++) {
-        s->h[l] = s->buf + total; total += (size_t)s->h_size[l];
-        s->conv[l] = s->conv_size[l] ? s->buf + total : NULL; total += (size_t)s->conv_size[l];
-    }
+    s->buf = (float *)mr__calloc(al, bytes);
+    if (!s->buf) { mr__free(al, s); return mr__seterr(err, MR_ERR_NOMEM, "out of memory for the state (%zu bytes)", bytes); }
+    for (i = 0; i < s->n_blocks; i++) { s->blocks[i].data = s->buf + off; off += (size_t)s->blocks[i].n; }
     *out = s;
     return MR_OK;
 }
 MRDEF size_t mr_state_floats(const mr_state *s) {
     size_t n = 0;
-    int l;
-    for (l = 0; l < s->n_layers; l++) n += (size_t)(s->h_size[l] + s->conv_size[l]);
+    int i;
+    for (i = 0; i < s->n_blocks; i++) n += (size_t)s->blocks[i].n;
     return n;
 }
-MRDEF void mr_state_reset(mr_state *s) { memset(s->buf, 0, sizeof(float) * mr_state_floats(s)); s->valid = 0; }
+MRDEF mr_state_block *mr_state_find(mr_state *s, int layer, int kind) {
+    int i;
+    if (!s || layer < 0 || layer >= s->n_layers) return NULL;
+    for (i = s->first[layer]; i < s->first[layer + 1]; i++) if (s->blocks[i].kind == kind) return &s->blocks[i];
+    return NULL;
+}
+/* Clears the state. KV caches are not zeroed: only rows below pos are ever read. */
+MRDEF void mr_state_reset(mr_state *s) {
+    int i;
+    for (i = 0; i < s->n_blocks; i++)
+        if (!s->blocks[i].time_axis) memset(s->blocks[i].data, 0, sizeof(float) * (size_t)s->blocks[i].n);
+    s->valid = 0;
+    s->pos = 0;
+}
 MRDEF void mr_state_free(mr_state *s) {
     mr_allocator a;
     if (!s) return;
@@ -4145,10 +4815,23 @@ MRDEF void mr_state_free(mr_state *s) {
     mr__free((a.alloc || a.free) ? &a : NULL, s);
 }
 
+/* the conv tail after a call: the last K-1 inputs of [tail; h] */
+MR__PRIV void mr__conv_keep_tail(mr_state_block *cb, const mr_tensor *h, int K, int fresh) {
+    int64_t B = h->shape[0], T = h->shape[1], D = h->shape[2], b, j;
+    for (b = 0; b < B; b++) for (j = 0; j < K - 1; j++) {
+        int64_t ts = T - (K - 1) + j;
+        float *dst = cb->data + (b * (K - 1) + j) * D;
+        if (ts >= 0) memcpy(dst, h->data + (b * T + ts) * D, sizeof(float) * (size_t)D);
+        else memmove(dst, cb->data + (b * (K - 1) + (j + T)) * D, sizeof(float) * (size_t)D);
+    }
+    if (fresh && T < K - 1)   /* the part before a fresh stream is zeros */
+        for (b = 0; b < B; b++) for (j = 0; j < K - 1 - T; j++) memset(cb->data + (b * (K - 1) + j) * D, 0, sizeof(float) * (size_t)D);
+}
+
 MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int B, int T, mr_state *st, int train) {
     const mr_model_cfg *c = &m->cfg;
     mr_tensor *x, *h;
-    int64_t shape[3];
+    int64_t shape[3], pos0, limit;
     int l, use_state = st && st->valid;
     if (mr__bad(ctx)) return NULL;
     if (!tokens || B < 1 || T < 1) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_model_forward: need tokens and B, T >= 1"); return NULL; }
@@ -4156,54 +4839,44 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
         mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_model_forward: state for batch %d, got %d", st->batch, B);
         return NULL;
     }
+    pos0 = use_state ? st->pos : 0;
+    limit = (c->pos_emb || mr_model_has_attention(c)) ? c->max_context : 0;
+    if (limit && pos0 + T > limit) {
+        mr_ctx_fail(ctx, MR_ERR_RANGE, "the model's context of %lld tokens is exceeded: positions %lld..%lld (max_context)",
+                    (long long)limit, (long long)pos0, (long long)(pos0 + T - 1));
+        return NULL;
+    }
     shape[0] = B; shape[1] = T; shape[2] = c->dim;
     x = mr_view_reshape(ctx, mr_embedding(ctx, m->emb, tokens, (int64_t)B * T), 3, shape);
+    if (m->pos && x) {
+        int32_t *pid = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)B * (size_t)T);
+        int b, t;
+        if (!pid) return NULL;
+        for (b = 0; b < B; b++) for (t = 0; t < T; t++) pid[(int64_t)b * T + t] = (int32_t)(pos0 + t);
+        x = mr_add(ctx, x, mr_view_reshape(ctx, mr_embedding(ctx, m->pos, pid, (int64_t)B * T), 3, shape));
+    }
     for (l = 0; l < c->n_layers; l++) {
         mr_layer *L = &m->layers[l];
-        int64_t D = c->dim;
+        mr_state_block *blk = st ? &st->blocks[st->first[l]] : NULL;
+        int fk = mr_model_ffn_kind(c, l);
         h = mr_rmsnorm(ctx, x, L->norm1, c->norm_eps);
         if (L->conv_w) {
-            mr_tensor *cv = mr_causal_conv(ctx, h, L->conv_w, L->conv_b, use_state ? st->conv[l] : NULL);
-            if (st && st->conv[l] && h) {   /* new tail: the last K-1 inputs of [tail; h] */
-                int K = c->conv_kernel, b, j;
-                for (b = 0; b < B; b++) for (j = 0; j < K - 1; j++) {
-                    int ts = T - (K - 1) + j;
-                    float *dst = st->conv[l] + ((int64_t)b * (K - 1) + j) * D;
-                    if (ts >= 0) memcpy(dst, h->data + ((int64_t)b * T + ts) * D, sizeof(float) * (size_t)D);
-                    else memmove(dst, st->conv[l] + ((int64_t)b * (K - 1) + (j + T)) * D, sizeof(float) * (size_t)D);
-                }
-                if (!use_state && T < K - 1) { /* the part before a fresh stream is zeros */
-                    for (b = 0; b < B; b++) for (j = 0; j < K - 1 - T; j++)
-                        memset(st->conv[l] + ((int64_t)b * (K - 1) + j) * D, 0, sizeof(float) * (size_t)D);
-                }
-            }
+            mr_state_block *cb = st ? mr_state_find(st, l, MR_STATE_CONV) : NULL;
+            mr_tensor *cv = mr_causal_conv(ctx, h, L->conv_w, L->conv_b, use_state && cb ? cb->data : NULL);
+            if (cb && h) mr__conv_keep_tail(cb, h, c->conv_kernel, !use_state);
             h = mr_matmul(ctx, cv, L->conv_pw, 0, 1, NULL);
         }
-        if (c->mixer[l] == MR_MIXER_GRU) {
-            mr_tensor *xp = mr_matmul(ctx, h, L->w_in, 0, 1, L->gru_b_x);
-            h = mr_gru_core_ex(ctx, xp, L->gru_w_h, L->gru_b_hn, use_state ? st->h[l] : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
-        } else {
-            mr_tensor *pre = mr_matmul(ctx, h, L->w_in, 0, 1, NULL);
-            h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, use_state ? st->h[l] : NULL, c->scan_algo, c->scan_chunk)
-                                               : mr_minlstm_core(ctx, pre, use_state ? st->h[l] : NULL, c->scan_algo, c->scan_chunk);
-        }
-        if (st && h) {   /* final state h[:, T-1, :] */
-            int64_t di = mr_tensor_cols(h);
-            int b;
-            for (b = 0; b < B; b++) memcpy(st->h[l] + (int64_t)b * di, h->data + ((int64_t)b * T + T - 1) * di, sizeof(float) * (size_t)di);
-        }
-        if (L->w_out) h = mr_matmul(ctx, h, L->w_out, 0, 1, NULL);
+        h = mr__mixers[c->mixer[l]].forward(ctx, m, l, h, blk, use_state, pos0);
         if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
         x = mr_add(ctx, x, h);
-        if (L->ffn_w13) {
+        if (fk != MR_FFN_NONE) {
             h = mr_rmsnorm(ctx, x, L->norm2, c->norm_eps);
-            h = mr_swiglu(ctx, mr_matmul(ctx, h, L->ffn_w13, 0, 1, NULL));
-            h = mr_matmul(ctx, h, L->ffn_w2, 0, 1, NULL);
+            h = mr__ffns[fk].forward(ctx, m, l, h);
             if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
             x = mr_add(ctx, x, h);
         }
     }
-    if (st && !mr__bad(ctx)) st->valid = 1;
+    if (st && !mr__bad(ctx)) { st->valid = 1; st->pos = pos0 + T; }
     x = mr_rmsnorm(ctx, x, m->norm_f, c->norm_eps);
     return mr_matmul(ctx, x, m->head ? m->head : m->emb, 0, 1, NULL);
 }
@@ -6094,7 +6767,7 @@ MR__PRIV int mr__params_index(const mr_params *ps, const char *name) {
 }
 typedef struct mr__sec { char tag[4]; size_t off, len; } mr__sec;
 MR__PRIV mr_status mr__ckpt_scan(const uint8_t *buf, size_t len, const char *magic, const char *what,
-                                 mr__sec *secs, int *nsec, mr_error *err) {
+                                 mr__sec *secs, int *nsec, uint32_t *version, mr_error *err) {
     mr__rbuf r;
     uint32_t ver, flags;
     int n = 0, i;
@@ -6135,6 +6808,7 @@ MR__PRIV mr_status mr__ckpt_scan(const uint8_t *buf, size_t len, const char *mag
     }
     if (r.off != len) return mr__seterr(err, MR_ERR_FORMAT, "%zu bytes after the END marker of the %s", len - r.off, what);
     *nsec = n;
+    *version = ver;
     return MR_OK;
 }
 /* A reader over one section (offsets stay file offsets, for the alignment). */
@@ -6149,20 +6823,71 @@ MR__PRIV void mr__ckpt_header(mr__wbuf *w, const char *magic) {
     mr__wb_u32(w, MR_CKPT_VERSION);
     mr__wb_u32(w, 0);   /* flags */
 }
+/* CONF, format 2: a list of tagged fields, each u16 tag, u16 flags (bit 0:
+   must understand), u32 payload length, payload. A reader skips a field it
+   does not know unless the field says it must be understood; a field it
+   knows with another length is an error. The table below drives writing,
+   reading, range checks and the comparison of a file with a model (the
+   "same" column: fields that must agree for a session or a training state
+   to fit). Absent fields take mr_model_default_cfg's values, except the
+   required ones (vocab_size, dim, n_layers, mixer). Tags are never reused. */
+enum { MR__CF_U32, MR__CF_F32, MR__CF_LAYERS, MR__CF_ZERO };
+typedef struct mr__conf_field {
+    uint16_t tag;
+    uint8_t type, must, same, required;
+    const char *name;
+    size_t off;
+    uint32_t lo, hi;   /* MR__CF_U32 range */
+} mr__conf_field;
+#define MR__CF(tag, type, must, same, req, field, lo, hi) {tag, MR__CF_##type, must, same, req, #field, offsetof(mr_model_cfg, field), lo, hi}
+static const mr__conf_field mr__conf_fields[] = {
+    MR__CF(1, U32, 1, 1, 1, vocab_size, 2, 1u << 24),
+    MR__CF(2, U32, 1, 1, 1, dim, 1, 65536),
+    MR__CF(3, U32, 1, 1, 1, n_layers, 1, MR_MAX_LAYERS),
+    MR__CF(4, F32, 1, 0, 0, expansion, 0, 0),           /* compared through the inner dims */
+    MR__CF(5, U32, 1, 1, 0, conv_kernel, 0, 64),
+    MR__CF(6, U32, 1, 1, 0, ffn_hidden, 0, 1u << 20),
+    MR__CF(7, U32, 1, 1, 0, tie_embeddings, 0, 1),
+    MR__CF(8, F32, 0, 0, 0, dropout, 0, 0),             /* training only */
+    MR__CF(9, F32, 1, 0, 0, norm_eps, 0, 0),
+    MR__CF(10, U32, 0, 0, 0, scan_algo, 0, MR_SCAN_LOG), /* an algorithm choice: same results */
+    MR__CF(11, U32, 0, 0, 0, scan_chunk, 0, 1u << 24),
+    MR__CF(12, U32, 1, 1, 0, gru_hidden_norm, 0, 1),
+    MR__CF(13, LAYERS, 1, 1, 1, mixer, 0, 0),           /* one mr_mixer byte per layer */
+    MR__CF(14, LAYERS, 1, 1, 0, ffn, 0, 0),             /* one mr_ffn byte per layer */
+    MR__CF(15, U32, 1, 1, 0, max_context, 0, 1u << 20),
+    MR__CF(16, U32, 1, 1, 0, pos_emb, 0, MR_POS_LEARNED),
+    MR__CF(17, U32, 1, 1, 0, attn.n_heads, 0, 65536),
+    MR__CF(18, U32, 1, 1, 0, attn.n_kv_heads, 0, 65536),
+    MR__CF(19, F32, 1, 1, 0, attn.rope_theta, 0, 0),
+    {20, MR__CF_ZERO, 1, 0, 0, "rope_layout", 0, 0, 0}, /* 0: interleaved pairs, the only layout */
+};
+#define MR__N_CONF_FIELDS ((int)(sizeof mr__conf_fields / sizeof mr__conf_fields[0]))
 MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {
     size_t sec = mr__wb_sec_begin(w, "CONF");
-    int l;
-    mr__wb_u32(w, (uint32_t)c->vocab_size); mr__wb_u32(w, (uint32_t)c->dim); mr__wb_u32(w, (uint32_t)c->n_layers);
-    mr__wb_f32(w, c->expansion); mr__wb_u32(w, (uint32_t)c->conv_kernel); mr__wb_u32(w, (uint32_t)c->ffn_hidden);
-    mr__wb_u32(w, (uint32_t)c->tie_embeddings); mr__wb_f32(w, c->dropout); mr__wb_f32(w, c->norm_eps);
-    mr__wb_u32(w, (uint32_t)c->scan_algo); mr__wb_u32(w, (uint32_t)c->scan_chunk); mr__wb_u32(w, (uint32_t)c->gru_hidden_norm);
-    for (l = 0; l < c->n_layers; l++) mr__wb_bytes(w, &c->mixer[l], 1);
+    int i;
+    for (i = 0; i < MR__N_CONF_FIELDS; i++) {
+        const mr__conf_field *f = &mr__conf_fields[i];
+        const char *p = (const char *)c + f->off;
+        uint8_t hd[4];
+        hd[0] = (uint8_t)f->tag; hd[1] = (uint8_t)(f->tag >> 8); hd[2] = f->must; hd[3] = 0;
+        mr__wb_bytes(w, hd, 4);
+        if (f->type == MR__CF_LAYERS) { mr__wb_u32(w, (uint32_t)c->n_layers); mr__wb_bytes(w, p, (size_t)c->n_layers); }
+        else {
+            uint32_t u = 0;
+            if (f->type == MR__CF_U32) { int v; memcpy(&v, p, sizeof v); u = (uint32_t)v; }
+            else if (f->type == MR__CF_F32) memcpy(&u, p, 4);
+            mr__wb_u32(w, 4);
+            mr__wb_u32(w, u);
+        }
+    }
     mr__wb_sec_end(w, sec);
 }
-MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
+/* format 1: twelve positional u32s, then one mixer byte per layer; the FFN
+   was SwiGLU whenever ffn_hidden > 0 */
+MR__PRIV mr_status mr__rd_conf_v1(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
     int l;
     uint32_t u[12];
-    memset(cfg, 0, sizeof *cfg);
     for (l = 0; l < 12; l++) u[l] = mr__rb_u32(q);
     if (q->bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated CONF section");
     /* counts are range-checked here so the int conversions below are exact */
@@ -6175,7 +6900,62 @@ MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
     cfg->scan_algo = (int)u[9]; cfg->scan_chunk = (int)u[10]; cfg->gru_hidden_norm = (int)u[11];
     if (!mr__rb_need(q, (size_t)cfg->n_layers)) return mr__seterr(err, MR_ERR_FORMAT, "truncated CONF section");
     for (l = 0; l < cfg->n_layers; l++) cfg->mixer[l] = q->p[q->off++];
+    for (l = 0; l < MR_MAX_LAYERS; l++) cfg->ffn[l] = MR_FFN_SWIGLU;
     if (q->off != q->n) return mr__seterr(err, MR_ERR_FORMAT, "CONF section has %zu extra bytes", q->n - q->off);
+    return MR_OK;
+}
+MR__PRIV mr_status mr__rd_conf_v2(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
+    uint8_t seen[MR__N_CONF_FIELDS];
+    size_t layers_off[MR__N_CONF_FIELDS];
+    uint32_t layers_len[MR__N_CONF_FIELDS];
+    int i;
+    memset(seen, 0, sizeof seen);
+    while (q->off < q->n) {
+        uint32_t hd = mr__rb_u32(q), len = mr__rb_u32(q);
+        uint16_t tag = (uint16_t)(hd & 0xffff), flags = (uint16_t)(hd >> 16);
+        const mr__conf_field *f = NULL;
+        if (q->bad || len > q->n - q->off) return mr__seterr(err, MR_ERR_FORMAT, "truncated CONF field");
+        for (i = 0; i < MR__N_CONF_FIELDS; i++) if (mr__conf_fields[i].tag == tag) { f = &mr__conf_fields[i]; break; }
+        if (!f) {
+            if (flags & 1) return mr__seterr(err, MR_ERR_FORMAT, "CONF field %u must be understood, and this library does not know it (written by a newer minrnn?)", (unsigned)tag);
+            q->off += len;
+            continue;
+        }
+        if (seen[i]) return mr__seterr(err, MR_ERR_FORMAT, "CONF field '%s' appears twice", f->name);
+        seen[i] = 1;
+        if (f->type == MR__CF_LAYERS) { layers_off[i] = q->off; layers_len[i] = len; q->off += len; continue; }
+        if (len != 4) return mr__seterr(err, MR_ERR_FORMAT, "CONF field '%s' has %u bytes, not 4", f->name, len);
+        {
+            uint32_t u = mr__rb_u32(q);
+            char *p = (char *)cfg + f->off;
+            if (f->type == MR__CF_ZERO) { if (u) return mr__seterr(err, MR_ERR_FORMAT, "CONF field '%s' = %u is unknown to this library", f->name, u); }
+            else if (f->type == MR__CF_F32) memcpy(p, &u, 4);
+            else {
+                int v;
+                if (u < f->lo || u > f->hi) return mr__seterr(err, MR_ERR_FORMAT, "CONF field '%s' = %u outside [%u, %u]", f->name, u, f->lo, f->hi);
+                v = (int)u;
+                memcpy(p, &v, sizeof v);
+            }
+        }
+    }
+    for (i = 0; i < MR__N_CONF_FIELDS; i++) {
+        const mr__conf_field *f = &mr__conf_fields[i];
+        if (!seen[i] && f->required) return mr__seterr(err, MR_ERR_FORMAT, "CONF lacks the field '%s'", f->name);
+        if (seen[i] && f->type == MR__CF_LAYERS) {
+            if (layers_len[i] != (uint32_t)cfg->n_layers) return mr__seterr(err, MR_ERR_FORMAT, "CONF field '%s' has %u entries for %d layers", f->name, layers_len[i], cfg->n_layers);
+            memcpy((char *)cfg + f->off, q->p + layers_off[i], layers_len[i]);
+        }
+    }
+    return MR_OK;
+}
+MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, uint32_t version, mr_model_cfg *cfg, mr_error *err) {
+    mr_status s;
+    int l;
+    *cfg = mr_model_default_cfg(0);
+    cfg->vocab_size = 0;
+    for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer[l] = 0;
+    s = version == 1 ? mr__rd_conf_v1(q, cfg, err) : mr__rd_conf_v2(q, cfg, err);
+    if (s != MR_OK) return s;
     if (mr_model_cfg_check(cfg, err) != MR_OK) {
         char msg[sizeof err->msg];
         memcpy(msg, err ? err->msg : "", err ? sizeof msg : 1);
@@ -6183,79 +6963,146 @@ MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err) {
     }
     return MR_OK;
 }
-/* The f32 values of the tensors mr_model_new makes for a checked configuration
-   (fits easily in 64 bits), so a loader can compare it with the bytes present
-   before it allocates. */
-MR__PRIV uint64_t mr__cfg_param_count(const mr_model_cfg *c) {
-    uint64_t d = (uint64_t)c->dim, V = (uint64_t)c->vocab_size, K = (uint64_t)c->conv_kernel, H = (uint64_t)c->ffn_hidden;
-    uint64_t n = V * d * (c->tie_embeddings ? 1 : 2) + d;   /* embedding, head, norm_f */
-    int l;
-    for (l = 0; l < c->n_layers; l++) {
-        uint64_t di = (uint64_t)mr_model_inner_dim(c, l);
-        n += d;                                              /* norm1 */
-        if (K > 0) n += d * K + d + d * d;                   /* conv */
-        if (c->mixer[l] == MR_MIXER_GRU) n += 6 * d * d + 4 * d;
-        else n += (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di * d + (di != d ? d * di : 0);
-        if (H > 0) n += d + 3 * H * d;                       /* norm2, ffn */
-    }
-    return n;
-}
 /* Do two configurations define the same tensors and state? */
 MR__PRIV int mr__cfg_same_shape(const mr_model_cfg *a, const mr_model_cfg *b) {
-    int l;
-    if (a->vocab_size != b->vocab_size || a->dim != b->dim || a->n_layers != b->n_layers || a->conv_kernel != b->conv_kernel ||
-        a->ffn_hidden != b->ffn_hidden || a->tie_embeddings != b->tie_embeddings || a->gru_hidden_norm != b->gru_hidden_norm)
-        return 0;
+    int i, l;
+    if (a->n_layers != b->n_layers) return 0;
+    for (i = 0; i < MR__N_CONF_FIELDS; i++) {
+        const mr__conf_field *f = &mr__conf_fields[i];
+        if (!f->same || f->type == MR__CF_ZERO) continue;
+        if (f->type == MR__CF_LAYERS) { if (f->off != offsetof(mr_model_cfg, ffn) && memcmp((const char *)a + f->off, (const char *)b + f->off, (size_t)a->n_layers)) return 0; }
+        else if (memcmp((const char *)a + f->off, (const char *)b + f->off, 4)) return 0;
+    }
     for (l = 0; l < a->n_layers; l++)
-        if (a->mixer[l] != b->mixer[l] || mr_model_inner_dim(a, l) != mr_model_inner_dim(b, l)) return 0;
+        if (mr_model_inner_dim(a, l) != mr_model_inner_dim(b, l) || mr_model_ffn_kind(a, l) != mr_model_ffn_kind(b, l)) return 0;
     return 1;
 }
-/* STAT: u32 batch, u32 n_layers, u32 valid, per layer u64 h floats and u64
-   conv floats, zero padding to 64 bytes, then the floats layer by layer. */
+/* STAT, format 2: u32 batch, u32 blocks, u32 valid, u32 0, u64 pos; per
+   block u32 name length, name, u32 kind, u32 ndim, u64 shape[ndim], u32
+   time_axis; zero padding to 64 bytes; then the floats block by block (a
+   block with a time axis stores rows [0, pos) of each stream only). */
+MR__PRIV int64_t mr__block_rows_stored(const mr_state_block *b, int64_t pos) {   /* floats stored */
+    int64_t per_row;
+    if (!b->time_axis) return b->n;
+    per_row = b->n / (b->shape[0] * b->shape[1]);
+    return b->shape[0] * pos * per_row;
+}
 MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
     size_t sec = mr__wb_sec_begin(w, "STAT");
-    int l;
-    mr__wb_u32(w, (uint32_t)s->batch); mr__wb_u32(w, (uint32_t)s->n_layers); mr__wb_u32(w, (uint32_t)(s->valid != 0));
-    for (l = 0; l < s->n_layers; l++) { mr__wb_u64(w, (uint64_t)s->h_size[l]); mr__wb_u64(w, (uint64_t)s->conv_size[l]); }
+    int i, d;
+    int64_t pos = s->valid ? s->pos : 0;
+    mr__wb_u32(w, (uint32_t)s->batch); mr__wb_u32(w, (uint32_t)s->n_blocks); mr__wb_u32(w, (uint32_t)(s->valid != 0)); mr__wb_u32(w, 0);
+    mr__wb_u64(w, (uint64_t)pos);
+    for (i = 0; i < s->n_blocks; i++) {
+        const mr_state_block *b = &s->blocks[i];
+        uint32_t nl = (uint32_t)strlen(b->name);
+        mr__wb_u32(w, nl); mr__wb_bytes(w, b->name, nl);
+        mr__wb_u32(w, (uint32_t)b->kind); mr__wb_u32(w, (uint32_t)b->ndim);
+        for (d = 0; d < b->ndim; d++) mr__wb_u64(w, (uint64_t)b->shape[d]);
+        mr__wb_u32(w, (uint32_t)b->time_axis);
+    }
     mr__wb_pad(w, 64);
-    for (l = 0; l < s->n_layers; l++) {
-        mr__wb_f32s(w, s->h[l], (size_t)s->h_size[l]);
-        if (s->conv_size[l]) mr__wb_f32s(w, s->conv[l], (size_t)s->conv_size[l]);
+    for (i = 0; i < s->n_blocks; i++) {
+        const mr_state_block *b = &s->blocks[i];
+        if (!b->time_axis) mr__wb_f32s(w, b->data, (size_t)b->n);
+        else {
+            int64_t bb, row = b->n / (b->shape[0] * b->shape[1]);
+            for (bb = 0; bb < b->shape[0]; bb++) mr__wb_f32s(w, b->data + bb * b->shape[1] * row, (size_t)(pos * row));
+        }
     }
     mr__wb_sec_end(w, sec);
 }
 /* Was s made by mr_state_new for model m (whatever its batch)? */
 MR__PRIV int mr__state_fits(const mr_model *m, const mr_state *s) {
-    int l;
-    int64_t h, conv;
+    int l, i;
     if (s->n_layers != m->cfg.n_layers) return 0;
     for (l = 0; l < s->n_layers; l++) {
-        mr__state_sizes(&m->cfg, l, s->batch, &h, &conv);
-        if (s->h_size[l] != h || s->conv_size[l] != conv) return 0;
+        mr_state_block tmp[3];
+        int n = mr__layer_state(&m->cfg, l, s->batch, tmp);
+        if (n < 0 || s->first[l + 1] - s->first[l] != n) return 0;
+        for (i = 0; i < n; i++) {
+            const mr_state_block *b = &s->blocks[s->first[l] + i];
+            if (strcmp(b->name, tmp[i].name) || b->kind != tmp[i].kind || b->ndim != tmp[i].ndim || b->n != tmp[i].n ||
+                b->time_axis != tmp[i].time_axis || memcmp(b->shape, tmp[i].shape, sizeof(int64_t) * (size_t)b->ndim)) return 0;
+        }
     }
     return 1;
 }
+MR__PRIV mr_status mr__pad64(mr__rbuf *q, const char *what, mr_error *err) {
+    if (q->off % 64) { size_t pad = 64 - q->off % 64; if (!mr__rb_need(q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated %s section", what); q->off += pad; }
+    return MR_OK;
+}
 /* Checks a STAT section against s, then (copy != 0) copies it into s; a
-   failure leaves s untouched. */
-MR__PRIV mr_status mr__rd_state(mr__rbuf *q, mr_state *s, int copy, mr_error *err) {
-    uint32_t batch = mr__rb_u32(q), nl = mr__rb_u32(q), valid = mr__rb_u32(q);
-    int l;
+   failure leaves s untouched. Format 1: u32 batch, u32 n_layers, u32 valid,
+   per layer u64 h floats and u64 conv floats, padding, the floats layer by
+   layer (h, then conv). */
+MR__PRIV mr_status mr__rd_state(mr__rbuf *q, uint32_t version, mr_state *s, int copy, mr_error *err) {
+    uint32_t batch = mr__rb_u32(q), nb = mr__rb_u32(q), valid = mr__rb_u32(q);
+    int64_t pos = 0;
+    size_t need = 0;
+    int i;
     if (q->bad) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section");
     if ((int64_t)batch != s->batch) return mr__seterr(err, MR_ERR_FORMAT, "the saved state has batch %u, this one %d", batch, s->batch);
-    if ((int64_t)nl != s->n_layers || valid > 1) return mr__seterr(err, MR_ERR_FORMAT, "the saved state does not fit this model");
-    for (l = 0; l < s->n_layers; l++) {
-        uint64_t hs = mr__rb_u64(q), cs = mr__rb_u64(q);
-        if (q->bad || hs != (uint64_t)s->h_size[l] || cs != (uint64_t)s->conv_size[l])
-            return mr__seterr(err, MR_ERR_FORMAT, "the saved state of layer %d does not fit this model", l);
+    if (valid > 1) return mr__seterr(err, MR_ERR_FORMAT, "bad STAT section");
+    if (version == 1) {
+        int l;
+        if ((int64_t)nb != s->n_layers) return mr__seterr(err, MR_ERR_FORMAT, "the saved state does not fit this model");
+        for (l = 0; l < s->n_layers; l++) {
+            uint64_t hs = mr__rb_u64(q), cs = mr__rb_u64(q);
+            mr_state_block *h = mr_state_find(s, l, MR_STATE_H), *c = mr_state_find(s, l, MR_STATE_CONV);
+            if (q->bad || !h || s->first[l + 1] - s->first[l] != 1 + (c != NULL) || hs != (uint64_t)h->n || cs != (uint64_t)(c ? c->n : 0))
+                return mr__seterr(err, MR_ERR_FORMAT, "the saved state of layer %d does not fit this model", l);
+        }
+        if (mr__pad64(q, "STAT", err) != MR_OK) return MR_ERR_FORMAT;
+        if (q->n - q->off != mr_state_floats(s) * 4) return mr__seterr(err, MR_ERR_FORMAT, "STAT section has the wrong size");
+        if (!copy) return MR_OK;
+        for (l = 0; l < s->n_layers; l++) {
+            mr_state_block *h = mr_state_find(s, l, MR_STATE_H), *c = mr_state_find(s, l, MR_STATE_CONV);
+            mr__rb_f32s(q, h->data, (size_t)h->n);
+            if (c) mr__rb_f32s(q, c->data, (size_t)c->n);
+        }
+        s->valid = (int)valid;
+        s->pos = 0;
+        return MR_OK;
     }
-    if (q->off % 64) { size_t pad = 64 - q->off % 64; if (!mr__rb_need(q, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated STAT section"); q->off += pad; }
-    if (q->n - q->off != mr_state_floats(s) * 4) return mr__seterr(err, MR_ERR_FORMAT, "STAT section has the wrong size");
+    if (mr__rb_u32(q) != 0) return mr__seterr(err, MR_ERR_FORMAT, "bad STAT section");
+    {
+        uint64_t p64 = mr__rb_u64(q);
+        if (q->bad || p64 > (uint64_t)INT64_MAX / 2 || (s->max_pos && (int64_t)p64 > s->max_pos) || (!valid && p64))
+            return mr__seterr(err, MR_ERR_FORMAT, "the saved state's position does not fit this model");
+        pos = (int64_t)p64;
+    }
+    if ((int64_t)nb != s->n_blocks) return mr__seterr(err, MR_ERR_FORMAT, "the saved state has %u blocks, this model's %d", nb, s->n_blocks);
+    for (i = 0; i < s->n_blocks; i++) {
+        const mr_state_block *b = &s->blocks[i];
+        uint32_t nl = mr__rb_u32(q), kind, nd, ta;
+        int d;
+        if (q->bad || nl != strlen(b->name) || !mr__rb_need(q, nl) || memcmp(q->p + q->off, b->name, nl))
+            return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block %d is not '%s'", i, b->name);
+        q->off += nl;
+        kind = mr__rb_u32(q); nd = mr__rb_u32(q);
+        if (q->bad || kind != (uint32_t)b->kind || nd != (uint32_t)b->ndim)
+            return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block '%s' has another kind or shape", b->name);
+        for (d = 0; d < b->ndim; d++)
+            if (mr__rb_u64(q) != (uint64_t)b->shape[d]) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block '%s' has another shape", b->name);
+        ta = mr__rb_u32(q);
+        if (q->bad || ta != (uint32_t)b->time_axis) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block '%s' has another layout", b->name);
+        if (b->time_axis && pos > b->shape[1]) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's position exceeds block '%s'", b->name);
+        need += (size_t)mr__block_rows_stored(b, pos);
+    }
+    if (mr__pad64(q, "STAT", err) != MR_OK) return MR_ERR_FORMAT;
+    if ((q->n - q->off) / 4 != need || (q->n - q->off) % 4) return mr__seterr(err, MR_ERR_FORMAT, "STAT section has the wrong size");
     if (!copy) return MR_OK;
-    for (l = 0; l < s->n_layers; l++) {
-        mr__rb_f32s(q, s->h[l], (size_t)s->h_size[l]);
-        if (s->conv_size[l]) mr__rb_f32s(q, s->conv[l], (size_t)s->conv_size[l]);
+    for (i = 0; i < s->n_blocks; i++) {
+        mr_state_block *b = &s->blocks[i];
+        if (!b->time_axis) mr__rb_f32s(q, b->data, (size_t)b->n);
+        else {
+            int64_t bb, row = b->n / (b->shape[0] * b->shape[1]);
+            for (bb = 0; bb < b->shape[0]; bb++) mr__rb_f32s(q, b->data + bb * b->shape[1] * row, (size_t)(pos * row));
+        }
     }
     s->valid = (int)valid;
+    s->pos = pos;
     return MR_OK;
 }
 
@@ -6335,7 +7182,7 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
         mr__wb_sec_end(&w, sec);
     }
     if (ts && ts->state) {
-        if (ts->state->n_layers != m->cfg.n_layers) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the state belongs to another model"); }
+        if (!mr__state_fits(m, ts->state)) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the state belongs to another model"); }
         mr__wb_state(&w, ts->state);
     }
     mr__wb_bytes(&w, "END!", 4);
@@ -6353,6 +7200,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
                                  const mr_allocator *alloc, mr_error *err) {
     mr__sec secs[MR__MAX_SECTIONS];
     int nsec;
+    uint32_t ver = 0;
     mr__rbuf q;
     mr_model_cfg cfg;
     mr_model *m = NULL;
@@ -6361,9 +7209,9 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
     *mout = NULL;
     memset(v, 0, sizeof *v);
     if (meta) memset(meta, 0, sizeof *meta);
-    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, err)) != MR_OK) return s;
+    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, &ver, err)) != MR_OK) return s;
     if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a CONF section");
-    if ((s = mr__rd_conf(&q, &cfg, err)) != MR_OK) return s;
+    if ((s = mr__rd_conf(&q, ver, &cfg, err)) != MR_OK) return s;
     if (!mr__ckpt_find(buf, secs, nsec, "VOCB", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a VOCB section");
     {
         uint32_t kind = mr__rb_u32(&q), n = mr__rb_u32(&q);
@@ -6466,16 +7314,17 @@ fail:
 MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_model *m, mr_train_state *ts, mr_error *err) {
     mr__sec secs[MR__MAX_SECTIONS];
     int nsec, i;
+    uint32_t ver = 0;
     mr__rbuf q, qo, qr, qd, qs;   /* CONF; then OPTM, RNGS, DATA, STAT positioned at their data */
     uint64_t opt_t = 0;
     mr_status s;
     if (!m || !ts) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: NULL argument");
     memset(&qo, 0, sizeof qo); qr = qd = qs = qo;
-    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, err)) != MR_OK) return s;
+    if ((s = mr__ckpt_scan(buf, len, MR__CKPT_MAGIC, "checkpoint", secs, &nsec, &ver, err)) != MR_OK) return s;
     if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a CONF section");
     {
         mr_model_cfg cfg;
-        if ((s = mr__rd_conf(&q, &cfg, err)) != MR_OK) return s;
+        if ((s = mr__rd_conf(&q, ver, &cfg, err)) != MR_OK) return s;
         if (!mr__cfg_same_shape(&cfg, &m->cfg)) return mr__seterr(err, MR_ERR_FORMAT, "the checkpoint was written for another model configuration");
     }
     /* validate every requested section first, leaving a reader at its data, then
@@ -6526,7 +7375,7 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         if (!mr__ckpt_find(buf, secs, nsec, "STAT", &qs)) return mr__seterr(err, MR_ERR_FORMAT, "checkpoint holds no recurrent state");
         if (!mr__state_fits(m, ts->state)) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_restore_mem: the state belongs to another model");
         q2 = qs;
-        if ((s = mr__rd_state(&q2, ts->state, 0, err)) != MR_OK) return s;
+        if ((s = mr__rd_state(&q2, ver, ts->state, 0, err)) != MR_OK) return s;
     }
     /* everything checked: copy */
     if (ts->adamw || ts->sgd) {
@@ -6544,7 +7393,7 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
         for (i = 0; i < ts->n_rngs; i++) for (k = 0; k < 4; k++) ts->rngs[i].s[k] = mr__rb_u64(&qr);
     }
     for (i = 0; i < ts->n_data_pos; i++) ts->data_pos[i] = (int64_t)mr__rb_u64(&qd);
-    if (ts->state) mr__rd_state(&qs, ts->state, 1, NULL);
+    if (ts->state) mr__rd_state(&qs, ver, ts->state, 1, NULL);
     return MR_OK;
 }
 
@@ -6556,7 +7405,7 @@ MRDEF mr_status mr_state_save_mem(const mr_model *m, const mr_state *s, const fl
     memset(&w, 0, sizeof w);
     if (!m || !s || !out || !out_len) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: NULL argument");
     *out = NULL; *out_len = 0;
-    if (s->n_layers != m->cfg.n_layers) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: the state belongs to another model");
+    if (!mr__state_fits(m, s)) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: the state belongs to another model");
     mr__ckpt_header(&w, MR__STATE_MAGIC);
     mr__wb_conf(&w, &m->cfg);
     mr__wb_state(&w, s);
@@ -6577,15 +7426,16 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
                                   const uint8_t *buf, size_t len, mr_error *err) {
     mr__sec secs[MR__MAX_SECTIONS];
     int nsec, have_l;
+    uint32_t ver = 0;
     mr__rbuf q, ql;
     mr_model_cfg cfg;
     mr_status st;
     size_t nl = 0;
     if (has_logits) *has_logits = 0;
     if (!m || !s) return mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: NULL argument");
-    if ((st = mr__ckpt_scan(buf, len, MR__STATE_MAGIC, "state file", secs, &nsec, err)) != MR_OK) return st;
+    if ((st = mr__ckpt_scan(buf, len, MR__STATE_MAGIC, "state file", secs, &nsec, &ver, err)) != MR_OK) return st;
     if (!mr__ckpt_find(buf, secs, nsec, "CONF", &q)) return mr__seterr(err, MR_ERR_FORMAT, "state file lacks a CONF section");
-    if ((st = mr__rd_conf(&q, &cfg, err)) != MR_OK) return st;
+    if ((st = mr__rd_conf(&q, ver, &cfg, err)) != MR_OK) return st;
     if (!mr__cfg_same_shape(&cfg, &m->cfg)) return mr__seterr(err, MR_ERR_FORMAT, "the state file was written for another model configuration");
     if (!mr__ckpt_find(buf, secs, nsec, "STAT", &q)) return mr__seterr(err, MR_ERR_FORMAT, "state file lacks a STAT section");
     memset(&ql, 0, sizeof ql);
@@ -6600,9 +7450,9 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
     if (!mr__state_fits(m, s)) return mr__seterr(err, MR_ERR_ARG, "mr_state_load_mem: the state belongs to another model");
     {
         mr__rbuf q2 = q;
-        if ((st = mr__rd_state(&q2, s, 0, err)) != MR_OK) return st;
+        if ((st = mr__rd_state(&q2, ver, s, 0, err)) != MR_OK) return st;
     }
-    mr__rd_state(&q, s, 1, NULL);   /* checked above: cannot fail now */
+    mr__rd_state(&q, ver, s, 1, NULL);   /* checked above: cannot fail now */
     if (have_l && logits) mr__rb_f32s(&ql, logits, nl);
     if (has_logits) *has_logits = have_l;
     return MR_OK;

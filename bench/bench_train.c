@@ -64,7 +64,7 @@ static int bt_run(const char *arch, const bt_opts *o) {
     int32_t *x, *y;
 
     memset(&err, 0, sizeof err);
-    if (mr_model_cfg_set_mixers(&cfg, arch, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
+    if (mr_model_cfg_set_layers(&cfg, arch, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
     cp.n_threads = o->threads;
     if (mr_ctx_init(&ctx, &cp) != MR_OK || mr_model_new(&m, &cfg, NULL, &err) != MR_OK) {
         fprintf(stderr, "init failed: %s\n", err.msg);

@@ -47,8 +47,13 @@ int main(int argc, char **argv) {
     } else {
         const mr_model_cfg *c = &m->cfg;
         printf("model: vocab %d, dim %d, %d layers (", c->vocab_size, c->dim, c->n_layers);
-        for (i = 0; i < c->n_layers; i++) printf("%s%s", i ? "," : "", c->mixer[i] == MR_MIXER_MINGRU ? "mingru" : c->mixer[i] == MR_MIXER_MINLSTM ? "minlstm" : "gru");
-        printf("), expansion %g, conv %d, ffn %d, %s head, dropout %g, gru hidden norm %d; %lld weights\n", (double)c->expansion,
+        for (i = 0; i < c->n_layers; i++) printf("%s%s", i ? "," : "", mr_mixer_name(c->mixer[i]));
+        printf("), ffn (");
+        for (i = 0; i < c->n_layers; i++) printf("%s%s", i ? "," : "", mr_ffn_name(mr_model_ffn_kind(c, i)));
+        printf(")");
+        if (mr_model_has_attention(c)) printf(", %d heads, %d kv heads, rope theta %g", c->attn.n_heads, c->attn.n_kv_heads, (double)c->attn.rope_theta);
+        if (mr_model_has_attention(c) || c->pos_emb) printf(", context %d%s", c->max_context, c->pos_emb ? ", learned positions" : "");
+        printf(", expansion %g, conv %d, ffn hidden %d, %s head, dropout %g, gru hidden norm %d; %lld weights\n", (double)c->expansion,
                c->conv_kernel, c->ffn_hidden, c->tie_embeddings ? "tied" : "untied", (double)c->dropout, c->gru_hidden_norm,
                (long long)mr_params_count(m->ps));
         printf("vocabulary: %s, %d tokens\n", v.kind == MR_VOCAB_BYTES ? "bytes" : v.kind == MR_VOCAB_CHARS ? "characters" : "BPE", v.n);

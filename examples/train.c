@@ -439,7 +439,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a.scan, "chunked")) cfg.scan_algo = MR_SCAN_CHUNKED;
         else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
         else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
-        if (mr_model_cfg_set_mixers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_model_cfg_set_layers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
         if (strchr(a.arch, ',') == NULL) cfg.n_layers = a.depth;
         if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
         mr_rng_seed(&rng, a.seed);

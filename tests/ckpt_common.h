@@ -7,7 +7,7 @@ static mr_model *small_model(int V, const char *arch) {
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = 8; cfg.n_layers = 2; cfg.ffn_hidden = 12; cfg.conv_kernel = 2; cfg.expansion = 1.5f;
-    mr_model_cfg_set_mixers(&cfg, arch, NULL);
+    mr_model_cfg_set_layers(&cfg, arch, NULL);
     if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     mr_rng_seed(&r, 9);
     mr_model_init_weights(m, &r);

@@ -96,7 +96,7 @@ static void test_mock_backend(void) {
         size_t i;
         cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 20; cfg.conv_kernel = 3; cfg.expansion = 1.5f;
         cfg.scan_algo = MR_SCAN_CHUNKED;
-        MR_CHECK(mr_model_cfg_set_mixers(&cfg, archs[k], NULL) == MR_OK);
+        MR_CHECK(mr_model_cfg_set_layers(&cfg, archs[k], NULL) == MR_OK);
         MR_CHECK(mr_model_new(&m, &cfg, NULL, NULL) == MR_OK);
         mr_rng_seed(&r, 5 + k);
         mr_model_init_weights(m, &r);

@@ -493,8 +493,8 @@ static void test_train_corruption(void) {
     /* a newer format version: the message names both versions */
     memcpy(cp, buf, len);
     cp[8] = 99;
-    MR_CHECK(mr_ckpt_load_mem(&m2, &v2, NULL, cp, len, NULL, &e) == MR_ERR_VERSION && strstr(e.msg, "version 99") && strstr(e.msg, "library's 1"));
-    MR_CHECK(mr_ckpt_restore_mem(cp, len, s.m, &t.ts, &e) == MR_ERR_VERSION && strstr(e.msg, "99") && strstr(e.msg, "library's 1"));
+    MR_CHECK(mr_ckpt_load_mem(&m2, &v2, NULL, cp, len, NULL, &e) == MR_ERR_VERSION && strstr(e.msg, "version 99") && strstr(e.msg, "library's 2"));
+    MR_CHECK(mr_ckpt_restore_mem(cp, len, s.m, &t.ts, &e) == MR_ERR_VERSION && strstr(e.msg, "99") && strstr(e.msg, "library's 2"));
     MR_CHECK(snap_same(&c, &t));
     snap_free(&c);
     free(cp);
@@ -509,7 +509,7 @@ static mr_model *session_model(int dim, const char *arch) {
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = dim; cfg.n_layers = 3; cfg.ffn_hidden = 10; cfg.conv_kernel = 3; cfg.expansion = 1.5f; cfg.gru_hidden_norm = 1;
-    mr_model_cfg_set_mixers(&cfg, arch, NULL);
+    mr_model_cfg_set_layers(&cfg, arch, NULL);
     if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     mr_rng_seed(&r, 11);
     mr_model_init_weights(m, &r);
@@ -690,8 +690,8 @@ static void test_session_corruption(void) {
     memcpy(cp, buf, len);
     cp[len] = 'x';
     MR_CHECK(mr_state_load_mem(m, t, NULL, NULL, cp, len + 1, &e) == MR_ERR_FORMAT);
-    cp[8] = 2;
-    MR_CHECK(mr_state_load_mem(m, t, NULL, NULL, cp, len, &e) == MR_ERR_VERSION && strstr(e.msg, "version 2") && strstr(e.msg, "library's 1"));
+    cp[8] = 3;
+    MR_CHECK(mr_state_load_mem(m, t, NULL, NULL, cp, len, &e) == MR_ERR_VERSION && strstr(e.msg, "version 3") && strstr(e.msg, "library's 2"));
     free(cp);
     free(copy);
     mr_buffer_free(buf);
@@ -875,8 +875,9 @@ static void test_forged_conf_no_huge_alloc(void) {
     MR_CHECK(parse_layout(buf, len, &L) && !strcmp(L.name[0], "CONF"));
     p = L.pay[0];
     for (k = 0; k < 3; k++) {   /* dim, then the FFN, then both: each the largest CONF allows */
-        if (k != 1) put_u32(buf + p + 4, 65536);
-        if (k != 0) put_u32(buf + p + 20, 1u << 20);
+        /* CONF fields are 12 bytes here (u16 tag, u16 flags, u32 length, u32 value): dim is the 2nd, ffn_hidden the 6th */
+        if (k != 1) put_u32(buf + p + 12 + 8, 65536);
+        if (k != 0) put_u32(buf + p + 5 * 12 + 8, 1u << 20);
         put_u32(buf + p + L.len[0], crc32_ieee(buf + p, L.len[0]));
         al.alloc = count_alloc; al.realloc = count_realloc; al.free = count_free; al.ud = NULL;
         g_largest = 0;
@@ -898,7 +899,7 @@ static void test_param_count_matches(void) {
             mr_model_cfg cfg = mr_model_default_cfg(11);
             mr_model *m = NULL;
             cfg.dim = 6; cfg.n_layers = 2; cfg.ffn_hidden = ffn; cfg.conv_kernel = conv; cfg.tie_embeddings = tie; cfg.expansion = exps[x];
-            mr_model_cfg_set_mixers(&cfg, archs[a], NULL);
+            mr_model_cfg_set_layers(&cfg, archs[a], NULL);
             if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) { bad++; continue; }
             n++;
             if (mr__cfg_param_count(&cfg) != (uint64_t)mr_params_count(m->ps)) {

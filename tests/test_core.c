@@ -190,7 +190,7 @@ static void test_no_malloc_model_step(void) {
         long before = 0;
         int s, i;
         cfg.dim = 16; cfg.n_layers = 2; cfg.ffn_hidden = 32; cfg.conv_kernel = 3; cfg.dropout = 0.1f;
-        MR_CHECK(mr_model_cfg_set_mixers(&cfg, archs[a], NULL) == MR_OK);
+        MR_CHECK(mr_model_cfg_set_layers(&cfg, archs[a], NULL) == MR_OK);
         MR_CHECK(mr_model_new(&m, &cfg, NULL, NULL) == MR_OK);
         mr_rng_seed(&r, 3);
         mr_model_init_weights(m, &r);

@@ -182,7 +182,7 @@ static mr_model *make_model(const char *arch, int conv, float expansion, int alg
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 20; cfg.conv_kernel = conv; cfg.expansion = expansion;
     cfg.scan_algo = algo; cfg.scan_chunk = 3;
     cfg.gru_hidden_norm = conv > 0;   /* GRU layers with and without the hidden RMSNorm */
-    if (mr_model_cfg_set_mixers(&cfg, arch, &e) != MR_OK) return NULL;
+    if (mr_model_cfg_set_layers(&cfg, arch, &e) != MR_OK) return NULL;
     if (mr_model_new(&m, &cfg, NULL, &e) != MR_OK) return NULL;
     mr_model_init_weights(m, &rng);
     return m;
@@ -317,7 +317,7 @@ static void test_cfg_errors(void) {
     mr_model_cfg cfg = mr_model_default_cfg(65);
     mr_model *m = NULL;
     mr_error e;
-    MR_CHECK(mr_model_cfg_set_mixers(&cfg, "transformer", &e) == MR_ERR_ARG);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "transformer", &e) == MR_ERR_ARG);
     cfg.dim = 0;
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && m == NULL && strstr(e.msg, "dim"));
     cfg = mr_model_default_cfg(1);

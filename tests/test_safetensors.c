@@ -38,7 +38,7 @@ static mr_model *st_model(const char *arch, int tie, uint64_t seed) {
     mr_rng r;
     cfg.dim = 8; cfg.n_layers = 1; cfg.ffn_hidden = 12; cfg.conv_kernel = 2; cfg.expansion = 1.5f;
     cfg.tie_embeddings = tie;
-    if (mr_model_cfg_set_mixers(&cfg, arch, NULL) != MR_OK || mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
+    if (mr_model_cfg_set_layers(&cfg, arch, NULL) != MR_OK || mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     if (seed) { mr_rng_seed(&r, seed); mr_model_init_weights(m, &r); }
     return m;
 }

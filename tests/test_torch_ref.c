@@ -223,9 +223,10 @@ static void run_fixture(const char *file) {
         if (!st) { mr_model_free(m); mr_ctx_free(ctx); break; }
         if (f.has_h0) {
             for (l = 0; l < f.n_layers; l++) {
-                MR_CHECK_MSG(st->h_size[l] == f.h0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
-                             (long long)st->h_size[l], (long long)f.h0_n[l]);
-                if (st->h_size[l] == f.h0_n[l]) memcpy(st->h[l], f.h0[l], sizeof(float) * (size_t)f.h0_n[l]);
+                mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
+                MR_CHECK_MSG(hb && hb->n == f.h0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
+                             (long long)(hb ? hb->n : -1), (long long)f.h0_n[l]);
+                if (hb && hb->n == f.h0_n[l]) memcpy(hb->data, f.h0[l], sizeof(float) * (size_t)f.h0_n[l]);
             }
             st->valid = 1;
         }
@@ -247,9 +248,10 @@ static void run_fixture(const char *file) {
                      (long long)e.idx, e.got, e.ref);
         free(tmp);
         for (l = 0; l < f.n_layers; l++) {
-            MR_CHECK_MSG(st->h_size[l] == f.last_n[l], "%s: layer %d final state size", file, l);
-            if (st->h_size[l] != f.last_n[l]) continue;
-            e = fx_cmp(st->h[l], f.last[l], f.last_n[l]);
+            mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
+            MR_CHECK_MSG(hb && hb->n == f.last_n[l], "%s: layer %d final state size", file, l);
+            if (!hb || hb->n != f.last_n[l]) continue;
+            e = fx_cmp(hb->data, f.last[l], f.last_n[l]);
             if (e.rel > e_state) e_state = e.rel;
             MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: layer %d final state[%lld] %.9g, reference %.9g", file,
                          fx_algo_name(algos[ai]), l, (long long)e.idx, e.got, e.ref);

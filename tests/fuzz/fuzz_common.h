@@ -14,7 +14,7 @@ static mr_model *fz_model(int V, const char *arch, int dim, uint64_t seed) {
     mr_rng r;
     cfg.dim = dim; cfg.ffn_hidden = 6; cfg.conv_kernel = 3; cfg.expansion = 1.5f; cfg.gru_hidden_norm = 1;
     cfg.tie_embeddings = V > 64;   /* small vocabularies get an untied head: one more tensor */
-    if (mr_model_cfg_set_mixers(&cfg, arch, NULL) != MR_OK) return NULL;
+    if (mr_model_cfg_set_layers(&cfg, arch, NULL) != MR_OK) return NULL;
     if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     mr_rng_seed(&r, seed);
     mr_model_init_weights(m, &r);
