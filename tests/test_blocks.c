@@ -1,0 +1,453 @@
+/* Every block kind through the block tables: one row per configuration in
+   `rows` gets a whole-model gradient check (fresh and with a carried state),
+   parallel vs step equality, chunked vs one pass; plus the attention and
+   RoPE ops on their own (GQA, odd head_dim, T = 1, long T, with a cache),
+   the KV cache against full recomputation over 300 greedy tokens, sessions
+   of attention stacks, and the configuration errors. */
+#define MINRNN_IMPLEMENTATION
+#include "minrnn.h"
+#include "mr_test.h"
+
+static mr_ctx *ctx;
+static mr_rng rng;
+
+/* ---- the per-block test table ---- */
+typedef struct brow { const char *name, *layers, *ffn; int conv, pos_emb, heads, kv_heads; float theta; } brow;
+static const brow rows[] = {
+    {"mingru", "mingru*2", "swiglu", 0, 0, 2, 2, 1e4f},
+    {"minlstm", "minlstm*2", "relu2", 3, 0, 2, 2, 1e4f},
+    {"gru", "gru*2", "gelu", 0, 0, 2, 2, 1e4f},
+    {"attn", "attn*2", "swiglu", 0, 0, 2, 2, 1e4f},
+    {"attn-gqa", "attn*2", "gelu", 0, 0, 4, 2, 1e4f},
+    {"gpt", "attn*2", "relu2", 0, 1, 3, 1, 0.f},            /* learned positions, no RoPE, head_dim 4 */
+    {"attn-odd", "attn", "none", 0, 0, 4, 4, 1e4f},          /* head_dim 3 */
+    {"hybrid", "mingru,attn,gru,minlstm", "swiglu", 2, 0, 2, 1, 500.f},
+};
+#define NROWS ((int)(sizeof rows / sizeof rows[0]))
+
+static mr_model *row_model(const brow *r, int V) {
+    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model *m = NULL;
+    mr_error e;
+    cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 16; cfg.conv_kernel = r->conv; cfg.pos_emb = r->pos_emb;
+    cfg.attn.n_heads = r->heads; cfg.attn.n_kv_heads = r->kv_heads; cfg.attn.rope_theta = r->theta;
+    cfg.max_context = 64; cfg.tie_embeddings = r->pos_emb ? 0 : 1;
+    if (!strcmp(r->name, "attn-odd")) cfg.dim = 12;
+    if (mr_model_cfg_set_layers(&cfg, r->layers, &e) != MR_OK || mr_model_cfg_set_ffn(&cfg, r->ffn, &e) != MR_OK ||
+        mr_model_new(&m, &cfg, NULL, &e) != MR_OK) {
+        MR_CHECK_MSG(0, "%s: %s", r->name, e.msg);
+        return NULL;
+    }
+    mr_model_init_weights(m, &rng);
+    return m;
+}
+
+static void test_parallel_vs_step(void) {
+    enum { B = 2, T = 11, V = 13 };
+    int r, warm;
+    for (r = 0; r < NROWS; r++) for (warm = 0; warm < 2; warm++) {
+        mr_model *m = row_model(&rows[r], V);
+        mr_state *s1, *s2;
+        int32_t tok[B * T], pre[B * 5], step[B];
+        float lg_par[B * T * V], lg_step[B * V];
+        mr_tensor *lg;
+        int i, t, b;
+        double maxd = 0, maxs = 0;
+        if (!m) continue;
+        for (i = 0; i < B * T; i++) tok[i] = (int32_t)mr_rng_below(&rng, V);
+        for (i = 0; i < B * 5; i++) pre[i] = (int32_t)mr_rng_below(&rng, V);
+        mr_state_new(&s1, m, B, NULL); mr_state_new(&s2, m, B, NULL);
+        mr_ctx_reset(ctx);
+        mr_ctx_set_no_grad(ctx, 1);
+        if (warm) {
+            mr_model_forward(ctx, m, pre, B, 5, s1, 0);
+            mr_model_forward(ctx, m, pre, B, 5, s2, 0);
+            mr_ctx_reset(ctx);
+        }
+        lg = mr_model_forward(ctx, m, tok, B, T, s1, 0);
+        MR_CHECK_MSG(lg != NULL, "%s", mr_ctx_error(ctx));
+        if (lg) mr_tensor_copy_to(lg, lg_par);
+        mr_ctx_reset(ctx);
+        for (t = 0; t < T; t++) {
+            for (b = 0; b < B; b++) step[b] = tok[b * T + t];
+            MR_CHECK(mr_model_step(ctx, m, step, s2, lg_step) == MR_OK);
+            mr_ctx_reset(ctx);
+            for (b = 0; b < B; b++) for (i = 0; i < V; i++) {
+                double d = fabs(lg_step[b * V + i] - lg_par[(b * T + t) * V + i]);
+                if (d > maxd) maxd = d;
+            }
+        }
+        mr_ctx_set_no_grad(ctx, 0);
+        MR_CHECK_MSG(maxd < 1e-5, "%s warm=%d: max |parallel - step| = %g", rows[r].name, warm, maxd);
+        MR_CHECK(s1->pos == s2->pos && s1->pos == (warm ? 5 : 0) + T);
+        for (i = 0; i < s1->n_blocks; i++) {   /* the final states agree (KV caches: the filled rows) */
+            mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
+            int64_t k, row = a->time_axis ? a->n / (a->shape[0] * a->shape[1]) : 0;
+            for (k = 0; k < a->n; k++) {
+                if (a->time_axis && (k / row) % a->shape[1] >= s1->pos) continue;
+                if (fabs(a->data[k] - c->data[k]) > maxs) maxs = fabs(a->data[k] - c->data[k]);
+            }
+        }
+        MR_CHECK_MSG(maxs < 1e-5, "%s warm=%d: states differ by %g", rows[r].name, warm, maxs);
+        mr_state_free(s1); mr_state_free(s2);
+        mr_model_free(m);
+    }
+}
+
+static void test_chunked_vs_long(void) {
+    enum { B = 2, T = 21, V = 11, CH = 7 };
+    int r;
+    for (r = 0; r < NROWS; r++) {
+        mr_model *m = row_model(&rows[r], V);
+        mr_state *st;
+        int32_t tok[B * T], chunk[B * CH];
+        float lg_long[B * T * V];
+        mr_tensor *lg;
+        int i, k, b, t;
+        double maxd = 0;
+        if (!m) continue;
+        for (i = 0; i < B * T; i++) tok[i] = (int32_t)mr_rng_below(&rng, V);
+        mr_ctx_reset(ctx);
+        lg = mr_model_forward(ctx, m, tok, B, T, NULL, 0);
+        MR_CHECK(lg != NULL);
+        if (lg) mr_tensor_copy_to(lg, lg_long);
+        mr_ctx_reset(ctx);
+        mr_state_new(&st, m, B, NULL);
+        for (k = 0; k < T / CH; k++) {
+            for (b = 0; b < B; b++) for (t = 0; t < CH; t++) chunk[b * CH + t] = tok[b * T + k * CH + t];
+            lg = mr_model_forward(ctx, m, chunk, B, CH, st, 0);
+            MR_CHECK(lg != NULL);
+            if (lg) for (b = 0; b < B; b++) for (t = 0; t < CH; t++) for (i = 0; i < V; i++) {
+                double d = fabs(lg->data[(b * CH + t) * V + i] - lg_long[(b * T + k * CH + t) * V + i]);
+                if (d > maxd) maxd = d;
+            }
+            mr_ctx_reset(ctx);
+        }
+        MR_CHECK_MSG(maxd < 1e-5, "%s: max |chunked - long| = %g", rows[r].name, maxd);
+        mr_state_free(st);
+        mr_model_free(m);
+    }
+}
+
+/* the state lives as long as the tape: an attention backward reads its cache */
+typedef struct mspec { mr_model *m; int32_t tok[2 * 6], pre[2 * 4]; int B, T; mr_state *warm, *st; } mspec;
+static mr_tensor *fn_model(mr_ctx *c, mr_tensor **in, int n, void *ud) {
+    mspec *s = (mspec *)ud;
+    mr_state *st = NULL;
+    mr_tensor *lg;
+    (void)in; (void)n;
+    if (s->warm) {   /* a constant carried state (from a 4-token prefix with the unperturbed weights) */
+        st = s->st;
+        memcpy(st->buf, s->warm->buf, sizeof(float) * mr_state_floats(st));
+        st->pos = s->warm->pos; st->valid = 1;
+    }
+    lg = mr_model_forward(c, s->m, s->tok, s->B, s->T, st, 0);
+    return lg;
+}
+static void test_model_gradcheck(void) {
+    int r, warm;
+    for (r = 0; r < NROWS; r++) for (warm = 0; warm < 2; warm++) {
+        mspec s;
+        mr_gradcheck_result res;
+        memset(&res, 0, sizeof res);
+        mr_status st;
+        int i;
+        memset(&s, 0, sizeof s);
+        if (!(s.m = row_model(&rows[r], 7))) continue;
+        s.B = 2; s.T = 6;
+        for (i = 0; i < 12; i++) s.tok[i] = (int32_t)mr_rng_below(&rng, 7);
+        for (i = 0; i < 8; i++) s.pre[i] = (int32_t)mr_rng_below(&rng, 7);
+        if (warm) {
+            int prev = mr_ctx_set_no_grad(ctx, 1);
+            mr_state_new(&s.warm, s.m, s.B, NULL);
+            mr_state_new(&s.st, s.m, s.B, NULL);
+            mr_model_forward(ctx, s.m, s.pre, s.B, 4, s.warm, 0);
+            mr_ctx_reset(ctx);
+            mr_ctx_set_no_grad(ctx, prev);
+        }
+        st = mr_gradcheck(ctx, fn_model, s.m->ps->t, s.m->ps->n, &s, 1e-3f, 2e-3, 1e-2, 6, 99, &res);
+        MR_CHECK_MSG(st == MR_OK, "%s: %s", rows[r].name, mr_ctx_error(ctx));
+        MR_CHECK_MSG(res.checked > 0 && res.failed == 0 && res.kinks * 20 <= res.checked,
+                     "%s warm=%d: %lld of %lld off (%lld kinks); worst input %d (%s) idx %lld analytic %.6g numeric %.6g", rows[r].name,
+                     warm, (long long)res.failed, (long long)res.checked, (long long)res.kinks, res.worst_input,
+                     s.m->ps->t[res.worst_input]->name, (long long)res.worst_index, res.worst_analytic, res.worst_numeric);
+        mr_ctx_clear_error(ctx);
+        mr_state_free(s.warm);
+        mr_state_free(s.st);
+        mr_model_free(s.m);
+    }
+}
+
+/* ---- attention and RoPE ops ---- */
+typedef struct aspec { int B, T, H, KV, hd; float theta; int64_t pos0; float *kc, *vc; int64_t clen; int rope_only; } aspec;
+static mr_tensor *fn_attn(mr_ctx *c, mr_tensor **in, int n, void *ud) {
+    aspec *s = (aspec *)ud;
+    int64_t sh[3];
+    (void)n;
+    sh[0] = s->B; sh[1] = s->T;
+    if (s->rope_only) { sh[2] = (int64_t)s->H * s->hd; return mr_rope(c, mr_view_reshape(c, in[0], 3, sh), s->H, s->theta, s->pos0); }
+    sh[2] = (int64_t)(s->H + 2 * s->KV) * s->hd;
+    if (s->kc) {   /* the cache rows [0, pos0) are constant: restore what earlier calls of the checker overwrote */
+        int64_t b, j;
+        for (b = 0; b < s->B; b++) for (j = 0; j < s->clen; j++) {
+            size_t o = (size_t)((b * s->clen + j) * s->KV * s->hd);
+            int k;
+            for (k = 0; k < s->KV * s->hd; k++) { s->kc[o + k] = 0.3f * sinf((float)(o + k)); s->vc[o + k] = 0.5f * cosf((float)(o + k)); }
+        }
+    }
+    return mr_attention(c, mr_view_reshape(c, in[0], 3, sh), s->H, s->KV, s->theta, s->pos0, s->kc, s->vc, s->clen);
+}
+static void test_attention_gradcheck(void) {
+    static const aspec cases[] = {
+        {2, 5, 2, 2, 4, 1e4f, 0, 0, 0, 0, 0}, {2, 5, 2, 2, 4, 0.f, 0, 0, 0, 0, 0},   /* MHA with and without RoPE */
+        {1, 6, 4, 2, 3, 1e4f, 0, 0, 0, 0, 0},                                        /* GQA, odd head_dim */
+        {2, 1, 2, 1, 4, 1e4f, 0, 0, 0, 0, 0},                                        /* T = 1 */
+        {1, 70, 2, 1, 2, 100.f, 0, 0, 0, 0, 0},                                      /* T longer than any row block */
+        {2, 4, 2, 1, 4, 1e4f, 5, 0, 0, 16, 0},                                       /* with a cache, 5 rows filled */
+        {2, 4, 2, 2, 5, 1e4f, 7, 0, 0, 0, 1}, {1, 1, 3, 3, 6, 10.f, 0, 0, 0, 0, 1},  /* RoPE alone, odd hd, T = 1 */
+    };
+    int c;
+    for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+        aspec s = cases[c];
+        mr_params *ps = mr_params_new(NULL);
+        mr_tensor *x;
+        int64_t sh[2];
+        float *kc = NULL, *vc = NULL;
+        mr_gradcheck_result res;
+        memset(&res, 0, sizeof res);
+        mr_status st;
+        sh[0] = (int64_t)s.B * s.T; sh[1] = (int64_t)(s.rope_only ? s.H : s.H + 2 * s.KV) * s.hd;
+        x = mr_params_add(ps, "qkv", 2, sh, 0);
+        mr_params_alloc(ps, NULL);
+        mr_params_init_uniform(ps, x, -1.5f, 1.5f, &rng);
+        if (s.clen) {
+            kc = (float *)malloc(sizeof(float) * (size_t)(s.B * s.clen * s.KV * s.hd));
+            vc = (float *)malloc(sizeof(float) * (size_t)(s.B * s.clen * s.KV * s.hd));
+            s.kc = kc; s.vc = vc;
+        }
+        st = mr_gradcheck(ctx, fn_attn, &x, 1, &s, 1e-2f, 2e-3, 1e-2, 0, 7, &res);
+        MR_CHECK_MSG(st == MR_OK && res.checked > 0 && res.failed == 0, "case %d: %s; %lld of %lld off, idx %lld analytic %.6g numeric %.6g",
+                     c, mr_ctx_error(ctx), (long long)res.failed, (long long)res.checked, (long long)res.worst_index, res.worst_analytic,
+                     res.worst_numeric);
+        mr_ctx_clear_error(ctx);
+        mr_ctx_reset(ctx);
+        free(kc); free(vc);
+        mr_params_free(ps);
+    }
+}
+/* the op against a plain double-precision softmax attention */
+static void test_attention_reference(void) {
+    enum { B = 2, T = 9, H = 4, KV = 2, hd = 6 };
+    float qkv[B * T * (H + 2 * KV) * hd];
+    int64_t sh[3] = {B, T, (H + 2 * KV) * hd};
+    mr_tensor *x, *o;
+    int i, b, t, h, j, d;
+    double maxe = 0;
+    for (i = 0; i < (int)(sizeof qkv / sizeof qkv[0]); i++) qkv[i] = 2.f * mr_rng_uniform(&rng) - 1.f;
+    mr_ctx_reset(ctx);
+    x = mr_tensor_wrap(ctx, qkv, 3, sh);
+    o = mr_attention(ctx, x, H, KV, 0.f, 0, NULL, NULL, 0);
+    MR_CHECK(o != NULL);
+    if (!o) return;
+    for (b = 0; b < B; b++) for (t = 0; t < T; t++) for (h = 0; h < H; h++) {
+        const float *q = qkv + ((b * T + t) * (H + 2 * KV) + h) * hd;
+        double s[T], mx = -1e300, sum = 0, out[hd];
+        int g = h / (H / KV);
+        for (j = 0; j <= t; j++) {
+            const float *k = qkv + ((b * T + j) * (H + 2 * KV) + H + g) * hd;
+            s[j] = 0;
+            for (d = 0; d < hd; d++) s[j] += (double)q[d] * k[d];
+            s[j] /= sqrt((double)hd);
+            if (s[j] > mx) mx = s[j];
+        }
+        for (j = 0; j <= t; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
+        for (d = 0; d < hd; d++) out[d] = 0;
+        for (j = 0; j <= t; j++) for (d = 0; d < hd; d++) out[d] += s[j] / sum * qkv[((b * T + j) * (H + 2 * KV) + H + KV + g) * hd + d];
+        for (d = 0; d < hd; d++) {
+            double e = fabs(out[d] - o->data[((b * T + t) * H + h) * hd + d]);
+            if (e > maxe) maxe = e;
+        }
+    }
+    MR_CHECK_MSG(maxe < 1e-5, "attention vs double reference: %g", maxe);
+    mr_ctx_reset(ctx);
+}
+
+/* ---- the KV cache ---- */
+static int argmax(const float *l, int V) { int i, b = 0; for (i = 1; i < V; i++) if (l[i] > l[b]) b = i; return b; }
+static void test_kv_cache_greedy_300(void) {
+    enum { V = 17, N = 300 };
+    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model *m = NULL;
+    mr_state *st;
+    mr_error e;
+    int32_t seq[N + 1];
+    float lg[V];
+    int i, bad = 0;
+    double maxd = 0;
+    cfg.dim = 16; cfg.ffn_hidden = 32; cfg.max_context = 320; cfg.attn.n_heads = 4; cfg.attn.n_kv_heads = 2;
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn,mingru,attn", &e) == MR_OK);
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_OK);
+    if (!m) return;
+    mr_model_init_weights(m, &rng);
+    for (i = 0; i < m->ps->n; i++)   /* sharper logits: fewer near ties */
+        if (!strcmp(m->ps->t[i]->name, "embedding")) { int64_t k; for (k = 0; k < mr_tensor_numel(m->ps->t[i]); k++) m->ps->t[i]->data[k] *= 20.f; }
+    mr_state_new(&st, m, 1, NULL);
+    seq[0] = 3;
+    mr_ctx_reset(ctx);
+    for (i = 0; i < N; i++) {   /* greedy with the cache */
+        MR_CHECK(mr_model_step(ctx, m, &seq[i], st, lg) == MR_OK);
+        mr_ctx_reset(ctx);
+        seq[i + 1] = argmax(lg, V);
+    }
+    mr_ctx_set_no_grad(ctx, 1);
+    for (i = 0; i < N; i++) {   /* full recomputation of each prefix, no state */
+        mr_tensor *full = mr_model_forward(ctx, m, seq, 1, i + 1, NULL, 0);
+        int j;
+        MR_CHECK(full != NULL);
+        if (!full) break;
+        if (argmax(full->data + (int64_t)i * V, V) != seq[i + 1]) bad++;
+        if (i == N - 1) {
+            mr_state *s2;
+            float lg2[V];
+            mr_state_new(&s2, m, 1, NULL);
+            for (j = 0; j < N; j++) { mr_model_step(ctx, m, &seq[j], s2, lg2); }
+            for (j = 0; j < V; j++) if (fabs(lg2[j] - full->data[(int64_t)i * V + j]) > maxd) maxd = fabs(lg2[j] - full->data[(int64_t)i * V + j]);
+            mr_state_free(s2);
+        }
+        mr_ctx_reset(ctx);
+    }
+    mr_ctx_set_no_grad(ctx, 0);
+    MR_CHECK_MSG(bad == 0, "%d of %d greedy tokens differ from full recomputation", bad, N);
+    MR_CHECK_MSG(maxd < 1e-4, "logits at position 299: cache vs recomputation %g", maxd);
+    {   /* one more token than the context holds: a clear error */
+        int32_t t2[21];
+        mr_tensor *r;
+        for (i = 0; i < 20; i++) { MR_CHECK(mr_model_step(ctx, m, &seq[i], st, lg) == MR_OK); mr_ctx_reset(ctx); }
+        MR_CHECK(st->pos == 320);
+        MR_CHECK(mr_model_step(ctx, m, &seq[0], st, lg) == MR_ERR_RANGE && strstr(mr_ctx_error(ctx), "context"));
+        mr_ctx_reset(ctx);
+        for (i = 0; i < 21; i++) t2[i] = 1;
+        mr_state_reset(st);
+        r = mr_model_forward(ctx, m, seq, 1, 321, NULL, 0);
+        MR_CHECK(r == NULL && mr_ctx_status(ctx) == MR_ERR_RANGE);
+        mr_ctx_reset(ctx);
+        (void)t2;
+    }
+    mr_state_free(st);
+    mr_model_free(m);
+}
+
+/* sessions of an attention stack: saved after a prompt, loaded into a fresh
+   state, the continuation is the same; other models are refused by name */
+static void test_session_attention(void) {
+    enum { V = 13 };
+    const brow *r = &rows[NROWS - 1];   /* hybrid: h, conv tails and KV caches */
+    mr_model *m = row_model(r, V), *m2;
+    mr_state *s1, *s2, *s3;
+    int32_t pre[2 * 9], tok[2];
+    float lg1[2 * V], lg2[2 * V];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    mr_error e;
+    int i, has = 0;
+    brow other = *r;
+    if (!m) return;
+    for (i = 0; i < 18; i++) pre[i] = (int32_t)mr_rng_below(&rng, V);
+    mr_state_new(&s1, m, 2, NULL); mr_state_new(&s2, m, 2, NULL);
+    mr_ctx_reset(ctx);
+    mr_ctx_set_no_grad(ctx, 1);
+    MR_CHECK(mr_model_forward(ctx, m, pre, 2, 9, s1, 0) != NULL);
+    mr_ctx_reset(ctx);
+    MR_CHECK(mr_state_save_mem(m, s1, NULL, &buf, &len, &e) == MR_OK);
+    MR_CHECK(mr_state_load_mem(m, s2, NULL, &has, buf, len, &e) == MR_OK && has == 0);
+    MR_CHECK(s2->pos == 9 && s2->valid);
+    for (i = 0; i < 5; i++) {
+        tok[0] = i; tok[1] = i + 2;
+        MR_CHECK(mr_model_step(ctx, m, tok, s1, lg1) == MR_OK); mr_ctx_reset(ctx);
+        MR_CHECK(mr_model_step(ctx, m, tok, s2, lg2) == MR_OK); mr_ctx_reset(ctx);
+        MR_CHECK(!memcmp(lg1, lg2, sizeof lg1));
+    }
+    /* fewer KV heads: the same tensors count differs and the cache blocks have another shape */
+    other.kv_heads = 2;
+    m2 = row_model(&other, V);
+    if (m2) {
+        mr_state_new(&s3, m2, 2, NULL);
+        MR_CHECK(mr_state_load_mem(m2, s3, NULL, NULL, buf, len, &e) == MR_ERR_FORMAT);
+        mr_state_free(s3);
+        mr_model_free(m2);
+    }
+    {   /* a checkpoint of it round-trips and its CONF keeps every attention setting */
+        mr_vocab v;
+        mr_model *m3 = NULL;
+        uint8_t *cb;
+        size_t cl;
+        mr_vocab_bytes(&v);
+        v.n = V; v.kind = MR_VOCAB_CHARS;
+        for (i = 0; i < 256; i++) v.index[i] = (int16_t)(i < V ? i : -1);
+        MR_CHECK(mr_ckpt_save_mem(m, &v, NULL, &cb, &cl, &e) == MR_OK);
+        MR_CHECK(mr_ckpt_load_mem(&m3, &v, NULL, cb, cl, NULL, &e) == MR_OK);
+        if (m3) {
+            MR_CHECK(m3->cfg.attn.n_heads == m->cfg.attn.n_heads && m3->cfg.attn.n_kv_heads == m->cfg.attn.n_kv_heads &&
+                     m3->cfg.attn.rope_theta == m->cfg.attn.rope_theta && m3->cfg.max_context == m->cfg.max_context &&
+                     !memcmp(m3->cfg.mixer, m->cfg.mixer, 4) && !memcmp(m3->cfg.ffn, m->cfg.ffn, 4));
+            MR_CHECK(!memcmp(m3->ps->data, m->ps->data, sizeof(float) * m->ps->numel));
+        }
+        mr_model_free(m3);
+        mr_buffer_free(cb);
+    }
+    mr_ctx_set_no_grad(ctx, 0);
+    mr_buffer_free(buf);
+    mr_state_free(s1); mr_state_free(s2);
+    mr_model_free(m);
+}
+
+static void test_cfg_errors(void) {
+    mr_model_cfg cfg = mr_model_default_cfg(65);
+    mr_model *m = NULL;
+    mr_error e;
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "mingru,transformer", &e) == MR_ERR_ARG && strstr(e.msg, "transformer") && strstr(e.msg, "attn"));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*", &e) == MR_ERR_ARG);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*0", &e) == MR_ERR_ARG);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*65", &e) == MR_ERR_ARG);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "mingru,", &e) == MR_ERR_ARG);
+    MR_CHECK(mr_model_cfg_set_ffn(&cfg, "moe", &e) == MR_ERR_ARG && strstr(e.msg, "swiglu"));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru*2,attn", &e) == MR_OK && cfg.n_layers == 3 && cfg.mixer[0] == MR_MIXER_GRU && cfg.mixer[2] == MR_MIXER_ATTN);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*4", &e) == MR_OK && cfg.n_layers == 4 && cfg.mixer[3] == MR_MIXER_ATTN);
+    cfg.attn.n_heads = 3;
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && m == NULL && strstr(e.msg, "divide the width"));
+    cfg.attn.n_heads = 4; cfg.attn.n_kv_heads = 3;
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && strstr(e.msg, "key/value heads"));
+    cfg.attn.n_kv_heads = 2; cfg.max_context = 0;
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && strstr(e.msg, "context"));
+    cfg.max_context = 16;
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_OK);
+    MR_CHECK(mr_model_cfg_param_count(&cfg) == mr_params_count(m->ps));
+    mr_model_free(m);
+    {   /* the count mode of the builder agrees with the built model for every row */
+        int r;
+        for (r = 0; r < NROWS; r++) {
+            mr_model *mm = row_model(&rows[r], 9);
+            if (mm) MR_CHECK_MSG(mr_model_cfg_param_count(&mm->cfg) == mr_params_count(mm->ps), "%s", rows[r].name);
+            mr_model_free(mm);
+        }
+    }
+    MR_CHECK(mr_mixer_name(MR_MIXER_ATTN) && !strcmp(mr_mixer_name(MR_MIXER_ATTN), "attn") && mr_mixer_name(MR_MIXER_COUNT) == NULL);
+    MR_CHECK(!strcmp(mr_ffn_name(MR_FFN_RELU2), "relu2") && mr_ffn_desc(-1) == NULL);
+}
+
+int main(int argc, char **argv) {
+    static const mr_test_case cases[] = {
+        {"parallel_vs_step", test_parallel_vs_step}, {"chunked_vs_long", test_chunked_vs_long},
+        {"model_gradcheck", test_model_gradcheck}, {"attention_gradcheck", test_attention_gradcheck},
+        {"attention_reference", test_attention_reference}, {"kv_cache_greedy_300", test_kv_cache_greedy_300},
+        {"session_attention", test_session_attention}, {"cfg_errors", test_cfg_errors},
+    };
+    mr_ctx_params p = mr_ctx_default_params();
+    int rc;
+    p.n_threads = 2;
+    if (mr_ctx_init(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
+    mr_rng_seed(&rng, 777);
+    rc = mr_test_run(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+    mr_ctx_free(ctx);
+    return rc;
+}
