@@ -98,6 +98,16 @@ int main(int argc, char **argv) {
         }
         if (!has_logits && plen == 0) ex_die(PROG, "the saved session holds no logits: give a --prompt to go on from");
     }
+    if (!bpe) n_prompt = plen;
+    if (st->max_pos && (long long)st->pos + (long long)n_prompt + length > (long long)st->max_pos + 1) {
+        /* the last sampled token is never fed unless the session is saved */
+        long long need = (long long)st->pos + (long long)n_prompt + length - (state_out ? 0 : 1);
+        if (need > st->max_pos) {
+            fprintf(stderr, "%s: %lld tokens (session %lld + prompt %zu + --length %lld) exceed the model's context of %lld "
+                    "(its --max-context); generate fewer\n", PROG, need, (long long)st->pos, n_prompt, length, (long long)st->max_pos);
+            return 2;
+        }
+    }
     mr_rng_seed(&rng, seed);
     fwrite(prompt, 1, plen, stdout);
     fflush(stdout);

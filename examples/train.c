@@ -16,8 +16,9 @@ static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = 1; signal(sig, SIG_DFL); }
 
 typedef struct args {
-    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume;
-    int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie, gru_norm;
+    const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume, *ffn_kind, *pos_emb;
+    int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie, gru_norm, heads, kv_heads, max_context;
+    double rope_theta;
     long long steps, warmup, eval_every, log_every, save_every, context, stop_at;
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
     unsigned long long seed;
@@ -25,6 +26,7 @@ typedef struct args {
 } args;
 
 static void usage(void) {
+    int k;
     printf(
         "usage: minrnn-train [flags]\n"
         "  --data FILE           training text (default: data/tinyshakespeare.txt)\n"
@@ -34,11 +36,21 @@ static void usage(void) {
         "                        then also be ids from minrnn-bpe encode --out X.u16 or X.u32\n"
         "  --val-fraction F      last fraction of the file used for validation (default 0.1)\n"
         "model:\n"
-        "  --arch A              mingru | minlstm | gru, or a comma list per layer (default mingru)\n"
+        "  --layers SPEC         the mixer of each layer: one kind for all --depth layers, or a comma\n"
+        "                        list with kind*N repeats: attn*4 (a GPT), mingru,mingru,attn,mingru\n"
+        "                        (a hybrid); --arch is the same flag (default mingru)\n"
         "  --dim D --depth N     width and layers (default 128, 4)\n"
         "  --expansion E         MinGRU/MinLSTM inner width factor (default 1)\n"
         "  --conv K              causal depthwise conv of kernel K before each mixer (default 0: none)\n"
-        "  --ffn H               SwiGLU hidden size (default 4*dim; 0: no FFN)\n"
+        "  --ffn KIND            the FFN of every layer (default swiglu); a number is the hidden size\n"
+        "                        (the older spelling of --ffn-hidden N)\n"
+        "  --ffn-hidden N        FFN hidden size (default 4*dim; 0: no FFN)\n"
+        "  --heads H             attention heads (default 4; must divide --dim)\n"
+        "  --kv-heads K          key/value heads, grouped-query attention (default --heads; must divide it)\n"
+        "  --rope-theta T        RoPE base (default 10000; 0: no rotary embedding)\n"
+        "  --max-context N       positions one stream holds: the KV cache and the position table\n"
+        "                        (default max(1024, --chunk-size)); generation stops with an error there\n"
+        "  --pos-emb none|learned  learned absolute position embedding, as the minimal GPT (default none)\n"
         "  --untied              separate output head (default: tied to the embedding)\n"
         "  --dropout P           dropout on residual branches (default auto: 0.1 when the run is projected\n"
         "                        to see the training data more than 12 times, else 0)\n"
@@ -65,6 +77,10 @@ static void usage(void) {
         "                        override them); with the same --threads the run continues bit for bit\n"
         "  --stop-at-step N      stop (and save) after step N, keeping the schedule of --steps/--epochs\n"
         "Ctrl-C (or SIGTERM) stops after the current step and saves DIR/model.bin, ready for --resume.\n");
+    printf("layer kinds (--layers):\n");
+    for (k = 0; mr_mixer_name(k); k++) printf("  %-20s %s\n", mr_mixer_name(k), mr_mixer_desc(k));
+    printf("FFN kinds (--ffn):\n");
+    for (k = 0; mr_ffn_name(k); k++) printf("  %-20s %s\n", mr_ffn_name(k), mr_ffn_desc(k));
 }
 
 /* Validation loss in windows of T tokens, each from an empty state. */
@@ -98,7 +114,8 @@ static double eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t
     free(in); free(tg);
     return cnt > 0 ? sum / cnt : NAN;
 }
-/* Validation loss of one stream through the whole split, state carried. */
+/* Validation loss of one stream through the whole split, state carried
+   (for a model with a context limit, attention, restarted at each limit). */
 static double eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int T) {
     mr_state *st;
     int64_t pos = 0;
@@ -108,7 +125,9 @@ static double eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_
     prev = mr_ctx_set_no_grad(ctx, 1);
     while (pos < n - 1) {
         int len = (int)((n - 1 - pos) < T ? (n - 1 - pos) : T);
-        mr_tensor *lg = mr_model_forward(ctx, m, val + pos, 1, len, st, 0);
+        mr_tensor *lg;
+        if (st->max_pos && st->pos + len > st->max_pos) mr_state_reset(st);   /* a model with a context: restart at its end */
+        lg = mr_model_forward(ctx, m, val + pos, 1, len, st, 0);
         mr_tensor *l = mr_cross_entropy(ctx, lg, val + pos + 1, -1);
         if (!l) break;
         sum += (double)l->data[0] * len;
@@ -130,6 +149,7 @@ static void fmt_time(char *buf, size_t n, double s) {
 static void set_defaults(args *a) {
     a->data = NULL; a->out = "runs/default"; a->arch = "mingru"; a->schedule = "cosine"; a->optimizer = "adamw";
     a->batching = "random"; a->scan = "auto";
+    a->ffn_kind = "swiglu"; a->pos_emb = "none"; a->heads = 4; a->kv_heads = 0; a->rope_theta = 10000; a->max_context = 0;
     a->dim = 128; a->depth = 4; a->conv = 0; a->ffn = -1; a->batch = 32; a->chunk = 256; a->backprop = 0; a->threads = 0; a->tie = 1;
     a->steps = 0; a->warmup = 100; a->eval_every = 250; a->log_every = 10; a->save_every = 500; a->context = 0;
     a->epochs = 0; a->time_budget = 0; a->lr = 6e-3; a->min_lr_factor = 0.1; a->weight_decay = 0.1; a->grad_clip = 1.0;
@@ -147,12 +167,22 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--bytes")) a->bytes = 1;
         else if (!strcmp(f, "--tokenizer")) a->tokenizer = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--val-fraction")) a->val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
-        else if (!strcmp(f, "--arch")) a->arch = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--arch") || !strcmp(f, "--layers")) a->arch = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--ffn-hidden")) a->ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(f, "--heads")) a->heads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
+        else if (!strcmp(f, "--kv-heads")) a->kv_heads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
+        else if (!strcmp(f, "--rope-theta")) a->rope_theta = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1e12);
+        else if (!strcmp(f, "--max-context")) a->max_context = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(f, "--pos-emb")) a->pos_emb = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--dim")) a->dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
         else if (!strcmp(f, "--depth")) a->depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS);
         else if (!strcmp(f, "--expansion")) a->expansion = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.01, 64);
         else if (!strcmp(f, "--conv")) a->conv = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 64);
-        else if (!strcmp(f, "--ffn")) a->ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(f, "--ffn")) {
+            const char *v = ex_val(PROG, argc, argv, &i);
+            if (*v >= '0' && *v <= '9') a->ffn = (int)ex_int(PROG, f, v, 0, 1 << 20);
+            else a->ffn_kind = v;
+        }
         else if (!strcmp(f, "--untied")) a->tie = 0;
         else if (!strcmp(f, "--gru-norm")) a->gru_norm = 1;
         else if (!strcmp(f, "--resume")) a->resume = ex_val(PROG, argc, argv, &i);
@@ -440,7 +470,24 @@ int main(int argc, char **argv) {
         else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
         else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
         if (mr_model_cfg_set_layers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
-        if (strchr(a.arch, ',') == NULL) cfg.n_layers = a.depth;
+        if (strchr(a.arch, ',') == NULL && strchr(a.arch, '*') == NULL) cfg.n_layers = a.depth;
+        if (mr_model_cfg_set_ffn(&cfg, a.ffn_kind, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (!strcmp(a.pos_emb, "learned")) cfg.pos_emb = MR_POS_LEARNED;
+        else if (strcmp(a.pos_emb, "none")) ex_die(PROG, "--pos-emb must be none or learned");
+        cfg.attn.n_heads = a.heads;
+        cfg.attn.n_kv_heads = a.kv_heads ? a.kv_heads : a.heads;
+        cfg.attn.rope_theta = (float)a.rope_theta;
+        cfg.max_context = a.max_context ? a.max_context : (a.chunk > 1024 ? a.chunk : 1024);
+        if ((mr_model_has_attention(&cfg) || cfg.pos_emb) && a.chunk > cfg.max_context) {
+            char b[200];
+            snprintf(b, sizeof b, "--chunk-size %d is longer than the model's context (--max-context %d)", a.chunk, cfg.max_context);
+            ex_die(PROG, b);
+        }
+        if (mr_model_has_attention(&cfg)) {   /* say which flag is wrong before the library's message */
+            char b[200];
+            if (cfg.dim % cfg.attn.n_heads) { snprintf(b, sizeof b, "--heads %d does not divide --dim %d", cfg.attn.n_heads, cfg.dim); ex_die(PROG, b); }
+            if (cfg.attn.n_heads % cfg.attn.n_kv_heads) { snprintf(b, sizeof b, "--kv-heads %d does not divide --heads %d", cfg.attn.n_kv_heads, cfg.attn.n_heads); ex_die(PROG, b); }
+        }
         if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
         mr_rng_seed(&rng, a.seed);
         mr_model_init_weights(m, &rng);
@@ -602,6 +649,7 @@ int main(int argc, char **argv) {
         if (state) {
             int reset = !strcmp(a.batching, "random");
             if (a.context > 0 && (step * a.chunk) % a.context < a.chunk && step > 0) reset = 1;
+            if (state->max_pos && state->pos + a.chunk > state->max_pos) reset = 1;   /* attention: the cache is full */
             if (reset) mr_state_reset(state);
         }
         for (piece = 0; piece < npieces; piece++) {

@@ -178,9 +178,18 @@ static void test_bad_input(void) {
         {"build/minrnn-convert export " DATA " x.safetensors", "bad magic"},
         {"build/minrnn-convert import " DIR "/random-a/model.bin " DATA " x.bin", "safetensors"},
         {"build/minrnn-convert frob", "unknown command"},
+        {"build/minrnn-train --out " DIR "/nothing --layers mingru,transformer", "unknown layer kind 'transformer'"},
+        {"build/minrnn-train --out " DIR "/nothing --layers attn*2 --heads 5", "--heads 5 does not divide --dim 128"},
+        {"build/minrnn-train --out " DIR "/nothing --layers attn --kv-heads 3", "--kv-heads 3 does not divide --heads 4"},
+        {"build/minrnn-train --out " DIR "/nothing --layers attn --chunk-size 512 --max-context 256", "longer than the model's context"},
+        {"build/minrnn-train --out " DIR "/nothing --ffn moe", "unknown FFN kind"},
+        {"build/minrnn-generate --model " DIR "/hybrid/model.bin --length 200", "exceed the model's context of 64"},
     };
     size_t i;
     if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("test -f " DIR "/hybrid/model.bin || build/minrnn-train --data " DATA " --dim 24 --depth 2 --batch 4 --layers mingru,attn "
+                "--heads 2 --max-context 64 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/hybrid >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("rm -rf " DIR "/nothing") == 0);
     MR_CHECK(sh(": > " DIR "/empty.txt && printf 'hello world, a short file' > " DIR "/short.txt") == 0);
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = sh("%s >/dev/null 2>" DIR "/err.txt", cases[i].cmd);
@@ -188,6 +197,32 @@ static void test_bad_input(void) {
         MR_CHECK_MSG(rc == 2 && e && strstr(e, cases[i].msg), "'%s': exit %d, message '%s' (want '%s')", cases[i].cmd, rc, e ? e : "", cases[i].msg);
         mr_buffer_free(e);
     }
+    MR_CHECK_MSG(sh("test -e " DIR "/nothing") != 0, "a refused run wrote its output directory");
+}
+
+/* a hybrid's session (KV cache, h, position) continues exactly, as a recurrent one does */
+static void test_sessions_attention(void) {
+    char *full, *p1, *p2;
+    size_t n1;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("test -f " DIR "/gpt/model.bin || build/minrnn-train --data " DATA " --dim 24 --batch 4 --layers attn*2 --pos-emb learned "
+                "--rope-theta 0 --ffn relu2 --heads 2 --kv-heads 1 --max-context 96 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/gpt >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --prompt 'ROMEO:' --length 80 --temperature 0 --quiet > " DIR "/gfull.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --prompt 'ROMEO:' --length 30 --temperature 0 --quiet "
+                "--state-out " DIR "/g.state > " DIR "/gp1.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --state-in " DIR "/g.state --length 50 --temperature 0 --quiet > " DIR "/gp2.txt") == 0);
+    full = slurp(DIR "/gfull.txt", NULL); p1 = slurp(DIR "/gp1.txt", &n1); p2 = slurp(DIR "/gp2.txt", NULL);
+    MR_CHECK(full && p1 && p2 && n1 > 1);
+    if (full && p1 && p2 && n1 > 1) {
+        p1[n1 - 1] = 0;
+        MR_CHECK_MSG(strlen(full) == strlen(p1) + strlen(p2) && !strncmp(full, p1, strlen(p1)) && !strcmp(full + strlen(p1), p2),
+                     "continued session differs:\n%s\nvs\n%s|%s", full, p1, p2);
+    }
+    mr_buffer_free(full); mr_buffer_free(p1); mr_buffer_free(p2);
+    /* 6 + 30 + 50 = 86 positions used: 20 more exceed the context of 96 */
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --state-in " DIR "/g.state --length 70 >/dev/null 2>" DIR "/err.txt") == 2);
+    MR_CHECK(sh("grep -q 'exceed the model' " DIR "/err.txt") == 0);
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/gpt/model.bin | grep -q 'attn,attn), ffn (relu2,relu2), 2 heads, 1 kv heads'") == 0);
 }
 
 static void test_bpe_ids_file(void) {
@@ -228,6 +263,6 @@ static void test_interrupt(void) {
     mr_vocab_free(&v);
 }
 
-MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions},
+MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})
