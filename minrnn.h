@@ -4132,25 +4132,60 @@ typedef struct mr__attn {
     float *lse;              /* [B, H, T] */
     float *cs;               /* RoPE table [T, hd/2, 2]; NULL without RoPE */
 } mr__attn;
-MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, float *sc, float *o, float *lse) {
+/* Keys (or values) of one head as [hd][nk] (KT[d*ld + j]): the score and
+   dot-product loops then run over keys, contiguous, and vectorize without
+   reassociating a float sum. */
+MR__PRIV void mr__attn_transpose(const float *src, int64_t kls, int64_t nk, int hd, float *dst, int64_t ld) {
+    int64_t j;
+    int d;
+    for (j = 0; j < nk; j++) for (d = 0; d < hd; d++) dst[d * ld + j] = src[j * kls + d];
+}
+MR__PRIV int mr__thread_id(void) {
+#if MR__HAVE_OMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+/* scores s[j] = scale * q . k_j for j < nk, from KT [hd][ld] */
+MR__INL void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s) {
+    int64_t j;
+    int d;
+    for (j = 0; j < nk; j++) s[j] = 0.f;
+    for (d = 0; d < hd; d++) {
+        const float *kd = KT + d * ld;
+        float qd = q[d] * scale;
+        for (j = 0; j < nk; j++) s[j] += qd * kd[j];
+    }
+}
+/* the same from the keys' rows (no transpose, for a call of few queries:
+   generation); eight partial sums per key so the dot vectorizes */
+MR__PRIV void mr__attn_scores_rows(const float *q, const float *kb, int64_t kls, int64_t nk, int hd, float scale, float *s) {
+    int64_t j;
+    int d, l, d8 = hd & ~7;
+    for (j = 0; j < nk; j++) {
+        const float *k = kb + j * kls;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, t = 0.f;
+        for (d = 0; d < d8; d += 8) for (l = 0; l < 8; l++) acc[l] += q[d + l] * k[d + l];
+        for (d = d8; d < hd; d++) t += q[d] * k[d];
+        s[j] = scale * (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + t);
+    }
+}
+MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, const float *KT, int64_t ld, float *sc, float *o, float *lse) {
     int hd = p->hd, d;
     int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1;
     const float *q = p->q + (((int64_t)b * p->T + t) * p->H + h) * hd;
-    const float *kb = p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd;
     const float *vb = p->v + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd;
-    float mx = -INFINITY, sum = 0.f;
-    for (j = 0; j < nk; j++) {
-        const float *kj = kb + j * p->kls;
-        float acc = 0.f;
-        for (d = 0; d < hd; d++) acc += q[d] * kj[d];
-        sc[j] = acc * p->scale;
-        mx = sc[j] > mx ? sc[j] : mx;
-    }
+    float mx = -INFINITY, sum = 0.f, inv;
+    if (KT) mr__attn_scores(q, KT, ld, nk, hd, p->scale, sc);
+    else mr__attn_scores_rows(q, p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd, p->kls, nk, hd, p->scale, sc);
+    for (j = 0; j < nk; j++) mx = sc[j] > mx ? sc[j] : mx;
     for (j = 0; j < nk; j++) { sc[j] = mr__expf(sc[j] - mx); sum += sc[j]; }
+    inv = 1.f / sum;
     for (d = 0; d < hd; d++) o[d] = 0.f;
     for (j = 0; j < nk; j++) {
         const float *vj = vb + j * p->kls;
-        float a = sc[j] / sum;
+        float a = sc[j] * inv;
         for (d = 0; d < hd; d++) o[d] += a * vj[d];
     }
     *lse = mx + logf(sum);
@@ -4159,19 +4194,24 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
     const mr__attn *p = (const mr__attn *)data;
     mr_tensor *qkv = in[0];
     int hd = p->hd, G = p->H / p->KV, nt = ctx->n_threads, u;
-    int64_t j0 = p->cached ? p->pos0 : 0, maxk = j0 + p->T, U = (int64_t)p->B * p->KV;
+    int64_t j0 = p->cached ? p->pos0 : 0, maxk = j0 + p->T, U = (int64_t)p->B * p->KV, per;
     float *scr;
     (void)n_in; (void)nt;
     if (!qkv->grad) return;
-    /* per unit: scores [maxk], dq [hd], dk and dv of this call's rows [T, hd] each */
-    scr = mr__floats(ctx, U * (maxk + hd + 2 * (int64_t)p->T * hd));
+    /* per thread: scores and their gradients [maxk] x 2, KT and VT [hd][maxk], dq [hd], dk and dv of
+       this call's rows [T, hd] each */
+    per = 2 * maxk + 2 * (int64_t)hd * maxk + hd + 2 * (int64_t)p->T * hd;
+    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per);
     if (!scr) return;
     MR__OMP(parallel for num_threads(nt) if (U > 1) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / p->KV, g = u % p->KV, hh, t, d;
-        float *sc = scr + (int64_t)u * (maxk + hd + 2 * (int64_t)p->T * hd), *dq = sc + maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
+        float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + maxk, *KT = dsc + maxk, *VT = KT + (int64_t)hd * maxk;
+        float *dq = VT + (int64_t)hd * maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
         const float *kb = p->k + b * p->kbs + (int64_t)g * hd, *vb = p->v + b * p->kbs + (int64_t)g * hd;
         int64_t ld = qkv->row_stride, j;
+        mr__attn_transpose(kb, p->kls, maxk, hd, KT, maxk);
+        mr__attn_transpose(vb, p->kls, maxk, hd, VT, maxk);
         memset(dk, 0, sizeof(float) * 2 * (size_t)p->T * (size_t)hd);
         for (hh = g * G; hh < (g + 1) * G; hh++)
             for (t = 0; t < p->T; t++) {
@@ -4181,17 +4221,21 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
                 float L = p->lse[((int64_t)b * p->H + hh) * p->T + t], D = 0.f;
                 float *gq = qkv->grad + row * ld + (int64_t)hh * hd;
                 for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
+                mr__attn_scores(q, KT, maxk, nk, hd, p->scale, sc);        /* s_j */
+                mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, dsc);            /* dO . v_j */
                 for (j = 0; j < nk; j++) {
-                    const float *kj = kb + j * p->kls, *vj = vb + j * p->kls;
-                    float s = 0.f, dp = 0.f, a, ds;
-                    for (d = 0; d < hd; d++) { s += q[d] * kj[d]; dp += dO[d] * vj[d]; }
-                    a = mr__expf(s * p->scale - L);
-                    ds = a * (dp - D) * p->scale;
+                    float a = mr__expf(sc[j] - L);
+                    sc[j] = a;                                               /* a_j */
+                    dsc[j] = a * (dsc[j] - D) * p->scale;                    /* ds_j / sqrt(hd) */
+                }
+                for (j = 0; j < nk; j++) {
+                    const float *kj = kb + j * p->kls;
+                    float ds = dsc[j];
                     for (d = 0; d < hd; d++) dq[d] += ds * kj[d];
-                    if (j >= j0) {
-                        float *dkj = dk + (j - j0) * hd, *dvj = dv + (j - j0) * hd;
-                        for (d = 0; d < hd; d++) { dkj[d] += ds * q[d]; dvj[d] += a * dO[d]; }
-                    }
+                }
+                for (j = j0; j < nk; j++) {
+                    float *dkj = dk + (j - j0) * hd, *dvj = dv + (j - j0) * hd, ds = dsc[j], a = sc[j];
+                    for (d = 0; d < hd; d++) { dkj[d] += ds * q[d]; dvj[d] += a * dO[d]; }
                 }
                 if (p->cs) mr__rope_head(p->cs + (int64_t)t * (hd / 2) * 2, hd, dq, dq, 1);
                 for (d = 0; d < hd; d++) gq[d] += dq[d];
@@ -4247,7 +4291,7 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     p->kls = (int64_t)KV * hd;
     maxk = (k_cache ? pos0 : 0) + T;
     U = (int64_t)B * H;
-    scr = mr__floats(ctx, U * maxk);
+    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * maxk * (1 + hd));   /* per thread: scores, KT */
     if (!p->q || !p->lse || !p->k || !p->v || !scr || (rope_theta > 0.f && hd >= 2 && !p->cs)) return NULL;
     {   /* rotate queries and keys, place keys and values */
         int64_t r;
@@ -4268,11 +4312,13 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
             memcpy(vd, src + (int64_t)(H + KV) * hd, sizeof(float) * (size_t)KV * (size_t)hd);
         }
     }
-    MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T > 4096) schedule(dynamic, 1))
+    MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T * hd > 262144) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / H, h = u % H, t;
+        float *sc = scr + (int64_t)mr__thread_id() * maxk * (1 + hd), *KT = T >= 8 ? sc + maxk : NULL;
+        if (KT) mr__attn_transpose(p->k + b * p->kbs + (int64_t)(h / (H / KV)) * hd, p->kls, maxk, hd, KT, maxk);
         for (t = 0; t < T; t++)
-            mr__attn_fwd_row(p, b, h, t, scr + (int64_t)u * maxk, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
+            mr__attn_fwd_row(p, b, h, t, KT, maxk, sc, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
                              p->lse + ((int64_t)b * H + h) * T + t);
     }
     mr_tape_record(ctx, out, &qkv, 1, mr__attn_bwd, p);

@@ -115,7 +115,8 @@ static int bt_run(const char *arch, const bt_opts *o) {
     for (w = 0; w < windows; w++) {
         t0 = bt_now();
         for (i = 0; i < n_gen; i++) {
-            mr_model_step(ctx, m, &tok, st, logits);
+            if (st->max_pos && st->pos >= st->max_pos) mr_state_reset(st);   /* attention: the cache is full */
+            if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "gen: %s\n", mr_ctx_error(ctx)); return 0; }
             mr_ctx_reset(ctx);
             tok = (int32_t)((i * 7) % 65);
         }
@@ -148,7 +149,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) o.T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) o.quick = 1;
         else if (i == 1 && atoi(argv[i]) > 0) o.threads = atoi(argv[i]);   /* like bench_gemm: [nthreads] */
-        else { fprintf(stderr, "usage: %s [--threads N] [--arch mingru|minlstm|gru|all] [--batch B] [--ctx T] [--quick]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--threads N] [--arch mingru|minlstm|gru|attn*4|SPEC|all] [--batch B] [--ctx T] [--quick]\n", argv[0]); return 2; }
     }
     if (o.B < 1 || o.T < 1) { fprintf(stderr, "batch and context must be >= 1\n"); return 2; }
     printf("bench_train: default model (d=128, 4 layers, SwiGLU 512, tied, V=65), forward+backward+clip+AdamW\n");

@@ -15,6 +15,8 @@ MinGRU variants:
   log    the parallel log-space (Heinsen) scan with torch.logcumsumexp, as in
          the minGRU PyTorch research code (lucidrains/minGRU-pytorch)
   minlstm / gru (optional): MinLSTM with the sequential loop; torch.nn.GRU layers
+  gpt: minrnn's --layers attn*4 (4 heads, RoPE interleaved, causal scaled_dot_product_attention, or
+       the same written out on torch < 2.0)
 
 Usage: /usr/bin/python3 bench/bench_train_torch.py [--threads 2] [--variants seq,log]
        [--batch 32] [--ctx 256] [--quick]
@@ -108,6 +110,37 @@ class GRU(nn.Module):
         return self.gru(x)[0]
 
 
+def rope(x, theta=10000.0):
+    """x [B, H, T, hd]: interleaved pairs (x[2i], x[2i+1]) rotated by t * theta^(-2i/hd), as minrnn."""
+    T, hd = x.shape[2], x.shape[3]
+    f = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * f[None, :]
+    c, s = torch.cos(ang).float(), torch.sin(ang).float()
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    """minrnn's attn mixer: w_qkv [(H + 2H) hd, d], RoPE, causal SDPA, w_o [d, H hd]."""
+    def __init__(self, d, heads=4):
+        super().__init__()
+        self.h = heads
+        self.w_qkv = nn.Linear(d, 3 * d, bias=False)
+        self.w_o = nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        B, T, d = x.shape
+        q, k, v = self.w_qkv(x).view(B, T, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        q, k = rope(q), rope(k)
+        if hasattr(F, "scaled_dot_product_attention"):
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:   # torch < 2.0 (Debian 12's 1.13): the same, written out
+            att = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+            mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+            o = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        return self.w_o(o.transpose(1, 2).reshape(B, T, d))
+
+
 class Block(nn.Module):
     def __init__(self, d, hidden, variant):
         super().__init__()
@@ -116,6 +149,8 @@ class Block(nn.Module):
             self.mixer = MinGRU(d, variant)
         elif variant == "minlstm":
             self.mixer = MinLSTM(d)
+        elif variant == "gpt":
+            self.mixer = Attention(d)
         else:
             self.mixer = GRU(d)
         self.w13 = nn.Linear(d, 2 * hidden, bias=False)
@@ -176,7 +211,7 @@ def bench(variant, args):
         times.append((time.perf_counter() - t0) / steps)
     tps = B * T / statistics.median(times)
     nparams = sum(p.numel() for p in model.parameters())
-    name = {"seq": "mingru-seq", "log": "mingru-log", "minlstm": "minlstm-seq", "gru": "nn.GRU"}[variant]
+    name = {"seq": "mingru-seq", "log": "mingru-log", "minlstm": "minlstm-seq", "gru": "nn.GRU", "gpt": "gpt-sdpa"}[variant]
     print(f"torch {name:12s} threads {torch.get_num_threads()}  B {B} T {T}  params {nparams}  "
           f"train {tps:8.0f} tokens/s  ({1e3 * B * T / tps:.1f} ms/step, {windows} x {steps} steps, "
           f"loss {first:.3f} -> {last:.3f})", flush=True)
@@ -185,7 +220,7 @@ def bench(variant, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", default="seq,log", help="comma list of seq, log, minlstm, gru")
+    ap.add_argument("--variants", default="seq,log", help="comma list of seq, log, minlstm, gru, gpt")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--quick", action="store_true")
