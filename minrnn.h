@@ -1,7 +1,8 @@
 /* minrnn.h - v0.1.0 - small recurrent language models in one C header.
    No warranty; MIT or public domain, your choice (license at the end of the file).
 
-   Train and run MinGRU / MinLSTM / GRU language models on a CPU: float32
+   Train and run MinGRU / MinLSTM / GRU / attention language models and
+   hybrids of them on a CPU: float32
    tensors, a tape-based reverse-mode autodiff, a packed GEMM, AdamW/SGD,
    a parallel scan, a byte-level BPE tokenizer and a checkpoint format.
 
@@ -30,7 +31,10 @@
                                     minrnn_cuda.cu; NULL entries use the CPU
     11. layers and the model        the scan (sequential, chunked, log-space),
                                     MinGRU, MinLSTM, GRU, causal conv, SwiGLU,
-                                    dropout; the LM in parallel and step modes
+                                    dropout, RoPE, causal attention with a KV
+                                    cache; the block tables (mixer and FFN
+                                    kinds), the parameter builder, state
+                                    blocks; the LM in parallel and step modes
     12. tokenizer                   byte-level BPE: train, encode, decode, JSON
     13. sampling                    temperature, top-k, top-p
     14. checkpoints                 vocabularies, save/load (docs/FORMAT.md)

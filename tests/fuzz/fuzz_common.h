@@ -1,6 +1,6 @@
 /* Shared by the fuzz target and its seed-corpus generator: the fixed model
    that session files and safetensors inputs are loaded against (the seeds
-   are written for exactly this configuration). */
+   are written for exactly this configuration; it has every state block kind). */
 #ifndef MR_FUZZ_COMMON_H
 #define MR_FUZZ_COMMON_H
 #define FZ_V 16       /* vocabulary of the fixed model */
@@ -13,12 +13,13 @@ static mr_model *fz_model(int V, const char *arch, int dim, uint64_t seed) {
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = dim; cfg.ffn_hidden = 6; cfg.conv_kernel = 3; cfg.expansion = 1.5f; cfg.gru_hidden_norm = 1;
-    cfg.tie_embeddings = V > 64;   /* small vocabularies get an untied head: one more tensor */
+    cfg.tie_embeddings = V > 64;
+    cfg.attn.n_heads = 2; cfg.attn.n_kv_heads = 1; cfg.max_context = 8;   /* attention layers: a small KV cache */   /* small vocabularies get an untied head: one more tensor */
     if (mr_model_cfg_set_layers(&cfg, arch, NULL) != MR_OK) return NULL;
     if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     mr_rng_seed(&r, seed);
     mr_model_init_weights(m, &r);
     return m;
 }
-static mr_model *fz_fixed_model(void) { return fz_model(FZ_V, "mingru,gru,minlstm", 4, 7); }
+static mr_model *fz_fixed_model(void) { return fz_model(FZ_V, "mingru,attn,gru,minlstm", 4, 7); }
 #endif

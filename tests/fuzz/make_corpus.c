@@ -76,6 +76,7 @@ static void ckpts(const char *stem, mr_model *m, const mr_vocab *v, int sgd) {
     ok(mr_state_new(&st, m, 1, &e), &e, "state");
     for (i = 0; i < mr_state_floats(st); i++) st->buf[i] = mr_rng_normal(&r);
     st->valid = 1;
+    st->pos = 3;   /* KV cache rows [0, 3) of attention layers are stored */
     ts.rngs = rngs; ts.n_rngs = FZ_RNGS;
     ts.data_pos = pos; ts.n_data_pos = FZ_DATA;
     ts.state = st;
@@ -104,7 +105,7 @@ int main(int argc, char **argv) {
     g_dir = argv[1];
     /* characters */
     mr_vocab_from_text(&v, (const uint8_t *)"hello, fuzz", 11);
-    if (!(m = fz_model(v.n, "mingru", 4, 1))) return 1;
+    if (!(m = fz_model(v.n, "mingru,attn", 4, 1))) return 1;
     ckpts("ckpt_char", m, &v, 0);
     mr_model_free(m);
     /* bytes, SGD */
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
     ok(mr_state_new(&st, m, FZ_BATCH, &e), &e, "state");
     for (i = 0; i < mr_state_floats(st); i++) st->buf[i] = mr_rng_normal(&r);
     st->valid = 1;
+    st->pos = 5;   /* KV cache rows [0, 5) are stored */
     ok(mr_state_save_mem(m, st, logits, &buf, &len, &e), &e, "session");
     put("session_logits.bin", buf, len);
     mr_buffer_free(buf);
