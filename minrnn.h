@@ -519,7 +519,7 @@ MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
 /* The state of a batch of streams between calls: a list of named blocks.
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
    mixer, the conv tail [B, K-1, d], the KV cache of an attention layer
-   (keys and values, each [B, max_context, kv_heads, head_dim], rows
+   (keys and values, each [B, kv_heads, max_context, head_dim], positions
    [0, pos) filled). "valid" is 0 for a fresh state: the next call starts
    from nothing and at position 0. pos counts the tokens fed since then; the
    KV cache and the position table end at max_context, and going past it is
@@ -531,7 +531,7 @@ typedef struct mr_state_block {
     int ndim;               /* shape[0] = batch */
     int64_t shape[MR_MAX_DIMS];
     int64_t n;              /* floats: the product of shape */
-    int time_axis;          /* 1: axis 1 is time, of which rows [0, pos) are in use (KV cache) */
+    int time_axis;          /* > 0: that axis is time, of which [0, pos) is in use (KV cache: 2); 0: none */
     float *data;            /* n floats inside the state's buffer */
 } mr_state_block;
 #define MR_STATE_MAX_BLOCKS (3 * MR_MAX_LAYERS)
@@ -592,8 +592,9 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
    key/value head h / (H / KV). With rope_theta > 0, queries and keys are
    rotated (mr_rope) at positions pos0 + t. Scale 1/sqrt(hd). Returns
    [B, T, H hd]. Without a cache (k_cache NULL) token t attends to the tokens
-   0..t of this call. With a cache ([B, cache_len, KV, hd] each, rows
-   [0, pos0) filled by earlier calls), this call writes its keys and values
+   0..t of this call. With a cache ([B, KV, cache_len, hd] each, head-major
+   so that one head's keys are contiguous; rows [0, pos0) filled by earlier
+   calls), this call writes its keys and values
    at rows pos0 .. pos0+T-1 and token t attends to rows 0 .. pos0+t; the
    gradient reaches this call's keys and values, not the cached ones. Saves
    O(B H T) for the backward (the row log-sum-exps), never [T, T]. */
@@ -4129,10 +4130,10 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
    time (no [T, T] matrix at any point); loops run over hd innermost. */
 typedef struct mr__attn {
     int B, T, H, KV, hd, cached;
-    int64_t pos0, kbs, kls;  /* key/value row j of batch b: b*kbs + j*kls + head*hd */
+    int64_t pos0, kbs, khs, kls;  /* key/value row j of head g, batch b: b*kbs + g*khs + j*kls (kls = hd) */
     float scale;
     float *q;                /* [B, T, H, hd], rotated */
-    float *k, *v;            /* the cache, or [B, T, KV, hd] of this call; keys rotated */
+    float *k, *v;            /* the cache [B, KV, cache_len, hd], or [B, KV, T, hd] of this call; keys rotated */
     float *lse;              /* [B, H, T] */
     float *cs;               /* RoPE table [T, hd/2, 2]; NULL without RoPE */
 } mr__attn;
@@ -4179,10 +4180,10 @@ MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, const flo
     int hd = p->hd, d;
     int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1;
     const float *q = p->q + (((int64_t)b * p->T + t) * p->H + h) * hd;
-    const float *vb = p->v + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd;
+    const float *vb = p->v + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs;
     float mx = -INFINITY, sum = 0.f, inv;
     if (KT) mr__attn_scores(q, KT, ld, nk, hd, p->scale, sc);
-    else mr__attn_scores_rows(q, p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * hd, p->kls, nk, hd, p->scale, sc);
+    else mr__attn_scores_rows(q, p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs, p->kls, nk, hd, p->scale, sc);
     for (j = 0; j < nk; j++) mx = sc[j] > mx ? sc[j] : mx;
     for (j = 0; j < nk; j++) { sc[j] = mr__expf(sc[j] - mx); sum += sc[j]; }
     inv = 1.f / sum;
@@ -4212,7 +4213,7 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
         int b = u / p->KV, g = u % p->KV, hh, t, d;
         float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + maxk, *KT = dsc + maxk, *VT = KT + (int64_t)hd * maxk;
         float *dq = VT + (int64_t)hd * maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
-        const float *kb = p->k + b * p->kbs + (int64_t)g * hd, *vb = p->v + b * p->kbs + (int64_t)g * hd;
+        const float *kb = p->k + b * p->kbs + (int64_t)g * p->khs, *vb = p->v + b * p->kbs + (int64_t)g * p->khs;
         int64_t ld = qkv->row_stride, j;
         mr__attn_transpose(kb, p->kls, maxk, hd, KT, maxk);
         mr__attn_transpose(vb, p->kls, maxk, hd, VT, maxk);
@@ -4286,13 +4287,15 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     p->cs = rope_theta > 0.f && hd >= 2 ? mr__rope_table(ctx, T, hd, rope_theta, pos0) : NULL;
     p->q = mr__floats(ctx, (int64_t)B * T * H * hd);
     p->lse = mr__floats(ctx, (int64_t)B * H * T);
-    if (k_cache) { p->k = k_cache; p->v = v_cache; p->kbs = cache_len * KV * hd; }
+    /* head-major ([B, KV, T, hd]): one head's keys are contiguous, read in order by the score loops */
+    if (k_cache) { p->k = k_cache; p->v = v_cache; p->khs = cache_len * hd; }
     else {
         p->k = mr__floats(ctx, (int64_t)B * T * KV * hd);
         p->v = mr__floats(ctx, (int64_t)B * T * KV * hd);
-        p->kbs = (int64_t)T * KV * hd;
+        p->khs = (int64_t)T * hd;
     }
-    p->kls = (int64_t)KV * hd;
+    p->kbs = p->khs * KV;
+    p->kls = hd;
     maxk = (k_cache ? pos0 : 0) + T;
     U = (int64_t)B * H;
     scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * maxk * (1 + hd));   /* per thread: scores, KT */
@@ -4310,17 +4313,17 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
                 else memcpy(qd, src + (int64_t)h * hd, sizeof(float) * (size_t)hd);
             }
             for (h = 0; h < KV; h++) {
-                if (cs) mr__rope_head(cs, hd, src + (int64_t)(H + h) * hd, kd + (int64_t)h * hd, 0);
-                else memcpy(kd + (int64_t)h * hd, src + (int64_t)(H + h) * hd, sizeof(float) * (size_t)hd);
+                if (cs) mr__rope_head(cs, hd, src + (int64_t)(H + h) * hd, kd + h * p->khs, 0);
+                else memcpy(kd + h * p->khs, src + (int64_t)(H + h) * hd, sizeof(float) * (size_t)hd);
+                memcpy(vd + h * p->khs, src + (int64_t)(H + KV + h) * hd, sizeof(float) * (size_t)hd);
             }
-            memcpy(vd, src + (int64_t)(H + KV) * hd, sizeof(float) * (size_t)KV * (size_t)hd);
         }
     }
     MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T * hd > 262144) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / H, h = u % H, t;
         float *sc = scr + (int64_t)mr__thread_id() * maxk * (1 + hd), *KT = T >= 8 ? sc + maxk : NULL;
-        if (KT) mr__attn_transpose(p->k + b * p->kbs + (int64_t)(h / (H / KV)) * hd, p->kls, maxk, hd, KT, maxk);
+        if (KT) mr__attn_transpose(p->k + b * p->kbs + (int64_t)(h / (H / KV)) * p->khs, p->kls, maxk, hd, KT, maxk);
         for (t = 0; t < T; t++)
             mr__attn_fwd_row(p, b, h, t, KT, maxk, sc, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
                              p->lse + ((int64_t)b * H + h) * T + t);
@@ -4463,7 +4466,7 @@ MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, m
    o = mr_attention(qkv) with RoPE at the stream's positions, y = o W_o^T.
    mix[0] w_qkv "layers.L.attn.w_qkv" [(H + 2 KV) hd, d]
    mix[1] w_o   "layers.L.attn.w_o"   [d, H hd]
-   state: the KV cache, k and v [B, max_context, KV, hd] each (time axis 1). */
+   state: the KV cache, k and v [B, KV, max_context, hd] each (time axis 2, head-major). */
 MR__PRIV mr_status mr__attn_check(const mr_model_cfg *c, int l, mr_error *err) {
     int H = c->attn.n_heads, KV = c->attn.n_kv_heads;
     if (H < 1 || H > c->dim) return mr__seterr(err, MR_ERR_ARG, "layer %d: attention needs 1 to %d heads, not %d", l, c->dim, H);
@@ -4491,8 +4494,8 @@ MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, mr_state_block *o) {
         memset(&o[i], 0, sizeof o[i]);
         mr__vfmt_s(o[i].name, sizeof o[i].name, "%s", i ? "attn.v" : "attn.k");
         o[i].kind = i ? MR_STATE_VALUES : MR_STATE_KEYS;
-        o[i].ndim = 4; o[i].time_axis = 1;
-        o[i].shape[1] = c->max_context; o[i].shape[2] = c->attn.n_kv_heads; o[i].shape[3] = c->dim / c->attn.n_heads;
+        o[i].ndim = 4; o[i].time_axis = 2;
+        o[i].shape[1] = c->attn.n_kv_heads; o[i].shape[2] = c->max_context; o[i].shape[3] = c->dim / c->attn.n_heads;
     }
     return 2;
 }
@@ -7031,11 +7034,18 @@ MR__PRIV int mr__cfg_same_shape(const mr_model_cfg *a, const mr_model_cfg *b) {
    block u32 name length, name, u32 kind, u32 ndim, u64 shape[ndim], u32
    time_axis; zero padding to 64 bytes; then the floats block by block (a
    block with a time axis stores rows [0, pos) of each stream only). */
+/* A block with a time axis ta: lead = prod(shape[0..ta)) runs of shape[ta] rows of inner floats. */
+MR__PRIV void mr__block_runs(const mr_state_block *b, int64_t *lead, int64_t *len, int64_t *inner) {
+    int d;
+    *lead = 1; *inner = 1; *len = b->shape[b->time_axis];
+    for (d = 0; d < b->time_axis; d++) *lead *= b->shape[d];
+    for (d = b->time_axis + 1; d < b->ndim; d++) *inner *= b->shape[d];
+}
 MR__PRIV int64_t mr__block_rows_stored(const mr_state_block *b, int64_t pos) {   /* floats stored */
-    int64_t per_row;
+    int64_t lead, len, inner;
     if (!b->time_axis) return b->n;
-    per_row = b->n / (b->shape[0] * b->shape[1]);
-    return b->shape[0] * pos * per_row;
+    mr__block_runs(b, &lead, &len, &inner);
+    return lead * pos * inner;
 }
 MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
     size_t sec = mr__wb_sec_begin(w, "STAT");
@@ -7056,8 +7066,9 @@ MR__PRIV void mr__wb_state(mr__wbuf *w, const mr_state *s) {
         const mr_state_block *b = &s->blocks[i];
         if (!b->time_axis) mr__wb_f32s(w, b->data, (size_t)b->n);
         else {
-            int64_t bb, row = b->n / (b->shape[0] * b->shape[1]);
-            for (bb = 0; bb < b->shape[0]; bb++) mr__wb_f32s(w, b->data + bb * b->shape[1] * row, (size_t)(pos * row));
+            int64_t li, lead, len, inner;
+            mr__block_runs(b, &lead, &len, &inner);
+            for (li = 0; li < lead; li++) mr__wb_f32s(w, b->data + li * len * inner, (size_t)(pos * inner));
         }
     }
     mr__wb_sec_end(w, sec);
@@ -7137,7 +7148,7 @@ MR__PRIV mr_status mr__rd_state(mr__rbuf *q, uint32_t version, mr_state *s, int 
             if (mr__rb_u64(q) != (uint64_t)b->shape[d]) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block '%s' has another shape", b->name);
         ta = mr__rb_u32(q);
         if (q->bad || ta != (uint32_t)b->time_axis) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's block '%s' has another layout", b->name);
-        if (b->time_axis && pos > b->shape[1]) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's position exceeds block '%s'", b->name);
+        if (b->time_axis && pos > b->shape[b->time_axis]) return mr__seterr(err, MR_ERR_FORMAT, "the saved state's position exceeds block '%s'", b->name);
         need += (size_t)mr__block_rows_stored(b, pos);
     }
     if (mr__pad64(q, "STAT", err) != MR_OK) return MR_ERR_FORMAT;
@@ -7147,8 +7158,9 @@ MR__PRIV mr_status mr__rd_state(mr__rbuf *q, uint32_t version, mr_state *s, int 
         mr_state_block *b = &s->blocks[i];
         if (!b->time_axis) mr__rb_f32s(q, b->data, (size_t)b->n);
         else {
-            int64_t bb, row = b->n / (b->shape[0] * b->shape[1]);
-            for (bb = 0; bb < b->shape[0]; bb++) mr__rb_f32s(q, b->data + bb * b->shape[1] * row, (size_t)(pos * row));
+            int64_t li, lead, len, inner;
+            mr__block_runs(b, &lead, &len, &inner);
+            for (li = 0; li < lead; li++) mr__rb_f32s(q, b->data + li * len * inner, (size_t)(pos * inner));
         }
     }
     s->valid = (int)valid;
