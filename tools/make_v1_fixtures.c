@@ -2,9 +2,12 @@
    training checkpoint and a session file in the layout minrnn wrote up to
    commit 2d7c4a8 (positional CONF, per-layer STAT), and the greedy tokens
    they must generate. It was run once at that commit; the files in
-   tests/fixtures/v1_* are its output and must never be regenerated (built
-   today it would write today's format). Kept to document how they were made.
-     cc -O2 -I. -isystem /usr/include/stb tools/make_v1_fixtures.c -o /tmp/mk -lm && /tmp/mk tests/fixtures */
+   tests/fixtures/v1_* are its output and must never be regenerated. It is
+   written against that commit's API (mr_model_cfg_set_mixers, renamed
+   mr_model_cfg_set_layers since) and does not build with today's header;
+   to rerun it, build it against minrnn.h of 2d7c4a8:
+     git show 2d7c4a8:minrnn.h > /tmp/v1/minrnn.h
+     cc -O2 -I/tmp/v1 -isystem /usr/include/stb tools/make_v1_fixtures.c -o /tmp/mk -lm && /tmp/mk DIR */
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include <stdio.h>
