@@ -1,10 +1,17 @@
 /* The whole language model against a PyTorch reference (tools/torch_ref.py,
-   float64): loss, logits, final states and the gradient of every parameter,
-   on fixed weights, for every scan algorithm. The fixtures in tests/fixtures
-   are committed, so this test needs no Python; it must run from the repository
-   root, and a missing fixture is a failure. Tolerance: 1e-4 relative to
-   max(1, |ref|) per element; the printed "scaled" error divides by the largest
-   |ref| of the tensor instead. */
+   float64): loss, logits, the state after the call and the gradient of every
+   parameter, on fixed weights, for every scan algorithm. The models: MinGRU /
+   MinLSTM stacks, GPT blocks (attention with learned positions, GELU or
+   squared-ReLU MLPs, grouped-query heads, odd head dims, RoPE) and hybrids of
+   MinGRU, MinLSTM, GRU and attention layers, one of them going on at position
+   pos0 > 0 from a filled KV cache. The state compared is h[:, T-1] of a
+   recurrent layer and the KV cache rows [0, pos0 + T) of an attention layer.
+   A fixture without an initial state also runs once without any state (the
+   attention kernel's own key/value buffers instead of the cache).
+   The fixtures in tests/fixtures are committed, so this test needs no Python;
+   it must run from the repository root, and a missing fixture is a failure.
+   Tolerance: 1e-4 relative to max(1, |ref|) per element; the printed "scaled"
+   error divides by the largest |ref| of the tensor instead. */
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
@@ -13,6 +20,7 @@
 #define FX_DIR "tests/fixtures/"
 #endif
 #define FX_TOL 1e-4
+#define FX_VERSION 2
 
 /* --- fixture reader (format: see tools/torch_ref.py) ---------------------- */
 typedef struct fx_cur { const uint8_t *p, *end; int bad; } fx_cur;
@@ -41,12 +49,13 @@ static double fx_f64(fx_cur *c) {
 
 #define FX_MAX_P 64
 typedef struct fx {
-    int vocab, dim, n_layers, ffn, tie, B, T, has_h0, n_params;
-    float expansion, eps;
-    uint8_t mixer[MR_MAX_LAYERS];
+    int vocab, dim, n_layers, ffn, tie, B, T, has_state, n_params;
+    float expansion, eps, rope_theta;
+    int n_heads, n_kv_heads, pos_emb, max_context, pos0, gru_hidden_norm;
+    uint8_t mixer[MR_MAX_LAYERS], ffn_kind[MR_MAX_LAYERS];
     int32_t *tokens, *targets;
-    float *h0[MR_MAX_LAYERS];
-    int64_t h0_n[MR_MAX_LAYERS], last_n[MR_MAX_LAYERS];
+    float *st0[MR_MAX_LAYERS];          /* the state before the call: h0, or cached keys then values */
+    int64_t st0_n[MR_MAX_LAYERS], last_n[MR_MAX_LAYERS];
     char name[FX_MAX_P][64];
     int ndim[FX_MAX_P];
     int64_t shape[FX_MAX_P][2], numel[FX_MAX_P];
@@ -59,7 +68,7 @@ static void fx_free(fx *f) {
     int i;
     free(f->buf);
     free(f->tokens); free(f->targets); free(f->logits);
-    for (i = 0; i < MR_MAX_LAYERS; i++) { free(f->h0[i]); free(f->last[i]); }
+    for (i = 0; i < MR_MAX_LAYERS; i++) { free(f->st0[i]); free(f->last[i]); }
     for (i = 0; i < FX_MAX_P; i++) { free(f->data[i]); free(f->grad[i]); }
     memset(f, 0, sizeof *f);
 }
@@ -102,10 +111,13 @@ static int fx_load(fx *f, const char *file) {
     c.p = f->buf; c.end = f->buf + len; c.bad = 0;
     m = fx_take(&c, 4);
     if (!m || memcmp(m, "MRFX", 4)) { MR_CHECK_MSG(0, "%s: bad magic", path); return 0; }
-    if ((i = (int)fx_u32(&c)) != 1) { MR_CHECK_MSG(0, "%s: fixture version %d, expected 1", path, i); return 0; }
+    if ((i = (int)fx_u32(&c)) != FX_VERSION) {
+        MR_CHECK_MSG(0, "%s: fixture version %d, expected %d", path, i, FX_VERSION);
+        return 0;
+    }
     f->vocab = (int)fx_u32(&c); f->dim = (int)fx_u32(&c); f->n_layers = (int)fx_u32(&c);
     f->ffn = (int)fx_u32(&c); f->tie = (int)fx_u32(&c); f->B = (int)fx_u32(&c); f->T = (int)fx_u32(&c);
-    f->has_h0 = (int)fx_u32(&c);
+    f->has_state = (int)fx_u32(&c);
     f->expansion = fx_f32(&c); f->eps = fx_f32(&c);
     if (c.bad || f->vocab < 2 || f->vocab > 4096 || f->dim < 1 || f->dim > 4096 || f->n_layers < 1 ||
         f->n_layers > MR_MAX_LAYERS || f->B < 1 || f->B > 64 || f->T < 1 || f->T > 4096) {
@@ -113,17 +125,29 @@ static int fx_load(fx *f, const char *file) {
     }
     m = fx_take(&c, (size_t)f->n_layers);
     if (m) memcpy(f->mixer, m, (size_t)f->n_layers);
+    m = fx_take(&c, (size_t)f->n_layers);
+    if (m) memcpy(f->ffn_kind, m, (size_t)f->n_layers);
+    f->n_heads = (int)fx_u32(&c); f->n_kv_heads = (int)fx_u32(&c); f->rope_theta = fx_f32(&c);
+    f->pos_emb = (int)fx_u32(&c); f->max_context = (int)fx_u32(&c); f->pos0 = (int)fx_u32(&c);
+    f->gru_hidden_norm = (int)fx_u32(&c);
+    for (l = 0; l < f->n_layers; l++)
+        if (f->mixer[l] >= MR_MIXER_COUNT || f->ffn_kind[l] >= MR_FFN_COUNT) c.bad = 1;
+    if (c.bad || f->n_heads < 1 || f->n_heads > f->dim || f->dim % f->n_heads || f->n_kv_heads < 1 ||
+        f->n_heads % f->n_kv_heads || f->max_context < 1 || f->max_context > 65536 || f->pos0 < 0 ||
+        f->pos0 > 65536 || (f->pos0 > 0 && !f->has_state)) {
+        MR_CHECK_MSG(0, "%s: bad header", path); return 0;
+    }
     n = (int64_t)f->B * f->T;
     f->tokens = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     f->targets = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     if (!f->tokens || !f->targets) { MR_CHECK_MSG(0, "out of memory"); return 0; }
     for (j = 0; j < n; j++) f->tokens[j] = (int32_t)fx_u32(&c);
     for (j = 0; j < n; j++) f->targets[j] = (int32_t)fx_u32(&c);
-    if (f->has_h0) for (l = 0; l < f->n_layers; l++) {
-        f->h0_n[l] = fx_u32(&c);
-        if (f->h0_n[l] > (int64_t)f->B * 65536) c.bad = 1;
+    if (f->has_state) for (l = 0; l < f->n_layers; l++) {
+        f->st0_n[l] = fx_u32(&c);
+        if (f->st0_n[l] > (int64_t)f->B * (1 << 22)) c.bad = 1;
         if (c.bad) break;
-        f->h0[l] = fx_f32s(&c, f->h0_n[l]);
+        f->st0[l] = fx_f32s(&c, f->st0_n[l]);
     }
     f->n_params = (int)fx_u32(&c);
     if (c.bad || f->n_params < 1 || f->n_params > FX_MAX_P) { MR_CHECK_MSG(0, "%s: bad parameter count", path); return 0; }
@@ -149,7 +173,7 @@ static int fx_load(fx *f, const char *file) {
     f->logits = fx_f64s(&c, n * f->vocab);
     for (l = 0; l < f->n_layers && !c.bad; l++) {
         f->last_n[l] = fx_u32(&c);
-        if (f->last_n[l] > (int64_t)f->B * 65536) { c.bad = 1; break; }
+        if (f->last_n[l] > (int64_t)f->B * (1 << 22)) { c.bad = 1; break; }
         f->last[l] = fx_f64s(&c, f->last_n[l]);
     }
     for (i = 0; i < f->n_params && !c.bad; i++) f->grad[i] = fx_f64s(&c, f->numel[i]);
@@ -180,114 +204,225 @@ static const char *fx_algo_name(int a) {
     return a == MR_SCAN_SEQUENTIAL ? "sequential" : a == MR_SCAN_CHUNKED ? "chunked" : a == MR_SCAN_LOG ? "log" : "auto";
 }
 
+/* Copies rows [0, P) of every (batch, head) between a KV cache block
+   [B, KV, cap, hd] and packed rows [B, KV, P, hd]. */
+static void fx_kv_rows(float *block, float *rows, int64_t BKV, int64_t cap, int64_t P, int64_t hd, int to_block) {
+    int64_t u;
+    for (u = 0; u < BKV; u++) {
+        float *b = block + u * cap * hd, *r = rows + u * P * hd;
+        if (to_block) memcpy(b, r, sizeof(float) * (size_t)(P * hd));
+        else memcpy(r, b, sizeof(float) * (size_t)(P * hd));
+    }
+}
+
+/* The fixture's configuration through the configuration API: the layer spec
+   by name ("mingru,attn,gru,minlstm"), the FFN by name when every layer has
+   the same one (else per layer), the attention and position settings. */
+static int fx_config(const fx *f, mr_model_cfg *cfg, char *spec, size_t cap, const char *file) {
+    mr_error err;
+    int l, same = 1;
+    size_t n = 0;
+    memset(&err, 0, sizeof err);
+    *cfg = mr_model_default_cfg(f->vocab);
+    cfg->dim = f->dim; cfg->n_layers = f->n_layers; cfg->expansion = f->expansion; cfg->ffn_hidden = f->ffn;
+    cfg->tie_embeddings = f->tie; cfg->norm_eps = f->eps;
+    spec[0] = 0;
+    for (l = 0; l < f->n_layers; l++) {
+        const char *nm = mr_mixer_name(f->mixer[l]);
+        n += (size_t)snprintf(spec + (n < cap ? n : cap - 1), n < cap ? cap - n : 1, "%s%s", l ? "," : "", nm ? nm : "?");
+    }
+    MR_CHECK_MSG(mr_model_cfg_set_layers(cfg, spec, &err) == MR_OK, "%s: layers '%s': %s", file, spec, err.msg);
+    MR_CHECK_MSG(cfg->n_layers == f->n_layers, "%s: '%s' gives %d layers, fixture %d", file, spec, cfg->n_layers, f->n_layers);
+    for (l = 0; l < f->n_layers; l++) {
+        MR_CHECK_MSG(cfg->mixer[l] == f->mixer[l], "%s: layer %d mixer %d, fixture %d", file, l, cfg->mixer[l], f->mixer[l]);
+        if (f->ffn_kind[l] != f->ffn_kind[0]) same = 0;
+    }
+    if (same) MR_CHECK_MSG(mr_model_cfg_set_ffn(cfg, mr_ffn_name(f->ffn_kind[0]), &err) == MR_OK, "%s: ffn: %s", file, err.msg);
+    else for (l = 0; l < f->n_layers; l++) cfg->ffn[l] = f->ffn_kind[l];
+    cfg->attn.n_heads = f->n_heads; cfg->attn.n_kv_heads = f->n_kv_heads; cfg->attn.rope_theta = f->rope_theta;
+    cfg->pos_emb = f->pos_emb; cfg->max_context = f->max_context; cfg->gru_hidden_norm = f->gru_hidden_norm;
+    return cfg->n_layers == f->n_layers;
+}
+
+typedef struct fx_res { double loss, logits, state, grads, scaled; int worst; } fx_res;
+
+/* One forward + backward with the given scan algorithm; with_state: through
+   an mr_state (initial state from the fixture when it has one; the state
+   after the call is compared), else with no state at all. */
+static int fx_run_once(const fx *f, const char *file, int algo, int with_state, fx_res *r) {
+    mr_model_cfg cfg;
+    mr_model *m = NULL;
+    mr_state *st = NULL;
+    mr_ctx *ctx = NULL;
+    mr_ctx_params cp = mr_ctx_default_params();
+    mr_error err;
+    mr_tensor *logits = NULL, *loss = NULL;
+    float *tmp = NULL;
+    char spec[256];
+    const char *an = with_state ? fx_algo_name(algo) : "no state";
+    int i, l, ok = 0, hd = f->dim / f->n_heads;
+    int64_t bkv = (int64_t)f->B * f->n_kv_heads;
+    fx_err e;
+    memset(&err, 0, sizeof err);
+    memset(r, 0, sizeof *r);
+    r->worst = -1;
+    if (!fx_config(f, &cfg, spec, sizeof spec, file)) return 0;
+    cfg.scan_algo = algo;
+    cfg.scan_chunk = algo == MR_SCAN_CHUNKED ? 4 : 0;   /* T = 5, 6, 9, 19: a ragged last chunk */
+    cp.n_threads = 2;
+    cp.seed = 1;
+    MR_CHECK_MSG(mr_model_new(&m, &cfg, NULL, &err) == MR_OK, "%s: mr_model_new: %s", file, err.msg);
+    MR_CHECK(mr_ctx_init(&ctx, &cp) == MR_OK);
+    if (!m || !ctx) goto done;
+    MR_CHECK_MSG(m->ps->n == f->n_params, "%s: model has %d parameters, fixture %d", file, m->ps->n, f->n_params);
+    for (i = 0; i < f->n_params; i++) {
+        mr_tensor *t = mr_params_find(m->ps, f->name[i]);
+        int same = t && t->ndim == f->ndim[i] && t->shape[0] == f->shape[i][0] && (t->ndim == 1 || t->shape[1] == f->shape[i][1]);
+        MR_CHECK_MSG(same, "%s: parameter %s missing or of another shape", file, f->name[i]);
+        if (same) mr_tensor_copy_from(t, f->data[i]);
+        if (i < m->ps->n) MR_CHECK_MSG(!strcmp(m->ps->t[i]->name, f->name[i]), "%s: parameter %d is %s, fixture %s",
+                                       file, i, m->ps->t[i]->name, f->name[i]);
+    }
+    if (with_state) {
+        MR_CHECK_MSG(mr_state_new(&st, m, f->B, &err) == MR_OK, "mr_state_new: %s", err.msg);
+        if (!st) goto done;
+    }
+    if (st && f->has_state) {   /* the stream so far: h0, KV cache rows [0, pos0), position pos0 */
+        for (l = 0; l < f->n_layers; l++) {
+            if (f->mixer[l] == MR_MIXER_ATTN) {
+                mr_state_block *kb = mr_state_find(st, l, MR_STATE_KEYS), *vb = mr_state_find(st, l, MR_STATE_VALUES);
+                int64_t rows = bkv * f->pos0 * hd;
+                int fit = kb && vb && kb->ndim == 4 && kb->shape[1] == f->n_kv_heads && kb->shape[2] == f->max_context &&
+                          kb->shape[3] == hd && vb->n == kb->n && f->st0_n[l] == 2 * rows;
+                MR_CHECK_MSG(fit, "%s: layer %d KV cache blocks do not fit the fixture's %lld floats", file, l, (long long)f->st0_n[l]);
+                if (!fit) goto done;
+                fx_kv_rows(kb->data, f->st0[l], bkv, f->max_context, f->pos0, hd, 1);
+                fx_kv_rows(vb->data, f->st0[l] + rows, bkv, f->max_context, f->pos0, hd, 1);
+            } else {
+                mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
+                MR_CHECK_MSG(hb && hb->n == f->st0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
+                             (long long)(hb ? hb->n : -1), (long long)f->st0_n[l]);
+                if (!hb || hb->n != f->st0_n[l]) goto done;
+                memcpy(hb->data, f->st0[l], sizeof(float) * (size_t)f->st0_n[l]);
+            }
+        }
+        st->valid = 1;
+        st->pos = f->pos0;
+    }
+    mr_params_zero_grad(m->ps);
+    logits = mr_model_forward(ctx, m, f->tokens, f->B, f->T, st, 1);
+    loss = mr_cross_entropy(ctx, logits, f->targets, -1);
+    MR_CHECK_MSG(loss && mr_ctx_status(ctx) == MR_OK, "%s [%s]: forward: %s", file, an, mr_ctx_error(ctx));
+    if (loss) MR_CHECK(mr_backward(ctx, loss) == MR_OK);
+    if (!loss || mr_ctx_status(ctx) != MR_OK) goto done;
+    MR_CHECK_MSG(!st || st->pos == f->pos0 + f->T, "%s: state position %lld after the call, expected %d", file,
+                 (long long)(st ? st->pos : 0), f->pos0 + f->T);
+
+    r->loss = fabs((double)loss->data[0] - f->loss) / (fabs(f->loss) > 1 ? fabs(f->loss) : 1);
+    MR_CHECK_MSG(r->loss <= FX_TOL, "%s [%s]: loss %.9g, reference %.9g", file, an, loss->data[0], f->loss);
+    tmp = (float *)malloc(sizeof(float) * (size_t)((int64_t)f->B * f->T * f->vocab));
+    if (!tmp) { MR_CHECK(tmp != NULL); goto done; }
+    mr_tensor_copy_to(logits, tmp);
+    e = fx_cmp(tmp, f->logits, (int64_t)f->B * f->T * f->vocab);
+    r->logits = e.rel;
+    MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: logits[%lld] %.9g, reference %.9g", file, an, (long long)e.idx, e.got, e.ref);
+    free(tmp);
+    tmp = NULL;
+    for (l = 0; st && l < f->n_layers; l++) {
+        const float *got;
+        if (f->mixer[l] == MR_MIXER_ATTN) {   /* the cache rows [0, pos0 + T): keys then values */
+            mr_state_block *kb = mr_state_find(st, l, MR_STATE_KEYS), *vb = mr_state_find(st, l, MR_STATE_VALUES);
+            int64_t P = (int64_t)f->pos0 + f->T, rows = bkv * P * hd;
+            MR_CHECK_MSG(kb && vb && f->last_n[l] == 2 * rows, "%s: layer %d final KV cache size", file, l);
+            if (!kb || !vb || f->last_n[l] != 2 * rows) continue;
+            tmp = (float *)malloc(sizeof(float) * (size_t)(2 * rows));
+            if (!tmp) { MR_CHECK(tmp != NULL); goto done; }
+            fx_kv_rows(kb->data, tmp, bkv, f->max_context, P, hd, 0);
+            fx_kv_rows(vb->data, tmp + rows, bkv, f->max_context, P, hd, 0);
+            got = tmp;
+        } else {
+            mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
+            MR_CHECK_MSG(hb && hb->n == f->last_n[l], "%s: layer %d final state size", file, l);
+            if (!hb || hb->n != f->last_n[l]) continue;
+            got = hb->data;
+        }
+        e = fx_cmp(got, f->last[l], f->last_n[l]);
+        if (e.rel > r->state) r->state = e.rel;
+        MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: layer %d (%s) final state[%lld] %.9g, reference %.9g", file, an, l,
+                     mr_mixer_name(f->mixer[l]), (long long)e.idx, e.got, e.ref);
+        free(tmp);
+        tmp = NULL;
+    }
+    for (i = 0; i < f->n_params; i++) {
+        mr_tensor *t = mr_params_find(m->ps, f->name[i]);
+        if (!t || mr_tensor_numel(t) != f->numel[i]) continue;
+        e = fx_cmp(t->grad, f->grad[i], f->numel[i]);
+        if (e.rel > r->grads) { r->grads = e.rel; r->worst = i; }
+        if (e.scaled > r->scaled) r->scaled = e.scaled;
+        MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: d %s[%lld] = %.9g, reference %.9g", file, an, f->name[i],
+                     (long long)e.idx, e.got, e.ref);
+        MR_CHECK_MSG(e.scaled <= FX_TOL, "%s [%s]: d %s off by %.3g of its largest element", file, an, f->name[i], e.scaled);
+    }
+    if (getenv("MR_TEST_VERBOSE"))
+        printf("  %s [%s]: loss %.7f (ref %.7f) err %.1e; max err: logits %.1e, state %.1e, grads %.1e (%s), "
+               "grads/max|ref| %.1e\n", file, an, loss->data[0], f->loss, r->loss, r->logits, r->state,
+               r->grads, r->worst >= 0 ? f->name[r->worst] : "-", r->scaled);
+    ok = 1;
+done:
+    free(tmp);
+    mr_state_free(st);
+    mr_model_free(m);
+    mr_ctx_free(ctx);
+    return ok;
+}
+
 static void run_fixture(const char *file) {
     static const int algos[] = {MR_SCAN_AUTO, MR_SCAN_SEQUENTIAL, MR_SCAN_CHUNKED, MR_SCAN_LOG};
     fx f;
-    int ai;
+    int ai, l, n_algo = (int)(sizeof algos / sizeof algos[0]);
     double all[5] = {0, 0, 0, 0, 0};
+    char layers[256], ffns[256];
+    size_t nl = 0, nf = 0;
     if (!fx_load(&f, file)) { fx_free(&f); return; }
-    for (ai = 0; ai < (int)(sizeof algos / sizeof algos[0]); ai++) {
-        mr_model_cfg cfg;
-        mr_model *m = NULL;
-        mr_state *st = NULL;
-        mr_ctx *ctx = NULL;
-        mr_ctx_params cp = mr_ctx_default_params();
-        mr_error err;
-        mr_tensor *logits, *loss;
-        float *tmp;
-        int i, l, worst = -1;
-        double max_rel = 0, max_scaled = 0, e_loss, e_logit, e_state = 0;
-        fx_err e;
-        memset(&err, 0, sizeof err);
-        cfg = mr_model_default_cfg(f.vocab);
-        cfg.dim = f.dim; cfg.n_layers = f.n_layers; cfg.expansion = f.expansion; cfg.ffn_hidden = f.ffn;
-        cfg.tie_embeddings = f.tie; cfg.norm_eps = f.eps; cfg.scan_algo = algos[ai];
-        cfg.scan_chunk = algos[ai] == MR_SCAN_CHUNKED ? 4 : 0;   /* T = 9: a ragged last chunk */
-        for (l = 0; l < f.n_layers; l++) cfg.mixer[l] = f.mixer[l];
-        cp.n_threads = 2;
-        cp.seed = 1;
-        MR_CHECK_MSG(mr_model_new(&m, &cfg, NULL, &err) == MR_OK, "%s: mr_model_new: %s", file, err.msg);
-        MR_CHECK(mr_ctx_init(&ctx, &cp) == MR_OK);
-        if (!m || !ctx) { mr_model_free(m); mr_ctx_free(ctx); break; }
-        MR_CHECK_MSG(m->ps->n == f.n_params, "%s: model has %d parameters, fixture %d", file, m->ps->n, f.n_params);
-        for (i = 0; i < f.n_params; i++) {
-            mr_tensor *t = mr_params_find(m->ps, f.name[i]);
-            int ok = t && t->ndim == f.ndim[i] && t->shape[0] == f.shape[i][0] && (t->ndim == 1 || t->shape[1] == f.shape[i][1]);
-            MR_CHECK_MSG(ok, "%s: parameter %s missing or of another shape", file, f.name[i]);
-            if (ok) mr_tensor_copy_from(t, f.data[i]);
-            if (i < m->ps->n) MR_CHECK_MSG(!strcmp(m->ps->t[i]->name, f.name[i]), "%s: parameter %d is %s, fixture %s",
-                                           file, i, m->ps->t[i]->name, f.name[i]);
-        }
-        /* the state: initial h0 when the fixture has one; it receives the final state either way */
-        MR_CHECK_MSG(mr_state_new(&st, m, f.B, &err) == MR_OK, "mr_state_new: %s", err.msg);
-        if (!st) { mr_model_free(m); mr_ctx_free(ctx); break; }
-        if (f.has_h0) {
-            for (l = 0; l < f.n_layers; l++) {
-                mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
-                MR_CHECK_MSG(hb && hb->n == f.h0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
-                             (long long)(hb ? hb->n : -1), (long long)f.h0_n[l]);
-                if (hb && hb->n == f.h0_n[l]) memcpy(hb->data, f.h0[l], sizeof(float) * (size_t)f.h0_n[l]);
-            }
-            st->valid = 1;
-        }
-        mr_params_zero_grad(m->ps);
-        logits = mr_model_forward(ctx, m, f.tokens, f.B, f.T, st, 1);
-        loss = mr_cross_entropy(ctx, logits, f.targets, -1);
-        MR_CHECK_MSG(loss && mr_ctx_status(ctx) == MR_OK, "%s: forward: %s", file, mr_ctx_error(ctx));
-        if (loss) MR_CHECK(mr_backward(ctx, loss) == MR_OK);
-        if (!loss || mr_ctx_status(ctx) != MR_OK) { mr_state_free(st); mr_model_free(m); mr_ctx_free(ctx); break; }
-
-        e_loss = fabs((double)loss->data[0] - f.loss) / (fabs(f.loss) > 1 ? fabs(f.loss) : 1);
-        MR_CHECK_MSG(e_loss <= FX_TOL, "%s [%s]: loss %.9g, reference %.9g", file, fx_algo_name(algos[ai]), loss->data[0], f.loss);
-        tmp = (float *)malloc(sizeof(float) * (size_t)((int64_t)f.B * f.T * f.vocab));
-        if (!tmp) { MR_CHECK(tmp != NULL); break; }
-        mr_tensor_copy_to(logits, tmp);
-        e = fx_cmp(tmp, f.logits, (int64_t)f.B * f.T * f.vocab);
-        e_logit = e.rel;
-        MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: logits[%lld] %.9g, reference %.9g", file, fx_algo_name(algos[ai]),
-                     (long long)e.idx, e.got, e.ref);
-        free(tmp);
-        for (l = 0; l < f.n_layers; l++) {
-            mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
-            MR_CHECK_MSG(hb && hb->n == f.last_n[l], "%s: layer %d final state size", file, l);
-            if (!hb || hb->n != f.last_n[l]) continue;
-            e = fx_cmp(hb->data, f.last[l], f.last_n[l]);
-            if (e.rel > e_state) e_state = e.rel;
-            MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: layer %d final state[%lld] %.9g, reference %.9g", file,
-                         fx_algo_name(algos[ai]), l, (long long)e.idx, e.got, e.ref);
-        }
-        for (i = 0; i < f.n_params; i++) {
-            mr_tensor *t = mr_params_find(m->ps, f.name[i]);
-            if (!t || mr_tensor_numel(t) != f.numel[i]) continue;
-            e = fx_cmp(t->grad, f.grad[i], f.numel[i]);
-            if (e.rel > max_rel) { max_rel = e.rel; worst = i; }
-            if (e.scaled > max_scaled) max_scaled = e.scaled;
-            MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: d %s[%lld] = %.9g, reference %.9g", file, fx_algo_name(algos[ai]),
-                         f.name[i], (long long)e.idx, e.got, e.ref);
-            MR_CHECK_MSG(e.scaled <= FX_TOL, "%s [%s]: d %s off by %.3g of its largest element", file,
-                         fx_algo_name(algos[ai]), f.name[i], e.scaled);
-        }
-        if (getenv("MR_TEST_VERBOSE"))
-            printf("  %s [%s]: loss %.7f (ref %.7f) err %.1e; max err: logits %.1e, state %.1e, grads %.1e (%s), "
-                   "grads/max|ref| %.1e\n", file, fx_algo_name(algos[ai]), loss->data[0], f.loss, e_loss, e_logit, e_state,
-                   max_rel, worst >= 0 ? f.name[worst] : "-", max_scaled);
-        if (e_loss > all[0]) all[0] = e_loss;
-        if (e_logit > all[1]) all[1] = e_logit;
-        if (e_state > all[2]) all[2] = e_state;
-        if (max_rel > all[3]) all[3] = max_rel;
-        if (max_scaled > all[4]) all[4] = max_scaled;
-        mr_state_free(st);
-        mr_model_free(m);
-        mr_ctx_free(ctx);
+    /* every scan algorithm through a state; once without a state when the fixture starts fresh */
+    for (ai = 0; ai < n_algo + !f.has_state; ai++) {
+        fx_res r;
+        int with_state = ai < n_algo;
+        if (!fx_run_once(&f, file, with_state ? algos[ai] : MR_SCAN_AUTO, with_state, &r)) break;
+        if (r.loss > all[0]) all[0] = r.loss;
+        if (r.logits > all[1]) all[1] = r.logits;
+        if (r.state > all[2]) all[2] = r.state;
+        if (r.grads > all[3]) all[3] = r.grads;
+        if (r.scaled > all[4]) all[4] = r.scaled;
     }
-    printf("  %s (%s, h0 %s, 4 scan algorithms): max err loss %.1e, logits %.1e, state %.1e, grads %.1e, "
-           "grads/max|ref| %.1e (tol %.0e)\n", file, f.tie ? "tied" : "untied", f.has_h0 ? "yes" : "no",
-           all[0], all[1], all[2], all[3], all[4], FX_TOL);
+    layers[0] = ffns[0] = 0;
+    for (l = 0; l < f.n_layers; l++) {
+        const char *mn = mr_mixer_name(f.mixer[l]), *fn = mr_ffn_name(f.ffn > 0 ? f.ffn_kind[l] : MR_FFN_NONE);
+        nl += (size_t)snprintf(layers + (nl < sizeof layers ? nl : sizeof layers - 1), nl < sizeof layers ? sizeof layers - nl : 1,
+                               "%s%s", l ? "," : "", mn ? mn : "?");
+        nf += (size_t)snprintf(ffns + (nf < sizeof ffns ? nf : sizeof ffns - 1), nf < sizeof ffns ? sizeof ffns - nf : 1,
+                               "%s%s", l ? "," : "", fn ? fn : "?");
+    }
+    printf("  %s (%s; ffn %s; %s; state %s, pos0 %d; %d scan algorithms%s): max err loss %.1e, logits %.1e, "
+           "state %.1e, grads %.1e, grads/max|ref| %.1e (tol %.0e)\n", file, layers, ffns, f.tie ? "tied" : "untied",
+           f.has_state ? "yes" : "no", f.pos0, n_algo, f.has_state ? "" : " + no state", all[0], all[1], all[2], all[3],
+           all[4], FX_TOL);
     fx_free(&f);
 }
 
 static void test_tied_no_h0(void) { run_fixture("torch_ref_tied.mrfx"); }
 static void test_untied_h0(void) { run_fixture("torch_ref_untied_h0.mrfx"); }
 static void test_expansion1_h0(void) { run_fixture("torch_ref_e1_h0.mrfx"); }
+/* GPT blocks: attn*2, learned positions, no RoPE, GELU, untied, 2 heads of 4, T = 19 */
+static void test_gpt_gelu(void) { run_fixture("torch_ref_gpt_gelu.mrfx"); }
+/* attn*2, 4 query heads on 2 KV heads of 3 (odd), RoPE + learned positions, relu2, tied, T = 5 */
+static void test_gpt_relu2_gqa(void) { run_fixture("torch_ref_gpt_relu2_gqa.mrfx"); }
+/* mingru,attn,gru,minlstm, SwiGLU, RoPE only, h0, expansion 1.5, 2 heads on 1 KV head, T = 9 */
+static void test_hybrid_h0(void) { run_fixture("torch_ref_hybrid_h0.mrfx"); }
+/* mingru,mingru,attn,gru (hidden norm), FFNs swiglu,none,relu2,gelu, at position 5 from a filled
+   KV cache and h0, 2 heads on 1 KV head of 5, RoPE base 100 + learned positions, T = 6 */
+static void test_hybrid_pos0(void) { run_fixture("torch_ref_hybrid_pos0.mrfx"); }
 
-MR_TEST_MAIN({"tied_no_h0", test_tied_no_h0}, {"untied_h0", test_untied_h0}, {"expansion1_h0", test_expansion1_h0})
+MR_TEST_MAIN({"tied_no_h0", test_tied_no_h0}, {"untied_h0", test_untied_h0}, {"expansion1_h0", test_expansion1_h0},
+             {"gpt_gelu", test_gpt_gelu}, {"gpt_relu2_gqa", test_gpt_relu2_gqa}, {"hybrid_h0", test_hybrid_h0},
+             {"hybrid_pos0", test_hybrid_pos0})

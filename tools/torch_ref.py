@@ -4,36 +4,68 @@ tests/test_torch_ref.c compares against (so the C tests need no Python).
 
 Usage: /usr/bin/python3 tools/torch_ref.py [outdir]   (default tests/fixtures)
 
-The model is written from the specification, independently of minrnn.h:
-  x = embedding[tokens]
-  per layer: h = rmsnorm(x) * norm1; pre = h @ w_in^T
+The model is written from the specification, independently of minrnn.h, with
+tensor operations (the recurrences are the only loops over time):
+  x = embedding[tokens] (+ pos_embedding[pos0 + t] with a learned position table)
+  per layer, pre-norm:  x = x + mixer(rmsnorm(x) * norm1)
+                        x = x + ffn(rmsnorm(x) * norm2)    (no norm2 when the FFN kind is none)
+  mixers (h is the normalized input, pre = h @ w_in^T):
     MinGRU : pre = [k | p],      z = sigmoid(k), a = 1 - z, b = z * g(p)
     MinLSTM: pre = [kf | ki | p], f, i = sigmoid(kf), sigmoid(ki),
              a = f / (f + i), b = i / (f + i) * g(p)
     g(p) = p + 0.5 (p >= 0), sigmoid(p) (p < 0)
     h_t = a_t h_{t-1} + b_t (h_{-1} = h0, or 0 when absent)
-    h = h @ w_out^T when d_inner != d;  x = x + h
-    u = rmsnorm(x) * norm2; v = u @ w13^T; x = x + (silu(v[:H]) * v[H:]) @ w2^T
+    y = h @ w_out^T when d_inner != d (d_inner = floor(expansion * d + 0.5)), else h
+    GRU    : [xr | xz | xn] = h @ w_x^T + b_x; with s = h_{t-1} (or, with
+             gru_hidden_norm, s = h_{t-1} / sqrt(mean(h_{t-1}^2) + eps)):
+             [ur | uz | un] = s @ w_h^T, r = sigmoid(xr + ur), z = sigmoid(xz + uz),
+             n = tanh(xn + r * (un + b_hn)), h_t = (1 - z) n + z h_{t-1}; y = h
+    attention: H query heads, KV key/value heads, head dim hd = d / H;
+             qkv = h @ w_qkv^T = [q: H heads | k: KV heads | v: KV heads], each head hd wide;
+             RoPE (rope_theta > 0) on q and k at positions pos0 + t: for pair i < hd // 2,
+             angle = pos * rope_theta^(-2i / hd), (x[2i], x[2i+1]) ->
+             (x0 cos - x1 sin, x0 sin + x1 cos); an odd last element is left as it is;
+             keys/values = [the cached rows 0..pos0-1 (rotated keys, values) | this call's];
+             query head j reads key/value head j // (H / KV);
+             o = softmax(q k^T / sqrt(hd) + causal mask) v, written out explicitly
+             (torch 1.13 has no F.scaled_dot_product_attention): the query at
+             pos0 + t sees the keys at positions <= pos0 + t; y = o @ w_o^T
+  FFNs (u = rmsnorm(x) * norm2):
+    swiglu: v = u @ w13^T, y = (silu(v[:H]) * v[H:]) @ w2^T
+    relu2 : y = relu(u @ w1^T)^2 @ w2^T
+    gelu  : y = gelu_tanh(u @ w1^T) @ w2^T, gelu_tanh(v) = 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))
   logits = (rmsnorm(x) * norm_f) @ (embedding or head)^T
   loss = mean cross-entropy over all B*T positions
-rmsnorm(x) = x / sqrt(mean(x^2) + eps). Inputs (tokens, weights, h0) are
-float32 values; everything is computed in float64.
+rmsnorm(x) = x / sqrt(mean(x^2) + eps). Inputs (tokens, weights, initial
+states) are float32 values; everything is computed in float64. The gradient
+does not reach the initial state (h0, cached keys and values): constants.
 
-Fixture format (little-endian), version 1:
+Fixture format (little-endian), version 2 (version 1, the MinGRU/MinLSTM-only
+format of the first fixtures, is no longer written or read):
   "MRFX" u32 version
-  u32 vocab, dim, n_layers, ffn_hidden, tie, B, T, has_h0
+  u32 vocab, dim, n_layers, ffn_hidden, tie, B, T, has_state
   f32 expansion, f32 norm_eps
-  u8  mixer[n_layers]                  0 MinGRU, 1 MinLSTM (minrnn's mr_mixer)
+  u8  mixer[n_layers]      minrnn's mr_mixer: 0 MinGRU, 1 MinLSTM, 2 GRU, 3 attention
+  u8  ffn[n_layers]        minrnn's mr_ffn: 0 none, 1 swiglu, 2 relu2, 3 gelu
+  u32 n_heads, n_kv_heads; f32 rope_theta (0: no RoPE)
+  u32 pos_emb (0 none, 1 learned), max_context, pos0, gru_hidden_norm
   i32 tokens[B*T], i32 targets[B*T]
-  if has_h0: per layer: u32 n, f32 h0[n]      ([B, d_inner] row-major)
+  if has_state (the stream's state before the call, at position pos0; pos0 > 0
+  needs it): per layer: u32 n, f32 data[n]
+      recurrent layer: h0 [B, d_inner] (GRU: [B, d]) row-major
+      attention layer: the KV cache rows 0..pos0-1, keys [B, KV, pos0, hd]
+                       (rotated, as the cache holds them) then values, the same shape
   u32 n_params; per parameter, in mr_params order:
       u32 name_len, name bytes, u32 ndim, u32 shape[ndim], f32 data[numel]
   f64 loss
   f64 logits[B*T*V]
-  per layer: u32 n, f64 h_last[n]      (the final state h[:, T-1, :])
+  per layer: u32 n, f64 data[n]       the state after the call:
+      recurrent layer: h[:, T-1, :]
+      attention layer: the cache rows 0..pos0+T-1, keys [B, KV, pos0+T, hd] then values
   per parameter (same order): f64 grad[numel]
   "MRFX"                               (end marker)
 """
+import math
 import os
 import struct
 import sys
@@ -41,8 +73,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-VERSION = 1
-MINGRU, MINLSTM = 0, 1
+VERSION = 2
+MINGRU, MINLSTM, GRU, ATTN = 0, 1, 2, 3            # mr_mixer
+FFN_NONE, SWIGLU, RELU2, GELU = 0, 1, 2, 3         # mr_ffn
+POS_NONE, POS_LEARNED = 0, 1                       # mr_pos_emb
 
 
 def g(p):
@@ -53,20 +87,48 @@ def rmsnorm(x, w, eps):
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
+def gelu_tanh(v):
+    return 0.5 * v * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+
+
+def inner_dim(cfg, l):
+    # minrnn: d_inner = round(expansion * d) (floor(x + 0.5)) for MinGRU/MinLSTM; d otherwise
+    if cfg["mixers"][l] in (GRU, ATTN):
+        return cfg["dim"]
+    return int(math.floor(cfg["expansion"] * cfg["dim"] + 0.5))
+
+
+def head_dim(cfg):
+    return cfg["dim"] // cfg["heads"]
+
+
+def ffn_kind(cfg, l):
+    return cfg["ffns"][l] if cfg["ffn"] > 0 else FFN_NONE
+
+
 def param_names(cfg):
     """Names and shapes in minrnn's mr_params order (see mr_model_new)."""
     V, d, H = cfg["vocab"], cfg["dim"], cfg["ffn"]
     out = [("embedding", (V, d))]
+    if cfg["pos_emb"] == POS_LEARNED:
+        out.append(("pos_embedding", (cfg["max_context"], d)))
     for l, kind in enumerate(cfg["mixers"]):
-        di = inner_dim(cfg)
-        parts = 2 if kind == MINGRU else 3
         out.append((f"layers.{l}.norm1", (d,)))
-        out.append((f"layers.{l}.mixer.w_in", (parts * di, d)))
-        if di != d:
-            out.append((f"layers.{l}.mixer.w_out", (d, di)))
-        if H > 0:
+        if kind in (MINGRU, MINLSTM):
+            di = inner_dim(cfg, l)
+            out.append((f"layers.{l}.mixer.w_in", ((2 if kind == MINGRU else 3) * di, d)))
+            if di != d:
+                out.append((f"layers.{l}.mixer.w_out", (d, di)))
+        elif kind == GRU:
+            out += [(f"layers.{l}.gru.w_x", (3 * d, d)), (f"layers.{l}.gru.b_x", (3 * d,)),
+                    (f"layers.{l}.gru.w_h", (3 * d, d)), (f"layers.{l}.gru.b_hn", (d,))]
+        else:
+            nh, kv, hd = cfg["heads"], cfg["kv_heads"], head_dim(cfg)
+            out += [(f"layers.{l}.attn.w_qkv", ((nh + 2 * kv) * hd, d)), (f"layers.{l}.attn.w_o", (d, nh * hd))]
+        fk = ffn_kind(cfg, l)
+        if fk != FFN_NONE:
             out.append((f"layers.{l}.norm2", (d,)))
-            out.append((f"layers.{l}.ffn.w13", (2 * H, d)))
+            out.append((f"layers.{l}.ffn.w13", (2 * H, d)) if fk == SWIGLU else (f"layers.{l}.ffn.w1", (H, d)))
             out.append((f"layers.{l}.ffn.w2", (d, H)))
     out.append(("norm_f", (d,)))
     if not cfg["tie"]:
@@ -74,106 +136,203 @@ def param_names(cfg):
     return out
 
 
-def inner_dim(cfg):
-    # minrnn: d_inner = round(expansion * d) (floor(x + 0.5))
-    import math
-    return int(math.floor(cfg["expansion"] * cfg["dim"] + 0.5))
+def rope(x, pos, theta):
+    """x [B, T, n, hd]; rotates the interleaved pairs (x[2i], x[2i+1]) by pos[t] * theta^(-2i/hd)."""
+    hd = x.shape[-1]
+    half = hd // 2
+    if theta <= 0 or half == 0:
+        return x
+    i = torch.arange(half, dtype=torch.float64)
+    freq = theta ** (-2.0 * i / hd)                              # [half]
+    ang = pos.to(torch.float64)[:, None] * freq[None, :]         # [T, half]
+    c, s = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
+    pairs = x[..., :2 * half].reshape(*x.shape[:-1], half, 2)
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    rot = torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), -1).reshape(*x.shape[:-1], 2 * half)
+    return torch.cat((rot, x[..., 2 * half:]), -1)
 
 
-def forward(cfg, P, tokens, targets, h0):
-    """Returns loss, logits [B,T,V], final states per layer, min |p| seen."""
-    eps = cfg["eps"]
+def attention(cfg, h, w_qkv, w_o, cache):
+    """h [B,T,d]; cache (keys, values) [B, KV, pos0, hd] or None. Returns y and the
+    full cache (keys, values) [B, KV, pos0+T, hd] after the call."""
+    B, T, _ = h.shape
+    nh, kv, hd, pos0 = cfg["heads"], cfg["kv_heads"], head_dim(cfg), cfg["pos0"]
+    qkv = h @ w_qkv.t()
+    q = qkv[..., :nh * hd].reshape(B, T, nh, hd)
+    k = qkv[..., nh * hd:(nh + kv) * hd].reshape(B, T, kv, hd)
+    v = qkv[..., (nh + kv) * hd:].reshape(B, T, kv, hd)
+    pos = torch.arange(pos0, pos0 + T)
+    q, k = rope(q, pos, cfg["rope_theta"]), rope(k, pos, cfg["rope_theta"])
+    K, Vv = k.transpose(1, 2), v.transpose(1, 2)                  # [B, KV, T, hd]
+    if pos0 > 0:
+        K, Vv = torch.cat((cache[0], K), 2), torch.cat((cache[1], Vv), 2)
+    G = nh // kv
+    Kq, Vq = K.repeat_interleave(G, dim=1), Vv.repeat_interleave(G, dim=1)   # head j -> kv head j // G
+    s = (q.transpose(1, 2) @ Kq.transpose(2, 3)) / math.sqrt(hd)             # [B, H, T, pos0+T]
+    keypos = torch.arange(pos0 + T)[None, :]
+    qpos = pos[:, None]
+    s = s.masked_fill(keypos > qpos, float("-inf"))
+    a = torch.softmax(s, -1)
+    o = (a @ Vq).transpose(1, 2).reshape(B, T, nh * hd)
+    return o @ w_o.t(), (K.detach().clone(), Vv.detach().clone())
+
+
+def forward(cfg, P, tokens, targets, state):
+    """Returns loss, logits [B,T,V], the state after the call (per layer), and the
+    smallest |input| of a kinked function (g, relu) seen."""
+    eps, d = cfg["eps"], cfg["dim"]
     B, T = tokens.shape
+    pos0 = cfg["pos0"]
     x = P["embedding"][tokens]                      # [B,T,d]
-    lasts, min_abs_p = [], float("inf")
+    if cfg["pos_emb"] == POS_LEARNED:
+        x = x + P["pos_embedding"][pos0:pos0 + T][None]
+    lasts, min_kink = [], float("inf")
     for l, kind in enumerate(cfg["mixers"]):
-        di = inner_dim(cfg)
         h = rmsnorm(x, P[f"layers.{l}.norm1"], eps)
-        pre = h @ P[f"layers.{l}.mixer.w_in"].t()
-        if kind == MINGRU:
-            k, p = pre[..., :di], pre[..., di:]
-            z = torch.sigmoid(k)
-            a, b = 1 - z, z * g(p)
+        st = state[l] if state is not None else None
+        if kind in (MINGRU, MINLSTM):
+            di = inner_dim(cfg, l)
+            pre = h @ P[f"layers.{l}.mixer.w_in"].t()
+            if kind == MINGRU:
+                k, p = pre[..., :di], pre[..., di:]
+                z = torch.sigmoid(k)
+                a, b = 1 - z, z * g(p)
+            else:
+                kf, ki, p = pre[..., :di], pre[..., di:2 * di], pre[..., 2 * di:]
+                f, i = torch.sigmoid(kf), torch.sigmoid(ki)
+                a, b = f / (f + i), i / (f + i) * g(p)
+            min_kink = min(min_kink, p.abs().min().item())
+            hp = st if st is not None else torch.zeros(B, di)
+            hs = []
+            for t in range(T):
+                hp = a[:, t] * hp + b[:, t]
+                hs.append(hp)
+            y = torch.stack(hs, 1)                   # [B,T,di]
+            lasts.append(y[:, T - 1].detach().clone())
+            if di != d:
+                y = y @ P[f"layers.{l}.mixer.w_out"].t()
+        elif kind == GRU:
+            xp = h @ P[f"layers.{l}.gru.w_x"].t() + P[f"layers.{l}.gru.b_x"]
+            xr, xz, xn = xp[..., :d], xp[..., d:2 * d], xp[..., 2 * d:]
+            w_h, b_hn = P[f"layers.{l}.gru.w_h"], P[f"layers.{l}.gru.b_hn"]
+            hp = st if st is not None else torch.zeros(B, d)
+            hs = []
+            for t in range(T):
+                s = hp / torch.sqrt((hp * hp).mean(-1, keepdim=True) + eps) if cfg["gru_hidden_norm"] else hp
+                u = s @ w_h.t()
+                r = torch.sigmoid(xr[:, t] + u[:, :d])
+                z = torch.sigmoid(xz[:, t] + u[:, d:2 * d])
+                n = torch.tanh(xn[:, t] + r * (u[:, 2 * d:] + b_hn))
+                hp = (1 - z) * n + z * hp
+                hs.append(hp)
+            y = torch.stack(hs, 1)
+            lasts.append(y[:, T - 1].detach().clone())
         else:
-            kf, ki, p = pre[..., :di], pre[..., di:2 * di], pre[..., 2 * di:]
-            f, i = torch.sigmoid(kf), torch.sigmoid(ki)
-            a, b = f / (f + i), i / (f + i) * g(p)
-        min_abs_p = min(min_abs_p, p.abs().min().item())
-        hp = h0[l] if h0 is not None else torch.zeros(B, di, dtype=x.dtype)
-        hs = []
-        for t in range(T):
-            hp = a[:, t] * hp + b[:, t]
-            hs.append(hp)
-        h = torch.stack(hs, 1)                       # [B,T,di]
-        lasts.append(h[:, T - 1].detach().clone())
-        if di != cfg["dim"]:
-            h = h @ P[f"layers.{l}.mixer.w_out"].t()
-        x = x + h
-        if cfg["ffn"] > 0:
+            y, cache = attention(cfg, h, P[f"layers.{l}.attn.w_qkv"], P[f"layers.{l}.attn.w_o"], st)
+            lasts.append(cache)
+        x = x + y
+        fk = ffn_kind(cfg, l)
+        if fk != FFN_NONE:
             H = cfg["ffn"]
             u = rmsnorm(x, P[f"layers.{l}.norm2"], eps)
-            v = u @ P[f"layers.{l}.ffn.w13"].t()
-            s = F.silu(v[..., :H]) * v[..., H:]
+            if fk == SWIGLU:
+                v = u @ P[f"layers.{l}.ffn.w13"].t()
+                s = F.silu(v[..., :H]) * v[..., H:]
+            else:
+                v = u @ P[f"layers.{l}.ffn.w1"].t()
+                if fk == RELU2:
+                    min_kink = min(min_kink, v.abs().min().item())
+                    s = torch.relu(v) ** 2
+                else:
+                    s = gelu_tanh(v)
             x = x + s @ P[f"layers.{l}.ffn.w2"].t()
     xf = rmsnorm(x, P["norm_f"], eps)
     head = P["embedding"] if cfg["tie"] else P["head"]
     logits = xf @ head.t()
     loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
-    return loss, logits, lasts, min_abs_p
+    return loss, logits, lasts, min_kink
 
 
-def make_case(cfg, seed, with_h0):
-    """Draws float32 inputs (retrying seeds until no g() input is within 1e-3
-    of its kink at 0, so float32 vs float64 never take different branches)."""
+def draw_state(cfg, gen):
+    """The state before the call, float32: h0 per recurrent layer, cached rows per attention layer."""
+    B, pos0 = cfg["B"], cfg["pos0"]
+    out = []
+    for l, kind in enumerate(cfg["mixers"]):
+        if kind == MINGRU:   # positive (MinGRU's states are; the log scan needs it)
+            out.append((0.1 + torch.rand(B, inner_dim(cfg, l), generator=gen)).float())
+        elif kind == MINLSTM:
+            out.append(torch.randn(B, inner_dim(cfg, l), generator=gen).float())
+        elif kind == GRU:    # a GRU state lies in (-1, 1)
+            out.append(torch.tanh(1.5 * torch.randn(B, cfg["dim"], generator=gen)).float())
+        else:
+            shape = (B, cfg["kv_heads"], pos0, head_dim(cfg))
+            out.append((torch.randn(shape, generator=gen).float() * 1.5, torch.randn(shape, generator=gen).float()))
+    return out
+
+
+def make_case(cfg, seed, with_state):
+    """Draws float32 inputs, retrying seeds until no input of a kinked function
+    (g() of the min layers, relu of relu2) is within 1e-3 of its kink at 0, so
+    float32 and float64 never take different branches."""
+    assert cfg["pos0"] == 0 or with_state
     for attempt in range(100):
         gen = torch.Generator().manual_seed(seed + 1000 * attempt)
-        B, T, V, d = cfg["B"], cfg["T"], cfg["vocab"], cfg["dim"]
+        B, T, V = cfg["B"], cfg["T"], cfg["vocab"]
         names = param_names(cfg)
         P32 = {}
         for name, shape in names:
-            if len(shape) == 1:   # norm weights around 1
-                w = 1.0 + 0.2 * torch.randn(shape, generator=gen)
+            if len(shape) == 1:
+                if name.endswith("b_x") or name.endswith("b_hn"):   # biases around 0
+                    w = 0.3 * torch.randn(shape, generator=gen)
+                else:                                               # norm weights around 1
+                    w = 1.0 + 0.2 * torch.randn(shape, generator=gen)
             elif name in ("embedding", "head"):
                 w = torch.randn(shape, generator=gen)
+            elif name == "pos_embedding":
+                w = 0.5 * torch.randn(shape, generator=gen)
             else:                 # large enough to drive the gates both ways
                 w = torch.randn(shape, generator=gen) * (1.5 / shape[1] ** 0.5)
             P32[name] = w.float()
         tokens = torch.randint(0, V, (B, T), generator=gen, dtype=torch.int64)
         targets = torch.randint(0, V, (B, T), generator=gen, dtype=torch.int64)
-        h0_32 = None
-        if with_h0:
-            h0_32 = []
-            for kind in cfg["mixers"]:
-                di = inner_dim(cfg)
-                if kind == MINGRU:   # positive (MinGRU's states are; the log scan needs it)
-                    h0_32.append((0.1 + torch.rand(B, di, generator=gen)).float())
-                else:
-                    h0_32.append(torch.randn(B, di, generator=gen).float())
+        st32 = draw_state(cfg, gen) if with_state else None
         P = {k: v.double().requires_grad_(True) for k, v in P32.items()}
-        h0 = [h.double() for h in h0_32] if h0_32 is not None else None
-        loss, logits, lasts, min_abs_p = forward(cfg, P, tokens, targets, h0)
-        if min_abs_p < 1e-3:
+        st = None
+        if st32 is not None:
+            st = [tuple(e.double() for e in s) if isinstance(s, tuple) else s.double() for s in st32]
+        loss, logits, lasts, min_kink = forward(cfg, P, tokens, targets, st)
+        if min_kink < 1e-3:
             continue
         loss.backward()
         grads = [P[n].grad.detach() for n, _ in names]
-        return dict(names=names, P32=P32, tokens=tokens, targets=targets, h0=h0_32,
+        return dict(names=names, P32=P32, tokens=tokens, targets=targets, state=st32,
                     loss=loss.item(), logits=logits.detach(), lasts=lasts, grads=grads)
-    raise RuntimeError("no seed kept g() inputs away from 0")
+    raise RuntimeError("no seed kept the kinked inputs away from 0")
+
+
+def flat_state(s):
+    """A layer's state as one flat list: h, or keys then values."""
+    if isinstance(s, tuple):
+        return s[0].reshape(-1).tolist() + s[1].reshape(-1).tolist()
+    return s.reshape(-1).tolist()
 
 
 def write_fixture(path, cfg, case):
     out = bytearray()
+    nl = len(cfg["mixers"])
     out += b"MRFX" + struct.pack("<I", VERSION)
-    has_h0 = case["h0"] is not None
-    out += struct.pack("<8I", cfg["vocab"], cfg["dim"], len(cfg["mixers"]), cfg["ffn"], int(cfg["tie"]),
-                       cfg["B"], cfg["T"], int(has_h0))
+    has_state = case["state"] is not None
+    out += struct.pack("<8I", cfg["vocab"], cfg["dim"], nl, cfg["ffn"], int(cfg["tie"]),
+                       cfg["B"], cfg["T"], int(has_state))
     out += struct.pack("<2f", cfg["expansion"], cfg["eps"])
-    out += bytes(cfg["mixers"])
+    out += bytes(cfg["mixers"]) + bytes(cfg["ffns"])
+    out += struct.pack("<2If", cfg["heads"], cfg["kv_heads"], cfg["rope_theta"])
+    out += struct.pack("<4I", cfg["pos_emb"], cfg["max_context"], cfg["pos0"], int(cfg["gru_hidden_norm"]))
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["tokens"].reshape(-1).tolist())
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["targets"].reshape(-1).tolist())
-    if has_h0:
-        for h in case["h0"]:
-            flat = h.reshape(-1).tolist()
+    if has_state:
+        for s in case["state"]:
+            flat = flat_state(s)
             out += struct.pack("<I", len(flat)) + struct.pack(f"<{len(flat)}f", *flat)
     out += struct.pack("<I", len(case["names"]))
     for name, shape in case["names"]:
@@ -184,8 +343,8 @@ def write_fixture(path, cfg, case):
     out += struct.pack("<d", case["loss"])
     flat = case["logits"].reshape(-1).tolist()
     out += struct.pack(f"<{len(flat)}d", *flat)
-    for h in case["lasts"]:
-        flat = h.reshape(-1).tolist()
+    for s in case["lasts"]:
+        flat = flat_state(s)
         out += struct.pack("<I", len(flat)) + struct.pack(f"<{len(flat)}d", *flat)
     for gr in case["grads"]:
         flat = gr.reshape(-1).tolist()
@@ -200,18 +359,44 @@ def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join("tests", "fixtures")
     os.makedirs(outdir, exist_ok=True)
     torch.set_default_dtype(torch.float64)
+    # Defaults of the fields the recurrent-only cases do not use.
+    common = dict(heads=4, kv_heads=4, rope_theta=10000.0, pos_emb=POS_NONE, max_context=1024, pos0=0,
+                  gru_hidden_norm=False)
     # Two layers (MinGRU then MinLSTM), expansion 1.5 so w_out exists, SwiGLU FFN.
-    base = dict(vocab=11, dim=8, ffn=16, expansion=1.5, eps=1e-5, B=2, T=9, mixers=[MINGRU, MINLSTM])
+    base = dict(common, vocab=11, dim=8, ffn=16, expansion=1.5, eps=1e-5, B=2, T=9, mixers=[MINGRU, MINLSTM],
+                ffns=[SWIGLU] * 2)
     cases = [
         ("torch_ref_tied.mrfx", dict(base, tie=True), 1234, False),
         ("torch_ref_untied_h0.mrfx", dict(base, tie=False), 5678, True),
         # expansion 1: no w_out; also a MinLSTM-first order
         ("torch_ref_e1_h0.mrfx", dict(base, tie=True, expansion=1.0, mixers=[MINLSTM, MINGRU]), 91011, True),
+        # GPT-2-like: attn*2, learned positions, no RoPE, GELU MLP, untied head; 2 heads of 4;
+        # T = 19 >= 8 (the attention kernel's transposed-key path)
+        ("torch_ref_gpt_gelu.mrfx", dict(base, tie=False, expansion=1.0, mixers=[ATTN] * 2, ffns=[GELU] * 2,
+                                         heads=2, kv_heads=2, rope_theta=0.0, pos_emb=POS_LEARNED,
+                                         max_context=24, T=19), 1213, False),
+        # GQA 4 query heads on 2 KV heads, head dim 3 (odd: RoPE leaves the last element), RoPE and
+        # learned positions, squared-ReLU MLP, tied; T = 5 < 8 (the row-dot path)
+        ("torch_ref_gpt_relu2_gqa.mrfx", dict(base, tie=True, expansion=1.0, dim=12, ffn=24, mixers=[ATTN] * 2,
+                                              ffns=[RELU2] * 2, heads=4, kv_heads=2, rope_theta=10000.0,
+                                              pos_emb=POS_LEARNED, max_context=8, T=5), 1415, False),
+        # MinGRU x attention hybrid: mingru, attn, gru, minlstm; SwiGLU; RoPE only; h0 for the
+        # recurrent layers; expansion 1.5 (w_out); 2 heads on 1 KV head of 4; T = 9
+        ("torch_ref_hybrid_h0.mrfx", dict(base, tie=False, mixers=[MINGRU, ATTN, GRU, MINLSTM], ffns=[SWIGLU] * 4,
+                                          heads=2, kv_heads=1, rope_theta=10000.0, max_context=16, T=9),
+                                     1617, True),
+        # a stream going on at position 5 with a filled KV cache and h0: mingru, mingru, attn, gru
+        # (hidden RMSNorm), per-layer FFNs swiglu/none/relu2/gelu, 2 heads on 1 KV head of 5 (odd),
+        # RoPE base 100 (so that pair 1 turns visibly), learned positions, T = 6 < 8
+        ("torch_ref_hybrid_pos0.mrfx", dict(base, tie=True, expansion=1.0, dim=10, mixers=[MINGRU, MINGRU, ATTN, GRU],
+                                            ffns=[SWIGLU, FFN_NONE, RELU2, GELU], heads=2, kv_heads=1,
+                                            rope_theta=100.0, pos_emb=POS_LEARNED, max_context=12, pos0=5, T=6,
+                                            gru_hidden_norm=True), 1819, True),
     ]
-    for fname, cfg, seed, with_h0 in cases:
-        case = make_case(cfg, seed, with_h0)
+    for fname, cfg, seed, with_state in cases:
+        case = make_case(cfg, seed, with_state)
         n = write_fixture(os.path.join(outdir, fname), cfg, case)
-        print(f"{fname}: {n} bytes, loss {case['loss']:.10f}, h0={with_h0}, tie={cfg['tie']}")
+        print(f"{fname}: {n} bytes, loss {case['loss']:.10f}, state={with_state}, tie={cfg['tie']}")
 
 
 if __name__ == "__main__":
