@@ -1,11 +1,10 @@
 # minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz
-# Variables: CC, STB_INCLUDE (where stb_ds.h lives), NO_OMP=1, OPT.
+# Variables: CC, NO_OMP=1, OPT.
 CC          ?= cc
 CXX         ?= c++
-STB_INCLUDE ?= /usr/include/stb
 OPT         ?= -O3 -march=native -ffp-contract=fast
 WARN        := -Wall -Wextra -Werror
-CPPFLAGS    := -I. -Itests -isystem $(STB_INCLUDE)
+CPPFLAGS    := -I. -Itests
 ifeq ($(NO_OMP),1)
 OMP :=
 else

@@ -10,11 +10,9 @@
      Do this in *one* C or C++ file:
         #define MINRNN_IMPLEMENTATION
         #include "minrnn.h"
-     Every other file includes "minrnn.h" without the define.
-     The implementation uses stb_ds.h (Debian: libstb-dev, /usr/include/stb);
-     put its directory on the include path (-I/usr/include/stb). If your
-     program already compiles STB_DS_IMPLEMENTATION elsewhere, also define
-     MINRNN_NO_STB_DS_IMPLEMENTATION.
+     Every other file includes "minrnn.h" without the define. Nothing else
+     is needed: only the C standard library (and OpenMP when compiled with
+     -fopenmp).
 
    TABLE OF CONTENTS (declarations and implementation follow this order)
      1. errors and allocation       mr_status, mr_status_str, mr_allocator
@@ -43,13 +41,12 @@
    marked "everywhere" must be the same in every file that includes minrnn.h)
      MINRNN_STATIC          all functions static to the implementation file (everywhere)
      MINRNN_MALLOC(sz,ud) / MINRNN_REALLOC(p,oldsz,newsz,ud) / MINRNN_FREE(p,ud)
-                            allocation; define all three or none. oldsz may be 0
-                            when it is unknown (stb_ds containers). ud is the
-                            user pointer of the mr_allocator, or NULL.
+                            allocation; define all three or none. oldsz is the
+                            size of the block being resized. ud is the user
+                            pointer of the mr_allocator, or NULL.
      MINRNN_ASSERT(x)       internal invariants only (default: assert.h)
      MINRNN_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
      MINRNN_NO_STDIO        remove the FILE* helpers (memory and callback I/O remain)
-     MINRNN_NO_STB_DS_IMPLEMENTATION  do not compile stb_ds's implementation here
 
    QUICK START
      mr_ctx *ctx; mr_ctx_params cp = mr_ctx_default_params();
@@ -728,8 +725,9 @@ typedef struct mr_vocab {
     int kind, n;
     uint8_t chars[256];
     int16_t index[256];   /* byte -> id for CHARS (-1: not in the vocabulary) */
-    char *bpe_json;       /* BPE only; owned by whoever filled it */
+    char *bpe_json;       /* BPE only; mr_ckpt_load_mem fills it with its allocator */
     size_t bpe_len;
+    mr_allocator alloc;   /* the allocator mr_vocab_free frees bpe_json with */
 } mr_vocab;
 /* Builds a CHARS vocabulary of the distinct bytes of text, sorted. */
 MRDEF void mr_vocab_from_text(mr_vocab *v, const uint8_t *text, size_t n);
@@ -754,10 +752,14 @@ typedef struct mr_train_meta {
 #define MR_CKPT_VERSION 2   /* 2: tagged CONF fields, STAT as named blocks; 1 still loads */
 MRDEF mr_status mr_ckpt_save_mem(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
                                  uint8_t **out, size_t *out_len, mr_error *err);  /* free with mr_buffer_free */
+/* Buffers this section returns (the *_save_mem functions, mr_read_file) are
+   allocated with the model's allocator (the one given to mr_model_new or to
+   the loader) or the one passed, and remember it: free them with
+   mr_buffer_free, never with free(). Nothing here allocates otherwise. */
 MRDEF mr_status mr_ckpt_load_mem(mr_model **m, mr_vocab *v, mr_train_meta *meta, const uint8_t *buf, size_t len,
                                  const mr_allocator *alloc, mr_error *err);
 MRDEF void mr_buffer_free(void *p);
-MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob */
+MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob with v->alloc */
 
 /* What a training run needs beside the weights to resume exactly. Every
    member is optional: NULL (or a zero count) is neither saved nor restored.
@@ -801,9 +803,13 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
 #ifndef MINRNN_NO_STDIO
 MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err);
 MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err);
-/* Reads a whole file into a new buffer (free with mr_buffer_free); refuses files over max_bytes. */
-MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err);
-/* Writes a buffer atomically: PATH.tmp, flush, fsync, rename over PATH. */
+/* Reads a whole file into a new buffer from alloc (NULL: MINRNN_MALLOC), one
+   NUL byte after its end; free it with mr_buffer_free. Refuses files over
+   max_bytes. */
+MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, const mr_allocator *alloc,
+                             mr_error *err);
+/* Writes a buffer atomically: PATH.tmp, flush, fsync, rename over PATH
+   (paths up to 4095 bytes; allocates nothing). */
 MRDEF mr_status mr_write_file_atomic(const char *path, const uint8_t *buf, size_t len, mr_error *err);
 MRDEF mr_status mr_ckpt_save_train(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta,
                                    const mr_train_state *ts, const char *path, mr_error *err);
@@ -853,27 +859,6 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #else
 #define MR__HAVE_OMP 0
 #define MR__OMP(x)
-#endif
-
-/* stb_ds containers allocate through our macros (old size unknown: 0). */
-#ifndef STBDS_REALLOC
-#define STBDS_REALLOC(c, p, s) MINRNN_REALLOC((p), 0, (s), NULL)
-#define STBDS_FREE(c, p) MINRNN_FREE((p), NULL)
-#endif
-#define STBDS_NO_SHORT_NAMES
-#if !defined(MINRNN_NO_STB_DS_IMPLEMENTATION) && !defined(STB_DS_IMPLEMENTATION)
-#define STB_DS_IMPLEMENTATION
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#endif
-#include "stb_ds.h"
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic pop
 #endif
 
 #ifdef __cplusplus
@@ -6660,7 +6645,7 @@ MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_alloca
     mr_status st;
     if (out) *out = NULL;
     if (!path) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL path");
-    st = mr_read_file(path, &buf, &len, (size_t)INT32_MAX, err);
+    st = mr_read_file(path, &buf, &len, (size_t)INT32_MAX, alloc, err);
     if (st != MR_OK) return st;
     st = mr_bpe_load_json_mem(out, (const char *)buf, len, alloc, err);
     mr_buffer_free(buf);
@@ -6736,8 +6721,34 @@ MRDEF mr_status mr_vocab_encode(const mr_vocab *v, const uint8_t *text, size_t n
     }
     return MR_OK;
 }
-MRDEF void mr_buffer_free(void *p) { MINRNN_FREE(p, NULL); }
-MRDEF void mr_vocab_free(mr_vocab *v) { if (v && v->bpe_json) { MINRNN_FREE(v->bpe_json, NULL); v->bpe_json = NULL; v->bpe_len = 0; } }
+/* Buffers handed to the caller start MR__BUFHDR bytes into their block; the
+   block's first bytes hold a copy of the allocator that made it, so
+   mr_buffer_free frees through the same one. p: NULL for a new buffer from
+   a (NULL: the compile-time default), or a buffer from here to resize. */
+#define MR__BUFHDR ((sizeof(mr_allocator) + 15) / 16 * 16)
+MR__PRIV uint8_t *mr__buf_resize(const mr_allocator *a, uint8_t *p, size_t oldn, size_t n) {
+    mr_allocator al;
+    uint8_t *base;
+    size_t tot;
+    if (!mr__add_ok(n, MR__BUFHDR, &tot)) return NULL;
+    if (p) {
+        memcpy(&al, p - MR__BUFHDR, sizeof al);
+        base = (uint8_t *)mr__realloc(&al, p - MR__BUFHDR, oldn + MR__BUFHDR, tot);
+    } else {
+        if (a) al = *a; else memset(&al, 0, sizeof al);
+        base = (uint8_t *)mr__alloc(&al, tot);
+    }
+    if (!base) return NULL;
+    memcpy(base, &al, sizeof al);
+    return base + MR__BUFHDR;
+}
+MRDEF void mr_buffer_free(void *p) {
+    mr_allocator al;
+    if (!p) return;
+    memcpy(&al, (uint8_t *)p - MR__BUFHDR, sizeof al);
+    mr__free(&al, (uint8_t *)p - MR__BUFHDR);
+}
+MRDEF void mr_vocab_free(mr_vocab *v) { if (v && v->bpe_json) { mr__free(&v->alloc, v->bpe_json); v->bpe_json = NULL; v->bpe_len = 0; } }
 
 /* CRC-32 (IEEE, reflected), table built on the fly (no global state). */
 MR__PRIV uint32_t mr__crc32(const uint8_t *p, size_t n) {
@@ -6754,14 +6765,16 @@ MR__PRIV uint32_t mr__crc32(const uint8_t *p, size_t n) {
 }
 
 /* growable little-endian writer */
-typedef struct mr__wbuf { uint8_t *p; size_t n, cap; int oom; } mr__wbuf;
+/* A growing output buffer (a buffer of mr__buf_resize: free with mr_buffer_free). */
+typedef struct mr__wbuf { uint8_t *p; size_t n, cap; int oom; const mr_allocator *a; } mr__wbuf;
+MR__PRIV void mr__wb_init(mr__wbuf *w, const mr_allocator *a) { memset(w, 0, sizeof *w); w->a = a; }
 MR__PRIV void mr__wb_bytes(mr__wbuf *w, const void *src, size_t n) {
     if (w->oom) return;
     if (n > w->cap - w->n) {
         size_t nc = w->cap ? w->cap : 4096;
         uint8_t *q;
         while (nc - w->n < n) { if (nc > SIZE_MAX / 2) { w->oom = 1; return; } nc *= 2; }
-        q = (uint8_t *)MINRNN_REALLOC(w->p, w->cap, nc, NULL);
+        q = mr__buf_resize(w->a, w->p, w->cap, nc);
         if (!q) { w->oom = 1; return; }
         w->p = q; w->cap = nc;
     }
@@ -7173,8 +7186,8 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
     mr__wbuf w;
     size_t sec;
     int i;
-    memset(&w, 0, sizeof w);
     if (!m || !out || !out_len || !v) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: NULL argument");
+    mr__wb_init(&w, &m->ps->alloc);
     *out = NULL; *out_len = 0;
     if (v->kind == MR_VOCAB_BPE && !v->bpe_json) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: BPE vocabulary without its tokenizer");
     if (meta && memchr(meta->args, 0, sizeof meta->args) == NULL) return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: meta.args is not NUL-terminated");
@@ -7215,7 +7228,7 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
     if (ts && (ts->adamw || ts->sgd)) {   /* OPTM */
         const mr_params *ps = ts->adamw ? ts->adamw->ps : ts->sgd->ps;
         const float *b0 = ts->adamw ? ts->adamw->m : ts->sgd->buf, *b1 = ts->adamw ? ts->adamw->v : NULL;
-        if (ps != m->ps) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the optimizer belongs to another model"); }
+        if (ps != m->ps) { mr_buffer_free(w.p); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the optimizer belongs to another model"); }
         sec = mr__wb_sec_begin(&w, "OPTM");
         mr__wb_u32(&w, ts->adamw ? 0u : 1u);
         mr__wb_u64(&w, (uint64_t)(ts->adamw ? ts->adamw->t : ts->sgd->t));
@@ -7244,11 +7257,11 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
         mr__wb_sec_end(&w, sec);
     }
     if (ts && ts->state) {
-        if (!mr__state_fits(m, ts->state)) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the state belongs to another model"); }
+        if (!mr__state_fits(m, ts->state)) { mr_buffer_free(w.p); return mr__seterr(err, MR_ERR_ARG, "mr_ckpt_save_mem: the state belongs to another model"); }
         mr__wb_state(&w, ts->state);
     }
     mr__wb_bytes(&w, "END!", 4);
-    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the checkpoint"); }
+    if (w.oom) { mr_buffer_free(w.p); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the checkpoint"); }
     *out = w.p;
     *out_len = w.n;
     return MR_OK;
@@ -7295,7 +7308,8 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
             if (q.bad || bl > q.n - q.off) { s = mr__seterr(err, MR_ERR_FORMAT, "bad BPE blob length"); goto fail; }
             v->kind = MR_VOCAB_BPE;
             v->n = (int)(n > (1u << 24) ? -1 : (int)n);
-            v->bpe_json = (char *)MINRNN_MALLOC((size_t)bl + 1, NULL);
+            if (alloc) v->alloc = *alloc;
+            v->bpe_json = (char *)mr__alloc(&v->alloc, (size_t)bl + 1);
             if (!v->bpe_json) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto fail; }
             memcpy(v->bpe_json, q.p + q.off, (size_t)bl);
             v->bpe_json[bl] = 0;
@@ -7464,8 +7478,8 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
 MRDEF mr_status mr_state_save_mem(const mr_model *m, const mr_state *s, const float *logits,
                                   uint8_t **out, size_t *out_len, mr_error *err) {
     mr__wbuf w;
-    memset(&w, 0, sizeof w);
     if (!m || !s || !out || !out_len) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: NULL argument");
+    mr__wb_init(&w, &m->ps->alloc);
     *out = NULL; *out_len = 0;
     if (!mr__state_fits(m, s)) return mr__seterr(err, MR_ERR_ARG, "mr_state_save_mem: the state belongs to another model");
     mr__ckpt_header(&w, MR__STATE_MAGIC);
@@ -7479,7 +7493,7 @@ MRDEF mr_status mr_state_save_mem(const mr_model *m, const mr_state *s, const fl
         mr__wb_sec_end(&w, sec);
     }
     mr__wb_bytes(&w, "END!", 4);
-    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the state"); }
+    if (w.oom) { mr_buffer_free(w.p); return mr__seterr(err, MR_ERR_NOMEM, "out of memory serializing the state"); }
     *out = w.p;
     *out_len = w.n;
     return MR_OK;
@@ -7534,8 +7548,8 @@ MRDEF mr_status mr_safetensors_save_mem(const mr_model *m, uint8_t **out, size_t
     int i, d;
     if (!m || !out || !out_len) return mr__seterr(err, MR_ERR_ARG, "mr_safetensors_save_mem: NULL argument");
     *out = NULL; *out_len = 0;
-    memset(&h, 0, sizeof h);
-    memset(&w, 0, sizeof w);
+    mr__wb_init(&h, &m->ps->alloc);
+    mr__wb_init(&w, &m->ps->alloc);
     mr__wb_str(&h, "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"minrnn\"}");
     for (i = 0; i < m->ps->n; i++) {
         const mr_tensor *t = m->ps->t[i];
@@ -7547,12 +7561,12 @@ MRDEF mr_status mr_safetensors_save_mem(const mr_model *m, uint8_t **out, size_t
     }
     mr__wb_str(&h, "}");
     while (!h.oom && (h.n + 8) % 8) mr__wb_str(&h, " ");   /* data starts 8-byte aligned */
-    if (h.oom) { MINRNN_FREE(h.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    if (h.oom) { mr_buffer_free(h.p); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
     mr__wb_u64(&w, (uint64_t)h.n);
     mr__wb_bytes(&w, h.p, h.n);
-    MINRNN_FREE(h.p, NULL);
+    mr_buffer_free(h.p);
     for (i = 0; i < m->ps->n; i++) mr__wb_f32s(&w, m->ps->t[i]->data, (size_t)mr_tensor_numel(m->ps->t[i]));
-    if (w.oom) { MINRNN_FREE(w.p, NULL); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    if (w.oom) { mr_buffer_free(w.p); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
     *out = w.p;
     *out_len = w.n;
     return MR_OK;
@@ -7599,6 +7613,7 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
     p.n = (size_t)hlen;
     p.err = err;
     p.what = "safetensors header";
+    p.a = &m->ps->alloc;
     root = mr__bpe_jvalue(&p, 0);
     if (root >= 0) {
         mr__bpe_jws(&p);
@@ -7685,8 +7700,8 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
             }
     }
 done:
-    mr__free(NULL, p.nodes);
-    mr__free(NULL, p.str);
+    mr__free(&m->ps->alloc, p.nodes);
+    mr__free(&m->ps->alloc, p.str);
     return st;
 }
 
@@ -7725,7 +7740,8 @@ MR__PRIV void mr__fsync_dir(const char *path) {
 #define MR__FSYNC_DIR(p) mr__fsync_dir(p)
 #define MR__RENAME(from, to) rename((from), (to))
 #endif
-MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, mr_error *err) {
+MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_t max_bytes, const mr_allocator *alloc,
+                             mr_error *err) {
     FILE *f;
     long sz;
     uint8_t *buf;
@@ -7734,9 +7750,9 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
     if (!f) return mr__seterr(err, MR_ERR_IO, "cannot open '%s'", path);
     if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return mr__seterr(err, MR_ERR_IO, "cannot size '%s'", path); }
     if ((unsigned long)sz > max_bytes) { fclose(f); return mr__seterr(err, MR_ERR_IO, "'%s' is not a regular file or is larger than %zu bytes", path, max_bytes); }
-    buf = (uint8_t *)MINRNN_MALLOC((size_t)sz + 1, NULL);
+    buf = mr__buf_resize(alloc, NULL, 0, (size_t)sz + 1);
     if (!buf) { fclose(f); return mr__seterr(err, MR_ERR_NOMEM, "out of memory reading '%s'", path); }
-    if (sz && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); MINRNN_FREE(buf, NULL); return mr__seterr(err, MR_ERR_IO, "read error on '%s'", path); }
+    if (sz && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); mr_buffer_free(buf); return mr__seterr(err, MR_ERR_IO, "read error on '%s'", path); }
     fclose(f);
     buf[sz] = 0;
     *out = buf; *len = (size_t)sz;
@@ -7744,24 +7760,22 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
 }
 MRDEF mr_status mr_write_file_atomic(const char *path, const uint8_t *buf, size_t len, mr_error *err) {
     size_t pl;
-    char *tmp;
+    char tmp[4096 + 8];
     FILE *f;
     int ok;
     if (!path || (!buf && len)) return mr__seterr(err, MR_ERR_ARG, "mr_write_file_atomic: NULL argument");
     pl = strlen(path);
-    tmp = (char *)MINRNN_MALLOC(pl + 8, NULL);
-    if (!tmp) return mr__seterr(err, MR_ERR_NOMEM, "out of memory");
+    if (pl >= 4096) return mr__seterr(err, MR_ERR_ARG, "mr_write_file_atomic: path longer than 4095 bytes");
     memcpy(tmp, path, pl);
     memcpy(tmp + pl, ".tmp", 5);
     f = fopen(tmp, "wb");
-    if (!f) { mr__seterr(err, MR_ERR_IO, "cannot create '%s'", tmp); MINRNN_FREE(tmp, NULL); return MR_ERR_IO; }
+    if (!f) return mr__seterr(err, MR_ERR_IO, "cannot create '%s'", tmp);
     ok = fwrite(buf, 1, len, f) == len;
     ok = (fflush(f) == 0) && ok;
     ok = (MR__FSYNC(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
-    if (!ok) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "writing '%s' failed (disk full?); the previous file is intact", path); }
-    if (MR__RENAME(tmp, path) != 0) { remove(tmp); MINRNN_FREE(tmp, NULL); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
-    MINRNN_FREE(tmp, NULL);
+    if (!ok) { remove(tmp); return mr__seterr(err, MR_ERR_IO, "writing '%s' failed (disk full?); the previous file is intact", path); }
+    if (MR__RENAME(tmp, path) != 0) { remove(tmp); return mr__seterr(err, MR_ERR_IO, "cannot rename onto '%s'", path); }
     MR__FSYNC_DIR(path);   /* make the rename itself durable (best effort) */
     return MR_OK;
 }
@@ -7772,7 +7786,7 @@ MRDEF mr_status mr_ckpt_save_train(const mr_model *m, const mr_vocab *v, const m
     mr_status s = mr_ckpt_save_train_mem(m, v, meta, ts, &buf, &len, err);
     if (s != MR_OK) return s;
     s = mr_write_file_atomic(path, buf, len, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return s;
 }
 MRDEF mr_status mr_ckpt_save(const mr_model *m, const mr_vocab *v, const mr_train_meta *meta, const char *path, mr_error *err) {
@@ -7784,16 +7798,16 @@ MRDEF mr_status mr_state_save(const mr_model *m, const mr_state *s, const float 
     mr_status st = mr_state_save_mem(m, s, logits, &buf, &len, err);
     if (st != MR_OK) return st;
     st = mr_write_file_atomic(path, buf, len, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return st;
 }
 MRDEF mr_status mr_state_load(const mr_model *m, mr_state *s, float *logits, int *has_logits, const char *path, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, err);
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, &m->ps->alloc, err);
     if (st != MR_OK) return st;
     st = mr_state_load_mem(m, s, logits, has_logits, buf, len, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return st;
 }
 MRDEF mr_status mr_safetensors_save(const mr_model *m, const char *path, mr_error *err) {
@@ -7802,25 +7816,25 @@ MRDEF mr_status mr_safetensors_save(const mr_model *m, const char *path, mr_erro
     mr_status st = mr_safetensors_save_mem(m, &buf, &len, err);
     if (st != MR_OK) return st;
     st = mr_write_file_atomic(path, buf, len, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return st;
 }
 MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, err);
+    mr_status st = mr_read_file(path, &buf, &len, (size_t)-1, &m->ps->alloc, err);
     if (st != MR_OK) return st;
     st = mr_safetensors_load_mem(m, buf, len, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return st;
 }
 MRDEF mr_status mr_ckpt_load(mr_model **m, mr_vocab *v, mr_train_meta *meta, const char *path, const mr_allocator *alloc, mr_error *err) {
     uint8_t *buf;
     size_t len;
-    mr_status s = mr_read_file(path, &buf, &len, (size_t)-1, err);
+    mr_status s = mr_read_file(path, &buf, &len, (size_t)-1, alloc, err);
     if (s != MR_OK) return s;
     s = mr_ckpt_load_mem(m, v, meta, buf, len, alloc, err);
-    MINRNN_FREE(buf, NULL);
+    mr_buffer_free(buf);
     return s;
 }
 #endif

@@ -40,10 +40,10 @@ int main(int argc, char **argv) {
     }
     if (reps < 1) reps = 1;
     if (path) {
-        if (mr_read_file(path, &text, &n, (size_t)1 << 32, &e) != MR_OK) { fprintf(stderr, "bench_bpe: %s\n", e.msg); return 1; }
+        if (mr_read_file(path, &text, &n, (size_t)1 << 32, NULL, &e) != MR_OK) { fprintf(stderr, "bench_bpe: %s\n", e.msg); return 1; }
     } else {
         for (i = 0; i < 2 && !text; i++)
-            if (mr_read_file(defaults[i], &text, &n, (size_t)1 << 32, &e) == MR_OK) path = defaults[i];
+            if (mr_read_file(defaults[i], &text, &n, (size_t)1 << 32, NULL, &e) == MR_OK) path = defaults[i];
         if (!text) { printf("SKIP bench_bpe: no corpus (pass a path)\n"); return 0; }
     }
     ids = (int32_t *)malloc((n + 1) * sizeof(int32_t));

@@ -38,13 +38,14 @@ static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
+static int input_is_malloc;   /* read_input's buffer came from realloc (standard input) */
 /* Reads a whole file, or standard input for NULL / "-". */
 static uint8_t *read_input(const char *path, size_t *n) {
     uint8_t *buf = NULL;
     size_t cap = 0, len = 0;
     mr_error e;
     if (path && strcmp(path, "-") != 0) {
-        if (mr_read_file(path, &buf, n, (size_t)-1, &e) != MR_OK) fail("input", &e);
+        if (mr_read_file(path, &buf, n, (size_t)-1, NULL, &e) != MR_OK) fail("input", &e);
         return buf;
     }
     for (;;) {
@@ -62,15 +63,18 @@ static uint8_t *read_input(const char *path, size_t *n) {
     }
     if (ferror(stdin)) ex_die(prog, "read error on standard input");
     *n = len;
-    /* hand back a buffer that mr_buffer_free can free */
-    {
-        uint8_t *out = (uint8_t *)MINRNN_MALLOC(len + 1, NULL);
-        if (!out) ex_die(prog, "out of memory");
-        if (len) memcpy(out, buf, len);
-        out[len] = 0;   /* NUL-terminated, as mr_read_file's buffers are */
-        free(buf);
-        return out;
+    {   /* NUL-terminated, as mr_read_file's buffers are */
+        uint8_t *q = (uint8_t *)realloc(buf, len + 1);
+        if (!q) ex_die(prog, "out of memory");
+        buf = q;
+        buf[len] = 0;
     }
+    input_is_malloc = 1;
+    return buf;
+}
+/* Frees what read_input returned. */
+static void free_input(uint8_t *p) {
+    if (input_is_malloc) free(p); else mr_buffer_free(p);
 }
 static FILE *open_out(const char *path) {
     FILE *f;
@@ -131,7 +135,7 @@ static int cmd_train(int argc, char **argv) {
             mr_bpe_vocab_size(t), mr_bpe_n_merges(t), mr_bpe_n_special(t),
             mr_bpe_vocab_size(t) < o.vocab_size ? " (stopped early: no pair reaches the minimum frequency)" : "", out);
     mr_bpe_free(t);
-    mr_buffer_free(text);
+    free_input(text);
     free(specials);
     return 0;
 }
@@ -196,7 +200,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     close_out(f, o.out);
     mr_bpe_free(t);
-    mr_buffer_free(text);
+    free_input(text);
     return 0;
 }
 
@@ -255,7 +259,7 @@ static int cmd_decode(int argc, char **argv) {
     free(bytes);
     free(ids);
     mr_bpe_free(t);
-    mr_buffer_free(in);
+    free_input(in);
     return 0;
 }
 
@@ -281,7 +285,7 @@ static int cmd_stats(int argc, char **argv) {
     printf("encode time     %.4f s (%.1f MB/s)\n", t1 - t0, t1 > t0 ? (double)n / 1e6 / (t1 - t0) : 0.0);
     mr_bpe_free_buffer(t, ids);
     mr_bpe_free(t);
-    mr_buffer_free(text);
+    free_input(text);
     return 0;
 }
 

@@ -334,7 +334,7 @@ int main(int argc, char **argv) {
         int ac, k, n = 0, today_stop = 0, today_out = 0;
         const char *resume = a.resume;
         long long stop_at = a.stop_at;
-        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)-1, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
+        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)-1, NULL, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
         if (mr_ckpt_load_mem(&m, &vocab, &meta0, ckpt_buf, ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
         memcpy(args_saved, meta0.args, sizeof args_saved);
         ac = split_args(args_saved, av, (int)(sizeof av / sizeof av[0]));
@@ -382,7 +382,7 @@ int main(int argc, char **argv) {
     adam_on = !strcmp(a.optimizer, "adamw");
 
     /* data */
-    if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
     if (n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, a.data); return 2; }
     if (a.tokenizer || (m && vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
         size_t n_ids = 0;
@@ -569,7 +569,7 @@ int main(int argc, char **argv) {
     if (a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
         uint8_t *h = NULL;
         size_t hn = 0;
-        if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL) == MR_OK) {
+        if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL, NULL) == MR_OK) {
             FILE *f = fopen(path, "w");
             char *line = (char *)h;
             while (f && *line) {

@@ -21,7 +21,7 @@ static uint8_t *read_data(const char *name, size_t *n) {
         uint8_t *buf;
         mr_error e;
         snprintf(path, sizeof path, "%s%s", dirs[i], name);
-        if (mr_read_file(path, &buf, n, 1 << 24, &e) == MR_OK) return buf;
+        if (mr_read_file(path, &buf, n, 1 << 24, NULL, &e) == MR_OK) return buf;
     }
     fprintf(stderr, "  cannot find tests/data/%s (run from the repository root)\n", name);
     return NULL;

@@ -732,7 +732,7 @@ static void test_files(void) {
     MR_CHECK(setup_init(&su, 0, 0.f));
     MR_CHECK_MSG(mr_ckpt_save_train(su.m, &su.v, &su.meta, &su.ts, cpth, &e) == MR_OK, "%s", e.msg);
     MR_CHECK(mr_ckpt_load(&m2, &v2, NULL, cpth, NULL, &e) == MR_OK && m2 && same_weights(su.m, m2));
-    MR_CHECK(mr_read_file(cpth, &buf, &len, (size_t)1 << 30, &e) == MR_OK);
+    MR_CHECK(mr_read_file(cpth, &buf, &len, (size_t)1 << 30, NULL, &e) == MR_OK);
     if (m2 && target_init(&tg, m2, 0, 0.f, 2)) {
         MR_CHECK(mr_ckpt_restore_mem(buf, len, m2, &tg.ts, &e) == MR_OK && same_adamw(&su.adamw, &tg.adamw) && same_state(su.st, tg.st));
         target_free(&tg);

@@ -40,7 +40,7 @@ static int sh(const char *fmt, ...) {
 static char *slurp(const char *path, size_t *n) {
     uint8_t *b = NULL;
     size_t len = 0;
-    if (mr_read_file(path, &b, &len, (size_t)1 << 30, NULL) != MR_OK) return NULL;
+    if (mr_read_file(path, &b, &len, (size_t)1 << 30, NULL, NULL) != MR_OK) return NULL;
     if (n) *n = len;
     return (char *)b;
 }

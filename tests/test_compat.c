@@ -120,7 +120,7 @@ static void test_v1_training_checkpoint_restores(void) {
     float *logits;
     int i, ok_m = 1;
     MR_CHECK(read_ids(want) == NGEN);
-    if (mr_read_file(FX "v1_train.bin", &buf, &len, (size_t)1 << 24, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); return; }
+    if (mr_read_file(FX "v1_train.bin", &buf, &len, (size_t)1 << 24, NULL, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); return; }
     if (mr_ckpt_load_mem(&m, &v, NULL, buf, len, NULL, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); mr_buffer_free(buf); return; }
     MR_CHECK(mr_ctx_init(&ctx, NULL) == MR_OK);
     mr_ctx_set_threads(ctx, 1);

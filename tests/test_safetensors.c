@@ -252,7 +252,7 @@ static void test_roundtrip(void) {
     memset(m2->ps->data, 0, sizeof(float) * m2->ps->numel);
     st_path(path, sizeof path, "test_safetensors");
     MR_CHECK_MSG(mr_safetensors_save(m, path, &e) == MR_OK, "%s", e.msg);
-    MR_CHECK(mr_read_file(path, &fbuf, &flen, (size_t)1 << 30, &e) == MR_OK);
+    MR_CHECK(mr_read_file(path, &fbuf, &flen, (size_t)1 << 30, NULL, &e) == MR_OK);
     MR_CHECK(fbuf && flen == len && !memcmp(fbuf, buf, len));
     mr_buffer_free(fbuf);
     MR_CHECK(mr_safetensors_load(m2, path, &e) == MR_OK && st_same_weights(m, m2));
@@ -855,15 +855,15 @@ static void test_python_roundtrip(void) {
             MR_CHECK_MSG(bad == 0, "--dtype %s: %ld weights off by more than half an ulp", dts[d], bad);
         }
         if (d == 0) {   /* the script writes the format as minrnn does: the same bytes */
-            MR_CHECK(mr_read_file(in, &a, &la, (size_t)1 << 30, &er) == MR_OK);
-            MR_CHECK(mr_read_file(out, &b, &lb, (size_t)1 << 30, &er) == MR_OK);
+            MR_CHECK(mr_read_file(in, &a, &la, (size_t)1 << 30, NULL, &er) == MR_OK);
+            MR_CHECK(mr_read_file(out, &b, &lb, (size_t)1 << 30, NULL, &er) == MR_OK);
             MR_CHECK_MSG(a && b && la == lb && !memcmp(a, b, la), "the script's F32 file differs from minrnn's");
             mr_buffer_free(a); mr_buffer_free(b);
             a = b = NULL;
         }
     }
     /* the script refuses a truncated file */
-    MR_CHECK(mr_read_file(in, &a, &la, (size_t)1 << 30, &er) == MR_OK);
+    MR_CHECK(mr_read_file(in, &a, &la, (size_t)1 << 30, NULL, &er) == MR_OK);
     if (a) {
         f = fopen(out, "wb");
         MR_CHECK(f && fwrite(a, 1, la - 3, f) == la - 3);
