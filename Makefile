@@ -40,7 +40,8 @@ $(BUILD)/san/%: tests/%.c $(HDRS)
 	$(CC) -std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN) $(CPPFLAGS) $< -o $@ $(LDLIBS)
 
 # The header compiles as C99 (gcc, clang), as C++, in two translation units,
-# static, and without stdio/OpenMP.
+# static, and without stdio/OpenMP; the QUICK START of its doc block compiles
+# (C99 and C++) and runs.
 compile-checks:
 	@mkdir -p $(BUILD)/compile
 	$(CC) -std=c99 $(WARN) -pedantic -O1 $(CPPFLAGS) tests/compile/impl.c tests/compile/user.c -o $(BUILD)/compile/two_tu -lm && $(BUILD)/compile/two_tu >/dev/null
@@ -48,6 +49,8 @@ compile-checks:
 	$(CC) -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/static.c -o $(BUILD)/compile/static -lm && $(BUILD)/compile/static
 	$(CC) -std=c99 $(WARN) -O1 -fopenmp $(CPPFLAGS) tests/compile/nostdio.c -o $(BUILD)/compile/nostdio -lm && $(BUILD)/compile/nostdio
 	if command -v clang >/dev/null; then clang -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/impl.c tests/compile/user.c -o $(BUILD)/compile/two_tu_clang -lm; fi
+	tests/compile/quickstart.sh $(BUILD)/compile/qs $(CC) -std=c99 $(WARN) -pedantic -O2
+	tests/compile/quickstart.sh $(BUILD)/compile/qs_cxx $(CXX) -x c++ -std=c++11 $(WARN) -O1
 
 test: $(TESTS) $(EXAMPLES) compile-checks
 	@tests/run_all.sh $(TESTS)

@@ -16,7 +16,7 @@
 
    TABLE OF CONTENTS (declarations and implementation follow this order)
      1. errors and allocation       mr_status, mr_status_str, mr_allocator
-     2. context and arena           mr_ctx_init/free/reset, threads, no-grad
+     2. context and arena           mr_ctx_new/free/reset, threads, no-grad
      3. random numbers              mr_rng (xoshiro256**), seeded, reproducible
      4. tensors                     mr_tensor, views along the last axis, reshape
      5. parameters                  mr_params: one contiguous buffer for values,
@@ -48,22 +48,58 @@
      MINRNN_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
      MINRNN_NO_STDIO        remove the FILE* helpers (memory and callback I/O remain)
 
-   QUICK START
-     mr_ctx *ctx; mr_ctx_params cp = mr_ctx_default_params();
-     if (mr_ctx_init(&ctx, &cp) != MR_OK) return 1;
-     mr_params *ps = mr_params_new(ctx);
-     mr_tensor *w = mr_params_add(ps, "w", 2, (int64_t[]){16, 8}, 0);
-     mr_params_alloc(ps); mr_params_init_normal(ps, 0.02f, &rng);
-     mr_adamw opt; mr_adamw_init(&opt, ps, mr_adamw_default());
-     for (step...) {
-       mr_tensor *x = mr_tensor_new(ctx, 2, (int64_t[]){4, 8});   (arena)
-       mr_tensor *y = mr_matmul(ctx, x, w, 0, 1, NULL);            x @ w^T
-       mr_tensor *loss = mr_mean(ctx, mr_mul(ctx, y, y));
-       if (mr_ctx_status(ctx) != MR_OK) { puts(mr_ctx_error(ctx)); break; }
-       mr_backward(ctx, loss);  mr_adamw_step(&opt, lr);
-       mr_params_zero_grad(ps); mr_ctx_reset(ctx);                 frees the step
+   QUICK START (make test compiles and runs these lines: tests/compile/quickstart.sh)
+     #define MINRNN_IMPLEMENTATION
+     #include "minrnn.h"
+     #include <stdio.h>
+     int main(void) {   // trains a tiny MinGRU x attention model on one line, then samples
+       static const char text[] = "to be, or not to be, that is the question. ";
+       enum { T = 32 };
+       int32_t ids[sizeof text];
+       float logits[256], scratch[2 * 256];
+       mr_vocab v; mr_model *m; mr_ctx *ctx; mr_state *st; mr_adamw opt; mr_rng rng; mr_error err;
+       mr_ctx_params cp = mr_ctx_defaults();
+       mr_model_cfg cfg;
+       int step, i;
+       mr_vocab_from_text(&v, (const uint8_t *)text, sizeof text - 1);   // one id per distinct byte
+       mr_vocab_encode(&v, (const uint8_t *)text, sizeof text - 1, ids, &err);
+       cfg = mr_model_defaults(v.n);
+       cfg.dim = 32; cfg.n_layers = 2; cfg.ffn_hidden = 64; cfg.max_context = 64;
+       if (mr_model_cfg_set_layers(&cfg, "mingru,attn", &err) != MR_OK ||
+           mr_model_new(&m, &cfg, NULL, &err) != MR_OK) { puts(err.msg); return 1; }
+       mr_rng_seed(&rng, 1);
+       mr_model_init_weights(m, &rng);
+       if (mr_ctx_new(&ctx, &cp) != MR_OK) return 1;
+       if (mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), &err) != MR_OK) { puts(err.msg); return 1; }
+       for (step = 0; step < 60; step++) {   // predict every next byte of the line
+         mr_tensor *lg = mr_model_forward(ctx, m, ids, 1, T, NULL, 1);   // [1, T, V], on the tape
+         mr_tensor *loss = mr_cross_entropy(ctx, lg, ids + 1, -1);
+         if (mr_ctx_status(ctx) != MR_OK || mr_backward(ctx, loss) != MR_OK) { puts(mr_ctx_error(ctx)); return 1; }
+         if (step % 20 == 0) printf("step %d loss %.3f\n", step, loss->data[0]);
+         mr_adamw_step(&opt, ctx, 1e-2f);
+         mr_params_zero_grad(m->ps);
+         mr_ctx_reset(ctx);   // frees the step's tensors and tape
+       }
+       if (mr_state_new(&st, m, 1, &err) != MR_OK) return 1;   // h, conv tail, KV cache
+       for (i = 0; i < 40; i++) {   // greedy generation, one token at a time
+         if (mr_model_step(ctx, m, &ids[i], st, logits) != MR_OK) { puts(mr_ctx_error(ctx)); return 1; }
+         mr_ctx_reset(ctx);
+         ids[i + 1] = mr_sample(logits, v.n, 0.f, 0, 1.f, &rng, scratch);
+         putchar(v.chars[ids[i + 1]]);
+       }
+       putchar('\n');
+       mr_state_free(st); mr_adamw_free(&opt); mr_model_free(m); mr_ctx_free(ctx);
+       return 0;
      }
-     mr_adamw_free(&opt); mr_params_free(ps); mr_ctx_free(ctx);
+
+   NAMING
+     mr_X_defaults()          returns an options struct filled with the defaults
+     mr_X_new(&out, ..., err) allocates an object, returns an mr_status (*out
+                              NULL on failure); mr_X_free(obj) releases it
+     mr_X_init(obj, ..., err) fills a caller-owned struct (optimizers);
+                              mr_X_free(obj) releases what it holds
+     mr_X_..._mem            the same on a memory buffer instead of a file
+     mr__X                    private; never call it
 
    THREADS AND OWNERSHIP
      There is no global mutable state: errors, the arena, the tape, the
@@ -149,9 +185,9 @@ typedef struct mr_ctx_params {
     uint64_t seed;       /* seed of the context's generator (dropout, sampling) */
 } mr_ctx_params;
 
-MRDEF mr_ctx_params mr_ctx_default_params(void);
+MRDEF mr_ctx_params mr_ctx_defaults(void);
 /* Creates a context. On failure *out is NULL and the status says why. */
-MRDEF mr_status mr_ctx_init(mr_ctx **out, const mr_ctx_params *p);
+MRDEF mr_status mr_ctx_new(mr_ctx **out, const mr_ctx_params *p);
 MRDEF void mr_ctx_free(mr_ctx *ctx);
 /* Drops the tape and every arena tensor, clears a sticky error. If the
    growable arena overflowed into extra blocks, it is re-allocated once as one
@@ -247,7 +283,8 @@ typedef struct mr_params {
     size_t *offset;     /* offset of each tensor in data/grad */
 } mr_params;
 
-MRDEF mr_params *mr_params_new(const mr_allocator *alloc);
+/* An empty parameter set allocating through alloc (NULL: MINRNN_MALLOC). */
+MRDEF mr_status mr_params_new(mr_params **out, const mr_allocator *alloc, mr_error *err);
 MRDEF void mr_params_free(mr_params *ps);
 /* Returns the tensor (its data is NULL until mr_params_alloc), or NULL on a bad shape / no memory. */
 MRDEF mr_tensor *mr_params_add(mr_params *ps, const char *name, int ndim, const int64_t *shape, int flags);
@@ -356,19 +393,20 @@ typedef struct mr_adamw {
     mr_adamw_cfg cfg;
     float *m, *v;     /* one contiguous buffer each, ps->numel floats */
     int64_t t;        /* steps taken */
-    int n_threads;
 } mr_adamw;
-MRDEF mr_adamw_cfg mr_adamw_default(void);
+MRDEF mr_adamw_cfg mr_adamw_defaults(void);
 MRDEF mr_status mr_adamw_init(mr_adamw *o, mr_params *ps, mr_adamw_cfg cfg, mr_error *err);
 /* One bias-corrected AdamW step with decoupled weight decay (lr * wd * w,
-   skipped for MR_TENSOR_NO_DECAY tensors). */
-MRDEF void mr_adamw_step(mr_adamw *o, float lr);
+   skipped for MR_TENSOR_NO_DECAY tensors), with ctx's threads (NULL: one).
+   The result does not depend on the thread count. */
+MRDEF void mr_adamw_step(mr_adamw *o, mr_ctx *ctx, float lr);
 MRDEF void mr_adamw_free(mr_adamw *o);
 
 typedef struct mr_sgd_cfg { float momentum, weight_decay; int nesterov; } mr_sgd_cfg;
-typedef struct mr_sgd { mr_params *ps; mr_sgd_cfg cfg; float *buf; int64_t t; int n_threads; } mr_sgd;
+typedef struct mr_sgd { mr_params *ps; mr_sgd_cfg cfg; float *buf; int64_t t; } mr_sgd;
+MRDEF mr_sgd_cfg mr_sgd_defaults(void);   /* momentum 0.9, no weight decay, no Nesterov */
 MRDEF mr_status mr_sgd_init(mr_sgd *o, mr_params *ps, mr_sgd_cfg cfg, mr_error *err);
-MRDEF void mr_sgd_step(mr_sgd *o, float lr);
+MRDEF void mr_sgd_step(mr_sgd *o, mr_ctx *ctx, float lr);   /* ctx: threads, as mr_adamw_step */
 MRDEF void mr_sgd_free(mr_sgd *o);
 
 /* Global L2 norm of all gradients (accumulated in double, fixed order); if
@@ -466,7 +504,7 @@ typedef struct mr_model_cfg {
 
 /* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied;
    attention (when a layer uses it): 4 heads, 4 KV heads, RoPE 10000, context 1024. */
-MRDEF mr_model_cfg mr_model_default_cfg(int vocab_size);
+MRDEF mr_model_cfg mr_model_defaults(int vocab_size);
 /* Sets the mixers from a spec: a comma list of kind names, each optionally
    repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru").
    One name without *N sets every layer and keeps n_layers; otherwise the list
@@ -1113,7 +1151,7 @@ MRDEF mr_status mr_ctx_fail(mr_ctx *ctx, mr_status s, const char *fmt, ...) {
     return s;
 }
 
-MRDEF mr_ctx_params mr_ctx_default_params(void) {
+MRDEF mr_ctx_params mr_ctx_defaults(void) {
     mr_ctx_params p;
     memset(&p, 0, sizeof p);
     p.arena_bytes = (size_t)16 << 20;
@@ -1157,8 +1195,8 @@ MR__PRIV void mr__ctx_gemm_ws_free(mr_ctx *ctx) {
     ctx->gemm_ws_bytes = 0;
 }
 
-MRDEF mr_status mr_ctx_init(mr_ctx **out, const mr_ctx_params *p) {
-    mr_ctx_params d = mr_ctx_default_params();
+MRDEF mr_status mr_ctx_new(mr_ctx **out, const mr_ctx_params *p) {
+    mr_ctx_params d = mr_ctx_defaults();
     mr_ctx *ctx;
     if (!out) return MR_ERR_ARG;
     *out = NULL;
@@ -1511,10 +1549,13 @@ MRDEF mr_tensor *mr_detach(mr_ctx *ctx, mr_tensor *a) {
 /* ------------------------------------------------------------------------ */
 /* 5. parameters                                                            */
 /* ------------------------------------------------------------------------ */
-MRDEF mr_params *mr_params_new(const mr_allocator *alloc) {
-    mr_params *ps = (mr_params *)mr__calloc(alloc, sizeof *ps);
-    if (ps && alloc) ps->alloc = *alloc;
-    return ps;
+MRDEF mr_status mr_params_new(mr_params **out, const mr_allocator *alloc, mr_error *err) {
+    mr_params *ps;
+    if (!out) return mr__seterr(err, MR_ERR_ARG, "mr_params_new: NULL argument");
+    *out = ps = (mr_params *)mr__calloc(alloc, sizeof *ps);
+    if (!ps) return mr__seterr(err, MR_ERR_NOMEM, "out of memory");
+    if (alloc) ps->alloc = *alloc;
+    return MR_OK;
 }
 MR__PRIV const mr_allocator *mr__ps_al(const mr_params *ps) { return (ps->alloc.alloc || ps->alloc.free) ? &ps->alloc : NULL; }
 MRDEF void mr_params_free(mr_params *ps) {
@@ -2692,7 +2733,7 @@ MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes
 /* ------------------------------------------------------------------------ */
 /* 9. optimizers                                                            */
 /* ------------------------------------------------------------------------ */
-MRDEF mr_adamw_cfg mr_adamw_default(void) {
+MRDEF mr_adamw_cfg mr_adamw_defaults(void) {
     mr_adamw_cfg c;
     c.beta1 = 0.9f; c.beta2 = 0.95f; c.eps = 1e-8f; c.weight_decay = 0.1f;
     return c;
@@ -2704,17 +2745,16 @@ MRDEF mr_status mr_adamw_init(mr_adamw *o, mr_params *ps, mr_adamw_cfg cfg, mr_e
     if (!mr__mul_ok(ps->numel, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "too many parameters");
     o->ps = ps;
     o->cfg = cfg;
-    o->n_threads = mr__max_threads();
     o->m = (float *)mr__calloc(mr__ps_al(ps), bytes);
     o->v = (float *)mr__calloc(mr__ps_al(ps), bytes);
     if (!o->m || !o->v) { mr_adamw_free(o); return mr__seterr(err, MR_ERR_NOMEM, "out of memory for AdamW moments"); }
     return MR_OK;
 }
-MRDEF void mr_adamw_step(mr_adamw *o, float lr) {
+MRDEF void mr_adamw_step(mr_adamw *o, mr_ctx *ctx, float lr) {
     mr_params *ps = o->ps;
     float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float bc1, bc2;
-    int i, nt = o->n_threads;
+    int i, nt = ctx ? mr_ctx_threads(ctx) : 1;
     (void)nt;
     o->t++;
     bc1 = 1.0f - (float)pow((double)b1, (double)o->t);
@@ -2749,17 +2789,22 @@ MRDEF mr_status mr_sgd_init(mr_sgd *o, mr_params *ps, mr_sgd_cfg cfg, mr_error *
     if (!mr__mul_ok(ps->numel, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "too many parameters");
     o->ps = ps;
     o->cfg = cfg;
-    o->n_threads = mr__max_threads();
     if (cfg.momentum != 0.f) {
         o->buf = (float *)mr__calloc(mr__ps_al(ps), bytes);
         if (!o->buf) return mr__seterr(err, MR_ERR_NOMEM, "out of memory for SGD momentum");
     }
     return MR_OK;
 }
-MRDEF void mr_sgd_step(mr_sgd *o, float lr) {
+MRDEF mr_sgd_cfg mr_sgd_defaults(void) {
+    mr_sgd_cfg c;
+    c.momentum = 0.9f; c.weight_decay = 0.f; c.nesterov = 0;
+    return c;
+}
+MRDEF void mr_sgd_step(mr_sgd *o, mr_ctx *ctx, float lr) {
     mr_params *ps = o->ps;
     float mu = o->cfg.momentum;
-    int i;
+    int i, nt = ctx ? mr_ctx_threads(ctx) : 1;
+    (void)nt;
     o->t++;
     for (i = 0; i < ps->n; i++) {
         mr_tensor *t = ps->t[i];
@@ -2767,6 +2812,7 @@ MRDEF void mr_sgd_step(mr_sgd *o, float lr) {
         size_t off = ps->offset[i];
         float *w = ps->data + off, *g = ps->grad + off, *b = o->buf ? o->buf + off : NULL;
         float wd = (t->flags & MR_TENSOR_NO_DECAY) ? 0.f : o->cfg.weight_decay;
+        MR__OMP(parallel for num_threads(nt) if (n > MR__PAR_MIN) schedule(static))
         for (j = 0; j < n; j++) {
             float d = g[j] + wd * w[j];  /* classic L2-coupled decay, as torch.optim.SGD */
             if (b) {
@@ -4330,7 +4376,7 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
    ADDING A BLOCK KIND touches exactly these places:
      1. the enum (mr_mixer or mr_ffn; append, never renumber: files store it)
         and, for new settings, a field in mr_model_cfg, a row of the CONF field
-        table (mr__conf_fields in [ckpt]), a default in mr_model_default_cfg
+        table (mr__conf_fields in [ckpt]), a default in mr_model_defaults
         and a range check in its row's check function;
      2. a [layer.*] section with its math, its kernels and ops;
      3. its row in mr__mixers / mr__ffns: name, description, check, params
@@ -4541,7 +4587,7 @@ MRDEF const char *mr_mixer_desc(int k) { return k >= 0 && k < MR_MIXER_COUNT ? m
 MRDEF const char *mr_ffn_name(int k) { return k >= 0 && k < MR_FFN_COUNT ? mr__ffns[k].name : NULL; }
 MRDEF const char *mr_ffn_desc(int k) { return k >= 0 && k < MR_FFN_COUNT ? mr__ffns[k].desc : NULL; }
 
-MRDEF mr_model_cfg mr_model_default_cfg(int vocab_size) {
+MRDEF mr_model_cfg mr_model_defaults(int vocab_size) {
     mr_model_cfg c;
     int l;
     memset(&c, 0, sizeof c);
@@ -4714,8 +4760,7 @@ MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_a
     m = (mr_model *)mr__calloc(alloc, sizeof *m);
     if (!m) return mr__seterr(err, MR_ERR_NOMEM, "out of memory");
     m->cfg = *cfg;
-    m->ps = mr_params_new(alloc);
-    if (!m->ps) { mr__free(alloc, m); return mr__seterr(err, MR_ERR_NOMEM, "out of memory"); }
+    if ((s = mr_params_new(&m->ps, alloc, err)) != MR_OK) { mr__free(alloc, m); return s; }
     memset(&pb, 0, sizeof pb);
     pb.ps = m->ps;
     mr__model_build(&pb, cfg, m);
@@ -6895,7 +6940,7 @@ MR__PRIV void mr__ckpt_header(mr__wbuf *w, const char *magic) {
    knows with another length is an error. The table below drives writing,
    reading, range checks and the comparison of a file with a model (the
    "same" column: fields that must agree for a session or a training state
-   to fit). Absent fields take mr_model_default_cfg's values, except the
+   to fit). Absent fields take mr_model_defaults's values, except the
    required ones (vocab_size, dim, n_layers, mixer). Tags are never reused. */
 enum { MR__CF_U32, MR__CF_F32, MR__CF_LAYERS, MR__CF_ZERO };
 typedef struct mr__conf_field {
@@ -7017,7 +7062,7 @@ MR__PRIV mr_status mr__rd_conf_v2(mr__rbuf *q, mr_model_cfg *cfg, mr_error *err)
 MR__PRIV mr_status mr__rd_conf(mr__rbuf *q, uint32_t version, mr_model_cfg *cfg, mr_error *err) {
     mr_status s;
     int l;
-    *cfg = mr_model_default_cfg(0);
+    *cfg = mr_model_defaults(0);
     cfg->vocab_size = 0;
     for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer[l] = 0;
     s = version == 1 ? mr__rd_conf_v1(q, cfg, err) : mr__rd_conf_v2(q, cfg, err);

@@ -19,11 +19,11 @@ int main(int argc, char **argv) {
     int threads = 2, i, k;
     static const int Ts[] = {256, 1024, 4096};
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_rng rng;
     for (i = 1; i < argc; i++) if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     cp.n_threads = threads;
-    if (mr_ctx_init(&ctx, &cp) != MR_OK) return 1;
+    if (mr_ctx_new(&ctx, &cp) != MR_OK) return 1;
     mr_rng_seed(&rng, 1);
     printf("bench_attention: threads %d\n", threads);
     for (k = 0; k < 3; k++) {
@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
         free(x); free(g);
     }
     {   /* generation with the cache */
-        mr_model_cfg cfg = mr_model_default_cfg(65);
+        mr_model_cfg cfg = mr_model_defaults(65);
         mr_model *m;
         mr_state *st;
         mr_error e;

@@ -36,14 +36,15 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, bi, D = 128, T = 1024;
     static const int Bs[] = {1, 16};
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     cp.n_threads = threads;
-    mr_ctx_init(&ctx, &cp);
+    mr_ctx_new(&ctx, &cp);
     printf("one layer, d=%d, T=%d, forward+backward (input projection included), %d threads, median of 6\n", D, T, threads);
     printf("%4s  %12s %12s %12s %12s   %s\n", "B", "seq ms", "chunked ms", "log ms", "GRU ms", "seq/chunked  GRU/chunked");
     for (bi = 0; bi < 2; bi++) {
         int B = Bs[bi];
-        mr_params *ps = mr_params_new(NULL);
+        mr_params *ps = NULL;
+        if (mr_params_new(&ps, NULL, NULL) != MR_OK) return 1;
         int64_t s1[2] = {2 * D, D}, s3[2] = {3 * D, D}, sh[2] = {3 * D, D}, sb[1] = {D};
         mr_tensor *w = mr_params_add(ps, "w", 2, s1, 0), *w3 = mr_params_add(ps, "w3", 2, s3, 0);
         mr_tensor *wh = mr_params_add(ps, "wh", 2, sh, 0), *bhn = mr_params_add(ps, "bhn", 1, sb, 0);

@@ -1,4 +1,4 @@
-/* Training and generation throughput of the default model (mr_model_default_cfg(65):
+/* Training and generation throughput of the default model (mr_model_defaults(65):
    d=128, 4 layers, SwiGLU 512, tied head) on random tokens.
      train: tokens/s of one step = forward + cross-entropy + backward + clip
             + AdamW + zero grad + mr_ctx_reset, batch 32 x context 256;
@@ -41,17 +41,17 @@ static int bt_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *opt, const int32_t 
     }
     *loss_out = loss->data[0];
     mr_clip_grad_norm(m->ps, 1.0f);
-    mr_adamw_step(opt, 1e-3f);
+    mr_adamw_step(opt, ctx, 1e-3f);
     mr_params_zero_grad(m->ps);
     mr_ctx_reset(ctx);
     return 1;
 }
 
 static int bt_run(const char *arch, const bt_opts *o) {
-    mr_model_cfg cfg = mr_model_default_cfg(65);
+    mr_model_cfg cfg = mr_model_defaults(65);
     mr_model *m = NULL;
     mr_ctx *ctx = NULL;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_adamw opt;
     mr_error err;
     mr_rng rng;
@@ -66,14 +66,14 @@ static int bt_run(const char *arch, const bt_opts *o) {
     memset(&err, 0, sizeof err);
     if (mr_model_cfg_set_layers(&cfg, arch, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
     cp.n_threads = o->threads;
-    if (mr_ctx_init(&ctx, &cp) != MR_OK || mr_model_new(&m, &cfg, NULL, &err) != MR_OK) {
+    if (mr_ctx_new(&ctx, &cp) != MR_OK || mr_model_new(&m, &cfg, NULL, &err) != MR_OK) {
         fprintf(stderr, "init failed: %s\n", err.msg);
         mr_ctx_free(ctx);
         return 0;
     }
     mr_rng_seed(&rng, 42);
     mr_model_init_weights(m, &rng);
-    if (mr_adamw_init(&opt, m->ps, mr_adamw_default(), &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
+    if (mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
     data = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     x = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * (size_t)T);
     y = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * (size_t)T);

@@ -3,7 +3,7 @@
 compare with bench/bench_train.c side by side (run them one after the other,
 never at the same time).
 
-Model (as minrnn's mr_model_default_cfg(65)): V=65, d=128, 4 layers of
+Model (as minrnn's mr_model_defaults(65)): V=65, d=128, 4 layers of
   x += MinGRU(rmsnorm(x) * norm1)           w_in [2d, d], no w_out (expansion 1)
   x += W2 (silu(a) * b), [a|b] = W13 (rmsnorm(x) * norm2)    SwiGLU 512
 logits = (rmsnorm(x) * norm_f) @ embedding^T (tied); mean cross-entropy.

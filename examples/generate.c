@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     mr_vocab vocab;
     mr_error err;
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_state *st;
     mr_rng rng;
     float *logits, *scratch;
@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     }
     cp.n_threads = threads;
     cp.arena_bytes = (size_t)4 << 20;
-    if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (mr_ctx_new(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
     mr_ctx_set_no_grad(ctx, 1);
     if (mr_state_new(&st, m, 1, &err) != MR_OK) ex_die(PROG, err.msg);
     if (state_in) {

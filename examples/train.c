@@ -305,7 +305,7 @@ int main(int argc, char **argv) {
     mr_model_cfg cfg;
     mr_model *m = NULL;
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_adamw adam;
     mr_sgd sgd;
     mr_state *state = NULL;
@@ -455,7 +455,7 @@ int main(int argc, char **argv) {
     total_steps = a.steps ? a.steps : a.epochs ? (int64_t)ceil(a.epochs * (double)n_train / ((double)a.batch * a.chunk)) : 0;
     auto_dropout = a.dropout < 0;
     if (!m) {
-        cfg = mr_model_default_cfg(vocab.n);
+        cfg = mr_model_defaults(vocab.n);
         cfg.dim = a.dim; cfg.n_layers = a.depth; cfg.expansion = (float)a.expansion; cfg.conv_kernel = a.conv;
         cfg.ffn_hidden = a.ffn < 0 ? 4 * a.dim : a.ffn; cfg.tie_embeddings = a.tie; cfg.gru_hidden_norm = a.gru_norm;
         cfg.dropout = 0;
@@ -498,7 +498,7 @@ int main(int argc, char **argv) {
     }
     cp.n_threads = a.threads;
     cp.seed = a.seed ^ 0x5eedull;
-    if (mr_ctx_init(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (mr_ctx_new(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
     if (!a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
         size_t L = strlen(args_now);
         int th = mr_ctx_threads(ctx);
@@ -507,16 +507,14 @@ int main(int argc, char **argv) {
     memset(&adam, 0, sizeof adam);
     memset(&sgd, 0, sizeof sgd);
     if (adam_on) {
-        mr_adamw_cfg oc = mr_adamw_default();
+        mr_adamw_cfg oc = mr_adamw_defaults();
         oc.weight_decay = (float)a.weight_decay;
         oc.beta2 = (float)a.beta2;
         if (mr_adamw_init(&adam, m->ps, oc, &err) != MR_OK) ex_die(PROG, err.msg);
-        adam.n_threads = mr_ctx_threads(ctx);
     } else {
         mr_sgd_cfg sc;
         sc.momentum = 0.9f; sc.weight_decay = (float)a.weight_decay; sc.nesterov = 0;
         if (mr_sgd_init(&sgd, m->ps, sc, &err) != MR_OK) ex_die(PROG, err.msg);
-        sgd.n_threads = mr_ctx_threads(ctx);
     }
     if (!strcmp(a.batching, "stream") || a.backprop < a.chunk)
         if (mr_state_new(&state, m, a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
@@ -672,7 +670,7 @@ int main(int argc, char **argv) {
             mr_ctx_reset(ctx);
         }
         gnorm = mr_clip_grad_norm(m->ps, (float)a.grad_clip);
-        if (adam_on) mr_adamw_step(&adam, (float)lr); else mr_sgd_step(&sgd, (float)lr);
+        if (adam_on) mr_adamw_step(&adam, ctx, (float)lr); else mr_sgd_step(&sgd, ctx, (float)lr);
         mr_params_zero_grad(m->ps);
         step++;
         tokens += (int64_t)a.batch * a.chunk;

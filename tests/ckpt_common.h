@@ -3,7 +3,7 @@
 #ifndef MR_CKPT_COMMON_H
 #define MR_CKPT_COMMON_H
 static mr_model *small_model(int V, const char *arch) {
-    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = 8; cfg.n_layers = 2; cfg.ffn_hidden = 12; cfg.conv_kernel = 2; cfg.expansion = 1.5f;

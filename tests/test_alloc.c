@@ -55,7 +55,7 @@ static mr_allocator make_alloc(counting *c) {
 }
 
 static mr_model *model_with(const mr_allocator *al, int vocab) {
-    mr_model_cfg cfg = mr_model_default_cfg(vocab);
+    mr_model_cfg cfg = mr_model_defaults(vocab);
     mr_model *m = NULL;
     mr_error e;
     mr_rng rng;

@@ -58,12 +58,12 @@ static mr_status mock_scan_bwd(void *ud, int B, int T, int C, const float *a, co
 /* One training step's loss and gradients for a model, with or without the mock. */
 static double step(mr_model *m, const mr_backend *be, const int32_t *tok, int B, int T, float *grads, mr_ctx **keep) {
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_tensor *lg, *l;
     mr_state *st = NULL;
     double loss = -1;
     cp.n_threads = 2;
-    if (mr_ctx_init(&ctx, &cp) != MR_OK) return -1;
+    if (mr_ctx_new(&ctx, &cp) != MR_OK) return -1;
     if (be) MR_CHECK(mr_ctx_set_backend(ctx, be) == MR_OK && mr_ctx_backend(ctx) != NULL);
     mr_state_new(&st, m, B, NULL);
     mr_params_zero_grad(m->ps);
@@ -85,7 +85,7 @@ static void test_mock_backend(void) {
     const char *archs[] = {"mingru", "minlstm", "gru,mingru"};
     int k;
     for (k = 0; k < 3; k++) {
-        mr_model_cfg cfg = mr_model_default_cfg(11);
+        mr_model_cfg cfg = mr_model_defaults(11);
         mr_model *m = NULL;
         mr_rng r;
         mock mk;
@@ -126,8 +126,8 @@ static void test_mock_backend(void) {
 
 static void test_backend_errors(void) {
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_default_params();
-    mr_model_cfg cfg = mr_model_default_cfg(7);
+    mr_ctx_params cp = mr_ctx_defaults();
+    mr_model_cfg cfg = mr_model_defaults(7);
     mr_model *m = NULL;
     mr_rng r;
     mock mk;
@@ -138,7 +138,7 @@ static void test_backend_errors(void) {
     MR_CHECK(mr_model_new(&m, &cfg, NULL, NULL) == MR_OK);
     mr_rng_seed(&r, 1);
     mr_model_init_weights(m, &r);
-    MR_CHECK(mr_ctx_init(&ctx, &cp) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, &cp) == MR_OK);
     memset(&mk, 0, sizeof mk);
     memset(&be, 0, sizeof be);
     be.api_version = MR_BACKEND_API_VERSION + 1; be.name = "future"; be.ud = &mk; be.gemm = mock_gemm;

@@ -26,7 +26,7 @@ static const brow rows[] = {
 #define NROWS ((int)(sizeof rows / sizeof rows[0]))
 
 static mr_model *row_model(const brow *r, int V) {
-    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
     mr_error e;
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 16; cfg.conv_kernel = r->conv; cfg.pos_emb = r->pos_emb;
@@ -211,7 +211,8 @@ static void test_attention_gradcheck(void) {
     int c;
     for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
         aspec s = cases[c];
-        mr_params *ps = mr_params_new(NULL);
+        mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
         mr_tensor *x;
         int64_t sh[2];
         float *kc = NULL, *vc = NULL;
@@ -278,7 +279,7 @@ static void test_attention_reference(void) {
 static int argmax(const float *l, int V) { int i, b = 0; for (i = 1; i < V; i++) if (l[i] > l[b]) b = i; return b; }
 static void test_kv_cache_greedy_300(void) {
     enum { V = 17, N = 300 };
-    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
     mr_state *st;
     mr_error e;
@@ -404,7 +405,7 @@ static void test_session_attention(void) {
 }
 
 static void test_cfg_errors(void) {
-    mr_model_cfg cfg = mr_model_default_cfg(65);
+    mr_model_cfg cfg = mr_model_defaults(65);
     mr_model *m = NULL;
     mr_error e;
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "mingru,transformer", &e) == MR_ERR_ARG && strstr(e.msg, "transformer") && strstr(e.msg, "attn"));
@@ -444,10 +445,10 @@ int main(int argc, char **argv) {
         {"attention_reference", test_attention_reference}, {"kv_cache_greedy_300", test_kv_cache_greedy_300},
         {"session_attention", test_session_attention}, {"cfg_errors", test_cfg_errors},
     };
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     int rc;
     p.n_threads = 2;
-    if (mr_ctx_init(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
+    if (mr_ctx_new(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
     mr_rng_seed(&rng, 777);
     rc = mr_test_run(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
     mr_ctx_free(ctx);

@@ -21,8 +21,8 @@ static void take_steps(mr_adamw *a, mr_sgd *s, mr_params *ps, mr_rng *r, int n) 
     int i;
     for (i = 0; i < n; i++) {
         fill_random(ps->grad, ps->numel, r);
-        if (a) mr_adamw_step(a, 1e-2f);
-        if (s) mr_sgd_step(s, 1e-2f);
+        if (a) mr_adamw_step(a, NULL, 1e-2f);
+        if (s) mr_sgd_step(s, NULL, 1e-2f);
     }
 }
 static mr_state *random_state(const mr_model *m, int batch, mr_rng *r) {
@@ -99,7 +99,7 @@ static int setup_init(setup *s, int use_sgd, float momentum) {
         if (mr_sgd_init(&s->sgd, s->m->ps, sc, NULL) != MR_OK) return 0;
         take_steps(NULL, &s->sgd, s->m->ps, &r, 3);
     } else {
-        if (mr_adamw_init(&s->adamw, s->m->ps, mr_adamw_default(), NULL) != MR_OK) return 0;
+        if (mr_adamw_init(&s->adamw, s->m->ps, mr_adamw_defaults(), NULL) != MR_OK) return 0;
         take_steps(&s->adamw, NULL, s->m->ps, &r, 3);
     }
     mr_rng_seed(&s->rngs[0], 1234); mr_rng_seed(&s->rngs[1], 5678);
@@ -137,7 +137,7 @@ static int target_init(target *t, const mr_model *m, int use_sgd, float momentum
     memset(t, 0, sizeof *t);
     mr_rng_seed(&r, 31337);
     sc = sgd_cfg(momentum);
-    if (mr_adamw_init(&t->adamw, m->ps, mr_adamw_default(), NULL) != MR_OK) return 0;
+    if (mr_adamw_init(&t->adamw, m->ps, mr_adamw_defaults(), NULL) != MR_OK) return 0;
     if (mr_sgd_init(&t->sgd, m->ps, sc, NULL) != MR_OK) return 0;
     fill_random(t->adamw.m, m->ps->numel, &r);
     fill_random(t->adamw.v, m->ps->numel, &r);
@@ -505,7 +505,7 @@ static void test_train_corruption(void) {
 
 /* ---- session files ---- */
 static mr_model *session_model(int dim, const char *arch) {
-    mr_model_cfg cfg = mr_model_default_cfg(13);
+    mr_model_cfg cfg = mr_model_defaults(13);
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = dim; cfg.n_layers = 3; cfg.ffn_hidden = 10; cfg.conv_kernel = 3; cfg.expansion = 1.5f; cfg.gru_hidden_norm = 1;
@@ -749,7 +749,7 @@ static void test_files(void) {
 static void test_resume_semantics(void) {
     enum { B = 2, T = 16, H = 8, V = 13 };
     mr_ctx *ctx;
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     mr_model *m = session_model(8, "gru,mingru,minlstm"), *m2 = NULL;
     mr_state *sa, *sb, *sc;
     mr_rng r;
@@ -764,7 +764,7 @@ static void test_resume_semantics(void) {
     MR_CHECK(m != NULL);
     if (!m) return;
     p.n_threads = 2;
-    MR_CHECK(mr_ctx_init(&ctx, &p) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, &p) == MR_OK);
     mr_ctx_set_no_grad(ctx, 1);
     mr_rng_seed(&r, 8);
     for (i = 0; i < B * T; i++) tok[i] = (int32_t)mr_rng_below(&r, V);
@@ -896,7 +896,7 @@ static void test_param_count_matches(void) {
     int a, conv, ffn, tie, x, bad = 0, n = 0;
     for (a = 0; a < 4; a++) for (conv = 0; conv <= 4; conv += 2) for (ffn = 0; ffn <= 12; ffn += 12) for (tie = 0; tie < 2; tie++)
         for (x = 0; x < 4; x++) {
-            mr_model_cfg cfg = mr_model_default_cfg(11);
+            mr_model_cfg cfg = mr_model_defaults(11);
             mr_model *m = NULL;
             cfg.dim = 6; cfg.n_layers = 2; cfg.ffn_hidden = ffn; cfg.conv_kernel = conv; cfg.tie_embeddings = tie; cfg.expansion = exps[x];
             mr_model_cfg_set_layers(&cfg, archs[a], NULL);

@@ -51,7 +51,7 @@ static void test_v1_checkpoint_generates(void) {
     MR_CHECK(meta.step == 7 && !strncmp(meta.args, "--dim 16", 8));
     MR_CHECK(v.kind == MR_VOCAB_CHARS);
     V = m->cfg.vocab_size;
-    MR_CHECK(mr_ctx_init(&ctx, NULL) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, NULL) == MR_OK);
     mr_ctx_set_threads(ctx, 1);
     MR_CHECK(mr_state_new(&st, m, 1, &err) == MR_OK);
     MR_CHECK(mr_vocab_encode(&v, (const uint8_t *)"ROMEO:", 6, ids, &err) == MR_OK);
@@ -81,7 +81,7 @@ static void test_v1_session_continues(void) {
     int i, has = 0;
     MR_CHECK(read_ids(want) == NGEN);
     if (mr_ckpt_load(&m, &v, NULL, FX "v1_model.bin", NULL, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); return; }
-    MR_CHECK(mr_ctx_init(&ctx, NULL) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, NULL) == MR_OK);
     mr_ctx_set_threads(ctx, 1);
     MR_CHECK(mr_state_new(&st, m, 1, &err) == MR_OK);
     logits = (float *)malloc(sizeof(float) * (size_t)m->cfg.vocab_size);
@@ -122,10 +122,10 @@ static void test_v1_training_checkpoint_restores(void) {
     MR_CHECK(read_ids(want) == NGEN);
     if (mr_read_file(FX "v1_train.bin", &buf, &len, (size_t)1 << 24, NULL, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); return; }
     if (mr_ckpt_load_mem(&m, &v, NULL, buf, len, NULL, &err) != MR_OK) { MR_CHECK_MSG(0, "%s", err.msg); mr_buffer_free(buf); return; }
-    MR_CHECK(mr_ctx_init(&ctx, NULL) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, NULL) == MR_OK);
     mr_ctx_set_threads(ctx, 1);
     MR_CHECK(mr_state_new(&st, m, 1, &err) == MR_OK);
-    MR_CHECK(mr_adamw_init(&opt, m->ps, mr_adamw_default(), &err) == MR_OK);
+    MR_CHECK(mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), &err) == MR_OK);
     memset(&ts, 0, sizeof ts);
     ts.adamw = &opt; ts.rngs = rngs; ts.n_rngs = 2; ts.data_pos = pos; ts.n_data_pos = 3; ts.state = st;
     if (mr_ckpt_restore_mem(buf, len, m, &ts, &err) != MR_OK) MR_CHECK_MSG(0, "%s", err.msg);

@@ -34,11 +34,12 @@ static void test_rng(void) {
 
 static void test_adamw(void) {
     /* against the textbook formula in double on one parameter with and without decay */
-    mr_params *ps = mr_params_new(NULL);
+    mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
     int64_t sh2[2] = {2, 3}, sh1[1] = {3};
     mr_tensor *w = mr_params_add(ps, "w", 2, sh2, 0), *b = mr_params_add(ps, "b", 1, sh1, 0);
     mr_adamw opt;
-    mr_adamw_cfg cfg = mr_adamw_default();
+    mr_adamw_cfg cfg = mr_adamw_defaults();
     double rw[6], rb[3], m[9] = {0}, v[9] = {0};
     int step, i;
     MR_CHECK(mr_params_alloc(ps, NULL) == MR_OK);
@@ -57,7 +58,7 @@ static void test_adamw(void) {
             if (i < 6) *p *= 1 - lr * 0.1;
             *p -= lr * (m[i] / bc1) / (sqrt(v[i] / bc2) + 1e-8);
         }
-        mr_adamw_step(&opt, (float)lr);
+        mr_adamw_step(&opt, NULL, (float)lr);
     }
     for (i = 0; i < 6; i++) MR_CHECK_NEAR(w->data[i], rw[i], 1e-5);
     for (i = 0; i < 3; i++) MR_CHECK_NEAR(b->data[i], rb[i], 1e-5);
@@ -66,7 +67,8 @@ static void test_adamw(void) {
 }
 
 static void test_sgd_clip(void) {
-    mr_params *ps = mr_params_new(NULL);
+    mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
     int64_t sh[1] = {4};
     mr_tensor *w = mr_params_add(ps, "w", 1, sh, MR_PARAMS_DECAY);
     mr_sgd opt;
@@ -82,7 +84,7 @@ static void test_sgd_clip(void) {
         mr_tensor_fill((mr_tensor[]){{w->grad, NULL, 1, 0, {4}, 4, NULL}}, (float)g);
         buf = step == 0 ? g : 0.9 * buf + g;
         ref -= 0.1 * buf;
-        mr_sgd_step(&opt, 0.1f);
+        mr_sgd_step(&opt, NULL, 0.1f);
     }
     MR_CHECK_NEAR(w->data[0], ref, 1e-6);
     mr_sgd_free(&opt);
@@ -120,14 +122,14 @@ static void test_schedules(void) {
 typedef struct tiny { mr_ctx *ctx; mr_params *ps; mr_adamw opt; mr_tensor *emb, *nw, *w1, *b1, *w2; uint64_t seed; float loss; } tiny;
 enum { TV = 37, TD = 24, TH = 48, TN = 64 };
 static void tiny_init(tiny *m, uint64_t seed, int threads) {
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     int64_t se[2] = {TV, TD}, sn[1] = {TD}, s1[2] = {TH, TD}, sb[1] = {TH}, s2[2] = {TV, TH};
     mr_rng r;
     int i;
     p.n_threads = threads;
     p.arena_bytes = 4096;   /* tiny on purpose: the first step grows it */
-    mr_ctx_init(&m->ctx, &p);
-    m->ps = mr_params_new(NULL);
+    mr_ctx_new(&m->ctx, &p);
+    mr_params_new(&m->ps, NULL, NULL);
     m->emb = mr_params_add(m->ps, "emb", 2, se, 0);
     m->nw = mr_params_add(m->ps, "norm", 1, sn, 0);
     m->w1 = mr_params_add(m->ps, "w1", 2, s1, 0);
@@ -137,7 +139,7 @@ static void tiny_init(tiny *m, uint64_t seed, int threads) {
     mr_rng_seed(&r, seed);
     for (i = 0; i < m->ps->n; i++) mr_params_init_normal(m->ps, m->ps->t[i], 0.3f, &r);
     mr_tensor_fill(m->nw, 1.0f);
-    mr_adamw_init(&m->opt, m->ps, mr_adamw_default(), NULL);
+    mr_adamw_init(&m->opt, m->ps, mr_adamw_defaults(), NULL);
     m->seed = seed;
 }
 static int tiny_step(tiny *m, int step) {
@@ -154,7 +156,7 @@ static int tiny_step(tiny *m, int step) {
     if (mr_backward(c, l) != MR_OK) return 0;
     m->loss = l->data[0];
     mr_clip_grad_norm(m->ps, 1.0f);
-    mr_adamw_step(&m->opt, 1e-2f);
+    mr_adamw_step(&m->opt, m->ctx, 1e-2f);
     mr_params_zero_grad(m->ps);
     mr_ctx_reset(c);
     return 1;
@@ -179,10 +181,10 @@ static void test_no_malloc_model_step(void) {
     static const char *archs[] = {"mingru", "minlstm", "gru"};
     int a;
     for (a = 0; a < 3; a++) {
-        mr_model_cfg cfg = mr_model_default_cfg(29);
+        mr_model_cfg cfg = mr_model_defaults(29);
         mr_model *m;
         mr_ctx *c;
-        mr_ctx_params p = mr_ctx_default_params();
+        mr_ctx_params p = mr_ctx_defaults();
         mr_adamw opt;
         mr_state *st;
         mr_rng r;
@@ -195,8 +197,8 @@ static void test_no_malloc_model_step(void) {
         mr_rng_seed(&r, 3);
         mr_model_init_weights(m, &r);
         p.n_threads = 2; p.arena_bytes = 4096;
-        mr_ctx_init(&c, &p);
-        mr_adamw_init(&opt, m->ps, mr_adamw_default(), NULL);
+        mr_ctx_new(&c, &p);
+        mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), NULL);
         mr_state_new(&st, m, 4, NULL);
         for (s = 0; s < 12; s++) {
             mr_tensor *lg, *l;
@@ -206,7 +208,7 @@ static void test_no_malloc_model_step(void) {
             l = mr_cross_entropy(c, lg, tok + 1, -1);
             MR_CHECK(l && mr_backward(c, l) == MR_OK);
             mr_clip_grad_norm(m->ps, 1.0f);
-            mr_adamw_step(&opt, 1e-3f);
+            mr_adamw_step(&opt, c, 1e-3f);
             mr_params_zero_grad(m->ps);
             mr_ctx_reset(c);
         }
@@ -256,7 +258,7 @@ static void ua_free(void *p, void *ud) { ((counting *)ud)->calls++; free(p); }
 static void test_allocator_callbacks(void) {
     /* a run-time allocator (with its user pointer) overrides the macros */
     mr_ctx *c;
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     mr_allocator al;
     counting cnt = {0, 0};
     long before = n_malloc;
@@ -264,7 +266,7 @@ static void test_allocator_callbacks(void) {
     al.alloc = ua_alloc; al.realloc = NULL; al.free = ua_free; al.ud = &cnt;
     p.allocator = &al;
     p.arena_bytes = 4096;
-    MR_CHECK(mr_ctx_init(&c, &p) == MR_OK);
+    MR_CHECK(mr_ctx_new(&c, &p) == MR_OK);
     MR_CHECK(mr_tensor_new(c, 2, sh, 0) != NULL);   /* grows the arena */
     mr_ctx_reset(c);
     mr_ctx_free(c);

@@ -45,7 +45,7 @@ static int ks_exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* vocabulary 16, dim 16, 2 MinGRU layers, SwiGLU 256: 25,936 weights (~104 KB) */
 static mr_model *ks_model(mr_vocab *v) {
-    mr_model_cfg cfg = mr_model_default_cfg(16);
+    mr_model_cfg cfg = mr_model_defaults(16);
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = 16; cfg.n_layers = 2; cfg.ffn_hidden = 256;

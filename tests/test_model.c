@@ -33,7 +33,8 @@ static mr_tensor *fn_layer(mr_ctx *c, mr_tensor **in, int n, void *ud) {
     }
 }
 static mr_params *mk(int n, const int64_t (*sh)[2], mr_tensor **ts, float lo, float hi) {
-    mr_params *ps = mr_params_new(NULL);
+    mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
     int i;
     for (i = 0; i < n; i++) {
         int64_t s[2];
@@ -176,7 +177,7 @@ static void test_dropout(void) {
 
 /* ---- whole models ---- */
 static mr_model *make_model(const char *arch, int conv, float expansion, int algo, int V) {
-    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
     mr_error e;
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 20; cfg.conv_kernel = conv; cfg.expansion = expansion;
@@ -314,15 +315,15 @@ static void test_model_gradcheck(void) {
 }
 
 static void test_cfg_errors(void) {
-    mr_model_cfg cfg = mr_model_default_cfg(65);
+    mr_model_cfg cfg = mr_model_defaults(65);
     mr_model *m = NULL;
     mr_error e;
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "transformer", &e) == MR_ERR_ARG);
     cfg.dim = 0;
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && m == NULL && strstr(e.msg, "dim"));
-    cfg = mr_model_default_cfg(1);
+    cfg = mr_model_defaults(1);
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG);
-    cfg = mr_model_default_cfg(65);
+    cfg = mr_model_defaults(65);
     cfg.dropout = 1.0f;
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG);
 }
@@ -333,10 +334,10 @@ int main(int argc, char **argv) {
         {"swiglu", test_swiglu}, {"dropout", test_dropout}, {"parallel_vs_step", test_parallel_vs_step},
         {"chunked_vs_long", test_chunked_vs_long}, {"model_gradcheck", test_model_gradcheck}, {"cfg_errors", test_cfg_errors},
     };
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     int rc;
     p.n_threads = 2;
-    if (mr_ctx_init(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
+    if (mr_ctx_new(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
     mr_rng_seed(&rng, 4242);
     rc = mr_test_run(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
     mr_ctx_free(ctx);

@@ -12,7 +12,8 @@ typedef struct spec { int ta, tb, bias, kind, bcast, extra; float s, c; } spec;
 
 /* Builds n inputs with the given 2-D shapes in a fresh params set. */
 static mr_params *make_inputs(int n, const int64_t (*shapes)[2], mr_tensor **ts, float lo, float hi) {
-    mr_params *ps = mr_params_new(NULL);
+    mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
     int i;
     for (i = 0; i < n; i++) {
         int nd = shapes[i][0] == 0 ? 1 : 2;
@@ -321,10 +322,10 @@ static void test_errors(void) {
 static void test_fixed_arena(void) {
     static char buf[1 << 16];
     mr_ctx *c;
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     int64_t sh[2] = {100, 100};
     p.arena_buffer = buf; p.arena_bytes = sizeof buf; p.n_threads = 1;
-    MR_CHECK(mr_ctx_init(&c, &p) == MR_OK);
+    MR_CHECK(mr_ctx_new(&c, &p) == MR_OK);
     MR_CHECK(mr_tensor_new(c, 2, sh, 0) != NULL);
     MR_CHECK(mr_tensor_new(c, 2, sh, 0) == NULL && mr_ctx_status(c) == MR_ERR_ARENA);
     mr_ctx_reset(c);
@@ -334,7 +335,8 @@ static void test_fixed_arena(void) {
 
 /* ---- no-grad records nothing; grads accumulate across micro-batches ---- */
 static void test_nograd_accumulate(void) {
-    mr_params *ps = mr_params_new(NULL);
+    mr_params *ps = NULL;
+    MR_CHECK(mr_params_new(&ps, NULL, NULL) == MR_OK);
     int64_t sh[2] = {4, 3}, xs[2] = {2, 3};
     mr_tensor *w = mr_params_add(ps, "w", 2, sh, 0), *x, *l;
     float once[12];
@@ -395,10 +397,10 @@ int main(int argc, char **argv) {
         {"concat_split", test_concat_split}, {"composite", test_composite}, {"errors", test_errors},
         {"fixed_arena", test_fixed_arena}, {"gradcheck_catches_bugs", test_gradcheck_catches_bugs}, {"nograd_accumulate", test_nograd_accumulate},
     };
-    mr_ctx_params p = mr_ctx_default_params();
+    mr_ctx_params p = mr_ctx_defaults();
     int rc;
     p.n_threads = 2;
-    if (mr_ctx_init(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
+    if (mr_ctx_new(&ctx, &p) != MR_OK) { printf("0 passed, 1 failed\n"); return 1; }
     mr_rng_seed(&rng, 42);
     rc = mr_test_run(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
     mr_ctx_free(ctx);

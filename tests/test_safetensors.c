@@ -33,7 +33,7 @@ static int st_le(void) { const uint32_t one = 1; uint8_t b; memcpy(&b, &one, 1);
 
 /* V=11, d=8, conv 2, expansion 1.5 (so MinGRU/MinLSTM layers have w_out), FFN 12. */
 static mr_model *st_model(const char *arch, int tie, uint64_t seed) {
-    mr_model_cfg cfg = mr_model_default_cfg(11);
+    mr_model_cfg cfg = mr_model_defaults(11);
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = 8; cfg.n_layers = 1; cfg.ffn_hidden = 12; cfg.conv_kernel = 2; cfg.expansion = 1.5f;

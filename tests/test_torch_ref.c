@@ -223,7 +223,7 @@ static int fx_config(const fx *f, mr_model_cfg *cfg, char *spec, size_t cap, con
     int l, same = 1;
     size_t n = 0;
     memset(&err, 0, sizeof err);
-    *cfg = mr_model_default_cfg(f->vocab);
+    *cfg = mr_model_defaults(f->vocab);
     cfg->dim = f->dim; cfg->n_layers = f->n_layers; cfg->expansion = f->expansion; cfg->ffn_hidden = f->ffn;
     cfg->tie_embeddings = f->tie; cfg->norm_eps = f->eps;
     spec[0] = 0;
@@ -254,7 +254,7 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
     mr_model *m = NULL;
     mr_state *st = NULL;
     mr_ctx *ctx = NULL;
-    mr_ctx_params cp = mr_ctx_default_params();
+    mr_ctx_params cp = mr_ctx_defaults();
     mr_error err;
     mr_tensor *logits = NULL, *loss = NULL;
     float *tmp = NULL;
@@ -272,7 +272,7 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
     cp.n_threads = 2;
     cp.seed = 1;
     MR_CHECK_MSG(mr_model_new(&m, &cfg, NULL, &err) == MR_OK, "%s: mr_model_new: %s", file, err.msg);
-    MR_CHECK(mr_ctx_init(&ctx, &cp) == MR_OK);
+    MR_CHECK(mr_ctx_new(&ctx, &cp) == MR_OK);
     if (!m || !ctx) goto done;
     MR_CHECK_MSG(m->ps->n == f->n_params, "%s: model has %d parameters, fixture %d", file, m->ps->n, f->n_params);
     for (i = 0; i < f->n_params; i++) {

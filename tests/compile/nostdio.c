@@ -10,4 +10,4 @@ static void my_free(void *p, void *ud) { (void)ud; free(p); }
 #define MINRNN_NO_OPENMP
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
-int main(void) { mr_ctx *c; if (mr_ctx_init(&c, NULL) != MR_OK) return 1; mr_ctx_free(c); return 0; }
+int main(void) { mr_ctx *c; if (mr_ctx_new(&c, NULL) != MR_OK) return 1; mr_ctx_free(c); return 0; }

@@ -35,7 +35,7 @@ static void fuzz_ckpt(const uint8_t *data, size_t size) {
     memset(&ts, 0, sizeof ts);
     memset(rngs, 0, sizeof rngs);
     memset(pos, 0, sizeof pos);
-    if (mr_adamw_init(&opt, m->ps, mr_adamw_default(), &e) == MR_OK) {
+    if (mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), &e) == MR_OK) {
         if (mr_state_new(&st, m, 1, &e) == MR_OK) {
             ts.adamw = &opt;
             ts.rngs = rngs; ts.n_rngs = FZ_RNGS;

@@ -9,7 +9,7 @@
 #define FZ_DATA 3     /* data positions a training restore asks for */
 
 static mr_model *fz_model(int V, const char *arch, int dim, uint64_t seed) {
-    mr_model_cfg cfg = mr_model_default_cfg(V);
+    mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
     mr_rng r;
     cfg.dim = dim; cfg.ffn_hidden = 6; cfg.conv_kernel = 3; cfg.expansion = 1.5f; cfg.gru_hidden_norm = 1;

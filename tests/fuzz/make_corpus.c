@@ -34,8 +34,8 @@ static void steps(mr_params *ps, mr_adamw *a, mr_sgd *s, mr_rng *r) {
     size_t i;
     for (k = 0; k < 2; k++) {
         for (i = 0; i < ps->numel; i++) ps->grad[i] = mr_rng_normal(r);
-        if (a) mr_adamw_step(a, 1e-2f);
-        if (s) mr_sgd_step(s, 1e-2f);
+        if (a) mr_adamw_step(a, NULL, 1e-2f);
+        if (s) mr_sgd_step(s, NULL, 1e-2f);
     }
 }
 /* A checkpoint of m, and one with a training state (sgd: SGD, else AdamW). */
@@ -68,7 +68,7 @@ static void ckpts(const char *stem, mr_model *m, const mr_vocab *v, int sgd) {
         steps(m->ps, NULL, &so, &r);
         ts.sgd = &so;
     } else {
-        ok(mr_adamw_init(&opt, m->ps, mr_adamw_default(), &e), &e, "adamw");
+        ok(mr_adamw_init(&opt, m->ps, mr_adamw_defaults(), &e), &e, "adamw");
         steps(m->ps, &opt, NULL, &r);
         ts.adamw = &opt;
     }
