@@ -2923,9 +2923,8 @@ MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_back
    (a chunk shorter than T / MR__SCAN_MAX_CHUNKS is lengthened). */
 #define MR__SCAN_IN_HEADER 1
 
-#define MR__SCAN_AUTO (-1)   /* = public MR_SCAN_* - 1 for AUTO, SEQUENTIAL, CHUNKED */
-#define MR__SCAN_SEQ 0
-#define MR__SCAN_CHUNKED 1
+/* The kernels take the public mr_scan_algo (MR_SCAN_AUTO, _SEQUENTIAL,
+   _CHUNKED; MR_SCAN_LOG has its own entry points below). */
 #define MR__SCAN_MAX_CHUNKS 256   /* chunks per batch row */
 #define MR__SCAN_CBLK 16          /* smallest channel block given to a thread (one cache line) */
 #define MR__SCAN_PAR_MIN 16384    /* fewer elements than this run on one thread */
@@ -3562,27 +3561,27 @@ MR__PRIV void mr__scan_bwd_log_chunked(int B, int T, int C, const float *la, con
 }
 
 /* ---- dispatch and single step ------------------------------------------- */
-/* MR__SCAN_AUTO: the sequential kernel when the (row, 16-channel block) items
+/* MR_SCAN_AUTO: the sequential kernel when the (row, 16-channel block) items
    keep every thread busy, else the chunked one. */
 MR__PRIV int mr__scan_choose(int B, int T, int C, int nthreads) {
     int nt = mr__scan_nt(nthreads);
     if (nt <= 1 || T < 64 || (int64_t)B * ((C + MR__SCAN_CBLK - 1) / MR__SCAN_CBLK) >= 4 * (int64_t)nt)
-        return MR__SCAN_SEQ;
-    return MR__SCAN_CHUNKED;
+        return MR_SCAN_SEQUENTIAL;
+    return MR_SCAN_CHUNKED;
 }
-/* algo: MR__SCAN_SEQ, MR__SCAN_CHUNKED or MR__SCAN_AUTO; chunk <= 0 is
+/* algo: MR_SCAN_SEQUENTIAL, MR_SCAN_CHUNKED or MR_SCAN_AUTO; chunk <= 0 is
    automatic; workspace: mr__scan_workspace_floats() floats (NULL: sequential). */
 MR__PRIV void mr__scan_fwd(int algo, int B, int T, int C, const float *a, const float *b, const float *h0, float *h,
                            int chunk, float *workspace, int nthreads) {
-    if (algo == MR__SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
-    if (algo == MR__SCAN_CHUNKED) mr__scan_fwd_chunked(B, T, C, a, b, h0, h, chunk, workspace, nthreads);
+    if (algo == MR_SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
+    if (algo == MR_SCAN_CHUNKED) mr__scan_fwd_chunked(B, T, C, a, b, h0, h, chunk, workspace, nthreads);
     else mr__scan_fwd_seq(B, T, C, a, b, h0, h, nthreads);
 }
 MR__PRIV void mr__scan_bwd(int algo, int B, int T, int C, const float *a, const float *h, const float *h0,
                            const float *dh, const float *dhT, float *da, float *db, float *dh0, int chunk,
                            float *workspace, int nthreads) {
-    if (algo == MR__SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
-    if (algo == MR__SCAN_CHUNKED) mr__scan_bwd_chunked(B, T, C, a, h, h0, dh, dhT, da, db, dh0, chunk, workspace, nthreads);
+    if (algo == MR_SCAN_AUTO) algo = mr__scan_choose(B, T, C, nthreads);
+    if (algo == MR_SCAN_CHUNKED) mr__scan_bwd_chunked(B, T, C, a, h, h0, dh, dhT, da, db, dh0, chunk, workspace, nthreads);
     else mr__scan_bwd_seq(B, T, C, a, h, h0, dh, dhT, da, db, dh0, nthreads);
 }
 /* One generation step over B*C floats: h = a * h + b (h in: h_{t-1}, out: h_t). */
@@ -3597,20 +3596,20 @@ MR__PRIV float *mr__scan_ws(mr_ctx *ctx, int B, int T, int C) {
 }
 MR__PRIV void mr__scan_fwd_cpu(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *b,
                                const float *h0, float *h) {
+    if (algo != MR_SCAN_SEQUENTIAL && algo != MR_SCAN_CHUNKED) algo = MR_SCAN_AUTO;   /* the linear kernels */
     float *ws = algo == MR_SCAN_SEQUENTIAL ? NULL : mr__scan_ws(ctx, B, T, C);
     if (mr__bad(ctx)) return;
-    mr__scan_fwd(algo == MR_SCAN_SEQUENTIAL ? MR__SCAN_SEQ : algo == MR_SCAN_CHUNKED ? MR__SCAN_CHUNKED : MR__SCAN_AUTO,
-                 B, T, C, a, b, h0, h, chunk, ws, ctx->n_threads);
+    mr__scan_fwd(algo, B, T, C, a, b, h0, h, chunk, ws, ctx->n_threads);
 }
 MR__PRIV void mr__scan_bwd_cpu(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *h,
                                const float *h0, const float *dh, float *da, float *db, float *dh0) {
+    if (algo != MR_SCAN_SEQUENTIAL && algo != MR_SCAN_CHUNKED) algo = MR_SCAN_AUTO;   /* the linear kernels */
     float *ws = algo == MR_SCAN_SEQUENTIAL ? NULL : mr__scan_ws(ctx, B, T, C);
     if (mr__bad(ctx)) return;
-    mr__scan_bwd(algo == MR_SCAN_SEQUENTIAL ? MR__SCAN_SEQ : algo == MR_SCAN_CHUNKED ? MR__SCAN_CHUNKED : MR__SCAN_AUTO,
-                 B, T, C, a, h, h0, dh, NULL, da, db, dh0, chunk, ws, ctx->n_threads);
+    mr__scan_bwd(algo, B, T, C, a, h, h0, dh, NULL, da, db, dh0, chunk, ws, ctx->n_threads);
 }
 MR__PRIV void mr__scan_fwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float *la, const float *lb, const float *lh0, float *lh) {
-    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR__SCAN_CHUNKED) {
+    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR_SCAN_CHUNKED) {
         float *ws = mr__scan_ws(ctx, B, T, C);
         if (!ws) return;
         mr__scan_fwd_log_chunked(B, T, C, la, lb, lh0, lh, 0, ws, ctx->n_threads);
@@ -3618,7 +3617,7 @@ MR__PRIV void mr__scan_fwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float
 }
 MR__PRIV void mr__scan_bwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float *la, const float *lb, const float *lh,
                                    const float *lh0, const float *g, float *dla, float *dlb) {
-    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR__SCAN_CHUNKED) {
+    if (mr__scan_choose(B, T, C, ctx->n_threads) == MR_SCAN_CHUNKED) {
         float *ws = mr__scan_ws(ctx, B, T, C);
         if (!ws) return;
         mr__scan_bwd_log_chunked(B, T, C, la, lb, lh, lh0, g, NULL, dla, dlb, NULL, 0, ws, ctx->n_threads);

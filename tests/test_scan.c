@@ -308,7 +308,7 @@ static void test_dispatch_step(void) {
             MR_CHECK(ts_errf(st + bb * C, h + ((int64_t)bb * T + t) * C, C) <= 1e-6);
     }
     ws = ts_f((int64_t)mr__scan_workspace_floats(B, T, C, 2));
-    for (algo = MR__SCAN_AUTO; algo <= MR__SCAN_CHUNKED; algo++) {
+    for (algo = MR_SCAN_AUTO; algo <= MR_SCAN_CHUNKED; algo++) {
         mr__scan_fwd(algo, B, T, C, a, b, h0, h2, 7, ws, 2);
         MR_CHECK_MSG(ts_errf(h2, h, n) <= 2e-6, "algo %d", algo);
         mr__scan_bwd(algo, B, T, C, a, h, h0, dh, NULL, da2, db2, NULL, 7, ws, 2);
@@ -318,9 +318,9 @@ static void test_dispatch_step(void) {
         MR_CHECK_MSG(ts_errf(h2, h, n) <= 2e-6, "algo %d, no workspace", algo);
     }
     /* the rule: sequential with plenty of channels, chunked for a thin long scan */
-    MR_CHECK(mr__scan_choose(32, 256, 128, 2) == MR__SCAN_SEQ);
-    MR_CHECK(mr__scan_choose(1, 65536, 16, 2) == (MR__HAVE_OMP ? MR__SCAN_CHUNKED : MR__SCAN_SEQ));
-    MR_CHECK(mr__scan_choose(1, 65536, 16, 1) == MR__SCAN_SEQ);
+    MR_CHECK(mr__scan_choose(32, 256, 128, 2) == MR_SCAN_SEQUENTIAL);
+    MR_CHECK(mr__scan_choose(1, 65536, 16, 2) == (MR__HAVE_OMP ? MR_SCAN_CHUNKED : MR_SCAN_SEQUENTIAL));
+    MR_CHECK(mr__scan_choose(1, 65536, 16, 1) == MR_SCAN_SEQUENTIAL);
     free(a); free(b); free(h0); free(h); free(h2); free(st); free(at); free(bt);
     free(dh); free(da); free(db); free(da2); free(db2); free(ws);
 }
