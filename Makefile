@@ -1,4 +1,4 @@
-# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz
+# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz | make map
 # Variables: CC, NO_OMP=1, OPT.
 CC          ?= cc
 CXX         ?= c++
@@ -23,7 +23,7 @@ BENCH_SRCS:= $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 HDRS      := minrnn.h tests/mr_test.h tests/ckpt_common.h
 
-.PHONY: all test sanitize bench compile-checks clean cuda fuzz
+.PHONY: all test sanitize bench compile-checks clean cuda fuzz map
 all: $(EXAMPLES)
 
 $(BUILD)/minrnn-%: examples/%.c $(HDRS)
@@ -92,6 +92,10 @@ fuzz: $(FUZZ_DIR)/fuzz_ckpt $(FUZZ_DIR)/make_corpus
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus > $(FUZZ_DIR)/fuzz.log 2>&1; then \
 	    grep -E '^#[0-9]+.*DONE|^Done|stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_DIR)/fuzz.log; echo "fuzz: no finding"; \
 	else tail -n 60 $(FUZZ_DIR)/fuzz.log; echo "fuzz: FINDING (input in $(FUZZ_DIR)/artifacts/)"; exit 1; fi
+
+# The header's map: every named section with its line (declarations, then the implementation).
+map:
+	@grep -n '^/\* \[\|^/\* ---* \[' minrnn.h
 
 clean:
 	rm -rf $(BUILD)

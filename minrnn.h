@@ -14,28 +14,37 @@
      is needed: only the C standard library (and OpenMP when compiled with
      -fopenmp).
 
-   TABLE OF CONTENTS (declarations and implementation follow this order)
-     1. errors and allocation       mr_status, mr_status_str, mr_allocator
-     2. context and arena           mr_ctx_new/free/reset, threads, no-grad
-     3. random numbers              mr_rng (xoshiro256**), seeded, reproducible
-     4. tensors                     mr_tensor, views along the last axis, reshape
-     5. parameters                  mr_params: one contiguous buffer for values,
-                                    one for gradients
-     6. tape and ops                define-by-run autodiff, mr_backward
-     7. gradient check              mr_gradcheck (central differences in double)
-     8. GEMM                        packed, cache-blocked, OpenMP, all transposes
-     9. optimizers                  AdamW, SGD+momentum, clipping, LR schedules
-    10. backend                     function table (gemm, scan) filled by
-                                    minrnn_cuda.cu; NULL entries use the CPU
-    11. layers and the model        the scan (sequential, chunked, log-space),
-                                    MinGRU, MinLSTM, GRU, causal conv, SwiGLU,
-                                    dropout, RoPE, causal attention with a KV
-                                    cache; the block tables (mixer and FFN
-                                    kinds), the parameter builder, state
-                                    blocks; the LM in parallel and step modes
-    12. tokenizer                   byte-level BPE: train, encode, decode, JSON
-    13. sampling                    temperature, top-k, top-p
-    14. checkpoints                 vocabularies, save/load (docs/FORMAT.md)
+   TABLE OF CONTENTS
+     The declarations and the implementation are cut into the same named
+     sections, in this order; search for "[name]" to jump to one.
+     [util]        errors (mr_status, mr_error), allocation (mr_allocator),
+                   a stdio-free formatter, growable arrays, UTF-8 checks
+     [json]        (implementation only) a JSON reader for untrusted input,
+                   shared by [bpe] (tokenizer.json) and [ckpt] (safetensors)
+     [ctx]         mr_ctx: arena, tape, threads, sticky error, no-grad
+     [rng]         xoshiro256** generators, seeded and reproducible
+     [tensor]      float32 tensors, views along the last axis, reshape
+     [params]      mr_params: one contiguous buffer of values, one of grads
+     [ops]         the tape (define-by-run autodiff), mr_backward, the ops
+     [gradcheck]   mr_gradcheck: central differences in double
+     [gemm]        packed, cache-blocked CPU GEMM (all transposes, OpenMP)
+     [optim]       AdamW, SGD + momentum, gradient clipping, LR schedules
+     [scan]        (implementation) the linear scan h = a h + b: sequential,
+                   chunked-parallel and log-space kernels
+     [backend]     the table of optional kernels (minrnn_cuda.cu fills it);
+                   every choice between a backend kernel and the CPU one
+     [model]       the language model: block tables (mixer and FFN kinds),
+                   the parameter builder, state blocks, forward and step;
+                   its blocks, each with its math, kernels and ops:
+       [layer.common]     causal depthwise conv, dropout
+       [layer.mingru]     MinGRU and MinLSTM (parallel scan)
+       [layer.gru]        the classic GRU (sequential)
+       [layer.attention]  RoPE, causal attention (GQA, KV cache)
+       [layer.ffn]        SwiGLU, squared-ReLU and GELU MLPs
+     [bpe]         byte-level BPE: train, encode, decode, tokenizer.json
+     [sample]      temperature, top-k, top-p
+     [ckpt]        vocabularies, checkpoints, sessions (docs/FORMAT.md),
+                   [ckpt.safetensors] export and import
 
    COMPILE-TIME OPTIONS (set them before the implementation include; the ones
    marked "everywhere" must be the same in every file that includes minrnn.h)
@@ -138,7 +147,7 @@ extern "C" {
 #endif
 
 /* ======================================================================== */
-/* 1. errors and allocation                                                 */
+/* [util] errors, allocation, formatting, growable arrays, UTF-8            */
 /* ======================================================================== */
 typedef enum mr_status {
     MR_OK = 0,
@@ -172,7 +181,7 @@ typedef struct mr_allocator {
 } mr_allocator;
 
 /* ======================================================================== */
-/* 2. context and arena                                                     */
+/* [ctx] context: arena, tape storage, threads, errors, no-grad             */
 /* ======================================================================== */
 typedef struct mr_ctx mr_ctx;
 typedef struct mr_backend mr_backend;
@@ -212,7 +221,7 @@ MRDEF const mr_allocator *mr_ctx_allocator(const mr_ctx *ctx);
 MRDEF mr_status mr_ctx_fail(mr_ctx *ctx, mr_status s, const char *fmt, ...);
 
 /* ======================================================================== */
-/* 3. random numbers                                                        */
+/* [rng] xoshiro256** random numbers                                        */
 /* ======================================================================== */
 typedef struct mr_rng { uint64_t s[4]; } mr_rng;   /* xoshiro256** */
 MRDEF void mr_rng_seed(mr_rng *r, uint64_t seed);
@@ -223,7 +232,7 @@ MRDEF uint64_t mr_rng_below(mr_rng *r, uint64_t n); /* uniform in [0, n), n > 0,
 MRDEF mr_rng *mr_ctx_rng(mr_ctx *ctx);
 
 /* ======================================================================== */
-/* 4. tensors                                                               */
+/* [tensor] float32 tensors, views along the last axis                      */
 /* ======================================================================== */
 #define MR_MAX_DIMS 4
 enum {
@@ -266,7 +275,7 @@ MRDEF mr_tensor *mr_view_reshape(mr_ctx *ctx, mr_tensor *t, int ndim, const int6
 MRDEF mr_status mr_split(mr_ctx *ctx, mr_tensor *t, int n, const int64_t *sizes, mr_tensor **out);
 
 /* ======================================================================== */
-/* 5. parameters                                                            */
+/* [params] parameters: one buffer of values, one of gradients              */
 /* ======================================================================== */
 /* A set of persistent tensors whose values live in one contiguous buffer
    and whose gradients live in another (each tensor 64-byte aligned inside).
@@ -296,7 +305,7 @@ MRDEF void mr_params_init_normal(mr_params *ps, mr_tensor *t, float std, mr_rng 
 MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float hi, mr_rng *rng);
 
 /* ======================================================================== */
-/* 6. tape and ops                                                          */
+/* [ops] the tape, backward, and the differentiable ops                     */
 /* ======================================================================== */
 /* Ops take and return arena tensors. When recording (not in no-grad mode)
    and an input requires a gradient, the op is put on the tape and its output
@@ -348,7 +357,7 @@ MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss);
 MRDEF mr_status mr_backward_seed(mr_ctx *ctx, mr_tensor *out, const float *seed);
 
 /* ======================================================================== */
-/* 7. gradient check                                                        */
+/* [gradcheck] central differences in double                                */
 /* ======================================================================== */
 /* Builds an output from the inputs. It is called many times; the checker
    resets the context between calls, so inputs must not live in its arena
@@ -373,7 +382,7 @@ MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs
                              mr_gradcheck_result *res);
 
 /* ======================================================================== */
-/* 8. GEMM                                                                  */
+/* [gemm] packed, cache-blocked CPU GEMM                                    */
 /* ======================================================================== */
 /* Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C, op(A)[i,k] = ta ?
    A[k*lda+i] : A[i*lda+k], op(B)[k,j] = tb ? B[j*ldb+k] : B[k*ldb+j]. Uses
@@ -383,7 +392,7 @@ MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float 
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ======================================================================== */
-/* 9. optimizers                                                            */
+/* [optim] AdamW, SGD, clipping, LR schedules                               */
 /* ======================================================================== */
 typedef struct mr_adamw_cfg {
     float beta1, beta2, eps, weight_decay;  /* defaults 0.9, 0.95, 1e-8, 0.1 */
@@ -425,7 +434,7 @@ typedef struct mr_lr_sched {
 MRDEF float mr_lr_at(const mr_lr_sched *s, int64_t step);  /* step counts from 0 */
 
 /* ======================================================================== */
-/* 10. backend                                                              */
+/* [backend] the table of optional kernels (minrnn_cuda.cu)                 */
 /* ======================================================================== */
 #define MR_BACKEND_API_VERSION 1
 /* A table of optional kernels; a NULL entry means "use the CPU". Pointers
@@ -446,7 +455,7 @@ MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b);
 MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx);
 
 /* ======================================================================== */
-/* 11. layers and the recurrent language model                              */
+/* [model] layers and the language model                                    */
 /* ======================================================================== */
 /* Scan algorithms for the MinGRU/MinLSTM recurrence h_t = a_t h_{t-1} + b_t. */
 typedef enum mr_scan_algo {
@@ -638,7 +647,7 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int n_heads, int n_kv
 
 
 /* ======================================================================== */
-/* 12. tokenizer: byte-level BPE                                            */
+/* [bpe] byte-level BPE tokenizer (Hugging Face tokenizer.json)             */
 /* ======================================================================== */
 /* A byte-level BPE tokenizer compatible with Hugging Face's tokenizer.json
    (model "BPE", pre-tokenizer and decoder "ByteLevel").
@@ -746,7 +755,7 @@ MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_alloca
 #endif
 
 /* ======================================================================== */
-/* 13. sampling                                                             */
+/* [sample] temperature, top-k, top-p                                       */
 /* ======================================================================== */
 /* Picks a token from logits[V]: temperature (<= 0: greedy), then top-k
    (0: off), then top-p nucleus (>= 1: off). scratch: 2*V floats, caller-owned.
@@ -754,7 +763,7 @@ MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_alloca
 MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch);
 
 /* ======================================================================== */
-/* 14. vocabularies and checkpoints                                         */
+/* [ckpt] vocabularies, checkpoints, sessions, safetensors                  */
 /* ======================================================================== */
 typedef enum mr_vocab_kind { MR_VOCAB_BYTES = 0, MR_VOCAB_CHARS = 1, MR_VOCAB_BPE = 2 } mr_vocab_kind;
 /* How token ids map to text. BYTES: id = byte (256 ids). CHARS: id i is the
@@ -916,7 +925,7 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #define MR__MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* ------------------------------------------------------------------------ */
-/* 1. errors and allocation                                                 */
+/* [util] errors, allocation, formatting, growable arrays, UTF-8            */
 /* ------------------------------------------------------------------------ */
 MRDEF const char *mr_status_str(mr_status s) {
     switch (s) {
@@ -1097,8 +1106,309 @@ MR__PRIV mr_status mr__seterr(mr_error *e, mr_status s, const char *fmt, ...) {
     return s;
 }
 
+/* --- growable arrays and UTF-8 (used by [json], [bpe]) ------------------- */
+/* Grows an array to hold at least need elements (doubling); returns the new
+   pointer, or NULL (old block kept) on overflow / no memory. */
+MR__PRIV void *mr__grow(const mr_allocator *a, void *p, size_t *cap, size_t need, size_t elem) {
+    size_t nc = *cap ? *cap : 16, bytes, old;
+    void *q;
+    if (need <= *cap) return p;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2) return NULL;
+        nc *= 2;
+    }
+    if (!mr__mul_ok(nc, elem, &bytes)) return NULL;
+    old = *cap * elem;
+    q = p ? mr__realloc(a, p, old, bytes) : mr__alloc(a, bytes);
+    if (!q) return NULL;
+    *cap = nc;
+    return q;
+}
+#define MR__GROW(a, T, ptr, cap, need, fail) do { \
+        T *mr__g = (T *)mr__grow((a), (ptr), &(cap), (need), sizeof(T)); \
+        if (!mr__g) { fail; } (ptr) = mr__g; } while (0)
+
+/* Length of the UTF-8 sequence at s (n bytes left): 1-4, or 0 when it is
+   not well-formed (overlong, surrogate, past U+10FFFF, truncated). */
+MR__PRIV size_t mr__utf8_len(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)) return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)) return 0;
+        return 4;
+    }
+    return 0;
+}
+MR__PRIV int mr__utf8_valid(const uint8_t *s, size_t n) {
+    while (n) {
+        size_t k = mr__utf8_len(s, n);
+        if (!k) return 0;
+        s += k; n -= k;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
-/* 2. context and arena                                                     */
+/* [json] a JSON reader for untrusted input (tokenizer.json, safetensors)   */
+/* ------------------------------------------------------------------------ */
+#define MR__JSON_MAX_DEPTH 64
+/* A small DOM: nodes in one array (children linked by index), decoded
+   strings in one pool. Recursion is limited to MR__JSON_MAX_DEPTH. */
+enum { MR__J_NULL, MR__J_FALSE, MR__J_TRUE, MR__J_NUM, MR__J_STR, MR__J_ARR, MR__J_OBJ };
+typedef struct mr__json_node {
+    uint8_t type, is_int, nonzero;
+    int32_t next, child, nchild;
+    uint32_t koff, klen;   /* key, for object members */
+    uint32_t soff, slen;   /* string value */
+    int64_t ival;
+    uint32_t pos;          /* offset in the source */
+} mr__json_node;
+typedef struct mr__json_parser {
+    const uint8_t *s;
+    size_t n, i;
+    mr__json_node *nodes;
+    size_t nn, ncap;
+    uint8_t *str;
+    size_t ns, scap;
+    const mr_allocator *a;
+    mr_error *err;
+    mr_status st;
+    const char *what;   /* for messages; NULL: "tokenizer.json" */
+} mr__json_parser;
+
+MR__PRIV int32_t mr__json_fail(mr__json_parser *p, mr_status s, const char *what) {
+    if (p->st == MR_OK) {
+        p->st = s;
+        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "%s: out of memory", p->what ? p->what : "tokenizer.json");
+        else mr__seterr(p->err, s, "%s: %s at byte %zu", p->what ? p->what : "tokenizer.json", what, p->i);
+    }
+    return -1;
+}
+MR__PRIV void mr__json_ws(mr__json_parser *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
+}
+MR__PRIV int32_t mr__json_new(mr__json_parser *p, int type) {
+    mr__json_node *nd;
+    if (p->nn >= INT32_MAX) return mr__json_fail(p, MR_ERR_FORMAT, "too many values");
+    MR__GROW(p->a, mr__json_node, p->nodes, p->ncap, p->nn + 1, return mr__json_fail(p, MR_ERR_NOMEM, ""));
+    nd = &p->nodes[p->nn];
+    memset(nd, 0, sizeof *nd);
+    nd->type = (uint8_t)type;
+    nd->next = nd->child = -1;
+    nd->pos = (uint32_t)p->i;
+    return (int32_t)p->nn++;
+}
+MR__PRIV int mr__json_puts(mr__json_parser *p, const uint8_t *b, size_t n) {
+    MR__GROW(p->a, uint8_t, p->str, p->scap, p->ns + n, mr__json_fail(p, MR_ERR_NOMEM, ""); return 0);
+    memcpy(p->str + p->ns, b, n);
+    p->ns += n;
+    return 1;
+}
+MR__PRIV int mr__json_hex4(mr__json_parser *p, uint32_t *v) {
+    int k;
+    *v = 0;
+    if (p->n - p->i < 4) return 0;
+    for (k = 0; k < 4; k++) {
+        uint8_t c = p->s[p->i + k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v * 16 + (uint32_t)d;
+    }
+    p->i += 4;
+    return 1;
+}
+/* Parses a string at p->i (on the opening quote) into the pool. */
+MR__PRIV int mr__json_string(mr__json_parser *p, uint32_t *off, uint32_t *len) {
+    size_t start = p->ns;
+    p->i++;
+    for (;;) {
+        uint8_t c;
+        if (p->i >= p->n) { mr__json_fail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) { mr__json_fail(p, MR_ERR_FORMAT, "control character in a string"); return 0; }
+        if (c == '\\') {
+            uint8_t e, u8[4];
+            uint32_t cp;
+            size_t k = 0;
+            if (++p->i >= p->n) { mr__json_fail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
+            e = p->s[p->i++];
+            switch (e) {
+            case '"': case '\\': case '/': u8[k++] = e; break;
+            case 'b': u8[k++] = 8; break;
+            case 'f': u8[k++] = 12; break;
+            case 'n': u8[k++] = 10; break;
+            case 'r': u8[k++] = 13; break;
+            case 't': u8[k++] = 9; break;
+            case 'u':
+                if (!mr__json_hex4(p, &cp)) { mr__json_fail(p, MR_ERR_FORMAT, "bad \\u escape"); return 0; }
+                if (cp >= 0xDC00 && cp <= 0xDFFF) { mr__json_fail(p, MR_ERR_FORMAT, "lone low surrogate in \\u escape"); return 0; }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (p->n - p->i < 6 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
+                        mr__json_fail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    p->i += 2;
+                    if (!mr__json_hex4(p, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                        mr__json_fail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
+                        return 0;
+                    }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) u8[k++] = (uint8_t)cp;
+                else if (cp < 0x800) { u8[k++] = (uint8_t)(0xC0 | (cp >> 6)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F)); }
+                else if (cp < 0x10000) {
+                    u8[k++] = (uint8_t)(0xE0 | (cp >> 12)); u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                } else {
+                    u8[k++] = (uint8_t)(0xF0 | (cp >> 18)); u8[k++] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+                    u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
+                }
+                break;
+            default: p->i--; mr__json_fail(p, MR_ERR_FORMAT, "bad escape in a string"); return 0;
+            }
+            if (!mr__json_puts(p, u8, k)) return 0;
+        } else {
+            size_t k = mr__utf8_len(p->s + p->i, p->n - p->i);
+            if (!k) { mr__json_fail(p, MR_ERR_FORMAT, "invalid UTF-8 in a string"); return 0; }
+            if (!mr__json_puts(p, p->s + p->i, k)) return 0;
+            p->i += k;
+        }
+    }
+    *off = (uint32_t)start;
+    *len = (uint32_t)(p->ns - start);
+    return 1;
+}
+MR__PRIV int32_t mr__json_value(mr__json_parser *p, int depth) {
+    int32_t v, last = -1;
+    uint8_t c;
+    mr__json_ws(p);
+    if (p->i >= p->n) return mr__json_fail(p, MR_ERR_FORMAT, "unexpected end of file");
+    if (depth > MR__JSON_MAX_DEPTH) return mr__json_fail(p, MR_ERR_FORMAT, "values nested too deeply");
+    c = p->s[p->i];
+    if (c == '{' || c == '[') {
+        int obj = c == '{';
+        v = mr__json_new(p, obj ? MR__J_OBJ : MR__J_ARR);
+        if (v < 0) return -1;
+        p->i++;
+        mr__json_ws(p);
+        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return v; }
+        for (;;) {
+            uint32_t ko = 0, kl = 0;
+            int32_t e;
+            if (obj) {
+                mr__json_ws(p);
+                if (p->i >= p->n || p->s[p->i] != '"') return mr__json_fail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected a key");
+                if (!mr__json_string(p, &ko, &kl)) return -1;
+                mr__json_ws(p);
+                if (p->i >= p->n || p->s[p->i] != ':') return mr__json_fail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected ':'");
+                p->i++;
+            }
+            e = mr__json_value(p, depth + 1);
+            if (e < 0) return -1;
+            p->nodes[e].koff = ko;
+            p->nodes[e].klen = kl;
+            if (last < 0) p->nodes[v].child = e; else p->nodes[last].next = e;
+            last = e;
+            p->nodes[v].nchild++;
+            mr__json_ws(p);
+            if (p->i >= p->n) return mr__json_fail(p, MR_ERR_FORMAT, "unexpected end of file");
+            c = p->s[p->i++];
+            if (c == ',') continue;
+            if (c == (obj ? '}' : ']')) return v;
+            p->i--;
+            return mr__json_fail(p, MR_ERR_FORMAT, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    if (c == '"') {
+        uint32_t so, sl;
+        v = mr__json_new(p, MR__J_STR);
+        if (v < 0 || !mr__json_string(p, &so, &sl)) return -1;
+        p->nodes[v].soff = so;
+        p->nodes[v].slen = sl;
+        return v;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int neg = c == '-', digits = 0, is_int = 1, nonzero = 0;
+        uint64_t val = 0;
+        v = mr__json_new(p, MR__J_NUM);
+        if (v < 0) return -1;
+        if (neg) p->i++;
+        if (p->i < p->n && p->s[p->i] == '0') { p->i++; digits = 1; }
+        else
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+                unsigned d = (unsigned)(p->s[p->i++] - '0');
+                if (val > (UINT64_MAX - d) / 10) is_int = 0; else val = val * 10 + d;
+                if (d) nonzero = 1;
+                digits++;
+            }
+        if (!digits) return mr__json_fail(p, MR_ERR_FORMAT, "bad number");
+        if (p->i < p->n && p->s[p->i] == '.') {
+            p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { if (p->s[p->i] != '0') nonzero = 1; p->i++; digits++; }
+            if (!digits) return mr__json_fail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+            p->i++;
+            if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+            digits = 0;
+            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { p->i++; digits++; }
+            if (!digits) return mr__json_fail(p, MR_ERR_FORMAT, "bad number");
+            is_int = 0;
+        }
+        if (val > (uint64_t)INT64_MAX) is_int = 0;
+        p->nodes[v].is_int = (uint8_t)is_int;
+        p->nodes[v].nonzero = (uint8_t)nonzero;
+        p->nodes[v].ival = is_int ? (neg ? -(int64_t)val : (int64_t)val) : 0;
+        return v;
+    }
+    {
+        static const char *const lit[3] = {"null", "false", "true"};
+        int k;
+        for (k = 0; k < 3; k++) {
+            size_t L = strlen(lit[k]);
+            if (p->n - p->i >= L && memcmp(p->s + p->i, lit[k], L) == 0) {
+                v = mr__json_new(p, k == 0 ? MR__J_NULL : k == 1 ? MR__J_FALSE : MR__J_TRUE);
+                p->i += L;
+                return v;
+            }
+        }
+    }
+    return mr__json_fail(p, MR_ERR_FORMAT, "unexpected character");
+}
+
+/* Member of an object: -1 absent, -2 duplicated (error set). */
+MR__PRIV int32_t mr__json_get(mr__json_parser *p, int32_t obj, const char *key, const char *where) {
+    size_t L = strlen(key);
+    int32_t c, found = -1;
+    for (c = p->nodes[obj].child; c >= 0; c = p->nodes[c].next)
+        if (p->nodes[c].klen == L && memcmp(p->str + p->nodes[c].koff, key, L) == 0) {
+            if (found >= 0) {
+                mr__seterr(p->err, MR_ERR_FORMAT, "%s: key \"%s\" appears twice in %s", p->what ? p->what : "tokenizer.json", key, where);
+                return -2;
+            }
+            found = c;
+        }
+    return found;
+}
+MR__PRIV int mr__json_str_is(const mr__json_parser *p, int32_t v, const char *s) {
+    size_t L = strlen(s);
+    return v >= 0 && p->nodes[v].type == MR__J_STR && p->nodes[v].slen == L && memcmp(p->str + p->nodes[v].soff, s, L) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* [ctx] context: arena, tape storage, threads, errors, no-grad             */
 /* ------------------------------------------------------------------------ */
 typedef struct mr__block { struct mr__block *next; size_t size; } mr__block;
 
@@ -1331,7 +1641,7 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
-/* 3. random numbers                                                        */
+/* [rng] xoshiro256** random numbers                                        */
 /* ------------------------------------------------------------------------ */
 MR__PRIV uint64_t mr__splitmix(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -1364,7 +1674,7 @@ MRDEF uint64_t mr_rng_below(mr_rng *r, uint64_t n) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* 4. tensors                                                               */
+/* [tensor] float32 tensors, views along the last axis                      */
 /* ------------------------------------------------------------------------ */
 MRDEF int64_t mr_tensor_cols(const mr_tensor *t) { return t->shape[t->ndim - 1]; }
 MRDEF int64_t mr_tensor_rows(const mr_tensor *t) {
@@ -1547,7 +1857,7 @@ MRDEF mr_tensor *mr_detach(mr_ctx *ctx, mr_tensor *a) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* 5. parameters                                                            */
+/* [params] parameters: one buffer of values, one of gradients              */
 /* ------------------------------------------------------------------------ */
 MRDEF mr_status mr_params_new(mr_params **out, const mr_allocator *alloc, mr_error *err) {
     mr_params *ps;
@@ -1654,7 +1964,7 @@ MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float h
 }
 
 /* ------------------------------------------------------------------------ */
-/* 6. tape and ops                                                          */
+/* [ops] the tape, backward, and the differentiable ops                     */
 /* ------------------------------------------------------------------------ */
 #define MR__PAR_MIN 32768   /* elements below which loops stay single-threaded */
 
@@ -1702,57 +2012,6 @@ MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss) {
 
 /* an output shaped like a (contiguous) */
 MR__PRIV mr_tensor *mr__like(mr_ctx *ctx, const mr_tensor *a) { return mr_tensor_new(ctx, a->ndim, a->shape, 0); }
-
-/* --- GEMM front end ----------------------------------------------------- */
-/* A few rows (one-token generation): dot products / axpys straight from the
-   caller's matrices; packing the weights for one row would cost more than
-   the product. */
-MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                             float beta, float *C, int ldc) {
-    int i, j, k;
-    for (i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * lda;
-        float *c = C + (size_t)i * ldc;
-        if (tb) {
-            for (j = 0; j < N; j++) {
-                const float *b = B + (size_t)j * ldb;
-                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;
-                for (k = 0; k + 8 <= K; k += 8) {
-                    int u;
-                    for (u = 0; u < 8; u++) acc[u] += a[k + u] * b[k + u];
-                }
-                sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-                for (; k < K; k++) sum += a[k] * b[k];
-                c[j] = alpha * sum + (beta == 0.f ? 0.f : beta * c[j]);
-            }
-        } else {
-            if (beta == 0.f) for (j = 0; j < N; j++) c[j] = 0.f;
-            else if (beta != 1.f) for (j = 0; j < N; j++) c[j] *= beta;
-            for (k = 0; k < K; k++) {
-                const float *b = B + (size_t)k * ldb;
-                float s = alpha * a[k];
-                for (j = 0; j < N; j++) c[j] += s * b[j];
-            }
-        }
-    }
-}
-
-MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M < 0 || N < 0 || K < 0 || !C || (K > 0 && (!A || !B)))
-        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: bad arguments M=%d N=%d K=%d", M, N, K);
-    if (M == 0 || N == 0) return MR_OK;
-    if (lda < (ta ? M : K) || ldb < (tb ? K : N) || ldc < N)
-        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: leading dimension too small");
-    if (ctx->has_backend && ctx->backend.gemm) {
-        mr_status s = ctx->backend.gemm(ctx->backend.ud, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        if (s != MR_OK) return mr_ctx_fail(ctx, s, "backend %s: gemm failed", ctx->backend.name ? ctx->backend.name : "?");
-        return MR_OK;
-    }
-    if (M <= 4 && !ta) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
-    mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
-    return MR_OK;
-}
 
 /* --- matmul ------------------------------------------------------------- */
 typedef struct mr__mm { int ta, tb, M, N, K; } mr__mm;
@@ -2313,7 +2572,7 @@ MRDEF mr_tensor *mr_concat(mr_ctx *ctx, int n, mr_tensor *const *ts) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* 7. gradient check                                                        */
+/* [gradcheck] central differences in double                                */
 /* ------------------------------------------------------------------------ */
 MR__PRIV double mr__gc_eval(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs, int n, void *ud, const float *r, int64_t nr, int *ok) {
     mr_tensor *out;
@@ -2399,7 +2658,7 @@ MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs
 }
 
 /* ------------------------------------------------------------------------ */
-/* 8. GEMM                                                                  */
+/* [gemm] packed, cache-blocked CPU GEMM                                    */
 /* ------------------------------------------------------------------------ */
 #ifdef MR__GEMM_NAIVE
 MR__PRIV size_t mr__gemm_workspace_bytes(int nthreads) { (void)nthreads; return 64; }
@@ -2731,7 +2990,7 @@ MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha,
 MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes(nthreads); }
 
 /* ------------------------------------------------------------------------ */
-/* 9. optimizers                                                            */
+/* [optim] AdamW, SGD, clipping, LR schedules                               */
 /* ------------------------------------------------------------------------ */
 MRDEF mr_adamw_cfg mr_adamw_defaults(void) {
     mr_adamw_cfg c;
@@ -2862,24 +3121,7 @@ MRDEF float mr_lr_at(const mr_lr_sched *s, int64_t step) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* 10. backend                                                              */
-/* ------------------------------------------------------------------------ */
-MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b) {
-    if (!b) { memset(&ctx->backend, 0, sizeof ctx->backend); ctx->has_backend = 0; return MR_OK; }
-    if (b->api_version != MR_BACKEND_API_VERSION)
-        return mr_ctx_fail(ctx, MR_ERR_VERSION, "backend %s has API version %d, this header has %d",
-                           b->name ? b->name : "?", b->api_version, MR_BACKEND_API_VERSION);
-    ctx->backend = *b;
-    ctx->has_backend = 1;
-    return MR_OK;
-}
-MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_backend ? &ctx->backend : NULL; }
-
-/* ------------------------------------------------------------------------ */
-/* 11a. the scan: sequential, chunked-parallel and log-space kernels        */
-/* ------------------------------------------------------------------------ */
-/* ------------------------------------------------------------------------ */
-/* scan: h_t = a_t * h_{t-1} + b_t over [B, T, C]                           */
+/* [scan] h_t = a_t h_{t-1} + b_t over [B, T, C]: sequential, chunked, log  */
 /* ------------------------------------------------------------------------ */
 /* Implementation fragment for minrnn.h's implementation section (needs only
    string.h, math.h, stdint.h and, under OpenMP, omp.h).
@@ -3625,12 +3867,74 @@ MR__PRIV void mr__scan_bwd_log_cpu(mr_ctx *ctx, int B, int T, int C, const float
 }
 
 /* ------------------------------------------------------------------------ */
-/* 11. layers and the recurrent language model                              */
+/* [backend] the backend table, and every choice between it and the CPU     */
 /* ------------------------------------------------------------------------ */
-/* branch-free so loops over it vectorize */
-MR__INL float mr__g(float x) { float pos = (float)(x >= 0.f); return pos * (x + 0.5f) + (1.f - pos) * mr__sigmoidf(x); }
-MRDEF float mr_mingru_g(float x) { return mr__g(x); }
-MR__INL float mr__mingru_dg(float x) { float pos = (float)(x >= 0.f), s = mr__sigmoidf(x); return pos + (1.f - pos) * s * (1.f - s); }
+/* All dispatch lives here: mr_gemm and the linear scan call the context's
+   backend entry when one is installed (minrnn_cuda.cu fills the table), else
+   the CPU kernels of [gemm] and [scan]. A backend that fails sets the
+   context's sticky error (MR_ERR_BACKEND and its message). */
+MRDEF mr_status mr_ctx_set_backend(mr_ctx *ctx, const mr_backend *b) {
+    if (!b) { memset(&ctx->backend, 0, sizeof ctx->backend); ctx->has_backend = 0; return MR_OK; }
+    if (b->api_version != MR_BACKEND_API_VERSION)
+        return mr_ctx_fail(ctx, MR_ERR_VERSION, "backend %s has API version %d, this header has %d",
+                           b->name ? b->name : "?", b->api_version, MR_BACKEND_API_VERSION);
+    ctx->backend = *b;
+    ctx->has_backend = 1;
+    return MR_OK;
+}
+MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_backend ? &ctx->backend : NULL; }
+
+
+/* --- GEMM front end ------------------------------------------------------- */
+/* A few rows (one-token generation): dot products / axpys straight from the
+   caller's matrices; packing the weights for one row would cost more than
+   the product. */
+MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc) {
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        if (tb) {
+            for (j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;
+                for (k = 0; k + 8 <= K; k += 8) {
+                    int u;
+                    for (u = 0; u < 8; u++) acc[u] += a[k + u] * b[k + u];
+                }
+                sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+                for (; k < K; k++) sum += a[k] * b[k];
+                c[j] = alpha * sum + (beta == 0.f ? 0.f : beta * c[j]);
+            }
+        } else {
+            if (beta == 0.f) for (j = 0; j < N; j++) c[j] = 0.f;
+            else if (beta != 1.f) for (j = 0; j < N; j++) c[j] *= beta;
+            for (k = 0; k < K; k++) {
+                const float *b = B + (size_t)k * ldb;
+                float s = alpha * a[k];
+                for (j = 0; j < N; j++) c[j] += s * b[j];
+            }
+        }
+    }
+}
+
+MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M < 0 || N < 0 || K < 0 || !C || (K > 0 && (!A || !B)))
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: bad arguments M=%d N=%d K=%d", M, N, K);
+    if (M == 0 || N == 0) return MR_OK;
+    if (lda < (ta ? M : K) || ldb < (tb ? K : N) || ldc < N)
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_gemm: leading dimension too small");
+    if (ctx->has_backend && ctx->backend.gemm) {
+        mr_status s = ctx->backend.gemm(ctx->backend.ud, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (s != MR_OK) return mr_ctx_fail(ctx, s, "backend %s: gemm failed", ctx->backend.name ? ctx->backend.name : "?");
+        return MR_OK;
+    }
+    if (M <= 4 && !ta) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
+    mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
+    return MR_OK;
+}
 
 /* Scan front end: the backend's kernels when installed, else the CPU ones. */
 MR__PRIV void mr__lm_scan_fwd(mr_ctx *ctx, int algo, int chunk, int B, int T, int C, const float *a, const float *b,
@@ -3652,7 +3956,221 @@ MR__PRIV void mr__lm_scan_bwd(mr_ctx *ctx, int algo, int chunk, int B, int T, in
     mr__scan_bwd_cpu(ctx, algo, chunk, B, T, C, a, h, h0, dh, da, db, dh0);
 }
 
-/* --- MinGRU / MinLSTM cores (fused gates + scan) ------------------------- */
+
+/* ------------------------------------------------------------------------ */
+/* [model] the LM: block tables, parameter builder, [layer.*], state, forward */
+/* ------------------------------------------------------------------------ */
+/* The model.
+   A model is the token embedding (plus a learned position table when
+   pos_emb), n_layers pre-norm blocks, a final RMSNorm and the head. A block
+   is a mixer kind and an FFN kind, each a row of a table below:
+     x += dropout(mixer(conv(norm1(x))))      conv only when conv_kernel > 0
+     x += dropout(ffn(norm2(x)))              only when the FFN kind is not none
+   The parameter builder (mr__pb) is the one place where tensor shapes are
+   written: mr_model_new runs it to add the tensors, the checkpoint loader
+   runs it in count mode to size a file before allocating.
+
+   ADDING A BLOCK KIND touches exactly these places:
+     1. the enum (mr_mixer or mr_ffn; append, never renumber: files store it)
+        and, for new settings, a field in mr_model_cfg, a row of the CONF field
+        table (mr__conf_fields in [ckpt]), a default in mr_model_defaults
+        and a range check in its row's check function;
+     2. a [layer.*] section with its math, its kernels and ops;
+     3. its row in mr__mixers / mr__ffns: name, description, check, params
+        (through mr__pb), init, state blocks (mixers), forward for any T >= 1
+        (T == 1 is the step);
+     4. tests: a row of the per-block tables in tests/test_blocks.c (gradcheck,
+        parallel vs step, chunked vs whole), a PyTorch fixture, a fuzz seed;
+        docs/FORMAT.md: its tensor names and CONF fields.
+   Parsing (--layers, --ffn), help texts, the unknown-name error, the
+   parameter count, state blocks and their serialization follow from the row. */
+
+/* Parameter builder: adds the tensors to ps, or (ps NULL) only counts them. */
+typedef struct mr__pb { mr_params *ps; int64_t floats; int n, oom, layer; } mr__pb;
+MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) {
+    int64_t sh[2];
+    char name[64];
+    mr_tensor *t;
+    pb->floats += d0 * (d1 > 0 ? d1 : 1);
+    pb->n++;
+    if (!pb->ps) return NULL;
+    mr__vfmt_s(name, sizeof name, fmt, pb->layer);
+    sh[0] = d0; sh[1] = d1;
+    t = mr_params_add(pb->ps, name, d1 > 0 ? 2 : 1, sh, 0);
+    if (!t) pb->oom = 1;
+    return t;
+}
+
+typedef struct mr__mixer_row {
+    const char *name, *desc;
+    mr_status (*check)(const mr_model_cfg *c, int l, mr_error *err);
+    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
+    void (*init)(mr_model *m, int l, mr_rng *rng);
+    /* per-stream state blocks (shape without the batch axis); returns how many (<= 2) */
+    int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
+    /* x [B,T,d] -> [B,T,d]; blk: the layer's state blocks or NULL; use: they hold a valid state */
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0);
+} mr__mixer_row;
+typedef struct mr__ffn_row {
+    const char *name, *desc;
+    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
+    void (*init)(mr_model *m, int l, mr_rng *rng);
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x);
+} mr__ffn_row;
+
+MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
+/* residual projections: 1/sqrt(2 n_layers) (GPT-2's scaled init) over sqrt(fan-in) */
+MR__PRIV float mr__init_res(const mr_model_cfg *c, int64_t fan_in) { return 1.0f / sqrtf(2.0f * (float)c->n_layers) / sqrtf((float)fan_in); }
+MR__PRIV int mr__state1(mr_state_block *o, const char *suffix, int kind, int64_t n) {
+    memset(o, 0, sizeof *o);
+    mr__vfmt_s(o->name, sizeof o->name, "%s", suffix);
+    o->kind = kind; o->ndim = 2; o->shape[1] = n;
+    return 1;
+}
+/* keeps h[:, T-1, :] in the state block */
+MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
+    int64_t B = h->shape[0], T = h->shape[1], di = mr_tensor_cols(h), b;
+    for (b = 0; b < B; b++) memcpy(blk->data + b * di, h->data + (b * T + T - 1) * h->row_stride, sizeof(float) * (size_t)di);
+}
+MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
+
+/* --- [layer.common] causal conv, dropout (every block may use them) ------ */
+MR__PRIV void mr__swiglu_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr_tensor *x = in[0];
+    int64_t R = mr_tensor_rows(out), H = mr_tensor_cols(out), r;
+    int nt = ctx->n_threads;
+    (void)n_in; (void)data; (void)nt;
+    if (!x->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *a = x->data + r * x->row_stride, *bb = a + H, *g = out->grad + r * H;
+        float *ga = x->grad + r * x->row_stride, *gb = ga + H;
+        int64_t c;
+        for (c = 0; c < H; c++) {
+            float s = mr__sigmoidf(a[c]), si = a[c] * s;
+            ga[c] += g[c] * bb[c] * s * (1.f + a[c] * (1.f - s));
+            gb[c] += g[c] * si;
+        }
+    }
+}
+MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *x) {
+    mr_tensor *out;
+    int64_t shape[MR_MAX_DIMS], R, H, r;
+    int i, nt = ctx->n_threads;
+    (void)nt;
+    if (mr__bad(ctx) || !x) return NULL;
+    if (mr_tensor_cols(x) % 2) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_swiglu: last dim must be even"); return NULL; }
+    for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
+    H = shape[x->ndim - 1] /= 2;
+    out = mr_tensor_new(ctx, x->ndim, shape, 0);
+    if (!out) return NULL;
+    R = mr_tensor_rows(x);
+    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        const float *a = x->data + r * x->row_stride, *bb = a + H;
+        float *o = out->data + r * H;
+        int64_t c;
+        for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * bb[c];
+    }
+    mr_tape_record(ctx, out, &x, 1, mr__swiglu_bwd, NULL);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+MR__PRIV void mr__dropout_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    const float *mask = (const float *)data;
+    mr_tensor *x = in[0];
+    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r, c;
+    (void)ctx; (void)n_in;
+    if (!x->grad) return;
+    for (r = 0; r < R; r++) for (c = 0; c < C; c++) x->grad[r * x->row_stride + c] += out->grad[r * C + c] * mask[r * C + c];
+}
+MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p) {
+    mr_tensor *out;
+    float *mask, keep;
+    int64_t R, C, r, c;
+    if (mr__bad(ctx) || !x) return NULL;
+    if (p <= 0.f || ctx->no_grad) return x;
+    if (p >= 1.f) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_dropout: p must be < 1"); return NULL; }
+    out = mr__like(ctx, x);
+    R = mr_tensor_rows(x); C = mr_tensor_cols(x);
+    mask = mr__floats(ctx, R * C);
+    if (!out || !mask) return NULL;
+    keep = 1.f / (1.f - p);
+    for (r = 0; r < R; r++) for (c = 0; c < C; c++) {
+        float m = mr_rng_uniform(&ctx->rng) < p ? 0.f : keep;
+        mask[r * C + c] = m;
+        out->data[r * C + c] = x->data[r * x->row_stride + c] * m;
+    }
+    mr_tape_record(ctx, out, &x, 1, mr__dropout_bwd, mask);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+typedef struct mr__conv { int B, T, C, K; float *tail; } mr__conv;
+/* y[b,t,c] = bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]; negative times read the tail. */
+MR__PRIV const float *mr__conv_src(const mr__conv *p, const mr_tensor *x, int b, int t) {
+    if (t >= 0) return x->data + ((int64_t)b * p->T + t) * x->row_stride;
+    return p->tail + ((int64_t)b * (p->K - 1) + (p->K - 1 + t)) * p->C;
+}
+MR__PRIV void mr__conv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__conv *p = (mr__conv *)data;
+    mr_tensor *x = in[0], *w = in[1], *bias = in[2];
+    int b, t, j, C = p->C, K = p->K;
+    int64_t c;
+    (void)ctx; (void)n_in;
+    for (b = 0; b < p->B; b++) for (t = 0; t < p->T; t++) {
+        const float *g = out->grad + ((int64_t)b * p->T + t) * C;
+        if (bias->grad) for (c = 0; c < C; c++) bias->grad[c] += g[c];
+        for (j = 0; j < K; j++) {
+            int ts = t - (K - 1) + j;
+            const float *src = mr__conv_src(p, x, b, ts);
+            if (w->grad) for (c = 0; c < C; c++) w->grad[c * K + j] += g[c] * src[c];
+            if (ts >= 0 && x->grad) {
+                float *gx = x->grad + ((int64_t)b * p->T + ts) * x->row_stride;
+                for (c = 0; c < C; c++) gx[c] += g[c] * w->data[c * K + j];
+            }
+        }
+    }
+}
+MRDEF mr_tensor *mr_causal_conv(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, mr_tensor *bias, const float *tail) {
+    mr_tensor *out, *in[3];
+    mr__conv *p;
+    int64_t C, c;
+    int b, t, j, K;
+    if (mr__bad(ctx) || !x || !w || !bias) return NULL;
+    if (x->ndim != 3 || w->ndim != 2 || w->shape[0] != x->shape[2] || bias->ndim != 1 || bias->shape[0] != x->shape[2]) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_causal_conv: x [B,T,C], w [C,K], bias [C]");
+        return NULL;
+    }
+    C = x->shape[2]; K = (int)w->shape[1];
+    out = mr__like(ctx, x);
+    p = (mr__conv *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->B = (int)x->shape[0]; p->T = (int)x->shape[1]; p->C = (int)C; p->K = K;
+    p->tail = mr__floats(ctx, (int64_t)p->B * (K > 1 ? K - 1 : 1) * C);
+    if (!p->tail) return NULL;
+    if (K > 1) {
+        if (tail) memcpy(p->tail, tail, sizeof(float) * (size_t)p->B * (size_t)(K - 1) * (size_t)C);
+        else memset(p->tail, 0, sizeof(float) * (size_t)p->B * (size_t)(K - 1) * (size_t)C);
+    }
+    for (b = 0; b < p->B; b++) for (t = 0; t < p->T; t++) {
+        float *y = out->data + ((int64_t)b * p->T + t) * C;
+        for (c = 0; c < C; c++) y[c] = bias->data[c];
+        for (j = 0; j < K; j++) {
+            const float *src = mr__conv_src(p, x, b, t - (K - 1) + j);
+            for (c = 0; c < C; c++) y[c] += w->data[c * K + j] * src[c];
+        }
+    }
+    in[0] = x; in[1] = w; in[2] = bias;
+    mr_tape_record(ctx, out, in, 3, mr__conv_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* --- [layer.mingru] MinGRU and MinLSTM: gates, cores, blocks ------------ */
+/* branch-free so loops over it vectorize */
+MR__INL float mr__g(float x) { float pos = (float)(x >= 0.f); return pos * (x + 0.5f) + (1.f - pos) * mr__sigmoidf(x); }
+MRDEF float mr_mingru_g(float x) { return mr__g(x); }
+MR__INL float mr__mingru_dg(float x) { float pos = (float)(x >= 0.f), s = mr__sigmoidf(x); return pos + (1.f - pos) * s * (1.f - s); }
+/* cores (fused gates + scan) */
 typedef struct mr__mincore { int kind, algo, chunk, B, T, Di; float *a, *h0; } mr__mincore;
 
 /* MinGRU in log space (MR_SCAN_LOG): log a = log(1 - z) = -softplus(k),
@@ -3817,7 +4335,34 @@ MRDEF mr_tensor *mr_minlstm_core(mr_ctx *ctx, mr_tensor *pre, const float *h0, i
     return mr__mincore_op(ctx, pre, h0, algo, chunk, 1);
 }
 
-/* --- classic GRU (sequential over time) ---------------------------------- */
+/* the blocks
+   mix[0] w_in  "layers.L.mixer.w_in"  [2 d_inner, d] (MinGRU: [k | p]) or [3 d_inner, d] (MinLSTM: [kf | ki | p])
+   mix[1] w_out "layers.L.mixer.w_out" [d, d_inner], only when d_inner != d
+   state: h [B, d_inner]. The recurrences are in mr_mingru_core / mr_minlstm_core. */
+MR__PRIV void mr__minrnn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, di = mr_model_inner_dim(c, l);
+    t[0] = mr__pb_add(pb, "layers.%d.mixer.w_in", (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di, d);
+    if (di != d) t[1] = mr__pb_add(pb, "layers.%d.mixer.w_out", d, di);
+}
+MR__PRIV void mr__minrnn_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].mix;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    if (t[1]) mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
+}
+MR__PRIV int mr__minrnn_state(const mr_model_cfg *c, int l, mr_state_block *o) { return mr__state1(o, "h", MR_STATE_H, mr_model_inner_dim(c, l)); }
+MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *pre = mr_matmul(ctx, x, t[0], 0, 1, NULL), *h;
+    const float *h0 = use ? blk[0].data : NULL;
+    (void)pos0;
+    h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, h0, c->scan_algo, c->scan_chunk)
+                                       : mr_minlstm_core(ctx, pre, h0, c->scan_algo, c->scan_chunk);
+    if (blk && h) mr__keep_last(&blk[0], h);
+    return t[1] ? mr_matmul(ctx, h, t[1], 0, 1, NULL) : h;
+}
+
+/* --- [layer.gru] the classic GRU: the core and the block ----------------- */
+/* the core (sequential over time) */
 typedef struct mr__gru { int B, T, D; float eps; float *h0, *hp, *gates, *hn, *rs; } mr__gru;  /* gates: r, z, n per step; hn, rs: normalized h_{t-1} and 1/rms (eps > 0) */
 MR__PRIV void mr__gru_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__gru *p = (mr__gru *)data;
@@ -3945,138 +4490,37 @@ MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, m
     return mr__bad(ctx) ? NULL : out;
 }
 
-/* --- SwiGLU, dropout, causal conv --------------------------------------- */
-MR__PRIV void mr__swiglu_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
-    mr_tensor *x = in[0];
-    int64_t R = mr_tensor_rows(out), H = mr_tensor_cols(out), r;
-    int nt = ctx->n_threads;
-    (void)n_in; (void)data; (void)nt;
-    if (!x->grad) return;
-    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        const float *a = x->data + r * x->row_stride, *bb = a + H, *g = out->grad + r * H;
-        float *ga = x->grad + r * x->row_stride, *gb = ga + H;
-        int64_t c;
-        for (c = 0; c < H; c++) {
-            float s = mr__sigmoidf(a[c]), si = a[c] * s;
-            ga[c] += g[c] * bb[c] * s * (1.f + a[c] * (1.f - s));
-            gb[c] += g[c] * si;
-        }
-    }
+/* the block
+   mix[0] w_x "layers.L.gru.w_x" [3d, d], mix[1] b_x "layers.L.gru.b_x" [3d],
+   mix[2] w_h "layers.L.gru.w_h" [3d, d], mix[3] b_hn "layers.L.gru.b_hn" [d]
+   state: h [B, d]. The recurrence is in mr_gru_core_ex. */
+MR__PRIV void mr__gru_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.gru.w_x", 3 * d, d);
+    t[1] = mr__pb_add(pb, "layers.%d.gru.b_x", 3 * d, 0);
+    t[2] = mr__pb_add(pb, "layers.%d.gru.w_h", 3 * d, d);
+    t[3] = mr__pb_add(pb, "layers.%d.gru.b_hn", d, 0);
 }
-MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *x) {
-    mr_tensor *out;
-    int64_t shape[MR_MAX_DIMS], R, H, r;
-    int i, nt = ctx->n_threads;
-    (void)nt;
-    if (mr__bad(ctx) || !x) return NULL;
-    if (mr_tensor_cols(x) % 2) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_swiglu: last dim must be even"); return NULL; }
-    for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
-    H = shape[x->ndim - 1] /= 2;
-    out = mr_tensor_new(ctx, x->ndim, shape, 0);
-    if (!out) return NULL;
-    R = mr_tensor_rows(x);
-    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        const float *a = x->data + r * x->row_stride, *bb = a + H;
-        float *o = out->data + r * H;
-        int64_t c;
-        for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * bb[c];
-    }
-    mr_tape_record(ctx, out, &x, 1, mr__swiglu_bwd, NULL);
-    return mr__bad(ctx) ? NULL : out;
+MR__PRIV void mr__gru_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].mix;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[2], mr__init_sd(&m->cfg), rng);
+    mr_tensor_fill(t[1], 0.f);
+    mr_tensor_fill(t[3], 0.f);
+}
+MR__PRIV int mr__gru_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "h", MR_STATE_H, c->dim); }
+MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *xp = mr_matmul(ctx, x, t[0], 0, 1, t[1]), *h;
+    (void)pos0;
+    h = mr_gru_core_ex(ctx, xp, t[2], t[3], use ? blk[0].data : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
+    if (blk && h) mr__keep_last(&blk[0], h);
+    return h;
 }
 
-MR__PRIV void mr__dropout_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
-    const float *mask = (const float *)data;
-    mr_tensor *x = in[0];
-    int64_t R = mr_tensor_rows(out), C = mr_tensor_cols(out), r, c;
-    (void)ctx; (void)n_in;
-    if (!x->grad) return;
-    for (r = 0; r < R; r++) for (c = 0; c < C; c++) x->grad[r * x->row_stride + c] += out->grad[r * C + c] * mask[r * C + c];
-}
-MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p) {
-    mr_tensor *out;
-    float *mask, keep;
-    int64_t R, C, r, c;
-    if (mr__bad(ctx) || !x) return NULL;
-    if (p <= 0.f || ctx->no_grad) return x;
-    if (p >= 1.f) { mr_ctx_fail(ctx, MR_ERR_ARG, "mr_dropout: p must be < 1"); return NULL; }
-    out = mr__like(ctx, x);
-    R = mr_tensor_rows(x); C = mr_tensor_cols(x);
-    mask = mr__floats(ctx, R * C);
-    if (!out || !mask) return NULL;
-    keep = 1.f / (1.f - p);
-    for (r = 0; r < R; r++) for (c = 0; c < C; c++) {
-        float m = mr_rng_uniform(&ctx->rng) < p ? 0.f : keep;
-        mask[r * C + c] = m;
-        out->data[r * C + c] = x->data[r * x->row_stride + c] * m;
-    }
-    mr_tape_record(ctx, out, &x, 1, mr__dropout_bwd, mask);
-    return mr__bad(ctx) ? NULL : out;
-}
-
-typedef struct mr__conv { int B, T, C, K; float *tail; } mr__conv;
-/* y[b,t,c] = bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]; negative times read the tail. */
-MR__PRIV const float *mr__conv_src(const mr__conv *p, const mr_tensor *x, int b, int t) {
-    if (t >= 0) return x->data + ((int64_t)b * p->T + t) * x->row_stride;
-    return p->tail + ((int64_t)b * (p->K - 1) + (p->K - 1 + t)) * p->C;
-}
-MR__PRIV void mr__conv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
-    mr__conv *p = (mr__conv *)data;
-    mr_tensor *x = in[0], *w = in[1], *bias = in[2];
-    int b, t, j, C = p->C, K = p->K;
-    int64_t c;
-    (void)ctx; (void)n_in;
-    for (b = 0; b < p->B; b++) for (t = 0; t < p->T; t++) {
-        const float *g = out->grad + ((int64_t)b * p->T + t) * C;
-        if (bias->grad) for (c = 0; c < C; c++) bias->grad[c] += g[c];
-        for (j = 0; j < K; j++) {
-            int ts = t - (K - 1) + j;
-            const float *src = mr__conv_src(p, x, b, ts);
-            if (w->grad) for (c = 0; c < C; c++) w->grad[c * K + j] += g[c] * src[c];
-            if (ts >= 0 && x->grad) {
-                float *gx = x->grad + ((int64_t)b * p->T + ts) * x->row_stride;
-                for (c = 0; c < C; c++) gx[c] += g[c] * w->data[c * K + j];
-            }
-        }
-    }
-}
-MRDEF mr_tensor *mr_causal_conv(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, mr_tensor *bias, const float *tail) {
-    mr_tensor *out, *in[3];
-    mr__conv *p;
-    int64_t C, c;
-    int b, t, j, K;
-    if (mr__bad(ctx) || !x || !w || !bias) return NULL;
-    if (x->ndim != 3 || w->ndim != 2 || w->shape[0] != x->shape[2] || bias->ndim != 1 || bias->shape[0] != x->shape[2]) {
-        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_causal_conv: x [B,T,C], w [C,K], bias [C]");
-        return NULL;
-    }
-    C = x->shape[2]; K = (int)w->shape[1];
-    out = mr__like(ctx, x);
-    p = (mr__conv *)mr_ctx_alloc(ctx, sizeof *p);
-    if (!out || !p) return NULL;
-    p->B = (int)x->shape[0]; p->T = (int)x->shape[1]; p->C = (int)C; p->K = K;
-    p->tail = mr__floats(ctx, (int64_t)p->B * (K > 1 ? K - 1 : 1) * C);
-    if (!p->tail) return NULL;
-    if (K > 1) {
-        if (tail) memcpy(p->tail, tail, sizeof(float) * (size_t)p->B * (size_t)(K - 1) * (size_t)C);
-        else memset(p->tail, 0, sizeof(float) * (size_t)p->B * (size_t)(K - 1) * (size_t)C);
-    }
-    for (b = 0; b < p->B; b++) for (t = 0; t < p->T; t++) {
-        float *y = out->data + ((int64_t)b * p->T + t) * C;
-        for (c = 0; c < C; c++) y[c] = bias->data[c];
-        for (j = 0; j < K; j++) {
-            const float *src = mr__conv_src(p, x, b, t - (K - 1) + j);
-            for (c = 0; c < C; c++) y[c] += w->data[c * K + j] * src[c];
-        }
-    }
-    in[0] = x; in[1] = w; in[2] = bias;
-    mr_tape_record(ctx, out, in, 3, mr__conv_bwd, p);
-    return mr__bad(ctx) ? NULL : out;
-}
-
-/* --- rotary position embedding and causal attention ------------------------
+/* --- [layer.attention] RoPE, the causal attention kernel, the block ------ */
+/* rotary position embedding and causal attention
    RoPE (interleaved pairs, as llama2.c and llm.c): for head dim hd and pair
    i < hd/2, theta_i = base^(-2i/hd); at position p the pair (x[2i], x[2i+1])
    becomes (x0 c - x1 s, x0 s + x1 c) with c, s = cos, sin(p theta_i). The
@@ -4362,136 +4806,7 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     return mr__bad(ctx) ? NULL : out;
 }
 
-/* --- model -------------------------------------------------------------------
-   A model is the token embedding (plus a learned position table when
-   pos_emb), n_layers pre-norm blocks, a final RMSNorm and the head. A block
-   is a mixer kind and an FFN kind, each a row of a table below:
-     x += dropout(mixer(conv(norm1(x))))      conv only when conv_kernel > 0
-     x += dropout(ffn(norm2(x)))              only when the FFN kind is not none
-   The parameter builder (mr__pb) is the one place where tensor shapes are
-   written: mr_model_new runs it to add the tensors, the checkpoint loader
-   runs it in count mode to size a file before allocating.
-
-   ADDING A BLOCK KIND touches exactly these places:
-     1. the enum (mr_mixer or mr_ffn; append, never renumber: files store it)
-        and, for new settings, a field in mr_model_cfg, a row of the CONF field
-        table (mr__conf_fields in [ckpt]), a default in mr_model_defaults
-        and a range check in its row's check function;
-     2. a [layer.*] section with its math, its kernels and ops;
-     3. its row in mr__mixers / mr__ffns: name, description, check, params
-        (through mr__pb), init, state blocks (mixers), forward for any T >= 1
-        (T == 1 is the step);
-     4. tests: a row of the per-block tables in tests/test_model.c (gradcheck,
-        parallel vs step, chunked vs whole), a PyTorch fixture, a fuzz seed;
-        docs/FORMAT.md: its tensor names and CONF fields.
-   Parsing (--layers, --ffn), help texts, the unknown-name error, the
-   parameter count, state blocks and their serialization follow from the row. */
-
-/* Parameter builder: adds the tensors to ps, or (ps NULL) only counts them. */
-typedef struct mr__pb { mr_params *ps; int64_t floats; int n, oom, layer; } mr__pb;
-MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) {
-    int64_t sh[2];
-    char name[64];
-    mr_tensor *t;
-    pb->floats += d0 * (d1 > 0 ? d1 : 1);
-    pb->n++;
-    if (!pb->ps) return NULL;
-    mr__vfmt_s(name, sizeof name, fmt, pb->layer);
-    sh[0] = d0; sh[1] = d1;
-    t = mr_params_add(pb->ps, name, d1 > 0 ? 2 : 1, sh, 0);
-    if (!t) pb->oom = 1;
-    return t;
-}
-
-typedef struct mr__mixer_row {
-    const char *name, *desc;
-    mr_status (*check)(const mr_model_cfg *c, int l, mr_error *err);
-    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
-    void (*init)(mr_model *m, int l, mr_rng *rng);
-    /* per-stream state blocks (shape without the batch axis); returns how many (<= 2) */
-    int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
-    /* x [B,T,d] -> [B,T,d]; blk: the layer's state blocks or NULL; use: they hold a valid state */
-    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0);
-} mr__mixer_row;
-typedef struct mr__ffn_row {
-    const char *name, *desc;
-    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
-    void (*init)(mr_model *m, int l, mr_rng *rng);
-    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x);
-} mr__ffn_row;
-
-MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
-/* residual projections: 1/sqrt(2 n_layers) (GPT-2's scaled init) over sqrt(fan-in) */
-MR__PRIV float mr__init_res(const mr_model_cfg *c, int64_t fan_in) { return 1.0f / sqrtf(2.0f * (float)c->n_layers) / sqrtf((float)fan_in); }
-MR__PRIV int mr__state1(mr_state_block *o, const char *suffix, int kind, int64_t n) {
-    memset(o, 0, sizeof *o);
-    mr__vfmt_s(o->name, sizeof o->name, "%s", suffix);
-    o->kind = kind; o->ndim = 2; o->shape[1] = n;
-    return 1;
-}
-/* keeps h[:, T-1, :] in the state block */
-MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
-    int64_t B = h->shape[0], T = h->shape[1], di = mr_tensor_cols(h), b;
-    for (b = 0; b < B; b++) memcpy(blk->data + b * di, h->data + (b * T + T - 1) * h->row_stride, sizeof(float) * (size_t)di);
-}
-MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
-
-/* --- [layer.mingru] MinGRU and MinLSTM blocks ---------------------------------
-   mix[0] w_in  "layers.L.mixer.w_in"  [2 d_inner, d] (MinGRU: [k | p]) or [3 d_inner, d] (MinLSTM: [kf | ki | p])
-   mix[1] w_out "layers.L.mixer.w_out" [d, d_inner], only when d_inner != d
-   state: h [B, d_inner]. The recurrences are in mr_mingru_core / mr_minlstm_core. */
-MR__PRIV void mr__minrnn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
-    int64_t d = c->dim, di = mr_model_inner_dim(c, l);
-    t[0] = mr__pb_add(pb, "layers.%d.mixer.w_in", (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di, d);
-    if (di != d) t[1] = mr__pb_add(pb, "layers.%d.mixer.w_out", d, di);
-}
-MR__PRIV void mr__minrnn_init(mr_model *m, int l, mr_rng *rng) {
-    mr_tensor **t = m->layers[l].mix;
-    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
-    if (t[1]) mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
-}
-MR__PRIV int mr__minrnn_state(const mr_model_cfg *c, int l, mr_state_block *o) { return mr__state1(o, "h", MR_STATE_H, mr_model_inner_dim(c, l)); }
-MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
-    const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *pre = mr_matmul(ctx, x, t[0], 0, 1, NULL), *h;
-    const float *h0 = use ? blk[0].data : NULL;
-    (void)pos0;
-    h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, h0, c->scan_algo, c->scan_chunk)
-                                       : mr_minlstm_core(ctx, pre, h0, c->scan_algo, c->scan_chunk);
-    if (blk && h) mr__keep_last(&blk[0], h);
-    return t[1] ? mr_matmul(ctx, h, t[1], 0, 1, NULL) : h;
-}
-
-/* --- [layer.gru] the classic GRU block -----------------------------------------
-   mix[0] w_x "layers.L.gru.w_x" [3d, d], mix[1] b_x "layers.L.gru.b_x" [3d],
-   mix[2] w_h "layers.L.gru.w_h" [3d, d], mix[3] b_hn "layers.L.gru.b_hn" [d]
-   state: h [B, d]. The recurrence is in mr_gru_core_ex. */
-MR__PRIV void mr__gru_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
-    int64_t d = c->dim;
-    (void)l;
-    t[0] = mr__pb_add(pb, "layers.%d.gru.w_x", 3 * d, d);
-    t[1] = mr__pb_add(pb, "layers.%d.gru.b_x", 3 * d, 0);
-    t[2] = mr__pb_add(pb, "layers.%d.gru.w_h", 3 * d, d);
-    t[3] = mr__pb_add(pb, "layers.%d.gru.b_hn", d, 0);
-}
-MR__PRIV void mr__gru_init(mr_model *m, int l, mr_rng *rng) {
-    mr_tensor **t = m->layers[l].mix;
-    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
-    mr_params_init_normal(m->ps, t[2], mr__init_sd(&m->cfg), rng);
-    mr_tensor_fill(t[1], 0.f);
-    mr_tensor_fill(t[3], 0.f);
-}
-MR__PRIV int mr__gru_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "h", MR_STATE_H, c->dim); }
-MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
-    const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *xp = mr_matmul(ctx, x, t[0], 0, 1, t[1]), *h;
-    (void)pos0;
-    h = mr_gru_core_ex(ctx, xp, t[2], t[3], use ? blk[0].data : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
-    if (blk && h) mr__keep_last(&blk[0], h);
-    return h;
-}
-
-/* --- [layer.attention] causal self-attention block ------------------------------
+/* the block
    qkv = x W_qkv^T ([q: H heads | k: KV heads | v: KV heads], head_dim hd = d/H),
    o = mr_attention(qkv) with RoPE at the stream's positions, y = o W_o^T.
    mix[0] w_qkv "layers.L.attn.w_qkv" [(H + 2 KV) hd, d]
@@ -4581,6 +4896,7 @@ static const mr__ffn_row mr__ffns[] = {
 };
 typedef char mr__chk_ffns[(sizeof mr__ffns / sizeof mr__ffns[0] == MR_FFN_COUNT) ? 1 : -1];
 
+/* --- [model] names, configuration, build, state, forward and step ------- */
 MRDEF const char *mr_mixer_name(int k) { return k >= 0 && k < MR_MIXER_COUNT ? mr__mixers[k].name : NULL; }
 MRDEF const char *mr_mixer_desc(int k) { return k >= 0 && k < MR_MIXER_COUNT ? mr__mixers[k].desc : NULL; }
 MRDEF const char *mr_ffn_name(int k) { return k >= 0 && k < MR_FFN_COUNT ? mr__ffns[k].name : NULL; }
@@ -4976,7 +5292,7 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
 
 #define MR__BPE_IN_HEADER 1
 /* ------------------------------------------------------------------------ */
-/* 12. tokenizer: byte-level BPE                                            */
+/* [bpe] byte-level BPE tokenizer (Hugging Face tokenizer.json)             */
 /* ------------------------------------------------------------------------ */
 /* Layout: every token's bytes live in one pool (tok_off/tok_len per id);
    merges are three arrays by rank plus an open-addressing table
@@ -4993,7 +5309,6 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
 #define MR__BPE_CACHE_MAX_LEN 64           /* longer chunks are not cached */
 #define MR__BPE_CACHE_DEFAULT 65536
 #define MR__BPE_EMPTY64 (~(uint64_t)0)
-#define MR__BPE_JSON_MAX_DEPTH 64
 
 /* open addressing u64 -> int32 (keys never equal MR__BPE_EMPTY64) */
 typedef struct mr__bpe_u64map {
@@ -5042,27 +5357,6 @@ struct mr_bpe {
 };
 
 MR__PRIV const mr_allocator *mr__bpe_al(const mr_bpe *t) { return t && t->has_alloc ? &t->alloc : NULL; }
-
-/* Grows an array to hold at least need elements (doubling); returns the new
-   pointer, or NULL (old block kept) on overflow / no memory. */
-MR__PRIV void *mr__bpe_grow(const mr_allocator *a, void *p, size_t *cap, size_t need, size_t elem) {
-    size_t nc = *cap ? *cap : 16, bytes, old;
-    void *q;
-    if (need <= *cap) return p;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2) return NULL;
-        nc *= 2;
-    }
-    if (!mr__mul_ok(nc, elem, &bytes)) return NULL;
-    old = *cap * elem;
-    q = p ? mr__realloc(a, p, old, bytes) : mr__alloc(a, bytes);
-    if (!q) return NULL;
-    *cap = nc;
-    return q;
-}
-#define MR__BPE_GROW(a, T, ptr, cap, need, fail) do { \
-        T *mr__g = (T *)mr__bpe_grow((a), (ptr), &(cap), (need), sizeof(T)); \
-        if (!mr__g) { fail; } (ptr) = mr__g; } while (0)
 
 MR__PRIV uint32_t mr__bpe_hash(const uint8_t *s, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n, v;
@@ -5196,31 +5490,6 @@ MR__PRIV void mr__bpe_byte_map(uint16_t u[256], int16_t inv[324]) {
 
 /* Length of the valid UTF-8 sequence at s (0 if invalid: overlong,
    surrogate, over U+10FFFF, truncated). */
-MR__PRIV size_t mr__bpe_utf8_len(const uint8_t *s, size_t n) {
-    uint8_t c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)) return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)) return 0;
-        return 4;
-    }
-    return 0;
-}
-MR__PRIV int mr__bpe_utf8_valid(const uint8_t *s, size_t n) {
-    while (n) {
-        size_t k = mr__bpe_utf8_len(s, n);
-        if (!k) return 0;
-        s += k; n -= k;
-    }
-    return 1;
-}
 /* Decodes byte-level text (each character one of the 256 mapped code points)
    into out (at most n bytes); returns the byte count, or -1 if s is not
    byte-level text. */
@@ -5315,14 +5584,14 @@ MR__PRIV int32_t mr__bpe_add_token(mr_bpe *t, const uint8_t *b, size_t n, int sp
     if (!mr__add_ok(t->pool_len, n, &need) || need > UINT32_MAX) return -1;
     if ((size_t)t->n_tokens + 1 > t->tok_cap) {
         cap = t->tok_cap;
-        MR__BPE_GROW(a, uint32_t, t->tok_off, cap, (size_t)t->n_tokens + 1, return -1);
+        MR__GROW(a, uint32_t, t->tok_off, cap, (size_t)t->n_tokens + 1, return -1);
         cap = t->tok_cap;
-        MR__BPE_GROW(a, uint32_t, t->tok_len, cap, (size_t)t->n_tokens + 1, return -1);
+        MR__GROW(a, uint32_t, t->tok_len, cap, (size_t)t->n_tokens + 1, return -1);
         cap = t->tok_cap;
-        MR__BPE_GROW(a, uint8_t, t->is_special, cap, (size_t)t->n_tokens + 1, return -1);
+        MR__GROW(a, uint8_t, t->is_special, cap, (size_t)t->n_tokens + 1, return -1);
         t->tok_cap = cap;
     }
-    MR__BPE_GROW(a, uint8_t, t->pool, t->pool_cap, need, return -1);
+    MR__GROW(a, uint8_t, t->pool, t->pool_cap, need, return -1);
     if (n) memcpy(t->pool + t->pool_len, b, n);
     t->tok_off[t->n_tokens] = (uint32_t)t->pool_len;
     t->tok_len[t->n_tokens] = (uint32_t)n;
@@ -5335,11 +5604,11 @@ MR__PRIV int mr__bpe_add_merge(mr_bpe *t, int32_t l, int32_t r, int32_t res) {
     size_t cap;
     if ((size_t)t->n_merges + 1 > t->m_cap) {
         cap = t->m_cap;
-        MR__BPE_GROW(a, int32_t, t->m_left, cap, (size_t)t->n_merges + 1, return 0);
+        MR__GROW(a, int32_t, t->m_left, cap, (size_t)t->n_merges + 1, return 0);
         cap = t->m_cap;
-        MR__BPE_GROW(a, int32_t, t->m_right, cap, (size_t)t->n_merges + 1, return 0);
+        MR__GROW(a, int32_t, t->m_right, cap, (size_t)t->n_merges + 1, return 0);
         cap = t->m_cap;
-        MR__BPE_GROW(a, int32_t, t->m_res, cap, (size_t)t->n_merges + 1, return 0);
+        MR__GROW(a, int32_t, t->m_res, cap, (size_t)t->n_merges + 1, return 0);
         t->m_cap = cap;
     }
     t->m_left[t->n_merges] = l; t->m_right[t->n_merges] = r; t->m_res[t->n_merges] = res;
@@ -5452,14 +5721,14 @@ MR__PRIV int mr__bpe_work_reserve(const mr_allocator *a, mr__bpe_work *w, size_t
     size_t c;
     if (n <= w->cap && 2 * n <= w->hcap) return 1;
     c = w->cap;
-    MR__BPE_GROW(a, int32_t, w->sym, c, n, return 0);
+    MR__GROW(a, int32_t, w->sym, c, n, return 0);
     c = w->cap;
-    MR__BPE_GROW(a, int32_t, w->nxt, c, n, return 0);
+    MR__GROW(a, int32_t, w->nxt, c, n, return 0);
     c = w->cap;
-    MR__BPE_GROW(a, int32_t, w->prv, c, n, return 0);
+    MR__GROW(a, int32_t, w->prv, c, n, return 0);
     w->cap = c;
     c = w->hcap;
-    MR__BPE_GROW(a, uint64_t, w->heap, c, 2 * n, return 0);
+    MR__GROW(a, uint64_t, w->heap, c, 2 * n, return 0);
     w->hcap = c;
     return 1;
 }
@@ -5567,8 +5836,8 @@ MR__PRIV void mr__bpe_cache_put(mr_bpe *t, const uint8_t *s, size_t L, uint32_t 
         memset(t->c_tab, 0, (t->c_mask + 1) * sizeof(mr__bpe_cent));
         t->c_count = t->c_keys_n = t->c_ids_n = 0;
     }
-    MR__BPE_GROW(a, uint8_t, t->c_keys, t->c_keys_cap, t->c_keys_n + L, return);
-    MR__BPE_GROW(a, int32_t, t->c_ids, t->c_ids_cap, t->c_ids_n + n, return);
+    MR__GROW(a, uint8_t, t->c_keys, t->c_keys_cap, t->c_keys_n + L, return);
+    MR__GROW(a, int32_t, t->c_ids, t->c_ids_cap, t->c_ids_n + n, return);
     i = h & t->c_mask;
     while (t->c_tab[i].klen) i = (i + 1) & t->c_mask;
     e = &t->c_tab[i];
@@ -5742,7 +6011,7 @@ MR__PRIV void mr__bpe_hdown(mr__bpe_hent *h, size_t n, size_t i) {
 MR__PRIV int mr__bpe_hpush(mr__bpe_tr *tr, int64_t count, uint64_t key) {
     size_t i;
     mr__bpe_hent x;
-    MR__BPE_GROW(tr->a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->nheap + 1, return 0);
+    MR__GROW(tr->a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->nheap + 1, return 0);
     x.count = count; x.key = key;
     i = tr->nheap++;
     while (i > 0) {
@@ -5762,7 +6031,7 @@ MR__PRIV int mr__bpe_bump(mr__bpe_tr *tr, int32_t l, int32_t r, int64_t delta, i
     mr__bpe_pair *p;
     if (idx < 0) {
         if (tr->npairs >= INT32_MAX) return 0;
-        MR__BPE_GROW(tr->a, mr__bpe_pair, tr->pairs, tr->pairs_cap, tr->npairs + 1, return 0);
+        MR__GROW(tr->a, mr__bpe_pair, tr->pairs, tr->pairs_cap, tr->npairs + 1, return 0);
         idx = (int32_t)tr->npairs;
         if (!mr__bpe_u64_put(tr->a, &tr->pmap, key, idx)) return 0;
         tr->npairs++;
@@ -5772,13 +6041,13 @@ MR__PRIV int mr__bpe_bump(mr__bpe_tr *tr, int32_t l, int32_t r, int64_t delta, i
     p = &tr->pairs[idx];
     p->count += delta;
     if (!p->dirty) {
-        MR__BPE_GROW(tr->a, int32_t, tr->dirty, tr->dirty_cap, tr->ndirty + 1, return 0);
+        MR__GROW(tr->a, int32_t, tr->dirty, tr->dirty_cap, tr->ndirty + 1, return 0);
         tr->dirty[tr->ndirty++] = idx;
         p->dirty = 1;
     }
     if (pos >= 0) {
         if (tr->nocc >= INT32_MAX) return 0;
-        MR__BPE_GROW(tr->a, mr__bpe_occ, tr->occ, tr->occ_cap, tr->nocc + 1, return 0);
+        MR__GROW(tr->a, mr__bpe_occ, tr->occ, tr->occ_cap, tr->nocc + 1, return 0);
         tr->occ[tr->nocc].pos = pos;
         tr->occ[tr->nocc].next = p->head;
         p->head = (int32_t)tr->nocc++;
@@ -5832,11 +6101,11 @@ MR__PRIV int mr__bpe_chunk_add(const mr_allocator *a, mr__bpe_chunks *c, const u
     if (e >= 0) { c->cnt[e]++; return 1; }
     if (c->n + 1 > c->cap) {
         cap = c->cap;
-        MR__BPE_GROW(a, uint32_t, c->off, cap, c->n + 1, return 0);
+        MR__GROW(a, uint32_t, c->off, cap, c->n + 1, return 0);
         cap = c->cap;
-        MR__BPE_GROW(a, uint32_t, c->len, cap, c->n + 1, return 0);
+        MR__GROW(a, uint32_t, c->len, cap, c->n + 1, return 0);
         cap = c->cap;
-        MR__BPE_GROW(a, int64_t, c->cnt, cap, c->n + 1, return 0);
+        MR__GROW(a, int64_t, c->cnt, cap, c->n + 1, return 0);
         c->cap = cap;
     }
     c->off[c->n] = (uint32_t)off;
@@ -5907,7 +6176,7 @@ MR__PRIV mr_status mr__bpe_train_run(mr_bpe *t, const uint8_t *text, size_t n, c
                 MR__BPE_OOM;
     }
     mr__bpe_clear_dirty(tr);
-    MR__BPE_GROW(a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->npairs + 1, MR__BPE_OOM);
+    MR__GROW(a, mr__bpe_hent, tr->heap, tr->heap_cap, tr->npairs + 1, MR__BPE_OOM);
     for (i = 0; i < tr->npairs; i++) {
         tr->heap[i].count = tr->pairs[i].count;
         tr->heap[i].key = mr__bpe_key(tr->pairs[i].l, tr->pairs[i].r);
@@ -5932,7 +6201,7 @@ MR__PRIV mr_status mr__bpe_train_run(mr_bpe *t, const uint8_t *text, size_t n, c
         B = tr->pairs[pi].r;
         /* the new token (an existing one when its bytes already are a token) */
         la = t->tok_len[A]; lb = t->tok_len[B];
-        MR__BPE_GROW(a, uint8_t, tr->cat, tr->cat_cap, la + lb, MR__BPE_OOM);
+        MR__GROW(a, uint8_t, tr->cat, tr->cat_cap, la + lb, MR__BPE_OOM);
         memcpy(tr->cat, t->pool + t->tok_off[A], la);
         memcpy(tr->cat + la, t->pool + t->tok_off[B], lb);
         {
@@ -5950,7 +6219,7 @@ MR__PRIV mr_status mr__bpe_train_run(mr_bpe *t, const uint8_t *text, size_t n, c
         }
         /* candidate positions, left to right */
         for (x = tr->pairs[pi].head; x >= 0; x = tr->occ[x].next) {
-            MR__BPE_GROW(a, int32_t, tr->tmp, tr->tmp_cap, nt + 1, MR__BPE_OOM);
+            MR__GROW(a, int32_t, tr->tmp, tr->tmp_cap, nt + 1, MR__BPE_OOM);
             tr->tmp[nt++] = tr->occ[x].pos;
         }
         tr->pairs[pi].head = -1;
@@ -6015,7 +6284,7 @@ MRDEF mr_status mr_bpe_train(mr_bpe **out, const uint8_t *text, size_t n, const 
         if (L == 0 || L > MR__BPE_MAX_SPECIAL_LEN)
             return mr__seterr(err, MR_ERR_ARG, "bpe: special token %d is NULL, empty or longer than %d bytes", i,
                               MR__BPE_MAX_SPECIAL_LEN);
-        if (!mr__bpe_utf8_valid((const uint8_t *)s, L))
+        if (!mr__utf8_valid((const uint8_t *)s, L))
             return mr__seterr(err, MR_ERR_ARG, "bpe: special token %d is not valid UTF-8", i);
         for (j = 0; j < i; j++)
             if (!strcmp(s, o->special_tokens[j])) return mr__seterr(err, MR_ERR_ARG, "bpe: special token '%s' given twice", s);
@@ -6084,7 +6353,7 @@ MR__PRIV void mr__bpe_sb_put(mr__bpe_sb *b, const char *s, size_t n) {
     if (b->oom) return;
     if (!mr__add_ok(b->n, n, &need)) { b->oom = 1; return; }
     if (need > b->cap) {
-        char *q = (char *)mr__bpe_grow(b->a, b->p, &b->cap, need, 1);
+        char *q = (char *)mr__grow(b->a, b->p, &b->cap, need, 1);
         if (!q) { b->oom = 1; return; }
         b->p = q;
     }
@@ -6167,253 +6436,7 @@ MRDEF mr_status mr_bpe_save_json_mem(const mr_bpe *t, char **out, size_t *len, m
     return MR_OK;
 }
 
-/* ---- tokenizer.json: reading (untrusted input) ---- */
-/* A small DOM: nodes in one array (children linked by index), decoded
-   strings in one pool. Recursion is limited to MR__BPE_JSON_MAX_DEPTH. */
-enum { MR__J_NULL, MR__J_FALSE, MR__J_TRUE, MR__J_NUM, MR__J_STR, MR__J_ARR, MR__J_OBJ };
-typedef struct mr__bpe_jn {
-    uint8_t type, is_int, nonzero;
-    int32_t next, child, nchild;
-    uint32_t koff, klen;   /* key, for object members */
-    uint32_t soff, slen;   /* string value */
-    int64_t ival;
-    uint32_t pos;          /* offset in the source */
-} mr__bpe_jn;
-typedef struct mr__bpe_jp {
-    const uint8_t *s;
-    size_t n, i;
-    mr__bpe_jn *nodes;
-    size_t nn, ncap;
-    uint8_t *str;
-    size_t ns, scap;
-    const mr_allocator *a;
-    mr_error *err;
-    mr_status st;
-    const char *what;   /* for messages; NULL: "tokenizer.json" */
-} mr__bpe_jp;
-
-MR__PRIV int32_t mr__bpe_jfail(mr__bpe_jp *p, mr_status s, const char *what) {
-    if (p->st == MR_OK) {
-        p->st = s;
-        if (s == MR_ERR_NOMEM) mr__seterr(p->err, s, "%s: out of memory", p->what ? p->what : "tokenizer.json");
-        else mr__seterr(p->err, s, "%s: %s at byte %zu", p->what ? p->what : "tokenizer.json", what, p->i);
-    }
-    return -1;
-}
-MR__PRIV void mr__bpe_jws(mr__bpe_jp *p) {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
-}
-MR__PRIV int32_t mr__bpe_jnew(mr__bpe_jp *p, int type) {
-    mr__bpe_jn *nd;
-    if (p->nn >= INT32_MAX) return mr__bpe_jfail(p, MR_ERR_FORMAT, "too many values");
-    MR__BPE_GROW(p->a, mr__bpe_jn, p->nodes, p->ncap, p->nn + 1, return mr__bpe_jfail(p, MR_ERR_NOMEM, ""));
-    nd = &p->nodes[p->nn];
-    memset(nd, 0, sizeof *nd);
-    nd->type = (uint8_t)type;
-    nd->next = nd->child = -1;
-    nd->pos = (uint32_t)p->i;
-    return (int32_t)p->nn++;
-}
-MR__PRIV int mr__bpe_jputs(mr__bpe_jp *p, const uint8_t *b, size_t n) {
-    MR__BPE_GROW(p->a, uint8_t, p->str, p->scap, p->ns + n, mr__bpe_jfail(p, MR_ERR_NOMEM, ""); return 0);
-    memcpy(p->str + p->ns, b, n);
-    p->ns += n;
-    return 1;
-}
-MR__PRIV int mr__bpe_jhex4(mr__bpe_jp *p, uint32_t *v) {
-    int k;
-    *v = 0;
-    if (p->n - p->i < 4) return 0;
-    for (k = 0; k < 4; k++) {
-        uint8_t c = p->s[p->i + k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return 0;
-        *v = *v * 16 + (uint32_t)d;
-    }
-    p->i += 4;
-    return 1;
-}
-/* Parses a string at p->i (on the opening quote) into the pool. */
-MR__PRIV int mr__bpe_jstring(mr__bpe_jp *p, uint32_t *off, uint32_t *len) {
-    size_t start = p->ns;
-    p->i++;
-    for (;;) {
-        uint8_t c;
-        if (p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
-        c = p->s[p->i];
-        if (c == '"') { p->i++; break; }
-        if (c < 0x20) { mr__bpe_jfail(p, MR_ERR_FORMAT, "control character in a string"); return 0; }
-        if (c == '\\') {
-            uint8_t e, u8[4];
-            uint32_t cp;
-            size_t k = 0;
-            if (++p->i >= p->n) { mr__bpe_jfail(p, MR_ERR_FORMAT, "unterminated string"); return 0; }
-            e = p->s[p->i++];
-            switch (e) {
-            case '"': case '\\': case '/': u8[k++] = e; break;
-            case 'b': u8[k++] = 8; break;
-            case 'f': u8[k++] = 12; break;
-            case 'n': u8[k++] = 10; break;
-            case 'r': u8[k++] = 13; break;
-            case 't': u8[k++] = 9; break;
-            case 'u':
-                if (!mr__bpe_jhex4(p, &cp)) { mr__bpe_jfail(p, MR_ERR_FORMAT, "bad \\u escape"); return 0; }
-                if (cp >= 0xDC00 && cp <= 0xDFFF) { mr__bpe_jfail(p, MR_ERR_FORMAT, "lone low surrogate in \\u escape"); return 0; }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (p->n - p->i < 6 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
-                        return 0;
-                    }
-                    p->i += 2;
-                    if (!mr__bpe_jhex4(p, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-                        mr__bpe_jfail(p, MR_ERR_FORMAT, "high surrogate without a low surrogate");
-                        return 0;
-                    }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                }
-                if (cp < 0x80) u8[k++] = (uint8_t)cp;
-                else if (cp < 0x800) { u8[k++] = (uint8_t)(0xC0 | (cp >> 6)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F)); }
-                else if (cp < 0x10000) {
-                    u8[k++] = (uint8_t)(0xE0 | (cp >> 12)); u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-                    u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
-                } else {
-                    u8[k++] = (uint8_t)(0xF0 | (cp >> 18)); u8[k++] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-                    u8[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u8[k++] = (uint8_t)(0x80 | (cp & 0x3F));
-                }
-                break;
-            default: p->i--; mr__bpe_jfail(p, MR_ERR_FORMAT, "bad escape in a string"); return 0;
-            }
-            if (!mr__bpe_jputs(p, u8, k)) return 0;
-        } else {
-            size_t k = mr__bpe_utf8_len(p->s + p->i, p->n - p->i);
-            if (!k) { mr__bpe_jfail(p, MR_ERR_FORMAT, "invalid UTF-8 in a string"); return 0; }
-            if (!mr__bpe_jputs(p, p->s + p->i, k)) return 0;
-            p->i += k;
-        }
-    }
-    *off = (uint32_t)start;
-    *len = (uint32_t)(p->ns - start);
-    return 1;
-}
-MR__PRIV int32_t mr__bpe_jvalue(mr__bpe_jp *p, int depth) {
-    int32_t v, last = -1;
-    uint8_t c;
-    mr__bpe_jws(p);
-    if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
-    if (depth > MR__BPE_JSON_MAX_DEPTH) return mr__bpe_jfail(p, MR_ERR_FORMAT, "values nested too deeply");
-    c = p->s[p->i];
-    if (c == '{' || c == '[') {
-        int obj = c == '{';
-        v = mr__bpe_jnew(p, obj ? MR__J_OBJ : MR__J_ARR);
-        if (v < 0) return -1;
-        p->i++;
-        mr__bpe_jws(p);
-        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return v; }
-        for (;;) {
-            uint32_t ko = 0, kl = 0;
-            int32_t e;
-            if (obj) {
-                mr__bpe_jws(p);
-                if (p->i >= p->n || p->s[p->i] != '"') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected a key");
-                if (!mr__bpe_jstring(p, &ko, &kl)) return -1;
-                mr__bpe_jws(p);
-                if (p->i >= p->n || p->s[p->i] != ':') return mr__bpe_jfail(p, MR_ERR_FORMAT, p->i >= p->n ? "unexpected end of file" : "expected ':'");
-                p->i++;
-            }
-            e = mr__bpe_jvalue(p, depth + 1);
-            if (e < 0) return -1;
-            p->nodes[e].koff = ko;
-            p->nodes[e].klen = kl;
-            if (last < 0) p->nodes[v].child = e; else p->nodes[last].next = e;
-            last = e;
-            p->nodes[v].nchild++;
-            mr__bpe_jws(p);
-            if (p->i >= p->n) return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected end of file");
-            c = p->s[p->i++];
-            if (c == ',') continue;
-            if (c == (obj ? '}' : ']')) return v;
-            p->i--;
-            return mr__bpe_jfail(p, MR_ERR_FORMAT, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    }
-    if (c == '"') {
-        uint32_t so, sl;
-        v = mr__bpe_jnew(p, MR__J_STR);
-        if (v < 0 || !mr__bpe_jstring(p, &so, &sl)) return -1;
-        p->nodes[v].soff = so;
-        p->nodes[v].slen = sl;
-        return v;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        int neg = c == '-', digits = 0, is_int = 1, nonzero = 0;
-        uint64_t val = 0;
-        v = mr__bpe_jnew(p, MR__J_NUM);
-        if (v < 0) return -1;
-        if (neg) p->i++;
-        if (p->i < p->n && p->s[p->i] == '0') { p->i++; digits = 1; }
-        else
-            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-                unsigned d = (unsigned)(p->s[p->i++] - '0');
-                if (val > (UINT64_MAX - d) / 10) is_int = 0; else val = val * 10 + d;
-                if (d) nonzero = 1;
-                digits++;
-            }
-        if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
-        if (p->i < p->n && p->s[p->i] == '.') {
-            p->i++;
-            digits = 0;
-            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { if (p->s[p->i] != '0') nonzero = 1; p->i++; digits++; }
-            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
-            is_int = 0;
-        }
-        if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-            p->i++;
-            if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-            digits = 0;
-            while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') { p->i++; digits++; }
-            if (!digits) return mr__bpe_jfail(p, MR_ERR_FORMAT, "bad number");
-            is_int = 0;
-        }
-        if (val > (uint64_t)INT64_MAX) is_int = 0;
-        p->nodes[v].is_int = (uint8_t)is_int;
-        p->nodes[v].nonzero = (uint8_t)nonzero;
-        p->nodes[v].ival = is_int ? (neg ? -(int64_t)val : (int64_t)val) : 0;
-        return v;
-    }
-    {
-        static const char *const lit[3] = {"null", "false", "true"};
-        int k;
-        for (k = 0; k < 3; k++) {
-            size_t L = strlen(lit[k]);
-            if (p->n - p->i >= L && memcmp(p->s + p->i, lit[k], L) == 0) {
-                v = mr__bpe_jnew(p, k == 0 ? MR__J_NULL : k == 1 ? MR__J_FALSE : MR__J_TRUE);
-                p->i += L;
-                return v;
-            }
-        }
-    }
-    return mr__bpe_jfail(p, MR_ERR_FORMAT, "unexpected character");
-}
-
-/* Member of an object: -1 absent, -2 duplicated (error set). */
-MR__PRIV int32_t mr__bpe_jget(mr__bpe_jp *p, int32_t obj, const char *key, const char *where) {
-    size_t L = strlen(key);
-    int32_t c, found = -1;
-    for (c = p->nodes[obj].child; c >= 0; c = p->nodes[c].next)
-        if (p->nodes[c].klen == L && memcmp(p->str + p->nodes[c].koff, key, L) == 0) {
-            if (found >= 0) {
-                mr__seterr(p->err, MR_ERR_FORMAT, "%s: key \"%s\" appears twice in %s", p->what ? p->what : "tokenizer.json", key, where);
-                return -2;
-            }
-            found = c;
-        }
-    return found;
-}
-MR__PRIV int mr__bpe_jstr_is(const mr__bpe_jp *p, int32_t v, const char *s) {
-    size_t L = strlen(s);
-    return v >= 0 && p->nodes[v].type == MR__J_STR && p->nodes[v].slen == L && memcmp(p->str + p->nodes[v].soff, s, L) == 0;
-}
+/* ---- tokenizer.json: reading (untrusted input; the JSON reader is in [json]) ---- */
 /* Printable excerpt of a token for messages. */
 MR__PRIV const char *mr__bpe_snip(char out[48], const uint8_t *s, size_t n) {
     size_t i, k = 0;
@@ -6423,9 +6446,9 @@ MR__PRIV const char *mr__bpe_snip(char out[48], const uint8_t *s, size_t n) {
     return out;
 }
 
-MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_error *err) {
+MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t, mr_error *err) {
     const mr_allocator *a = mr__bpe_al(t);
-    mr__bpe_jn *nd;
+    mr__json_node *nd;
     int32_t model, vocab, merges, added, pre, x, v;
     mr__bpe_smap keys, adds;
     uint32_t *koff = NULL, *klen = NULL, *aoff = NULL, *alen = NULL;
@@ -6442,7 +6465,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_
     mr__bpe_byte_map(u, inv);
 #define MR__BPE_BAD(...) do { st = mr__seterr(err, MR_ERR_FORMAT, __VA_ARGS__); goto done; } while (0)
 #define MR__BPE_NOMEM do { st = mr__seterr(err, MR_ERR_NOMEM, "tokenizer.json: out of memory"); goto done; } while (0)
-#define MR__BPE_GET(dst, obj, key, where) do { (dst) = mr__bpe_jget(p, (obj), (key), (where)); \
+#define MR__BPE_GET(dst, obj, key, where) do { (dst) = mr__json_get(p, (obj), (key), (where)); \
         if ((dst) == -2) { st = MR_ERR_FORMAT; goto done; } } while (0)
     nd = p->nodes;
     if (nd[root].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: the top level is not an object");
@@ -6451,7 +6474,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_
     MR__BPE_GET(pre, root, "pre_tokenizer", "the top level");
     if (pre < 0 || nd[pre].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"pre_tokenizer\" must be a ByteLevel object");
     MR__BPE_GET(x, pre, "type", "pre_tokenizer");
-    if (!mr__bpe_jstr_is(p, x, "ByteLevel")) MR__BPE_BAD("tokenizer.json: only the ByteLevel pre-tokenizer is supported");
+    if (!mr__json_str_is(p, x, "ByteLevel")) MR__BPE_BAD("tokenizer.json: only the ByteLevel pre-tokenizer is supported");
     MR__BPE_GET(x, pre, "add_prefix_space", "pre_tokenizer");
     if (x >= 0 && nd[x].type != MR__J_FALSE) MR__BPE_BAD("tokenizer.json: \"add_prefix_space\" must be false");
     MR__BPE_GET(x, pre, "use_regex", "pre_tokenizer");
@@ -6460,7 +6483,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_
     MR__BPE_GET(model, root, "model", "the top level");
     if (model < 0 || nd[model].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model\" is missing or not an object");
     MR__BPE_GET(x, model, "type", "model");
-    if (x >= 0 && !mr__bpe_jstr_is(p, x, "BPE")) MR__BPE_BAD("tokenizer.json: the model type is not \"BPE\"");
+    if (x >= 0 && !mr__json_str_is(p, x, "BPE")) MR__BPE_BAD("tokenizer.json: the model type is not \"BPE\"");
     MR__BPE_GET(x, model, "dropout", "model");
     if (x >= 0 && nd[x].type != MR__J_NULL && !(nd[x].type == MR__J_NUM && !nd[x].nonzero))
         MR__BPE_BAD("tokenizer.json: BPE dropout is not supported");
@@ -6558,7 +6581,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_
         int32_t s = id_src[i], id;
         if (s >= 0) {
             long nb;
-            MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, (size_t)klen[s] + 1, MR__BPE_NOMEM);
+            MR__GROW(a, uint8_t, tmp, tmp_cap, (size_t)klen[s] + 1, MR__BPE_NOMEM);
             nb = mr__bpe_unmap(p->str + koff[s], klen[s], inv, tmp);
             if (nb < 0) MR__BPE_BAD("tokenizer.json: token '%s' is not byte-level text (GPT-2 byte-to-unicode)", mr__bpe_snip(sn, p->str + koff[s], klen[s]));
             id = mr__bpe_add_token(t, tmp, (size_t)nb, 0);
@@ -6609,7 +6632,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__bpe_jp *p, int32_t root, mr_bpe *t, mr_
         } else {
             MR__BPE_BAD("tokenizer.json: merge %lld is neither \"a b\" nor [\"a\", \"b\"]", (long long)i);
         }
-        MR__BPE_GROW(a, uint8_t, tmp, tmp_cap, pl[0] + pl[1] + 1, MR__BPE_NOMEM);
+        MR__GROW(a, uint8_t, tmp, tmp_cap, pl[0] + pl[1] + 1, MR__BPE_NOMEM);
         memcpy(tmp, ps[0], pl[0]);
         memcpy(tmp + pl[0], ps[1], pl[1]);
         for (k = 0; k < 3; k++) {
@@ -6638,7 +6661,7 @@ done:
 
 MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len, const mr_allocator *alloc,
                                      mr_error *err) {
-    mr__bpe_jp p;
+    mr__json_parser p;
     mr_bpe *t;
     int32_t root;
     mr_status st;
@@ -6651,10 +6674,10 @@ MRDEF mr_status mr_bpe_load_json_mem(mr_bpe **out, const char *json, size_t len,
     p.a = alloc;
     p.err = err;
     if (len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF) p.i = 3;   /* UTF-8 BOM */
-    root = mr__bpe_jvalue(&p, 0);
+    root = mr__json_value(&p, 0);
     if (root >= 0) {
-        mr__bpe_jws(&p);
-        if (p.i != p.n) root = mr__bpe_jfail(&p, MR_ERR_FORMAT, "trailing characters after the value");
+        mr__json_ws(&p);
+        if (p.i != p.n) root = mr__json_fail(&p, MR_ERR_FORMAT, "trailing characters after the value");
     }
     if (root < 0) {
         st = p.st != MR_OK ? p.st : MR_ERR_FORMAT;
@@ -6698,7 +6721,7 @@ MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_alloca
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* 13. sampling                                                             */
+/* [sample] temperature, top-k, top-p                                       */
 /* ------------------------------------------------------------------------ */
 MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch) {
     float *p = scratch, *idx = scratch + V, mx, u, acc;
@@ -6732,7 +6755,7 @@ MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, fl
 }
 
 /* ------------------------------------------------------------------------ */
-/* 14. vocabularies and checkpoints                                         */
+/* [ckpt] vocabularies, checkpoints, sessions, safetensors                  */
 /* ------------------------------------------------------------------------ */
 MRDEF void mr_vocab_bytes(mr_vocab *v) {
     int i;
@@ -7578,7 +7601,7 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
     return MR_OK;
 }
 
-/* ---- safetensors ---- */
+/* ---- [ckpt.safetensors] safetensors export and import ---- */
 MR__PRIV void mr__wb_str(mr__wbuf *w, const char *s) { mr__wb_bytes(w, s, strlen(s)); }
 MR__PRIV void mr__wb_dec(mr__wbuf *w, uint64_t v) {
     char b[24];
@@ -7629,7 +7652,7 @@ MR__PRIV float mr__half_to_f32(uint16_t x) {
 }
 enum { MR__ST_F32, MR__ST_F16, MR__ST_BF16, MR__ST_F64 };
 MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t len, mr_error *err) {
-    mr__bpe_jp p;
+    mr__json_parser p;
     int32_t root, e;
     uint64_t hlen;
     const uint8_t *data;
@@ -7658,15 +7681,15 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
     p.err = err;
     p.what = "safetensors header";
     p.a = &m->ps->alloc;
-    root = mr__bpe_jvalue(&p, 0);
+    root = mr__json_value(&p, 0);
     if (root >= 0) {
-        mr__bpe_jws(&p);
-        if (p.i != p.n) root = mr__bpe_jfail(&p, MR_ERR_FORMAT, "trailing characters after the value");
+        mr__json_ws(&p);
+        if (p.i != p.n) root = mr__json_fail(&p, MR_ERR_FORMAT, "trailing characters after the value");
     }
     if (root < 0) { st = p.st != MR_OK ? p.st : MR_ERR_FORMAT; goto done; }
     if (p.nodes[root].type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: the header is not an object"); goto done; }
     for (e = p.nodes[root].child; e >= 0; e = p.nodes[e].next) {
-        mr__bpe_jn *nd = &p.nodes[e];
+        mr__json_node *nd = &p.nodes[e];
         char name[128];
         int k, d, dt;
         int32_t jd, js, jo, x;
@@ -7684,13 +7707,13 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
         if (seen[k]) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: tensor '%s' appears twice", name); goto done; }
         t = m->ps->t[k];
         if (nd->type != MR__J_OBJ) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' is not an object", name); goto done; }
-        jd = mr__bpe_jget(&p, e, "dtype", name); js = mr__bpe_jget(&p, e, "shape", name); jo = mr__bpe_jget(&p, e, "data_offsets", name);
+        jd = mr__json_get(&p, e, "dtype", name); js = mr__json_get(&p, e, "shape", name); jo = mr__json_get(&p, e, "data_offsets", name);
         if (jd == -2 || js == -2 || jo == -2) { st = MR_ERR_FORMAT; goto done; }
         if (jd < 0 || js < 0 || jo < 0) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' lacks dtype, shape or data_offsets", name); goto done; }
-        if (mr__bpe_jstr_is(&p, jd, "F32")) dt = MR__ST_F32;
-        else if (mr__bpe_jstr_is(&p, jd, "F16")) dt = MR__ST_F16;
-        else if (mr__bpe_jstr_is(&p, jd, "BF16")) dt = MR__ST_BF16;
-        else if (mr__bpe_jstr_is(&p, jd, "F64")) dt = MR__ST_F64;
+        if (mr__json_str_is(&p, jd, "F32")) dt = MR__ST_F32;
+        else if (mr__json_str_is(&p, jd, "F16")) dt = MR__ST_F16;
+        else if (mr__json_str_is(&p, jd, "BF16")) dt = MR__ST_BF16;
+        else if (mr__json_str_is(&p, jd, "F64")) dt = MR__ST_F64;
         else { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' has a dtype this library does not read (F32, F16, BF16, F64)", name); goto done; }
         if (p.nodes[js].type != MR__J_ARR || p.nodes[js].nchild != t->ndim) { st = mr__seterr(err, MR_ERR_FORMAT, "safetensors: '%s' has %d dims, the model %d", name, p.nodes[js].type == MR__J_ARR ? p.nodes[js].nchild : -1, t->ndim); goto done; }
         for (d = 0, x = p.nodes[js].child; x >= 0; x = p.nodes[x].next, d++)
