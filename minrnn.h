@@ -41,6 +41,8 @@
        [layer.gru]        the classic GRU (sequential)
        [layer.attention]  RoPE, causal attention (GQA, KV cache)
        [layer.ffn]        SwiGLU, squared-ReLU and GELU MLPs
+     [train]       the training step (truncated BPTT, clipping, optimizer) and
+                   the windowed and stateful evaluations every trainer shares
      [bpe]         byte-level BPE: train, encode, decode, tokenizer.json
      [sample]      temperature, top-k, top-p
      [ckpt]        vocabularies, checkpoints, sessions (docs/FORMAT.md),
@@ -645,6 +647,40 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
 MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int n_heads, int n_kv_heads, float rope_theta, int64_t pos0,
                               float *k_cache, float *v_cache, int64_t cache_len);
 
+
+/* ======================================================================== */
+/* [train] the training step and the evaluations every trainer shares       */
+/* ======================================================================== */
+/* Gradients of one batch: adds to m's gradients those of the mean
+   cross-entropy of targets[B*T] given inputs[B*T] (row-major [B, T]; a
+   target < 0 is ignored). With 0 < bptt < T (T a multiple of bptt) the
+   batch runs as T/bptt pieces of bptt tokens that carry state between them
+   (truncated backpropagation through time; each piece's loss weighted
+   1/(T/bptt)); bptt 0 or T: one piece. state may be NULL (each call starts
+   fresh), else it is read and updated. *loss: the batch's mean loss. The
+   context is reset after each piece; on failure it keeps the error
+   (mr_ctx_error) and is not reset. */
+MRDEF mr_status mr_train_grad(mr_ctx *ctx, mr_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              int bptt, mr_state *state, double *loss);
+/* One optimizer step: mr_train_grad, then the gradients' global norm
+   clipped to clip (<= 0: not clipped), then AdamW (adamw) or SGD (sgd; one
+   of the two, the other NULL) at learning rate lr, with ctx's threads, and
+   the gradients zeroed. *loss: the batch's mean loss; *grad_norm (may be
+   NULL): the norm before clipping. A loss that is not finite is
+   MR_ERR_RANGE ("the loss diverged") with the weights untouched. The same
+   inputs, state and thread count give bit-identical weights. */
+MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, const int32_t *inputs,
+                              const int32_t *targets, int B, int T, int bptt, mr_state *state, float lr, float clip,
+                              double *loss, float *grad_norm);
+/* Validation loss (mean nats per token) of the next-token predictions in
+   tokens[0..n): mr_eval_windows cuts them into windows of T tokens, each
+   from a fresh state, B windows per forward pass (the last window may be
+   shorter); mr_eval_stateful runs one stream through all of them with the
+   state carried, T tokens per pass, starting afresh where the model's
+   context (attention's max_context) ends. No gradients; the context is
+   reset between passes and at the end (on failure it keeps the error). */
+MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss);
+MRDEF mr_status mr_eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int T, double *loss);
 
 /* ======================================================================== */
 /* [bpe] byte-level BPE tokenizer (Hugging Face tokenizer.json)             */
@@ -5291,6 +5327,130 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
 }
 
 #define MR__BPE_IN_HEADER 1
+/* ------------------------------------------------------------------------ */
+/* [train] the training step and the evaluations every trainer shares       */
+/* ------------------------------------------------------------------------ */
+MRDEF mr_status mr_train_grad(mr_ctx *ctx, mr_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              int bptt, mr_state *state, double *loss) {
+    int P, np, piece, b;
+    double sum = 0;
+    if (loss) *loss = NAN;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || !inputs || !targets || !loss || B < 1 || T < 1) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_grad: bad arguments");
+    P = bptt > 0 && bptt < T ? bptt : T;
+    if (T % P) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_grad: T = %d is not a multiple of bptt = %d", T, P);
+    np = T / P;
+    for (piece = 0; piece < np; piece++) {
+        const int32_t *pin = inputs, *ptg = targets;
+        mr_tensor *lg, *l;
+        if (np > 1) {   /* the piece's columns, gathered into the arena */
+            int32_t *bi = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)B * (size_t)P);
+            int32_t *bt = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)B * (size_t)P);
+            if (!bi || !bt) return mr_ctx_status(ctx);
+            for (b = 0; b < B; b++) {
+                memcpy(bi + (size_t)b * P, inputs + (size_t)b * T + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
+                memcpy(bt + (size_t)b * P, targets + (size_t)b * T + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
+            }
+            pin = bi; ptg = bt;
+        }
+        lg = mr_model_forward(ctx, m, pin, B, P, state, 1);
+        l = mr_cross_entropy(ctx, lg, ptg, -1);
+        if (l && np > 1) l = mr_scale(ctx, l, 1.0f / (float)np);
+        if (!l || mr_ctx_status(ctx) != MR_OK) return mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE;
+        if (mr_backward(ctx, l) != MR_OK) return mr_ctx_status(ctx);
+        sum += (double)l->data[0];
+        mr_ctx_reset(ctx);
+    }
+    *loss = sum;
+    return MR_OK;
+}
+MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, const int32_t *inputs,
+                              const int32_t *targets, int B, int T, int bptt, mr_state *state, float lr, float clip,
+                              double *loss, float *grad_norm) {
+    mr_status s;
+    float gn;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || (!adamw) == (!sgd)) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_step: give one optimizer (AdamW or SGD)");
+    if ((adamw && adamw->ps != m->ps) || (sgd && sgd->ps != m->ps))
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_step: the optimizer belongs to another model");
+    if ((s = mr_train_grad(ctx, m, inputs, targets, B, T, bptt, state, loss)) != MR_OK) return s;
+    if (!(*loss == *loss) || *loss > DBL_MAX || *loss < -DBL_MAX) {
+        mr_params_zero_grad(m->ps);
+        return mr_ctx_fail(ctx, MR_ERR_RANGE, "the loss diverged (%g)", *loss);
+    }
+    gn = mr_clip_grad_norm(m->ps, clip);
+    if (grad_norm) *grad_norm = gn;
+    if (adamw) mr_adamw_step(adamw, ctx, lr); else mr_sgd_step(sgd, ctx, lr);
+    mr_params_zero_grad(m->ps);
+    return MR_OK;
+}
+MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss) {
+    int64_t nwin, w = 0, rem;
+    double sum = 0, cnt = 0;
+    int prev;
+    mr_status s = MR_OK;
+    if (loss) *loss = NAN;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || !tokens || !loss || n < 2 || B < 1 || T < 1) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_eval_windows: bad arguments");
+    nwin = (n - 1) / T;
+    rem = (n - 1) - nwin * T;
+    prev = mr_ctx_set_no_grad(ctx, 1);
+    while (w < nwin) {
+        int b, nb = (int)(nwin - w < B ? nwin - w : B);
+        int32_t *in = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)nb * (size_t)T);
+        int32_t *tg = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)nb * (size_t)T);
+        mr_tensor *l;
+        if (!in || !tg) { s = mr_ctx_status(ctx); break; }
+        for (b = 0; b < nb; b++) {
+            memcpy(in + (size_t)b * T, tokens + (w + b) * T, sizeof(int32_t) * (size_t)T);
+            memcpy(tg + (size_t)b * T, tokens + (w + b) * T + 1, sizeof(int32_t) * (size_t)T);
+        }
+        l = mr_cross_entropy(ctx, mr_model_forward(ctx, m, in, nb, T, NULL, 0), tg, -1);
+        if (!l || mr_ctx_status(ctx) != MR_OK) { s = mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE; break; }
+        sum += (double)l->data[0] * nb * T;
+        cnt += (double)nb * T;
+        mr_ctx_reset(ctx);
+        w += nb;
+    }
+    if (s == MR_OK && rem > 0) {   /* the tail, shorter than a window */
+        mr_tensor *l = mr_cross_entropy(ctx, mr_model_forward(ctx, m, tokens + nwin * T, 1, (int)rem, NULL, 0), tokens + nwin * T + 1, -1);
+        if (!l || mr_ctx_status(ctx) != MR_OK) s = mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE;
+        else { sum += (double)l->data[0] * rem; cnt += (double)rem; mr_ctx_reset(ctx); }
+    }
+    mr_ctx_set_no_grad(ctx, prev);
+    if (s == MR_OK) *loss = sum / cnt;
+    return s;
+}
+MRDEF mr_status mr_eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int T, double *loss) {
+    mr_state *st = NULL;
+    int64_t pos = 0;
+    double sum = 0, cnt = 0;
+    int prev;
+    mr_status s;
+    mr_error e;
+    if (loss) *loss = NAN;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || !tokens || !loss || n < 2 || T < 1) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_eval_stateful: bad arguments");
+    if ((s = mr_state_new(&st, m, 1, &e)) != MR_OK) return mr_ctx_fail(ctx, s, "%s", e.msg);
+    if (st->max_pos && T > st->max_pos) T = (int)st->max_pos;
+    prev = mr_ctx_set_no_grad(ctx, 1);
+    while (pos < n - 1) {
+        int len = (int)((n - 1 - pos) < T ? (n - 1 - pos) : T);
+        mr_tensor *l;
+        if (st->max_pos && st->pos + len > st->max_pos) mr_state_reset(st);   /* the context ends: start afresh */
+        l = mr_cross_entropy(ctx, mr_model_forward(ctx, m, tokens + pos, 1, len, st, 0), tokens + pos + 1, -1);
+        if (!l || mr_ctx_status(ctx) != MR_OK) { s = mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE; break; }
+        sum += (double)l->data[0] * len;
+        cnt += len;
+        pos += len;
+        mr_ctx_reset(ctx);
+    }
+    mr_ctx_set_no_grad(ctx, prev);
+    mr_state_free(st);
+    if (s == MR_OK) *loss = sum / cnt;
+    return s;
+}
+
 /* ------------------------------------------------------------------------ */
 /* [bpe] byte-level BPE tokenizer (Hugging Face tokenizer.json)             */
 /* ------------------------------------------------------------------------ */

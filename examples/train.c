@@ -83,61 +83,13 @@ static void usage(void) {
     for (k = 0; mr_ffn_name(k); k++) printf("  %-20s %s\n", mr_ffn_name(k), mr_ffn_desc(k));
 }
 
-/* Validation loss in windows of T tokens, each from an empty state. */
-static double eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int B, int T) {
-    int64_t nwin = (n - 1) / T, w = 0, rem = (n - 1) - nwin * T;
-    double sum = 0, cnt = 0;
-    int32_t *in = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T), *tg = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T);
-    int prev = mr_ctx_set_no_grad(ctx, 1);
-    while (w < nwin) {
-        int b, nb = (int)(nwin - w < B ? nwin - w : B);
-        mr_tensor *lg, *l;
-        for (b = 0; b < nb; b++) {
-            memcpy(in + (size_t)b * T, val + (w + b) * T, sizeof(int32_t) * (size_t)T);
-            memcpy(tg + (size_t)b * T, val + (w + b) * T + 1, sizeof(int32_t) * (size_t)T);
-        }
-        lg = mr_model_forward(ctx, m, in, nb, T, NULL, 0);
-        l = mr_cross_entropy(ctx, lg, tg, -1);
-        if (!l) break;
-        sum += (double)l->data[0] * nb * T;
-        cnt += (double)nb * T;
-        mr_ctx_reset(ctx);
-        w += nb;
-    }
-    if (rem > 0 && !mr_ctx_status(ctx)) {   /* the tail, shorter than a window */
-        mr_tensor *lg = mr_model_forward(ctx, m, val + nwin * T, 1, (int)rem, NULL, 0);
-        mr_tensor *l = mr_cross_entropy(ctx, lg, val + nwin * T + 1, -1);
-        if (l) { sum += (double)l->data[0] * rem; cnt += (double)rem; }
-        mr_ctx_reset(ctx);
-    }
-    mr_ctx_set_no_grad(ctx, prev);
-    free(in); free(tg);
-    return cnt > 0 ? sum / cnt : NAN;
-}
-/* Validation loss of one stream through the whole split, state carried
-   (for a model with a context limit, attention, restarted at each limit). */
-static double eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int T) {
-    mr_state *st;
-    int64_t pos = 0;
-    double sum = 0, cnt = 0;
-    int prev;
-    if (mr_state_new(&st, m, 1, NULL) != MR_OK) return NAN;
-    prev = mr_ctx_set_no_grad(ctx, 1);
-    while (pos < n - 1) {
-        int len = (int)((n - 1 - pos) < T ? (n - 1 - pos) : T);
-        mr_tensor *lg;
-        if (st->max_pos && st->pos + len > st->max_pos) mr_state_reset(st);   /* a model with a context: restart at its end */
-        lg = mr_model_forward(ctx, m, val + pos, 1, len, st, 0);
-        mr_tensor *l = mr_cross_entropy(ctx, lg, val + pos + 1, -1);
-        if (!l) break;
-        sum += (double)l->data[0] * len;
-        cnt += len;
-        pos += len;
-        mr_ctx_reset(ctx);
-    }
-    mr_ctx_set_no_grad(ctx, prev);
-    mr_state_free(st);
-    return cnt > 0 ? sum / cnt : NAN;
+/* The validation loss, windowed or stateful (the library's evaluations);
+   NAN with a message when the evaluation fails. */
+static double eval_loss(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int B, int T, int stateful) {
+    double loss = NAN;
+    mr_status s = stateful ? mr_eval_stateful(ctx, m, val, n, T, &loss) : mr_eval_windows(ctx, m, val, n, B, T, &loss);
+    if (s != MR_OK) { fprintf(stderr, "\n%s: evaluation: %s\n", PROG, mr_ctx_error(ctx)); mr_ctx_reset(ctx); return NAN; }
+    return loss;
 }
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -311,7 +263,7 @@ int main(int argc, char **argv) {
     mr_state *state = NULL;
     mr_rng rng;
     mr_lr_sched sched;
-    int32_t *xin, *xtg, *bi = NULL, *bt = NULL;
+    int32_t *xin, *xtg;
     int64_t *pos, step = 0, tokens = 0, total_steps, start_step = 0;
     double t0, best_val = INFINITY, last_val = NAN, train_loss_ema = NAN, last_log_t, eval_cost = -1;
     long long tokens_at_log = 0;
@@ -520,10 +472,8 @@ int main(int argc, char **argv) {
         if (mr_state_new(&state, m, a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
     xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
     xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
-    bi = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.backprop);
-    bt = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.backprop);
     pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)a.batch);
-    if (!xin || !xtg || !bi || !bt || !pos) ex_die(PROG, "out of memory for the batch");
+    if (!xin || !xtg || !pos) ex_die(PROG, "out of memory for the batch");
     for (i = 0; i < a.batch; i++) pos[i] = (n_train / a.batch) * i;
     r.m = m; r.vocab = &vocab; r.adam = adam_on ? &adam : NULL; r.sgd = adam_on ? NULL : &sgd; r.rng = &rng; r.ctx = ctx;
     r.pos = pos; r.batch = a.batch; r.state = state; r.args = args_now;
@@ -599,7 +549,7 @@ int main(int argc, char **argv) {
     for (;;) {
         double elapsed = ex_now() - t0, frac, loss_sum = 0, lr;
         float gnorm;
-        int b, piece, npieces = a.chunk / a.backprop;
+        int b;
         int64_t s_len = n_train / a.batch;
         if (total_steps && step >= total_steps) break;
         if (a.stop_at && step >= a.stop_at) break;
@@ -650,32 +600,15 @@ int main(int argc, char **argv) {
             if (state->max_pos && state->pos + a.chunk > state->max_pos) reset = 1;   /* attention: the cache is full */
             if (reset) mr_state_reset(state);
         }
-        for (piece = 0; piece < npieces; piece++) {
-            int P = a.backprop;
-            int32_t *pin = xin, *ptg = xtg;
-            mr_tensor *lg, *l;
-            if (npieces > 1) {   /* gather the piece's columns */
-                for (b = 0; b < a.batch; b++) {
-                    memcpy(bi + (size_t)b * P, xin + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
-                    memcpy(bt + (size_t)b * P, xtg + (size_t)b * a.chunk + (size_t)piece * P, sizeof(int32_t) * (size_t)P);
-                }
-                pin = bi; ptg = bt;
-            }
-            lg = mr_model_forward(ctx, m, pin, a.batch, P, state, 1);
-            l = mr_cross_entropy(ctx, lg, ptg, -1);
-            if (!l) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
-            if (npieces > 1) l = mr_scale(ctx, l, 1.0f / (float)npieces);
-            if (mr_backward(ctx, l) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
-            loss_sum += (double)l->data[0];
-            mr_ctx_reset(ctx);
+        if (mr_train_step(ctx, m, adam_on ? &adam : NULL, adam_on ? NULL : &sgd, xin, xtg, a.batch, a.chunk, a.backprop, state,
+                          (float)lr, (float)a.grad_clip, &loss_sum, &gnorm) != MR_OK) {
+            if (mr_ctx_status(ctx) == MR_ERR_RANGE) fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)step + 1);
+            else fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx));
+            return 1;
         }
-        gnorm = mr_clip_grad_norm(m->ps, (float)a.grad_clip);
-        if (adam_on) mr_adamw_step(&adam, ctx, (float)lr); else mr_sgd_step(&sgd, ctx, (float)lr);
-        mr_params_zero_grad(m->ps);
         step++;
         tokens += (int64_t)a.batch * a.chunk;
         if (step == start_step + 1) t_first = ex_now();
-        if (!(loss_sum == loss_sum) || isinf(loss_sum)) { fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)step); return 1; }
         train_loss_ema = train_loss_ema != train_loss_ema ? loss_sum : 0.95 * train_loss_ema + 0.05 * loss_sum;
         if (step % a.log_every == 0) {
             double now = ex_now(), tps = (double)(tokens - tokens_at_log) / (now - last_log_t), el = now - t0, eta;
@@ -694,7 +627,7 @@ int main(int argc, char **argv) {
         meta0.best_val_loss = best_val;
         if (a.eval_every && step % a.eval_every == 0) {
             double t_e = ex_now();
-            last_val = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
+            last_val = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 0);
             eval_cost = ex_now() - t_e;
             fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
                     last_val / val_bytes_per_token, last_val / val_bytes_per_token / log(2.0), bpe ? " per byte" : "", eval_cost, tty ? "          " : "");
@@ -718,8 +651,8 @@ int main(int argc, char **argv) {
            evaluation, so the resumed run's records match an uninterrupted one */
         int paused = g_stop || (a.stop_at && step >= a.stop_at && !(total_steps && step >= total_steps));
         if (!paused) {
-            vw = eval_windows(ctx, m, ids + n_train, n_val, a.batch, a.chunk);
-            vs = eval_stateful(ctx, m, ids + n_train, n_val, a.chunk);
+            vw = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 0);
+            vs = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 1);
         }
         el = ex_now() - t0;
         fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tty ? "\r\n" : "", (long long)step,
@@ -738,7 +671,7 @@ int main(int argc, char **argv) {
         if (!paused && vw < best_val) save_run(&r, a.out, "model_best.bin", &meta0);
         printf("saved %s/model.bin\n", a.out);
     }
-    free(xin); free(xtg); free(bi); free(bt); free(pos); mr_buffer_free(text);
+    free(xin); free(xtg); free(pos); mr_buffer_free(text);
     if (bpe) { mr_bpe_free_buffer(bpe, ids); if (vocab.bpe_json && !a.resume) mr_bpe_free_buffer(bpe, vocab.bpe_json); mr_bpe_free(bpe); } else free(ids);
     if (a.resume) mr_vocab_free(&vocab);
     if (adam_on) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
