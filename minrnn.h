@@ -2241,9 +2241,10 @@ MR__INL float mr__expf(float x) {
     x = x * (float)(x < 88.0f) + 88.0f * (float)(x >= 88.0f);
     /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
        truncates like floor (floorf would block vectorizing under -std=c99) */
-    n = (float)((int32_t)(x * 1.44269504088896341f + 128.5f) - 128);
+    n = (float)(int32_t)(x * 1.44269504088896341f + 128.5f) - 128.0f;
     p = mr__exp_reduced(x, n);
-    sc.i = ((int32_t)n + 127) << 23;
+    /* unsigned shift: a NaN x (a diverged run) gives a garbage exponent, not UB; the result is NaN */
+    sc.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     return p * sc.f;
 }
 MR__INL float mr__sigmoidf(float x) { return 1.0f / (1.0f + mr__expf(-x)); }

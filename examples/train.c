@@ -245,52 +245,57 @@ static int save_run(const run *r, const char *dir, const char *name, const mr_tr
     return 1;
 }
 
-int main(int argc, char **argv) {
+/* Everything a training run holds, phase to phase. */
+typedef struct trainer {
+    int argc;
+    char **argv;
     args a;
-    int i;
-    uint8_t *text = NULL, *ckpt_buf = NULL;
-    size_t n_text = 0, ckpt_len = 0;
-    mr_error err;
+    uint8_t *text, *ckpt_buf;
+    size_t n_text, ckpt_len;
     mr_vocab vocab;
-    int32_t *ids = NULL;
+    int32_t *ids;
     int64_t n_train, n_val;
     mr_model_cfg cfg;
-    mr_model *m = NULL;
+    mr_model *m;
     mr_ctx *ctx;
-    mr_ctx_params cp = mr_ctx_defaults();
+    mr_ctx_params cp;
     mr_adamw adam;
     mr_sgd sgd;
-    mr_state *state = NULL;
+    mr_state *state;
     mr_rng rng;
     mr_lr_sched sched;
     int32_t *xin, *xtg;
-    int64_t *pos, step = 0, tokens = 0, total_steps, start_step = 0;
-    double t0, best_val = INFINITY, last_val = NAN, train_loss_ema = NAN, last_log_t, eval_cost = -1;
-    long long tokens_at_log = 0;
-    char path[4096];
+    int64_t *pos, step, tokens, total_steps, start_step;
+    double t0, best_val, last_val, train_loss_ema, last_log_t, eval_cost;
+    long long tokens_at_log;
     FILE *hist;
-    int tty = isatty(2), auto_dropout, adam_on;
-    mr_bpe *bpe = NULL;
+    int tty, auto_dropout, adam_on;
+    mr_bpe *bpe;
     int64_t n_tokens;
-    double val_bytes_per_token = 1.0, t_auto = 0, t_first = 0, t_run, eval_total = 0;
-    static mr_train_meta meta0;   /* 4 KiB: not on the stack */
-    static char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
+    double val_bytes_per_token, t_auto, t_first, t_run, eval_total;
+    mr_train_meta meta0;
+    char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
     run r;
-    double t_start = ex_now();   /* the time budget counts from here: loading the data is part of the run */
+    double t_start;   /* the time budget counts from here: loading the data is part of the run */
+    double stateful_cost;   /* the final stateful pass, estimated at the first evaluation (< 0: not yet) */
+} trainer;
 
-    memset(&a, 0, sizeof a);
-    set_defaults(&a);
-    parse_args(&a, argc, argv);
-    if (a.resume) {   /* the saved run's flags first, then today's on top */
+/* the flags: parsed, and on --resume the saved run's flags under today's; the checkpoint is read and its model loaded */
+static int phase_args(trainer *tr) {
+    mr_error err;
+    memset(&tr->a, 0, sizeof tr->a);
+    set_defaults(&tr->a);
+    parse_args(&tr->a, tr->argc, tr->argv);
+    if (tr->a.resume) {   /* the saved run's flags first, then today's on top */
         static char *av[MR_ARGS_MAX / 2 + 2], *both[MR_ARGS_MAX / 2 + 2 + 1024];
         int ac, k, n = 0, today_stop = 0, today_out = 0;
-        const char *resume = a.resume;
-        long long stop_at = a.stop_at;
-        if (mr_read_file(resume, &ckpt_buf, &ckpt_len, (size_t)-1, NULL, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
-        if (mr_ckpt_load_mem(&m, &vocab, &meta0, ckpt_buf, ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
-        memcpy(args_saved, meta0.args, sizeof args_saved);
-        ac = split_args(args_saved, av, (int)(sizeof av / sizeof av[0]));
-        for (k = 1; k < argc; k++) { today_stop |= is_stop_flag(argv[k]); today_out |= !strcmp(argv[k], "--out"); }
+        const char *resume = tr->a.resume;
+        long long stop_at = tr->a.stop_at;
+        if (mr_read_file(resume, &tr->ckpt_buf, &tr->ckpt_len, (size_t)-1, NULL, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
+        if (mr_ckpt_load_mem(&tr->m, &tr->vocab, &tr->meta0, tr->ckpt_buf, tr->ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
+        memcpy(tr->args_saved, tr->meta0.args, sizeof tr->args_saved);
+        ac = split_args(tr->args_saved, av, (int)(sizeof av / sizeof av[0]));
+        for (k = 1; k < tr->argc; k++) { today_stop |= is_stop_flag(tr->argv[k]); today_out |= !strcmp(tr->argv[k], "--out"); }
         /* the saved flags, less the stop condition when today names one, then today's */
         both[n++] = (char *)PROG;
         for (k = 1; k < ac; k += 1 + (flag_has_value(av[k]) && k + 1 < ac)) {
@@ -306,215 +311,240 @@ int main(int argc, char **argv) {
             both[n++] = (char *)"--out";
             both[n++] = dir;
         }
-        for (k = 1; k < argc && n < (int)(sizeof both / sizeof both[0]); k++) both[n++] = argv[k];
-        memset(&a, 0, sizeof a);
-        set_defaults(&a);
-        parse_args(&a, n, both);
-        a.resume = resume;
-        a.stop_at = stop_at;
-        if (!join_args(args_now, sizeof args_now, n, both)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
-    } else if (!join_args(args_now, sizeof args_now, argc, argv)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
-    if (!a.data) {   /* the corpus that ships with the repository, found from the cwd or the binary */
+        for (k = 1; k < tr->argc && n < (int)(sizeof both / sizeof both[0]); k++) both[n++] = tr->argv[k];
+        memset(&tr->a, 0, sizeof tr->a);
+        set_defaults(&tr->a);
+        parse_args(&tr->a, n, both);
+        tr->a.resume = resume;
+        tr->a.stop_at = stop_at;
+        if (!join_args(tr->args_now, sizeof tr->args_now, n, both)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
+    } else if (!join_args(tr->args_now, sizeof tr->args_now, tr->argc, tr->argv)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
+    if (!tr->a.data) {   /* the corpus that ships with the repository, found from the cwd or the binary */
         static char def[4096];
-        const char *slash = strrchr(argv[0], '/');
+        const char *slash = strrchr(tr->argv[0], '/');
         FILE *f = fopen("data/tinyshakespeare.txt", "rb");
-        a.data = "data/tinyshakespeare.txt";
+        tr->a.data = "data/tinyshakespeare.txt";
         if (f) fclose(f);
-        else if (slash && (size_t)(slash - argv[0]) + 32 < sizeof def) {
-            snprintf(def, sizeof def, "%.*s/../data/tinyshakespeare.txt", (int)(slash - argv[0]), argv[0]);
-            a.data = def;
+        else if (slash && (size_t)(slash - tr->argv[0]) + 32 < sizeof def) {
+            snprintf(def, sizeof def, "%.*s/../data/tinyshakespeare.txt", (int)(slash - tr->argv[0]), tr->argv[0]);
+            tr->a.data = def;
         }
     }
-    if (a.backprop == 0) a.backprop = a.chunk;
-    if (a.chunk % a.backprop) ex_die(PROG, "--chunk-size must be a multiple of --backprop-tokens");
-    if (strcmp(a.batching, "random") && strcmp(a.batching, "stream")) ex_die(PROG, "--batching must be random or stream");
-    if (strcmp(a.optimizer, "adamw") && strcmp(a.optimizer, "sgd")) ex_die(PROG, "--optimizer must be adamw or sgd");
-    if (strcmp(a.schedule, "cosine") && strcmp(a.schedule, "linear") && strcmp(a.schedule, "constant")) ex_die(PROG, "--schedule must be cosine, linear or constant");
-    if (!a.steps && !a.epochs && !a.time_budget) a.time_budget = 600;
-    adam_on = !strcmp(a.optimizer, "adamw");
+    if (tr->a.backprop == 0) tr->a.backprop = tr->a.chunk;
+    if (tr->a.chunk % tr->a.backprop) ex_die(PROG, "--chunk-size must be a multiple of --backprop-tokens");
+    if (strcmp(tr->a.batching, "random") && strcmp(tr->a.batching, "stream")) ex_die(PROG, "--batching must be random or stream");
+    if (strcmp(tr->a.optimizer, "adamw") && strcmp(tr->a.optimizer, "sgd")) ex_die(PROG, "--optimizer must be adamw or sgd");
+    if (strcmp(tr->a.schedule, "cosine") && strcmp(tr->a.schedule, "linear") && strcmp(tr->a.schedule, "constant")) ex_die(PROG, "--schedule must be cosine, linear or constant");
+    if (!tr->a.steps && !tr->a.epochs && !tr->a.time_budget) tr->a.time_budget = 600;
+    tr->adam_on = !strcmp(tr->a.optimizer, "adamw");
 
+    return 0;
+}
+
+/* the text: read, tokenized (characters, bytes or BPE), split into training and validation */
+static int phase_data(trainer *tr) {
+    mr_error err;
     /* data */
-    if (mr_read_file(a.data, &text, &n_text, (size_t)1 << 31, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
-    if (n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, a.data); return 2; }
-    if (a.tokenizer || (m && vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
+    if (mr_read_file(tr->a.data, &tr->text, &tr->n_text, (size_t)1 << 31, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (tr->n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, tr->a.data); return 2; }
+    if (tr->a.tokenizer || (tr->m && tr->vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
         size_t n_ids = 0;
-        if (m) {
-            if (mr_bpe_load_json_mem(&bpe, vocab.bpe_json, vocab.bpe_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: the checkpoint's tokenizer: %s\n", PROG, err.msg); return 2; }
+        if (tr->m) {
+            if (mr_bpe_load_json_mem(&tr->bpe, tr->vocab.bpe_json, tr->vocab.bpe_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: the checkpoint's tokenizer: %s\n", PROG, err.msg); return 2; }
         } else {
-            memset(&vocab, 0, sizeof vocab);
-            if (mr_bpe_load_json(&bpe, a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, a.tokenizer, err.msg); return 2; }
-            if (mr_bpe_save_json_mem(bpe, &vocab.bpe_json, &vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
-            vocab.kind = MR_VOCAB_BPE;
-            vocab.n = mr_bpe_vocab_size(bpe);
+            memset(&tr->vocab, 0, sizeof tr->vocab);
+            if (mr_bpe_load_json(&tr->bpe, tr->a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, tr->a.tokenizer, err.msg); return 2; }
+            if (mr_bpe_save_json_mem(tr->bpe, &tr->vocab.bpe_json, &tr->vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
+            tr->vocab.kind = MR_VOCAB_BPE;
+            tr->vocab.n = mr_bpe_vocab_size(tr->bpe);
         }
         {
-            size_t L = strlen(a.data);
-            int width = L > 4 && !strcmp(a.data + L - 4, ".u16") ? 2 : L > 4 && !strcmp(a.data + L - 4, ".u32") ? 4 : 0;
+            size_t L = strlen(tr->a.data);
+            int width = L > 4 && !strcmp(tr->a.data + L - 4, ".u16") ? 2 : L > 4 && !strcmp(tr->a.data + L - 4, ".u32") ? 4 : 0;
             if (width) {   /* ids already encoded by minrnn-bpe encode --out X.u16|X.u32 (little-endian) */
                 size_t k;
-                if (n_text % (size_t)width) { fprintf(stderr, "%s: '%s' is not a whole number of %d-byte ids\n", PROG, a.data, width); return 2; }
-                n_ids = n_text / (size_t)width;
+                if (tr->n_text % (size_t)width) { fprintf(stderr, "%s: '%s' is not a whole number of %d-byte ids\n", PROG, tr->a.data, width); return 2; }
+                n_ids = tr->n_text / (size_t)width;
                 if (n_ids > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the id file is too large");
-                ids = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (n_ids ? n_ids : 1), NULL);   /* freed by mr_bpe_free_buffer: same default allocator */
-                if (!ids) ex_die(PROG, "out of memory");
+                tr->ids = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (n_ids ? n_ids : 1), NULL);   /* freed by mr_bpe_free_buffer: same default allocator */
+                if (!tr->ids) ex_die(PROG, "out of memory");
                 for (k = 0; k < n_ids; k++) {
-                    const uint8_t *q = text + k * (size_t)width;
+                    const uint8_t *q = tr->text + k * (size_t)width;
                     uint32_t v = width == 2 ? (uint32_t)(q[0] | q[1] << 8) : (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
-                    if (v >= (uint32_t)vocab.n) { fprintf(stderr, "%s: '%s': id %u at position %zu is outside the tokenizer's %d ids\n", PROG, a.data, v, k, vocab.n); return 2; }
-                    ids[k] = (int32_t)v;
+                    if (v >= (uint32_t)tr->vocab.n) { fprintf(stderr, "%s: '%s': id %u at position %zu is outside the tokenizer's %d ids\n", PROG, tr->a.data, v, k, tr->vocab.n); return 2; }
+                    tr->ids[k] = (int32_t)v;
                 }
-            } else if (mr_bpe_encode_alloc(bpe, text, n_text, 0, &ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+            } else if (mr_bpe_encode_alloc(tr->bpe, tr->text, tr->n_text, 0, &tr->ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
         }
-        n_tokens = (int64_t)n_ids;
+        tr->n_tokens = (int64_t)n_ids;
     } else {
-        if (!m) { if (a.bytes) mr_vocab_bytes(&vocab); else mr_vocab_from_text(&vocab, text, n_text); }
-        if (n_text > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the data file is too large");
-        ids = (int32_t *)malloc(sizeof(int32_t) * n_text);
-        if (!ids) ex_die(PROG, "out of memory");
-        if (mr_vocab_encode(&vocab, text, n_text, ids, &err) != MR_OK) {
-            fprintf(stderr, "%s: '%s': %s%s\n", PROG, a.data, err.msg, m ? " of the checkpoint" : "");
+        if (!tr->m) { if (tr->a.bytes) mr_vocab_bytes(&tr->vocab); else mr_vocab_from_text(&tr->vocab, tr->text, tr->n_text); }
+        if (tr->n_text > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the data file is too large");
+        tr->ids = (int32_t *)malloc(sizeof(int32_t) * tr->n_text);
+        if (!tr->ids) ex_die(PROG, "out of memory");
+        if (mr_vocab_encode(&tr->vocab, tr->text, tr->n_text, tr->ids, &err) != MR_OK) {
+            fprintf(stderr, "%s: '%s': %s%s\n", PROG, tr->a.data, err.msg, tr->m ? " of the checkpoint" : "");
             return 2;
         }
-        n_tokens = (int64_t)n_text;
+        tr->n_tokens = (int64_t)tr->n_text;
     }
-    if (vocab.n < 2) { fprintf(stderr, "%s: '%s' holds fewer than 2 distinct characters\n", PROG, a.data); return 2; }
-    n_val = (int64_t)(n_tokens * a.val_fraction);
-    n_train = n_tokens - n_val;
+    if (tr->vocab.n < 2) { fprintf(stderr, "%s: '%s' holds fewer than 2 distinct characters\n", PROG, tr->a.data); return 2; }
+    tr->n_val = (int64_t)(tr->n_tokens * tr->a.val_fraction);
+    tr->n_train = tr->n_tokens - tr->n_val;
     /* bytes per token of the validation split, to report nats per byte (char) */
-    if (bpe) {
+    if (tr->bpe) {
         int64_t k;
         size_t nb = 0;
-        for (k = n_train; k < n_tokens; k++) { const uint8_t *tb; nb += mr_bpe_token_bytes(bpe, ids[k], &tb); }
-        val_bytes_per_token = (double)nb / (double)(n_val > 0 ? n_val : 1);
+        for (k = tr->n_train; k < tr->n_tokens; k++) { const uint8_t *tb; nb += mr_bpe_token_bytes(tr->bpe, tr->ids[k], &tb); }
+        tr->val_bytes_per_token = (double)nb / (double)(tr->n_val > 0 ? tr->n_val : 1);
     }
-    if (n_train < a.chunk + 1 || n_val < 2) {
-        if (bpe) fprintf(stderr, "%s: '%s' encodes to %lld tokens: too few for chunks of %d tokens plus a validation split "
-                         "(need at least %lld tokens; lower --chunk-size)\n", PROG, a.data, (long long)n_tokens, a.chunk,
-                         (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+    if (tr->n_train < tr->a.chunk + 1 || tr->n_val < 2) {
+        if (tr->bpe) fprintf(stderr, "%s: '%s' encodes to %lld tokens: too few for chunks of %d tokens plus a validation split "
+                         "(need at least %lld tokens; lower --chunk-size)\n", PROG, tr->a.data, (long long)tr->n_tokens, tr->a.chunk,
+                         (long long)((tr->a.chunk + 1) / (1.0 - tr->a.val_fraction)) + 2);
         else fprintf(stderr, "%s: '%s' has %zu bytes: too short for chunks of %d tokens plus a validation split "
-                     "(need at least %lld bytes; lower --chunk-size)\n", PROG, a.data, n_text, a.chunk,
-                     (long long)((a.chunk + 1) / (1.0 - a.val_fraction)) + 2);
+                     "(need at least %lld bytes; lower --chunk-size)\n", PROG, tr->a.data, tr->n_text, tr->a.chunk,
+                     (long long)((tr->a.chunk + 1) / (1.0 - tr->a.val_fraction)) + 2);
         return 2;
     }
 
-    if (!strcmp(a.batching, "stream") && n_train / a.batch < a.chunk + 1) {
+    if (!strcmp(tr->a.batching, "stream") && tr->n_train / tr->a.batch < tr->a.chunk + 1) {
         fprintf(stderr, "%s: stream batching needs %d tokens per row and the %lld training tokens give each of the %d rows %lld "
-                "(lower --batch or --chunk-size)\n", PROG, a.chunk + 1, (long long)n_train, a.batch, (long long)(n_train / a.batch));
+                "(lower --batch or --chunk-size)\n", PROG, tr->a.chunk + 1, (long long)tr->n_train, tr->a.batch, (long long)(tr->n_train / tr->a.batch));
         return 2;
     }
 
+    return 0;
+}
+
+/* the model: built from the flags (or the resumed one), and the context */
+static int phase_model(trainer *tr) {
+    mr_error err;
     /* model */
-    total_steps = a.steps ? a.steps : a.epochs ? (int64_t)ceil(a.epochs * (double)n_train / ((double)a.batch * a.chunk)) : 0;
-    auto_dropout = a.dropout < 0;
-    if (!m) {
-        cfg = mr_model_defaults(vocab.n);
-        cfg.dim = a.dim; cfg.n_layers = a.depth; cfg.expansion = (float)a.expansion; cfg.conv_kernel = a.conv;
-        cfg.ffn_hidden = a.ffn < 0 ? 4 * a.dim : a.ffn; cfg.tie_embeddings = a.tie; cfg.gru_hidden_norm = a.gru_norm;
-        cfg.dropout = 0;
-        if (!auto_dropout) cfg.dropout = (float)a.dropout;
-        else if (total_steps) {   /* the length of the run is known now */
-            double epochs = (double)total_steps * a.batch * a.chunk / (double)n_train;
-            cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
+    tr->total_steps = tr->a.steps ? tr->a.steps : tr->a.epochs ? (int64_t)ceil(tr->a.epochs * (double)tr->n_train / ((double)tr->a.batch * tr->a.chunk)) : 0;
+    tr->auto_dropout = tr->a.dropout < 0;
+    if (!tr->m) {
+        tr->cfg = mr_model_defaults(tr->vocab.n);
+        tr->cfg.dim = tr->a.dim; tr->cfg.n_layers = tr->a.depth; tr->cfg.expansion = (float)tr->a.expansion; tr->cfg.conv_kernel = tr->a.conv;
+        tr->cfg.ffn_hidden = tr->a.ffn < 0 ? 4 * tr->a.dim : tr->a.ffn; tr->cfg.tie_embeddings = tr->a.tie; tr->cfg.gru_hidden_norm = tr->a.gru_norm;
+        tr->cfg.dropout = 0;
+        if (!tr->auto_dropout) tr->cfg.dropout = (float)tr->a.dropout;
+        else if (tr->total_steps) {   /* the length of the run is known now */
+            double epochs = (double)tr->total_steps * tr->a.batch * tr->a.chunk / (double)tr->n_train;
+            tr->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
         }
-        if (!strcmp(a.scan, "auto")) cfg.scan_algo = MR_SCAN_AUTO;
-        else if (!strcmp(a.scan, "sequential")) cfg.scan_algo = MR_SCAN_SEQUENTIAL;
-        else if (!strcmp(a.scan, "chunked")) cfg.scan_algo = MR_SCAN_CHUNKED;
-        else if (!strcmp(a.scan, "log")) cfg.scan_algo = MR_SCAN_LOG;
+        if (!strcmp(tr->a.scan, "auto")) tr->cfg.scan_algo = MR_SCAN_AUTO;
+        else if (!strcmp(tr->a.scan, "sequential")) tr->cfg.scan_algo = MR_SCAN_SEQUENTIAL;
+        else if (!strcmp(tr->a.scan, "chunked")) tr->cfg.scan_algo = MR_SCAN_CHUNKED;
+        else if (!strcmp(tr->a.scan, "log")) tr->cfg.scan_algo = MR_SCAN_LOG;
         else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
-        if (mr_model_cfg_set_layers(&cfg, a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
-        if (strchr(a.arch, ',') == NULL && strchr(a.arch, '*') == NULL) cfg.n_layers = a.depth;
-        if (mr_model_cfg_set_ffn(&cfg, a.ffn_kind, &err) != MR_OK) ex_die(PROG, err.msg);
-        if (!strcmp(a.pos_emb, "learned")) cfg.pos_emb = MR_POS_LEARNED;
-        else if (strcmp(a.pos_emb, "none")) ex_die(PROG, "--pos-emb must be none or learned");
-        cfg.attn.n_heads = a.heads;
-        cfg.attn.n_kv_heads = a.kv_heads ? a.kv_heads : a.heads;
-        cfg.attn.rope_theta = (float)a.rope_theta;
-        cfg.max_context = a.max_context ? a.max_context : (a.chunk > 1024 ? a.chunk : 1024);
-        if ((mr_model_has_attention(&cfg) || cfg.pos_emb) && a.chunk > cfg.max_context) {
+        if (mr_model_cfg_set_layers(&tr->cfg, tr->a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (strchr(tr->a.arch, ',') == NULL && strchr(tr->a.arch, '*') == NULL) tr->cfg.n_layers = tr->a.depth;
+        if (mr_model_cfg_set_ffn(&tr->cfg, tr->a.ffn_kind, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (!strcmp(tr->a.pos_emb, "learned")) tr->cfg.pos_emb = MR_POS_LEARNED;
+        else if (strcmp(tr->a.pos_emb, "none")) ex_die(PROG, "--pos-emb must be none or learned");
+        tr->cfg.attn.n_heads = tr->a.heads;
+        tr->cfg.attn.n_kv_heads = tr->a.kv_heads ? tr->a.kv_heads : tr->a.heads;
+        tr->cfg.attn.rope_theta = (float)tr->a.rope_theta;
+        tr->cfg.max_context = tr->a.max_context ? tr->a.max_context : (tr->a.chunk > 1024 ? tr->a.chunk : 1024);
+        if ((mr_model_has_attention(&tr->cfg) || tr->cfg.pos_emb) && tr->a.chunk > tr->cfg.max_context) {
             char b[200];
-            snprintf(b, sizeof b, "--chunk-size %d is longer than the model's context (--max-context %d)", a.chunk, cfg.max_context);
+            snprintf(b, sizeof b, "--chunk-size %d is longer than the model's context (--max-context %d)", tr->a.chunk, tr->cfg.max_context);
             ex_die(PROG, b);
         }
-        if (mr_model_has_attention(&cfg)) {   /* say which flag is wrong before the library's message */
+        if (mr_model_has_attention(&tr->cfg)) {   /* say which flag is wrong before the library's message */
             char b[200];
-            if (cfg.dim % cfg.attn.n_heads) { snprintf(b, sizeof b, "--heads %d does not divide --dim %d", cfg.attn.n_heads, cfg.dim); ex_die(PROG, b); }
-            if (cfg.attn.n_heads % cfg.attn.n_kv_heads) { snprintf(b, sizeof b, "--kv-heads %d does not divide --heads %d", cfg.attn.n_kv_heads, cfg.attn.n_heads); ex_die(PROG, b); }
+            if (tr->cfg.dim % tr->cfg.attn.n_heads) { snprintf(b, sizeof b, "--heads %d does not divide --dim %d", tr->cfg.attn.n_heads, tr->cfg.dim); ex_die(PROG, b); }
+            if (tr->cfg.attn.n_heads % tr->cfg.attn.n_kv_heads) { snprintf(b, sizeof b, "--kv-heads %d does not divide --heads %d", tr->cfg.attn.n_kv_heads, tr->cfg.attn.n_heads); ex_die(PROG, b); }
         }
-        if (mr_model_new(&m, &cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
-        mr_rng_seed(&rng, a.seed);
-        mr_model_init_weights(m, &rng);
+        if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+        mr_rng_seed(&tr->rng, tr->a.seed);
+        mr_model_init_weights(tr->m, &tr->rng);
     } else {
-        cfg = m->cfg;
-        if (!auto_dropout) m->cfg.dropout = cfg.dropout = (float)a.dropout;
-        mr_rng_seed(&rng, a.seed);   /* replaced by the saved generator below */
+        tr->cfg = tr->m->cfg;
+        if (!tr->auto_dropout) tr->m->cfg.dropout = tr->cfg.dropout = (float)tr->a.dropout;
+        mr_rng_seed(&tr->rng, tr->a.seed);   /* replaced by the saved generator below */
     }
-    cp.n_threads = a.threads;
-    cp.seed = a.seed ^ 0x5eedull;
-    if (mr_ctx_new(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
-    if (!a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
-        size_t L = strlen(args_now);
-        int th = mr_ctx_threads(ctx);
-        if (L + 32 < sizeof args_now) snprintf(args_now + L, sizeof args_now - L, "--threads\n%d\n", th);
+    tr->cp.n_threads = tr->a.threads;
+    tr->cp.seed = tr->a.seed ^ 0x5eedull;
+    if (mr_ctx_new(&tr->ctx, &tr->cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (!tr->a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
+        size_t L = strlen(tr->args_now);
+        int th = mr_ctx_threads(tr->ctx);
+        if (L + 32 < sizeof tr->args_now) snprintf(tr->args_now + L, sizeof tr->args_now - L, "--threads\n%d\n", th);
     }
-    memset(&adam, 0, sizeof adam);
-    memset(&sgd, 0, sizeof sgd);
-    if (adam_on) {
+    return 0;
+}
+
+/* the optimizer, the carried state, the batch buffers; on --resume their saved values; the schedule */
+static int phase_optim(trainer *tr) {
+    int i;
+    mr_error err;
+    memset(&tr->adam, 0, sizeof tr->adam);
+    memset(&tr->sgd, 0, sizeof tr->sgd);
+    if (tr->adam_on) {
         mr_adamw_cfg oc = mr_adamw_defaults();
-        oc.weight_decay = (float)a.weight_decay;
-        oc.beta2 = (float)a.beta2;
-        if (mr_adamw_init(&adam, m->ps, oc, &err) != MR_OK) ex_die(PROG, err.msg);
+        oc.weight_decay = (float)tr->a.weight_decay;
+        oc.beta2 = (float)tr->a.beta2;
+        if (mr_adamw_init(&tr->adam, tr->m->ps, oc, &err) != MR_OK) ex_die(PROG, err.msg);
     } else {
         mr_sgd_cfg sc;
-        sc.momentum = 0.9f; sc.weight_decay = (float)a.weight_decay; sc.nesterov = 0;
-        if (mr_sgd_init(&sgd, m->ps, sc, &err) != MR_OK) ex_die(PROG, err.msg);
+        sc.momentum = 0.9f; sc.weight_decay = (float)tr->a.weight_decay; sc.nesterov = 0;
+        if (mr_sgd_init(&tr->sgd, tr->m->ps, sc, &err) != MR_OK) ex_die(PROG, err.msg);
     }
-    if (!strcmp(a.batching, "stream") || a.backprop < a.chunk)
-        if (mr_state_new(&state, m, a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
-    xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
-    xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)a.batch * a.chunk);
-    pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)a.batch);
-    if (!xin || !xtg || !pos) ex_die(PROG, "out of memory for the batch");
-    for (i = 0; i < a.batch; i++) pos[i] = (n_train / a.batch) * i;
-    r.m = m; r.vocab = &vocab; r.adam = adam_on ? &adam : NULL; r.sgd = adam_on ? NULL : &sgd; r.rng = &rng; r.ctx = ctx;
-    r.pos = pos; r.batch = a.batch; r.state = state; r.args = args_now;
-    if (ckpt_buf) {   /* optimizer, generators, data position, carried state */
+    if (!strcmp(tr->a.batching, "stream") || tr->a.backprop < tr->a.chunk)
+        if (mr_state_new(&tr->state, tr->m, tr->a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
+    tr->xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
+    tr->xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
+    tr->pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)tr->a.batch);
+    if (!tr->xin || !tr->xtg || !tr->pos) ex_die(PROG, "out of memory for the batch");
+    for (i = 0; i < tr->a.batch; i++) tr->pos[i] = (tr->n_train / tr->a.batch) * i;
+    tr->r.m = tr->m; tr->r.vocab = &tr->vocab; tr->r.adam = tr->adam_on ? &tr->adam : NULL; tr->r.sgd = tr->adam_on ? NULL : &tr->sgd; tr->r.rng = &tr->rng; tr->r.ctx = tr->ctx;
+    tr->r.pos = tr->pos; tr->r.batch = tr->a.batch; tr->r.state = tr->state; tr->r.args = tr->args_now;
+    if (tr->ckpt_buf) {   /* optimizer, generators, data position, carried state */
         mr_train_state ts;
         mr_rng rngs[2];
         memset(&ts, 0, sizeof ts);
-        ts.adamw = r.adam; ts.sgd = r.sgd;
+        ts.adamw = tr->r.adam; ts.sgd = tr->r.sgd;
         ts.rngs = rngs; ts.n_rngs = 2;
-        ts.data_pos = pos; ts.n_data_pos = a.batch;
-        ts.state = state;
-        if (mr_ckpt_restore_mem(ckpt_buf, ckpt_len, m, &ts, &err) != MR_OK) {
-            fprintf(stderr, "%s: cannot resume from '%s': %s (were --batch, --optimizer or --batching changed?)\n", PROG, a.resume, err.msg);
+        ts.data_pos = tr->pos; ts.n_data_pos = tr->a.batch;
+        ts.state = tr->state;
+        if (mr_ckpt_restore_mem(tr->ckpt_buf, tr->ckpt_len, tr->m, &ts, &err) != MR_OK) {
+            fprintf(stderr, "%s: cannot resume from '%s': %s (were --batch, --optimizer or --batching changed?)\n", PROG, tr->a.resume, err.msg);
             return 2;
         }
-        rng = rngs[0];
-        *mr_ctx_rng(ctx) = rngs[1];
-        step = start_step = meta0.step;
-        tokens = meta0.tokens_seen;
-        best_val = meta0.best_val_loss;
-        last_val = meta0.val_loss;
-        train_loss_ema = meta0.train_loss;
-        mr_buffer_free(ckpt_buf);
-        ckpt_buf = NULL;
+        tr->rng = rngs[0];
+        *mr_ctx_rng(tr->ctx) = rngs[1];
+        tr->step = tr->start_step = tr->meta0.step;
+        tr->tokens = tr->meta0.tokens_seen;
+        tr->best_val = tr->meta0.best_val_loss;
+        tr->last_val = tr->meta0.val_loss;
+        tr->train_loss_ema = tr->meta0.train_loss;
+        mr_buffer_free(tr->ckpt_buf);
+        tr->ckpt_buf = NULL;
     }
 
-    sched.kind = !strcmp(a.schedule, "cosine") ? MR_SCHED_COSINE : !strcmp(a.schedule, "linear") ? MR_SCHED_LINEAR : MR_SCHED_CONSTANT;
-    sched.base_lr = (float)a.lr; sched.warmup_steps = a.warmup; sched.min_factor = (float)a.min_lr_factor;
-    sched.total_steps = total_steps ? total_steps : 1000000;
+    tr->sched.kind = !strcmp(tr->a.schedule, "cosine") ? MR_SCHED_COSINE : !strcmp(tr->a.schedule, "linear") ? MR_SCHED_LINEAR : MR_SCHED_CONSTANT;
+    tr->sched.base_lr = (float)tr->a.lr; tr->sched.warmup_steps = tr->a.warmup; tr->sched.min_factor = (float)tr->a.min_lr_factor;
+    tr->sched.total_steps = tr->total_steps ? tr->total_steps : 1000000;
 
+    return 0;
+}
+
+/* the output directory and history.csv (a resumed run drops rows after its checkpoint) */
+static int phase_output(trainer *tr) {
+    char path[4096];
     /* output */
     {   /* mkdir -p */
         char dir[4096];
-        size_t k, n = strlen(a.out);
+        size_t k, n = strlen(tr->a.out);
         if (n >= sizeof dir) ex_die(PROG, "--out path too long");
-        memcpy(dir, a.out, n + 1);
+        memcpy(dir, tr->a.out, n + 1);
         for (k = 1; k <= n; k++)
             if (dir[k] == '/' || dir[k] == 0) { char c = dir[k]; dir[k] = 0; mkdir(dir, 0777); dir[k] = c; }
     }
-    snprintf(path, sizeof path, "%s/history.csv", a.out);
-    if (a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
+    snprintf(path, sizeof path, "%s/history.csv", tr->a.out);
+    if (tr->a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
         uint8_t *h = NULL;
         size_t hn = 0;
         if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL, NULL) == MR_OK) {
@@ -523,160 +553,243 @@ int main(int argc, char **argv) {
             while (f && *line) {
                 char *e = strchr(line, '\n');
                 size_t L = e ? (size_t)(e - line) + 1 : strlen(line);
-                if (line[0] < '0' || line[0] > '9' || strtoll(line, NULL, 10) <= (long long)start_step) fwrite(line, 1, L, f);
+                if (line[0] < '0' || line[0] > '9' || strtoll(line, NULL, 10) <= (long long)tr->start_step) fwrite(line, 1, L, f);
                 line += L;
             }
             if (f) fclose(f);
             mr_buffer_free(h);
         }
     }
-    hist = fopen(path, a.resume ? "a" : "w");
-    if (!hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
-    if (!a.resume) fprintf(hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
+    tr->hist = fopen(path, tr->a.resume ? "a" : "w");
+    if (!tr->hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
+    if (!tr->a.resume) fprintf(tr->hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
 
     fprintf(stderr, "%s: %s, %zu bytes (%lld train, %lld val), vocab %d; model %s d=%d L=%d, %lld params; "
-            "batch %d x %d, %d threads%s\n", PROG, a.data, n_text, (long long)n_train, (long long)n_val, vocab.n,
-            a.arch, cfg.dim, cfg.n_layers, (long long)mr_params_count(m->ps), a.batch, a.chunk, mr_ctx_threads(ctx),
-            a.resume ? ", resumed" : "");
-    if (a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)step, (long long)tokens, meta0.wall_time);
-    if (auto_dropout && (total_steps || a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)m->cfg.dropout);
+            "batch %d x %d, %d threads%s\n", PROG, tr->a.data, tr->n_text, (long long)tr->n_train, (long long)tr->n_val, tr->vocab.n,
+            tr->a.arch, tr->cfg.dim, tr->cfg.n_layers, (long long)mr_params_count(tr->m->ps), tr->a.batch, tr->a.chunk, mr_ctx_threads(tr->ctx),
+            tr->a.resume ? ", resumed" : "");
+    if (tr->a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)tr->step, (long long)tr->tokens, tr->meta0.wall_time);
+    if (tr->auto_dropout && (tr->total_steps || tr->a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)tr->m->cfg.dropout);
 
-    t0 = t_start - (a.resume ? meta0.wall_time : 0);
+    return 0;
+}
+
+/* The learning rate of the next step: by steps, or by the fraction of the time budget spent. */
+static double lr_now(trainer *tr, double elapsed) {
+    double lr, frac;
+    if (tr->total_steps) lr = mr_lr_at(&tr->sched, tr->step);
+    else {
+        mr_lr_sched s2 = tr->sched;
+        frac = elapsed / tr->a.time_budget;
+        s2.total_steps = 1000000;
+        s2.warmup_steps = 0;
+        lr = tr->step < tr->a.warmup ? tr->a.lr * (double)(tr->step + 1) / (double)tr->a.warmup : mr_lr_at(&s2, (int64_t)(frac * 1000000));
+    }
+    return lr;
+}
+/* The next batch into xin/xtg: random windows, or each row's next chunk of
+   its own segment (stream batching); the carried state reset where due. */
+static void next_batch(trainer *tr) {
+    int b;
+    int64_t s_len = tr->n_train / tr->a.batch;
+    for (b = 0; b < tr->a.batch; b++) {
+        int64_t o;
+        if (!strcmp(tr->a.batching, "random")) o = (int64_t)mr_rng_below(&tr->rng, (uint64_t)(tr->n_train - tr->a.chunk - 1) + 1);
+        else {
+            int64_t seg0 = (tr->n_train / tr->a.batch) * b;
+            if (tr->pos[b] < seg0 || tr->pos[b] + tr->a.chunk + 1 > seg0 + s_len || tr->pos[b] + tr->a.chunk + 1 > tr->n_train) tr->pos[b] = seg0;
+            o = tr->pos[b];
+            tr->pos[b] += tr->a.chunk;
+        }
+        memcpy(tr->xin + (size_t)b * tr->a.chunk, tr->ids + o, sizeof(int32_t) * (size_t)tr->a.chunk);
+        memcpy(tr->xtg + (size_t)b * tr->a.chunk, tr->ids + o + 1, sizeof(int32_t) * (size_t)tr->a.chunk);
+    }
+    if (tr->state) {
+        int reset = !strcmp(tr->a.batching, "random");
+        if (tr->a.context > 0 && (tr->step * tr->a.chunk) % tr->a.context < tr->a.chunk && tr->step > 0) reset = 1;
+        if (tr->state->max_pos && tr->state->pos + tr->a.chunk > tr->state->max_pos) reset = 1;   /* attention: the cache is full */
+        if (reset) mr_state_reset(tr->state);
+    }
+}
+/* After a step: the progress line and history row, the periodic evaluation
+   (and model_best.bin), the periodic save. */
+static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
+    if (tr->step % tr->a.log_every == 0) {
+        double now = ex_now(), tps = (double)(tr->tokens - tr->tokens_at_log) / (now - tr->last_log_t), el = now - tr->t0, eta;
+        char etab[32];
+        eta = tr->total_steps ? (now - tr->last_log_t) / (double)tr->a.log_every * (double)(tr->total_steps - tr->step) : tr->a.time_budget - el;
+        fmt_time(etab, sizeof etab, eta);
+        fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s  ETA %s%s", tr->tty ? "\r" : "",
+                (long long)tr->step, tr->train_loss_ema, gnorm, lr, tps / 1000.0, etab, tr->tty ? "   " : "\n");
+        /* the loss with 9 significant digits: enough to compare runs bit for bit */
+        fprintf(tr->hist, "%lld,%lld,%.3f,%.9g,%.9g,%.9g,,,\n", (long long)tr->step, (long long)tr->tokens, el, lr, loss_sum, gnorm);
+        fflush(tr->hist);
+        tr->tokens_at_log = (long long)tr->tokens;
+        tr->last_log_t = now;
+    }
+    tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
+    tr->meta0.best_val_loss = tr->best_val;
+    if (tr->a.eval_every && tr->step % tr->a.eval_every == 0) {
+        double t_e = ex_now();
+        tr->last_val = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 0);
+        tr->eval_cost = ex_now() - t_e;
+        if (tr->a.time_budget && tr->stateful_cost < 0) {   /* time the stateful pass on a prefix, for the final reserve */
+            int64_t np = tr->n_val < 8 * (int64_t)tr->a.chunk + 1 ? tr->n_val : 8 * (int64_t)tr->a.chunk + 1;
+            double t_s = ex_now();
+            eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, np, tr->a.batch, tr->a.chunk, 1);
+            tr->stateful_cost = (ex_now() - t_s) * (double)(tr->n_val - 1) / (double)(np - 1);
+        }
+        fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tr->tty ? "\r" : "", (long long)tr->step,
+                tr->last_val / tr->val_bytes_per_token, tr->last_val / tr->val_bytes_per_token / log(2.0), tr->bpe ? " per byte" : "", tr->eval_cost, tr->tty ? "          " : "");
+        fprintf(tr->hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)tr->step, (long long)tr->tokens, ex_now() - tr->t0, lr, tr->last_val, tr->last_val / tr->val_bytes_per_token / log(2.0));
+        fflush(tr->hist);
+        if (tr->last_val < tr->best_val) {
+            tr->best_val = tr->last_val;
+            tr->meta0.val_loss = tr->last_val; tr->meta0.best_val_loss = tr->best_val; tr->meta0.wall_time = ex_now() - tr->t0;
+            save_run(&tr->r, tr->a.out, "model_best.bin", &tr->meta0);
+        }
+        tr->eval_total += ex_now() - t_e;
+    }
+    if (tr->a.save_every && tr->step % tr->a.save_every == 0) {
+        tr->meta0.val_loss = tr->last_val; tr->meta0.wall_time = ex_now() - tr->t0;
+        save_run(&tr->r, tr->a.out, "model.bin", &tr->meta0);
+    }
+}
+/* Whether the run stops before the next step: its steps, --stop-at-step, the
+   time budget (with room left for the final evaluation and save), Ctrl-C. */
+static int should_stop(trainer *tr, double elapsed) {
+    if (tr->total_steps && tr->step >= tr->total_steps) return 1;
+    if (tr->a.stop_at && tr->step >= tr->a.stop_at) return 1;
+    if (tr->a.time_budget && elapsed >= tr->a.time_budget) return 1;
+    if (g_stop) { fprintf(stderr, "%s%s: interrupted at step %lld: saving\n", tr->tty ? "\r\n" : "", PROG, (long long)tr->step); return 1; }
+    if (tr->a.time_budget && tr->step > tr->start_step) {   /* wall time: leave room for the final evaluation and save */
+        /* seconds per step, not counting the first (the arena grows then) nor evaluations */
+        double per_step = tr->step - tr->start_step >= 2 ? (ex_now() - tr->t_first - tr->eval_total) / (double)(tr->step - tr->start_step - 1) : ex_now() - tr->t_run;
+        /* the final evaluation: the windowed pass (as measured, or about a third of a
+           training step per batch of windows) plus the stateful pass (as measured on a
+           prefix at the first evaluation, else as long again as the windowed one) */
+        double windowed = tr->eval_cost >= 0 ? tr->eval_cost : 2.0 / 3.0 * (double)tr->n_val / ((double)tr->a.batch * tr->a.chunk) * per_step;
+        double reserve = windowed + (tr->stateful_cost >= 0 ? tr->stateful_cost : windowed);
+        if (elapsed + per_step + reserve > tr->a.time_budget) return 1;
+    }
+    return 0;
+}
+/* the training loop: until the step, epoch or time budget is spent, or Ctrl-C */
+static int phase_train(trainer *tr) {
+    tr->t0 = tr->t_start - (tr->a.resume ? tr->meta0.wall_time : 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    last_log_t = t_run = ex_now();
-    tokens_at_log = (long long)tokens;
+    tr->last_log_t = tr->t_run = ex_now();
+    tr->tokens_at_log = (long long)tr->tokens;
     for (;;) {
-        double elapsed = ex_now() - t0, frac, loss_sum = 0, lr;
+        double elapsed = ex_now() - tr->t0, loss_sum = 0, lr;
         float gnorm;
-        int b;
-        int64_t s_len = n_train / a.batch;
-        if (total_steps && step >= total_steps) break;
-        if (a.stop_at && step >= a.stop_at) break;
-        if (a.time_budget && elapsed >= a.time_budget) break;
-        if (g_stop) { fprintf(stderr, "%s%s: interrupted at step %lld: saving\n", tty ? "\r\n" : "", PROG, (long long)step); break; }
-        if (a.time_budget && step > start_step) {   /* wall time: leave room for the final evaluation and save */
-            /* seconds per step, not counting the first (the arena grows then) nor evaluations */
-            double per_step = step - start_step >= 2 ? (ex_now() - t_first - eval_total) / (double)(step - start_step - 1) : ex_now() - t_run;
-            /* the final evaluation: the windowed pass (as measured, or about a third of a
-               training step per batch of windows) plus the stateful pass (as long again) */
-            double reserve = eval_cost >= 0 ? 2.0 * eval_cost : 2.0 / 3.0 * (double)n_val / ((double)a.batch * a.chunk) * per_step;
-            if (elapsed + per_step + reserve > a.time_budget) break;
-        }
+        if (should_stop(tr, elapsed)) break;
         /* auto dropout for a time budget: decided from the measured speed after 20 steps */
         /* (absolute steps, so a resumed run decides as the uninterrupted one; once decided, CONF keeps it) */
-        if (auto_dropout && !total_steps && start_step < 25 && step == (start_step > 5 ? start_step : 5)) t_auto = ex_now();
-        if (auto_dropout && !total_steps && start_step < 25 && step == 25) {
-            double per_step = (ex_now() - t_auto) / (double)(25 - (start_step > 5 ? start_step : 5)), epochs = (double)tokens + (a.time_budget - elapsed) / per_step * a.batch * a.chunk;
-            epochs /= (double)n_train;
-            m->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
-            fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tty ? "\r" : "", PROG, epochs, (double)m->cfg.dropout, tty ? "          " : "");
+        if (tr->auto_dropout && !tr->total_steps && tr->start_step < 25 && tr->step == (tr->start_step > 5 ? tr->start_step : 5)) tr->t_auto = ex_now();
+        if (tr->auto_dropout && !tr->total_steps && tr->start_step < 25 && tr->step == 25) {
+            double per_step = (ex_now() - tr->t_auto) / (double)(25 - (tr->start_step > 5 ? tr->start_step : 5)), epochs = (double)tr->tokens + (tr->a.time_budget - elapsed) / per_step * tr->a.batch * tr->a.chunk;
+            epochs /= (double)tr->n_train;
+            tr->m->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
+            fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tr->tty ? "\r" : "", PROG, epochs, (double)tr->m->cfg.dropout, tr->tty ? "          " : "");
         }
-        /* learning rate: by steps, or by the fraction of the time budget */
-        if (total_steps) lr = mr_lr_at(&sched, step);
-        else {
-            mr_lr_sched s2 = sched;
-            frac = elapsed / a.time_budget;
-            s2.total_steps = 1000000;
-            s2.warmup_steps = 0;
-            lr = step < a.warmup ? a.lr * (double)(step + 1) / (double)a.warmup : mr_lr_at(&s2, (int64_t)(frac * 1000000));
-        }
-        /* batch */
-        for (b = 0; b < a.batch; b++) {
-            int64_t o;
-            if (!strcmp(a.batching, "random")) o = (int64_t)mr_rng_below(&rng, (uint64_t)(n_train - a.chunk - 1) + 1);
-            else {
-                int64_t seg0 = (n_train / a.batch) * b;
-                if (pos[b] < seg0 || pos[b] + a.chunk + 1 > seg0 + s_len || pos[b] + a.chunk + 1 > n_train) pos[b] = seg0;
-                o = pos[b];
-                pos[b] += a.chunk;
-            }
-            memcpy(xin + (size_t)b * a.chunk, ids + o, sizeof(int32_t) * (size_t)a.chunk);
-            memcpy(xtg + (size_t)b * a.chunk, ids + o + 1, sizeof(int32_t) * (size_t)a.chunk);
-        }
-        if (state) {
-            int reset = !strcmp(a.batching, "random");
-            if (a.context > 0 && (step * a.chunk) % a.context < a.chunk && step > 0) reset = 1;
-            if (state->max_pos && state->pos + a.chunk > state->max_pos) reset = 1;   /* attention: the cache is full */
-            if (reset) mr_state_reset(state);
-        }
-        if (mr_train_step(ctx, m, adam_on ? &adam : NULL, adam_on ? NULL : &sgd, xin, xtg, a.batch, a.chunk, a.backprop, state,
-                          (float)lr, (float)a.grad_clip, &loss_sum, &gnorm) != MR_OK) {
-            if (mr_ctx_status(ctx) == MR_ERR_RANGE) fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)step + 1);
-            else fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx));
+        lr = lr_now(tr, elapsed);
+        next_batch(tr);
+        if (mr_train_step(tr->ctx, tr->m, tr->adam_on ? &tr->adam : NULL, tr->adam_on ? NULL : &tr->sgd, tr->xin, tr->xtg, tr->a.batch, tr->a.chunk, tr->a.backprop, tr->state,
+                          (float)lr, (float)tr->a.grad_clip, &loss_sum, &gnorm) != MR_OK) {
+            if (mr_ctx_status(tr->ctx) == MR_ERR_RANGE) fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)tr->step + 1);
+            else fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(tr->ctx));
             return 1;
         }
-        step++;
-        tokens += (int64_t)a.batch * a.chunk;
-        if (step == start_step + 1) t_first = ex_now();
-        train_loss_ema = train_loss_ema != train_loss_ema ? loss_sum : 0.95 * train_loss_ema + 0.05 * loss_sum;
-        if (step % a.log_every == 0) {
-            double now = ex_now(), tps = (double)(tokens - tokens_at_log) / (now - last_log_t), el = now - t0, eta;
-            char etab[32];
-            eta = total_steps ? (now - last_log_t) / (double)a.log_every * (double)(total_steps - step) : a.time_budget - el;
-            fmt_time(etab, sizeof etab, eta);
-            fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
-                    (long long)step, train_loss_ema, gnorm, lr, tps / 1000.0, etab, tty ? "   " : "\n");
-            /* the loss with 9 significant digits: enough to compare runs bit for bit */
-            fprintf(hist, "%lld,%lld,%.3f,%.9g,%.9g,%.9g,,,\n", (long long)step, (long long)tokens, el, lr, loss_sum, gnorm);
-            fflush(hist);
-            tokens_at_log = (long long)tokens;
-            last_log_t = now;
-        }
-        meta0.step = step; meta0.tokens_seen = tokens; meta0.epoch = tokens / n_train; meta0.train_loss = train_loss_ema;
-        meta0.best_val_loss = best_val;
-        if (a.eval_every && step % a.eval_every == 0) {
-            double t_e = ex_now();
-            last_val = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 0);
-            eval_cost = ex_now() - t_e;
-            fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tty ? "\r" : "", (long long)step,
-                    last_val / val_bytes_per_token, last_val / val_bytes_per_token / log(2.0), bpe ? " per byte" : "", eval_cost, tty ? "          " : "");
-            fprintf(hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)step, (long long)tokens, ex_now() - t0, lr, last_val, last_val / val_bytes_per_token / log(2.0));
-            fflush(hist);
-            if (last_val < best_val) {
-                best_val = last_val;
-                meta0.val_loss = last_val; meta0.best_val_loss = best_val; meta0.wall_time = ex_now() - t0;
-                save_run(&r, a.out, "model_best.bin", &meta0);
-            }
-            eval_total += ex_now() - t_e;
-        }
-        if (a.save_every && step % a.save_every == 0) {
-            meta0.val_loss = last_val; meta0.wall_time = ex_now() - t0;
-            save_run(&r, a.out, "model.bin", &meta0);
-        }
+        tr->step++;
+        tr->tokens += (int64_t)tr->a.batch * tr->a.chunk;
+        if (tr->step == tr->start_step + 1) tr->t_first = ex_now();
+        tr->train_loss_ema = tr->train_loss_ema != tr->train_loss_ema ? loss_sum : 0.95 * tr->train_loss_ema + 0.05 * loss_sum;
+        after_step(tr, lr, loss_sum, gnorm);
     }
+    return 0;
+}
+
+/* the final evaluation (windowed and stateful), the last lines, the final save */
+static int phase_finish(trainer *tr) {
     {
-        double el, vw = last_val, vs = NAN, t_e = ex_now();
+        double el, vw = tr->last_val, vs = NAN, t_e = ex_now();
         /* stopped to be resumed (Ctrl-C, --stop-at-step before the end): save at once, with no final
            evaluation, so the resumed run's records match an uninterrupted one */
-        int paused = g_stop || (a.stop_at && step >= a.stop_at && !(total_steps && step >= total_steps));
+        int paused = g_stop || (tr->a.stop_at && tr->step >= tr->a.stop_at && !(tr->total_steps && tr->step >= tr->total_steps));
         if (!paused) {
-            vw = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 0);
-            vs = eval_loss(ctx, m, ids + n_train, n_val, a.batch, a.chunk, 1);
+            vw = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 0);
+            vs = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 1);
         }
-        el = ex_now() - t0;
-        fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tty ? "\r\n" : "", (long long)step,
-                (long long)tokens, el, ex_now() - t_e);
-        if (paused) printf("%s at step %lld; continue with --resume %s/model.bin\n", g_stop ? "interrupted" : "stopped", (long long)step, a.out);
-        else if (bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
-                        vw, vw / val_bytes_per_token, vw / val_bytes_per_token / log(2.0), val_bytes_per_token, a.chunk, vs / val_bytes_per_token);
+        el = ex_now() - tr->t0;
+        fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tr->tty ? "\r\n" : "", (long long)tr->step,
+                (long long)tr->tokens, el, ex_now() - t_e);
+        if (paused) printf("%s at step %lld; continue with --resume %s/model.bin\n", g_stop ? "interrupted" : "stopped", (long long)tr->step, tr->a.out);
+        else if (tr->bpe) printf("final val loss %.4f nats/token = %.4f nats/byte (%.4f bits/byte, %.3f bytes/token) in windows of %d tokens; stateful pass %.4f nats/byte\n",
+                        vw, vw / tr->val_bytes_per_token, vw / tr->val_bytes_per_token / log(2.0), tr->val_bytes_per_token, tr->a.chunk, vs / tr->val_bytes_per_token);
         else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
-                    vw / log(2.0), a.chunk, vs);
-        if (!paused) fprintf(hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)step, (long long)tokens, el, train_loss_ema, vw, vw / val_bytes_per_token / log(2.0), vs);
-        fclose(hist);
-        meta0.step = step; meta0.tokens_seen = tokens; meta0.epoch = tokens / n_train; meta0.train_loss = train_loss_ema;
-        meta0.val_loss = vw; meta0.wall_time = el;
-        meta0.best_val_loss = !paused && vw < best_val ? vw : best_val;
-        if (!save_run(&r, a.out, "model.bin", &meta0)) return 1;
-        if (!paused && vw < best_val) save_run(&r, a.out, "model_best.bin", &meta0);
-        printf("saved %s/model.bin\n", a.out);
+                    vw / log(2.0), tr->a.chunk, vs);
+        if (!paused) fprintf(tr->hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)tr->step, (long long)tr->tokens, el, tr->train_loss_ema, vw, vw / tr->val_bytes_per_token / log(2.0), vs);
+        fclose(tr->hist);
+        tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
+        tr->meta0.val_loss = vw; tr->meta0.wall_time = el;
+        tr->meta0.best_val_loss = !paused && vw < tr->best_val ? vw : tr->best_val;
+        if (!save_run(&tr->r, tr->a.out, "model.bin", &tr->meta0)) return 1;
+        if (!paused && vw < tr->best_val) save_run(&tr->r, tr->a.out, "model_best.bin", &tr->meta0);
+        printf("saved %s/model.bin\n", tr->a.out);
     }
-    free(xin); free(xtg); free(pos); mr_buffer_free(text);
-    if (bpe) { mr_bpe_free_buffer(bpe, ids); if (vocab.bpe_json && !a.resume) mr_bpe_free_buffer(bpe, vocab.bpe_json); mr_bpe_free(bpe); } else free(ids);
-    if (a.resume) mr_vocab_free(&vocab);
-    if (adam_on) mr_adamw_free(&adam); else mr_sgd_free(&sgd);
-    mr_state_free(state);
-    mr_model_free(m);
-    mr_ctx_free(ctx);
+    return 0;
+}
+
+/* frees everything */
+static void phase_cleanup(trainer *tr) {
+    free(tr->xin); free(tr->xtg); free(tr->pos); mr_buffer_free(tr->text);
+    if (tr->bpe) { mr_bpe_free_buffer(tr->bpe, tr->ids); if (tr->vocab.bpe_json && !tr->a.resume) mr_bpe_free_buffer(tr->bpe, tr->vocab.bpe_json); mr_bpe_free(tr->bpe); } else free(tr->ids);
+    if (tr->a.resume) mr_vocab_free(&tr->vocab);
+    if (tr->adam_on) mr_adamw_free(&tr->adam); else mr_sgd_free(&tr->sgd);
+    mr_state_free(tr->state);
+    mr_model_free(tr->m);
+    mr_ctx_free(tr->ctx);
+    }
+
+/* The run before its flags are read. */
+static void trainer_init(trainer *tr, int argc, char **argv) {
+    memset(tr, 0, sizeof *tr);
+    tr->argc = argc; tr->argv = argv;
+    tr->text = NULL;
+    tr->ckpt_buf = NULL;
+    tr->n_text = 0;
+    tr->ckpt_len = 0;
+    tr->ids = NULL;
+    tr->m = NULL;
+    tr->cp = mr_ctx_defaults();
+    tr->state = NULL;
+    tr->step = 0;
+    tr->tokens = 0;
+    tr->start_step = 0;
+    tr->best_val = INFINITY;
+    tr->last_val = NAN;
+    tr->train_loss_ema = NAN;
+    tr->eval_cost = -1;
+    tr->tokens_at_log = 0;
+    tr->tty = isatty(2);
+    tr->bpe = NULL;
+    tr->val_bytes_per_token = 1.0;
+    tr->t_auto = 0;
+    tr->t_first = 0;
+    tr->eval_total = 0;
+    tr->t_start = ex_now();
+    tr->stateful_cost = -1;
+}
+
+int main(int argc, char **argv) {
+    static trainer t;   /* large (the run's flags and metadata): not on the stack */
+    int rc;
+    trainer_init(&t, argc, argv);
+    if ((rc = phase_args(&t)) || (rc = phase_data(&t)) || (rc = phase_model(&t)) || (rc = phase_optim(&t)) ||
+        (rc = phase_output(&t)) || (rc = phase_train(&t)) || (rc = phase_finish(&t)))
+        return rc;
+    phase_cleanup(&t);
     return 0;
 }
