@@ -565,8 +565,8 @@ MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
 /* The state of a batch of streams between calls: a list of named blocks.
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
    mixer, the conv tail [B, K-1, d], the KV cache of an attention layer
-   (keys and values, each [B, kv_heads, max_context, head_dim], positions
-   [0, pos) filled). "valid" is 0 for a fresh state: the next call starts
+   (keys transposed [B, kv_heads, head_dim, max_context], values
+   [B, kv_heads, max_context, head_dim]; positions [0, pos) filled). "valid" is 0 for a fresh state: the next call starts
    from nothing and at position 0. pos counts the tokens fed since then; the
    KV cache and the position table end at max_context, and going past it is
    an MR_ERR_RANGE (no sliding window). */
@@ -577,7 +577,7 @@ typedef struct mr_state_block {
     int ndim;               /* shape[0] = batch */
     int64_t shape[MR_MAX_DIMS];
     int64_t n;              /* floats: the product of shape */
-    int time_axis;          /* > 0: that axis is time, of which [0, pos) is in use (KV cache: 2); 0: none */
+    int time_axis;          /* > 0: that axis is time, of which [0, pos) is in use (keys: 3, values: 2); 0: none */
     float *data;            /* n floats inside the state's buffer */
 } mr_state_block;
 #define MR_STATE_MAX_BLOCKS (3 * MR_MAX_LAYERS)
@@ -638,10 +638,12 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
    key/value head h / (H / KV). With rope_theta > 0, queries and keys are
    rotated (mr_rope) at positions pos0 + t. Scale 1/sqrt(hd). Returns
    [B, T, H hd]. Without a cache (k_cache NULL) token t attends to the tokens
-   0..t of this call. With a cache ([B, KV, cache_len, hd] each, head-major
-   so that one head's keys are contiguous; rows [0, pos0) filled by earlier
-   calls), this call writes its keys and values
-   at rows pos0 .. pos0+T-1 and token t attends to rows 0 .. pos0+t; the
+   0..t of this call. With a cache (head-major: keys transposed
+   k_cache [B, KV, hd, cache_len], so that the scores of a query are one
+   contiguous loop over keys; values v_cache [B, KV, cache_len, hd];
+   positions [0, pos0) filled by earlier calls), this call writes its keys
+   and values at positions pos0 .. pos0+T-1 and token t attends to positions
+   0 .. pos0+t; the
    gradient reaches this call's keys and values, not the cached ones. Saves
    O(B H T) for the backward (the row log-sum-exps), never [T, T]. */
 MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int n_heads, int n_kv_heads, float rope_theta, int64_t pos0,
@@ -4641,20 +4643,29 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
    time (no [T, T] matrix at any point); loops run over hd innermost. */
 typedef struct mr__attn {
     int B, T, H, KV, hd, cached;
-    int64_t pos0, kbs, khs, kls;  /* key/value row j of head g, batch b: b*kbs + g*khs + j*kls (kls = hd) */
+    int64_t pos0, kbs, khs, kld;  /* head g of batch b at b*kbs + g*khs; key j, dim d at + d*kld + j; value j at + j*hd */
     float scale;
     float *q;                /* [B, T, H, hd], rotated */
-    float *k, *v;            /* the cache [B, KV, cache_len, hd], or [B, KV, T, hd] of this call; keys rotated */
+    float *k;                /* keys, rotated, transposed: the cache [B, KV, hd, cache_len], or [B, KV, hd, T] of this call */
+    float *v;                /* values: the cache [B, KV, cache_len, hd], or [B, KV, T, hd] of this call */
     float *lse;              /* [B, H, T] */
     float *cs;               /* RoPE table [T, hd/2, 2]; NULL without RoPE */
 } mr__attn;
-/* Keys (or values) of one head as [hd][nk] (KT[d*ld + j]): the score and
-   dot-product loops then run over keys, contiguous, and vectorize without
-   reassociating a float sum. */
+/* Keys are kept transposed ([hd][keys], KT[d*ld + j]) in the cache and in
+   this call's buffers, so that the score loops run over keys, contiguous,
+   and vectorize without reassociating a float sum, for any number of
+   queries (one in generation) and without a transpose per call. Values stay
+   [keys][hd]: o += a_j v_j runs over hd. The backward transposes values
+   (VT) and keys back to rows for its own loops: src [nk][hd] <-> dst [hd][ld]. */
 MR__PRIV void mr__attn_transpose(const float *src, int64_t kls, int64_t nk, int hd, float *dst, int64_t ld) {
     int64_t j;
     int d;
     for (j = 0; j < nk; j++) for (d = 0; d < hd; d++) dst[d * ld + j] = src[j * kls + d];
+}
+MR__PRIV void mr__attn_untranspose(const float *KT, int64_t ld, int64_t nk, int hd, float *dst) {
+    int64_t j;
+    int d;
+    for (d = 0; d < hd; d++) for (j = 0; j < nk; j++) dst[j * hd + d] = KT[d * ld + j];
 }
 MR__PRIV int mr__thread_id(void) {
 #if MR__HAVE_OMP
@@ -4663,47 +4674,58 @@ MR__PRIV int mr__thread_id(void) {
     return 0;
 #endif
 }
-/* scores s[j] = scale * q . k_j for j < nk, from KT [hd][ld] */
-MR__INL void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s) {
-    int64_t j;
-    int d;
-    for (j = 0; j < nk; j++) s[j] = 0.f;
-    for (d = 0; d < hd; d++) {
+/* scores s[j] = scale * q . k_j for j < nk, from KT [hd][ld]: 64 keys at a
+   time with their sums in registers (a loop over all keys per d would load
+   and store s hd times); each s[j] adds its terms in the order of d. */
+#define MR__ATTN_TILE 64
+MR__PRIV void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s) {
+    int64_t j, j0;
+    int d, jj;
+    for (j0 = 0; j0 + MR__ATTN_TILE <= nk; j0 += MR__ATTN_TILE) {
+        float acc[MR__ATTN_TILE];
+        for (jj = 0; jj < MR__ATTN_TILE; jj++) acc[jj] = 0.f;
+        for (d = 0; d < hd; d++) {
+            const float *kd = KT + d * ld + j0;
+            float qd = q[d] * scale;
+            for (jj = 0; jj < MR__ATTN_TILE; jj++) acc[jj] += qd * kd[jj];
+        }
+        for (jj = 0; jj < MR__ATTN_TILE; jj++) s[j0 + jj] = acc[jj];
+    }
+    for (j = j0; j < nk; j++) s[j] = 0.f;
+    for (d = 0; d < hd && j0 < nk; d++) {
         const float *kd = KT + d * ld;
         float qd = q[d] * scale;
-        for (j = 0; j < nk; j++) s[j] += qd * kd[j];
+        for (j = j0; j < nk; j++) s[j] += qd * kd[j];
     }
 }
-/* the same from the keys' rows (no transpose, for a call of few queries:
-   generation); eight partial sums per key so the dot vectorizes */
-MR__PRIV void mr__attn_scores_rows(const float *q, const float *kb, int64_t kls, int64_t nk, int hd, float scale, float *s) {
-    int64_t j;
-    int d, l, d8 = hd & ~7;
-    for (j = 0; j < nk; j++) {
-        const float *k = kb + j * kls;
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, t = 0.f;
-        for (d = 0; d < d8; d += 8) for (l = 0; l < 8; l++) acc[l] += q[d + l] * k[d + l];
-        for (d = d8; d < hd; d++) t += q[d] * k[d];
-        s[j] = scale * (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + t);
+/* o[0..hd) += sum_j w[j] rows[j*hd ..] for j < n: four rows per pass over o */
+MR__PRIV void mr__attn_axpy_rows(float *o, const float *w, const float *rows, int64_t n, int hd) {
+    int64_t j = 0;
+    int d;
+    for (; j + 4 <= n; j += 4) {
+        const float *r0 = rows + j * hd, *r1 = r0 + hd, *r2 = r1 + hd, *r3 = r2 + hd;
+        float w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
+        for (d = 0; d < hd; d++) o[d] += (w0 * r0[d] + w1 * r1[d]) + (w2 * r2[d] + w3 * r3[d]);
+    }
+    for (; j < n; j++) {
+        const float *r = rows + j * hd;
+        float wj = w[j];
+        for (d = 0; d < hd; d++) o[d] += wj * r[d];
     }
 }
-MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, const float *KT, int64_t ld, float *sc, float *o, float *lse) {
+MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, float *sc, float *o, float *lse) {
     int hd = p->hd, d;
-    int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1;
+    int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1, head = b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs;
     const float *q = p->q + (((int64_t)b * p->T + t) * p->H + h) * hd;
-    const float *vb = p->v + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs;
+    const float *vb = p->v + head;
     float mx = -INFINITY, sum = 0.f, inv;
-    if (KT) mr__attn_scores(q, KT, ld, nk, hd, p->scale, sc);
-    else mr__attn_scores_rows(q, p->k + b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs, p->kls, nk, hd, p->scale, sc);
+    mr__attn_scores(q, p->k + head, p->kld, nk, hd, p->scale, sc);
     for (j = 0; j < nk; j++) mx = sc[j] > mx ? sc[j] : mx;
     for (j = 0; j < nk; j++) { sc[j] = mr__expf(sc[j] - mx); sum += sc[j]; }
     inv = 1.f / sum;
+    for (j = 0; j < nk; j++) sc[j] *= inv;
     for (d = 0; d < hd; d++) o[d] = 0.f;
-    for (j = 0; j < nk; j++) {
-        const float *vj = vb + j * p->kls;
-        float a = sc[j] * inv;
-        for (d = 0; d < hd; d++) o[d] += a * vj[d];
-    }
+    mr__attn_axpy_rows(o, sc, vb, nk, hd);
     *lse = mx + logf(sum);
 }
 MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
@@ -4714,20 +4736,20 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
     float *scr;
     (void)n_in; (void)nt;
     if (!qkv->grad) return;
-    /* per thread: scores and their gradients [maxk] x 2, KT and VT [hd][maxk], dq [hd], dk and dv of
-       this call's rows [T, hd] each */
+    /* per thread: scores and their gradients [maxk] x 2, the key rows [maxk][hd] and VT [hd][maxk], dq [hd],
+       dk and dv of this call's rows [T, hd] each */
     per = 2 * maxk + 2 * (int64_t)hd * maxk + hd + 2 * (int64_t)p->T * hd;
     scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per);
     if (!scr) return;
     MR__OMP(parallel for num_threads(nt) if (U > 1) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / p->KV, g = u % p->KV, hh, t, d;
-        float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + maxk, *KT = dsc + maxk, *VT = KT + (int64_t)hd * maxk;
+        float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + maxk, *kb = dsc + maxk, *VT = kb + (int64_t)hd * maxk;
         float *dq = VT + (int64_t)hd * maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
-        const float *kb = p->k + b * p->kbs + (int64_t)g * p->khs, *vb = p->v + b * p->kbs + (int64_t)g * p->khs;
+        const float *KT = p->k + b * p->kbs + (int64_t)g * p->khs, *vb = p->v + b * p->kbs + (int64_t)g * p->khs;
         int64_t ld = qkv->row_stride, j;
-        mr__attn_transpose(kb, p->kls, maxk, hd, KT, maxk);
-        mr__attn_transpose(vb, p->kls, maxk, hd, VT, maxk);
+        mr__attn_untranspose(KT, p->kld, maxk, hd, kb);
+        mr__attn_transpose(vb, hd, maxk, hd, VT, maxk);
         memset(dk, 0, sizeof(float) * 2 * (size_t)p->T * (size_t)hd);
         for (hh = g * G; hh < (g + 1) * G; hh++)
             for (t = 0; t < p->T; t++) {
@@ -4737,18 +4759,14 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
                 float L = p->lse[((int64_t)b * p->H + hh) * p->T + t], D = 0.f;
                 float *gq = qkv->grad + row * ld + (int64_t)hh * hd;
                 for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
-                mr__attn_scores(q, KT, maxk, nk, hd, p->scale, sc);        /* s_j */
+                mr__attn_scores(q, KT, p->kld, nk, hd, p->scale, sc);      /* s_j */
                 mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, dsc);            /* dO . v_j */
                 for (j = 0; j < nk; j++) {
                     float a = mr__expf(sc[j] - L);
                     sc[j] = a;                                               /* a_j */
                     dsc[j] = a * (dsc[j] - D) * p->scale;                    /* ds_j / sqrt(hd) */
                 }
-                for (j = 0; j < nk; j++) {
-                    const float *kj = kb + j * p->kls;
-                    float ds = dsc[j];
-                    for (d = 0; d < hd; d++) dq[d] += ds * kj[d];
-                }
+                mr__attn_axpy_rows(dq, dsc, kb, nk, hd);
                 for (j = j0; j < nk; j++) {
                     float *dkj = dk + (j - j0) * hd, *dvj = dv + (j - j0) * hd, ds = dsc[j], a = sc[j];
                     for (d = 0; d < hd; d++) { dkj[d] += ds * q[d]; dvj[d] += a * dO[d]; }
@@ -4798,34 +4816,35 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     p->cs = rope_theta > 0.f && hd >= 2 ? mr__rope_table(ctx, T, hd, rope_theta, pos0) : NULL;
     p->q = mr__floats(ctx, (int64_t)B * T * H * hd);
     p->lse = mr__floats(ctx, (int64_t)B * H * T);
-    /* head-major ([B, KV, T, hd]): one head's keys are contiguous, read in order by the score loops */
-    if (k_cache) { p->k = k_cache; p->v = v_cache; p->khs = cache_len * hd; }
+    /* head-major: one head's keys (transposed, [hd][keys]) and values ([keys][hd]) are contiguous */
+    if (k_cache) { p->k = k_cache; p->v = v_cache; p->kld = cache_len; }
     else {
         p->k = mr__floats(ctx, (int64_t)B * T * KV * hd);
         p->v = mr__floats(ctx, (int64_t)B * T * KV * hd);
-        p->khs = (int64_t)T * hd;
+        p->kld = T;
     }
+    p->khs = p->kld * hd;
     p->kbs = p->khs * KV;
-    p->kls = hd;
     maxk = (k_cache ? pos0 : 0) + T;
     U = (int64_t)B * H;
-    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * maxk * (1 + hd));   /* per thread: scores, KT */
+    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * maxk);   /* per thread: the scores */
     if (!p->q || !p->lse || !p->k || !p->v || !scr || (rope_theta > 0.f && hd >= 2 && !p->cs)) return NULL;
     {   /* rotate queries and keys, place keys and values */
         int64_t r;
         for (r = 0; r < (int64_t)B * T; r++) {
             const float *src = qkv->data + r * qkv->row_stride, *cs = p->cs ? p->cs + (r % T) * (hd / 2) * 2 : NULL;
             int64_t b = r / T, t = r % T, jrow = (k_cache ? pos0 : 0) + t;
-            float *kd = p->k + b * p->kbs + jrow * p->kls, *vd = p->v + b * p->kbs + jrow * p->kls;
-            int h;
+            float *kd = p->k + b * p->kbs + jrow, *vd = p->v + b * p->kbs + jrow * hd, krot[1024];
+            int h, d;
             for (h = 0; h < H; h++) {
                 float *qd = p->q + (r * H + h) * hd;
                 if (cs) mr__rope_head(cs, hd, src + (int64_t)h * hd, qd, 0);
                 else memcpy(qd, src + (int64_t)h * hd, sizeof(float) * (size_t)hd);
             }
             for (h = 0; h < KV; h++) {
-                if (cs) mr__rope_head(cs, hd, src + (int64_t)(H + h) * hd, kd + h * p->khs, 0);
-                else memcpy(kd + h * p->khs, src + (int64_t)(H + h) * hd, sizeof(float) * (size_t)hd);
+                const float *ks = src + (int64_t)(H + h) * hd;
+                if (cs) { mr__rope_head(cs, hd, ks, krot, 0); ks = krot; }
+                for (d = 0; d < hd; d++) kd[h * p->khs + d * p->kld] = ks[d];
                 memcpy(vd + h * p->khs, src + (int64_t)(H + KV + h) * hd, sizeof(float) * (size_t)hd);
             }
         }
@@ -4833,10 +4852,9 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T * hd > 262144) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / H, h = u % H, t;
-        float *sc = scr + (int64_t)mr__thread_id() * maxk * (1 + hd), *KT = T >= 8 ? sc + maxk : NULL;
-        if (KT) mr__attn_transpose(p->k + b * p->kbs + (int64_t)(h / (H / KV)) * p->khs, p->kls, maxk, hd, KT, maxk);
+        float *sc = scr + (int64_t)mr__thread_id() * maxk;
         for (t = 0; t < T; t++)
-            mr__attn_fwd_row(p, b, h, t, KT, maxk, sc, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
+            mr__attn_fwd_row(p, b, h, t, sc, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
                              p->lse + ((int64_t)b * H + h) * T + t);
     }
     mr_tape_record(ctx, out, &qkv, 1, mr__attn_bwd, p);
@@ -4848,7 +4866,8 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
    o = mr_attention(qkv) with RoPE at the stream's positions, y = o W_o^T.
    mix[0] w_qkv "layers.L.attn.w_qkv" [(H + 2 KV) hd, d]
    mix[1] w_o   "layers.L.attn.w_o"   [d, H hd]
-   state: the KV cache, k and v [B, KV, max_context, hd] each (time axis 2, head-major). */
+   state: the KV cache, keys transposed k [B, KV, hd, max_context] (time axis 3), values
+   v [B, KV, max_context, hd] (time axis 2). */
 MR__PRIV mr_status mr__attn_check(const mr_model_cfg *c, int l, mr_error *err) {
     int H = c->attn.n_heads, KV = c->attn.n_kv_heads;
     if (H < 1 || H > c->dim) return mr__seterr(err, MR_ERR_ARG, "layer %d: attention needs 1 to %d heads, not %d", l, c->dim, H);
@@ -4876,8 +4895,10 @@ MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, mr_state_block *o) {
         memset(&o[i], 0, sizeof o[i]);
         mr__vfmt_s(o[i].name, sizeof o[i].name, "%s", i ? "attn.v" : "attn.k");
         o[i].kind = i ? MR_STATE_VALUES : MR_STATE_KEYS;
-        o[i].ndim = 4; o[i].time_axis = 2;
-        o[i].shape[1] = c->attn.n_kv_heads; o[i].shape[2] = c->max_context; o[i].shape[3] = c->dim / c->attn.n_heads;
+        o[i].ndim = 4; o[i].time_axis = i ? 2 : 3;   /* keys transposed: [B, KV, hd, max_context] */
+        o[i].shape[1] = c->attn.n_kv_heads;
+        o[i].shape[2] = i ? c->max_context : c->dim / c->attn.n_heads;
+        o[i].shape[3] = i ? c->dim / c->attn.n_heads : c->max_context;
     }
     return 2;
 }

@@ -206,12 +206,17 @@ static const char *fx_algo_name(int a) {
 
 /* Copies rows [0, P) of every (batch, head) between a KV cache block
    [B, KV, cap, hd] and packed rows [B, KV, P, hd]. */
-static void fx_kv_rows(float *block, float *rows, int64_t BKV, int64_t cap, int64_t P, int64_t hd, int to_block) {
-    int64_t u;
+/* rows [BKV][P][hd] <-> a cache block: values [BKV][cap][hd], or keys
+   transposed [BKV][hd][cap] (transposed != 0) */
+static void fx_kv_rows(float *block, float *rows, int64_t BKV, int64_t cap, int64_t P, int64_t hd, int to_block, int transposed) {
+    int64_t u, j, d;
     for (u = 0; u < BKV; u++) {
         float *b = block + u * cap * hd, *r = rows + u * P * hd;
-        if (to_block) memcpy(b, r, sizeof(float) * (size_t)(P * hd));
-        else memcpy(r, b, sizeof(float) * (size_t)(P * hd));
+        for (j = 0; j < P; j++)
+            for (d = 0; d < hd; d++) {
+                float *x = transposed ? &b[d * cap + j] : &b[j * hd + d];
+                if (to_block) *x = r[j * hd + d]; else r[j * hd + d] = *x;
+            }
     }
 }
 
@@ -292,12 +297,13 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
             if (f->mixer[l] == MR_MIXER_ATTN) {
                 mr_state_block *kb = mr_state_find(st, l, MR_STATE_KEYS), *vb = mr_state_find(st, l, MR_STATE_VALUES);
                 int64_t rows = bkv * f->pos0 * hd;
-                int fit = kb && vb && kb->ndim == 4 && kb->shape[1] == f->n_kv_heads && kb->shape[2] == f->max_context &&
-                          kb->shape[3] == hd && vb->n == kb->n && f->st0_n[l] == 2 * rows;
+                int fit = kb && vb && kb->ndim == 4 && kb->shape[1] == f->n_kv_heads && kb->shape[3] == f->max_context &&
+                          kb->shape[2] == hd && vb->shape[2] == f->max_context && vb->shape[3] == hd && vb->n == kb->n &&
+                          f->st0_n[l] == 2 * rows;
                 MR_CHECK_MSG(fit, "%s: layer %d KV cache blocks do not fit the fixture's %lld floats", file, l, (long long)f->st0_n[l]);
                 if (!fit) goto done;
-                fx_kv_rows(kb->data, f->st0[l], bkv, f->max_context, f->pos0, hd, 1);
-                fx_kv_rows(vb->data, f->st0[l] + rows, bkv, f->max_context, f->pos0, hd, 1);
+                fx_kv_rows(kb->data, f->st0[l], bkv, f->max_context, f->pos0, hd, 1, 1);
+                fx_kv_rows(vb->data, f->st0[l] + rows, bkv, f->max_context, f->pos0, hd, 1, 0);
             } else {
                 mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
                 MR_CHECK_MSG(hb && hb->n == f->st0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
@@ -337,8 +343,8 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
             if (!kb || !vb || f->last_n[l] != 2 * rows) continue;
             tmp = (float *)malloc(sizeof(float) * (size_t)(2 * rows));
             if (!tmp) { MR_CHECK(tmp != NULL); goto done; }
-            fx_kv_rows(kb->data, tmp, bkv, f->max_context, P, hd, 0);
-            fx_kv_rows(vb->data, tmp + rows, bkv, f->max_context, P, hd, 0);
+            fx_kv_rows(kb->data, tmp, bkv, f->max_context, P, hd, 0, 1);
+            fx_kv_rows(vb->data, tmp + rows, bkv, f->max_context, P, hd, 0, 0);
             got = tmp;
         } else {
             mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
