@@ -4678,6 +4678,7 @@ MR__PRIV int mr__thread_id(void) {
    time with their sums in registers (a loop over all keys per d would load
    and store s hd times); each s[j] adds its terms in the order of d. */
 #define MR__ATTN_TILE 64
+#define MR__ATTN_QB 4      /* query rows per pass of the backward over dk, dv (the code below unrolls 4) */
 MR__PRIV void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s) {
     int64_t j, j0;
     int d, jj;
@@ -4736,15 +4737,16 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
     float *scr;
     (void)n_in; (void)nt;
     if (!qkv->grad) return;
-    /* per thread: scores and their gradients [maxk] x 2, the key rows [maxk][hd] and VT [hd][maxk], dq [hd],
-       dk and dv of this call's rows [T, hd] each */
-    per = 2 * maxk + 2 * (int64_t)hd * maxk + hd + 2 * (int64_t)p->T * hd;
+    /* per thread: scores and their gradients [maxk] x 2 for MR__ATTN_QB query rows, the key rows
+       [maxk][hd] and VT [hd][maxk], dq [hd], dk and dv of this call's rows [T, hd] each */
+    per = 2 * MR__ATTN_QB * maxk + 2 * (int64_t)hd * maxk + hd + 2 * (int64_t)p->T * hd;
     scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per);
     if (!scr) return;
     MR__OMP(parallel for num_threads(nt) if (U > 1) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
         int b = u / p->KV, g = u % p->KV, hh, t, d;
-        float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + maxk, *kb = dsc + maxk, *VT = kb + (int64_t)hd * maxk;
+        float *sc = scr + (int64_t)mr__thread_id() * per, *dsc = sc + MR__ATTN_QB * maxk, *kb = dsc + MR__ATTN_QB * maxk;
+        float *VT = kb + (int64_t)hd * maxk;
         float *dq = VT + (int64_t)hd * maxk, *dk = dq + hd, *dv = dk + (int64_t)p->T * hd;
         const float *KT = p->k + b * p->kbs + (int64_t)g * p->khs, *vb = p->v + b * p->kbs + (int64_t)g * p->khs;
         int64_t ld = qkv->row_stride, j;
@@ -4752,27 +4754,46 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
         mr__attn_transpose(vb, hd, maxk, hd, VT, maxk);
         memset(dk, 0, sizeof(float) * 2 * (size_t)p->T * (size_t)hd);
         for (hh = g * G; hh < (g + 1) * G; hh++)
-            for (t = 0; t < p->T; t++) {
-                int64_t row = (int64_t)b * p->T + t, nk = j0 + t + 1;
-                const float *q = p->q + (row * p->H + hh) * hd;
-                const float *o = out->data + row * p->H * hd + (int64_t)hh * hd, *dO = out->grad + row * p->H * hd + (int64_t)hh * hd;
-                float L = p->lse[((int64_t)b * p->H + hh) * p->T + t], D = 0.f;
-                float *gq = qkv->grad + row * ld + (int64_t)hh * hd;
-                for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
-                mr__attn_scores(q, KT, p->kld, nk, hd, p->scale, sc);      /* s_j */
-                mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, dsc);            /* dO . v_j */
-                for (j = 0; j < nk; j++) {
-                    float a = mr__expf(sc[j] - L);
-                    sc[j] = a;                                               /* a_j */
-                    dsc[j] = a * (dsc[j] - D) * p->scale;                    /* ds_j / sqrt(hd) */
+            for (t = 0; t < p->T; t += MR__ATTN_QB) {   /* MR__ATTN_QB query rows share each pass over dk, dv */
+                int R = p->T - t < MR__ATTN_QB ? p->T - t : MR__ATTN_QB, r;
+                int64_t nkmax = j0 + t + R;
+                const float *qr[MR__ATTN_QB], *dOr[MR__ATTN_QB];
+                for (r = 0; r < R; r++) {
+                    int64_t row = (int64_t)b * p->T + t + r, nk = j0 + t + r + 1;
+                    const float *q = p->q + (row * p->H + hh) * hd;
+                    const float *o = out->data + row * p->H * hd + (int64_t)hh * hd, *dO = out->grad + row * p->H * hd + (int64_t)hh * hd;
+                    float L = p->lse[((int64_t)b * p->H + hh) * p->T + t + r], D = 0.f;
+                    float *gq = qkv->grad + row * ld + (int64_t)hh * hd, *a_r = sc + r * maxk, *ds_r = dsc + r * maxk;
+                    qr[r] = q; dOr[r] = dO;
+                    for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
+                    mr__attn_scores(q, KT, p->kld, nk, hd, p->scale, a_r);      /* s_j */
+                    mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, ds_r);            /* dO . v_j */
+                    for (j = 0; j < nk; j++) {
+                        float a = mr__expf(a_r[j] - L);
+                        a_r[j] = a;                                               /* a_j */
+                        ds_r[j] = a * (ds_r[j] - D) * p->scale;                   /* ds_j / sqrt(hd) */
+                    }
+                    for (j = nk; j < nkmax; j++) a_r[j] = ds_r[j] = 0.f;         /* keys this row may not see */
+                    mr__attn_axpy_rows(dq, ds_r, kb, nk, hd);
+                    if (p->cs) mr__rope_head(p->cs + (int64_t)(t + r) * (hd / 2) * 2, hd, dq, dq, 1);
+                    for (d = 0; d < hd; d++) gq[d] += dq[d];
                 }
-                mr__attn_axpy_rows(dq, dsc, kb, nk, hd);
-                for (j = j0; j < nk; j++) {
-                    float *dkj = dk + (j - j0) * hd, *dvj = dv + (j - j0) * hd, ds = dsc[j], a = sc[j];
-                    for (d = 0; d < hd; d++) { dkj[d] += ds * q[d]; dvj[d] += a * dO[d]; }
+                for (j = j0; j < nkmax; j++) {   /* dk_j += sum_r ds_rj q_r, dv_j += sum_r a_rj dO_r */
+                    float *MR__SCAN_R dkj = dk + (j - j0) * hd, *MR__SCAN_R dvj = dv + (j - j0) * hd;
+                    if (R == MR__ATTN_QB) {
+                        float s0 = dsc[j], s1 = dsc[maxk + j], s2 = dsc[2 * maxk + j], s3 = dsc[3 * maxk + j];
+                        float a0 = sc[j], a1 = sc[maxk + j], a2 = sc[2 * maxk + j], a3 = sc[3 * maxk + j];
+                        const float *MR__SCAN_R q0 = qr[0], *MR__SCAN_R q1 = qr[1], *MR__SCAN_R q2 = qr[2], *MR__SCAN_R q3 = qr[3];
+                        const float *MR__SCAN_R o0 = dOr[0], *MR__SCAN_R o1 = dOr[1], *MR__SCAN_R o2 = dOr[2], *MR__SCAN_R o3 = dOr[3];
+                        for (d = 0; d < hd; d++) dkj[d] += (s0 * q0[d] + s1 * q1[d]) + (s2 * q2[d] + s3 * q3[d]);
+                        for (d = 0; d < hd; d++) dvj[d] += (a0 * o0[d] + a1 * o1[d]) + (a2 * o2[d] + a3 * o3[d]);
+                    } else
+                        for (r = 0; r < R; r++) {
+                            float sr = dsc[r * maxk + j], ar = sc[r * maxk + j];
+                            const float *q = qr[r], *dO = dOr[r];
+                            for (d = 0; d < hd; d++) { dkj[d] += sr * q[d]; dvj[d] += ar * dO[d]; }
+                        }
                 }
-                if (p->cs) mr__rope_head(p->cs + (int64_t)t * (hd / 2) * 2, hd, dq, dq, 1);
-                for (d = 0; d < hd; d++) gq[d] += dq[d];
             }
         for (t = 0; t < p->T; t++) {
             int64_t row = (int64_t)b * p->T + t;
