@@ -4678,7 +4678,7 @@ MR__PRIV int mr__thread_id(void) {
    time with their sums in registers (a loop over all keys per d would load
    and store s hd times); each s[j] adds its terms in the order of d. */
 #define MR__ATTN_TILE 64
-#define MR__ATTN_QB 4      /* query rows per pass of the backward over dk, dv (the code below unrolls 4) */
+#define MR__ATTN_QB 4      /* query rows per pass of the backward over dk, dv (the code unrolls 4: keep it 4) */
 MR__PRIV void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s) {
     int64_t j, j0;
     int d, jj;
@@ -4699,6 +4699,38 @@ MR__PRIV void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64
         for (j = j0; j < nk; j++) s[j] += qd * kd[j];
     }
 }
+/* The scores of four queries q[r] (rows s + r*sld) over keys j < nk, each
+   key tile loaded once for the four; each s[j] adds its terms in the order
+   of d, as mr__attn_scores does. */
+MR__PRIV void mr__attn_scores4(const float *const *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s,
+                               int64_t sld) {
+    int64_t j, j0;
+    int d, jj, r;
+    for (j0 = 0; j0 + 32 <= nk; j0 += 32) {
+        float a0[32], a1[32], a2[32], a3[32];
+        for (jj = 0; jj < 32; jj++) a0[jj] = a1[jj] = a2[jj] = a3[jj] = 0.f;
+        for (d = 0; d < hd; d++) {
+            const float *kd = KT + d * ld + j0;
+            float q0 = q[0][d] * scale, q1 = q[1][d] * scale, q2 = q[2][d] * scale, q3 = q[3][d] * scale;
+            for (jj = 0; jj < 32; jj++) {
+                float k = kd[jj];
+                a0[jj] += q0 * k; a1[jj] += q1 * k; a2[jj] += q2 * k; a3[jj] += q3 * k;
+            }
+        }
+        for (jj = 0; jj < 32; jj++) {
+            s[j0 + jj] = a0[jj]; s[sld + j0 + jj] = a1[jj]; s[2 * sld + j0 + jj] = a2[jj]; s[3 * sld + j0 + jj] = a3[jj];
+        }
+    }
+    for (r = 0; r < 4; r++) {
+        float *sr = s + r * sld;
+        for (j = j0; j < nk; j++) sr[j] = 0.f;
+        for (d = 0; d < hd && j0 < nk; d++) {
+            const float *kd = KT + d * ld;
+            float qd = q[r][d] * scale;
+            for (j = j0; j < nk; j++) sr[j] += qd * kd[j];
+        }
+    }
+}
 /* o[0..hd) += sum_j w[j] rows[j*hd ..] for j < n: four rows per pass over o */
 MR__PRIV void mr__attn_axpy_rows(float *o, const float *w, const float *rows, int64_t n, int hd) {
     int64_t j = 0;
@@ -4714,13 +4746,14 @@ MR__PRIV void mr__attn_axpy_rows(float *o, const float *w, const float *rows, in
         for (d = 0; d < hd; d++) o[d] += wj * r[d];
     }
 }
-MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, float *sc, float *o, float *lse) {
+/* one query row: scores (unless have_scores: already in sc), softmax, o, its log-sum-exp */
+MR__PRIV void mr__attn_fwd_row(const mr__attn *p, int b, int h, int t, float *sc, int have_scores, float *o, float *lse) {
     int hd = p->hd, d;
     int64_t j, nk = (p->cached ? p->pos0 : 0) + t + 1, head = b * p->kbs + (int64_t)(h / (p->H / p->KV)) * p->khs;
     const float *q = p->q + (((int64_t)b * p->T + t) * p->H + h) * hd;
     const float *vb = p->v + head;
     float mx = -INFINITY, sum = 0.f, inv;
-    mr__attn_scores(q, p->k + head, p->kld, nk, hd, p->scale, sc);
+    if (!have_scores) mr__attn_scores(q, p->k + head, p->kld, nk, hd, p->scale, sc);
     for (j = 0; j < nk; j++) mx = sc[j] > mx ? sc[j] : mx;
     for (j = 0; j < nk; j++) { sc[j] = mr__expf(sc[j] - mx); sum += sc[j]; }
     inv = 1.f / sum;
@@ -4758,6 +4791,15 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
                 int R = p->T - t < MR__ATTN_QB ? p->T - t : MR__ATTN_QB, r;
                 int64_t nkmax = j0 + t + R;
                 const float *qr[MR__ATTN_QB], *dOr[MR__ATTN_QB];
+                if (R == 4) {   /* the four rows' scores and dO . v_j, each key tile loaded once */
+                    for (r = 0; r < 4; r++) {
+                        int64_t row = (int64_t)b * p->T + t + r;
+                        qr[r] = p->q + (row * p->H + hh) * hd;
+                        dOr[r] = out->grad + row * p->H * hd + (int64_t)hh * hd;
+                    }
+                    mr__attn_scores4(qr, KT, p->kld, nkmax, hd, p->scale, sc, maxk);
+                    mr__attn_scores4(dOr, VT, maxk, nkmax, hd, 1.f, dsc, maxk);
+                }
                 for (r = 0; r < R; r++) {
                     int64_t row = (int64_t)b * p->T + t + r, nk = j0 + t + r + 1;
                     const float *q = p->q + (row * p->H + hh) * hd;
@@ -4766,8 +4808,10 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
                     float *gq = qkv->grad + row * ld + (int64_t)hh * hd, *a_r = sc + r * maxk, *ds_r = dsc + r * maxk;
                     qr[r] = q; dOr[r] = dO;
                     for (d = 0; d < hd; d++) { D += dO[d] * o[d]; dq[d] = 0.f; }
-                    mr__attn_scores(q, KT, p->kld, nk, hd, p->scale, a_r);      /* s_j */
-                    mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, ds_r);            /* dO . v_j */
+                    if (R != 4) {
+                        mr__attn_scores(q, KT, p->kld, nk, hd, p->scale, a_r);  /* s_j */
+                        mr__attn_scores(dO, VT, maxk, nk, hd, 1.f, ds_r);        /* dO . v_j */
+                    }
                     for (j = 0; j < nk; j++) {
                         float a = mr__expf(a_r[j] - L);
                         a_r[j] = a;                                               /* a_j */
@@ -4848,7 +4892,7 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     p->kbs = p->khs * KV;
     maxk = (k_cache ? pos0 : 0) + T;
     U = (int64_t)B * H;
-    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * maxk);   /* per thread: the scores */
+    scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * 4 * maxk);   /* per thread: the scores of 4 rows */
     if (!p->q || !p->lse || !p->k || !p->v || !scr || (rope_theta > 0.f && hd >= 2 && !p->cs)) return NULL;
     {   /* rotate queries and keys, place keys and values */
         int64_t r;
@@ -4872,10 +4916,19 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     }
     MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T * hd > 262144) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
-        int b = u / H, h = u % H, t;
-        float *sc = scr + (int64_t)mr__thread_id() * maxk;
-        for (t = 0; t < T; t++)
-            mr__attn_fwd_row(p, b, h, t, sc, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
+        int b = u / H, h = u % H, t = 0, r;
+        float *sc = scr + (int64_t)mr__thread_id() * 4 * maxk;
+        for (; t + 4 <= T; t += 4) {   /* four query rows share the key loads of their scores */
+            const float *q4[4];
+            for (r = 0; r < 4; r++) q4[r] = p->q + (((int64_t)b * T + t + r) * H + h) * hd;
+            mr__attn_scores4(q4, p->k + b * p->kbs + (int64_t)(h / (H / KV)) * p->khs, p->kld, (k_cache ? pos0 : 0) + t + 4, hd,
+                             p->scale, sc, maxk);
+            for (r = 0; r < 4; r++)
+                mr__attn_fwd_row(p, b, h, t + r, sc + r * maxk, 1, out->data + ((int64_t)b * T + t + r) * H * hd + (int64_t)h * hd,
+                                 p->lse + ((int64_t)b * H + h) * T + t + r);
+        }
+        for (; t < T; t++)
+            mr__attn_fwd_row(p, b, h, t, sc, 0, out->data + ((int64_t)b * T + t) * H * hd + (int64_t)h * hd,
                              p->lse + ((int64_t)b * H + h) * T + t);
     }
     mr_tape_record(ctx, out, &qkv, 1, mr__attn_bwd, p);
