@@ -566,7 +566,8 @@ MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
    mixer, the conv tail [B, K-1, d], the KV cache of an attention layer
    (keys transposed [B, kv_heads, head_dim, max_context], values
-   [B, kv_heads, max_context, head_dim]; positions [0, pos) filled). "valid" is 0 for a fresh state: the next call starts
+   [B, kv_heads, max_context, head_dim]; positions [0, pos) filled).
+   "valid" is 0 for a fresh state: the next call starts
    from nothing and at position 0. pos counts the tokens fed since then; the
    KV cache and the position table end at max_context, and going past it is
    an MR_ERR_RANGE (no sliding window). */
@@ -588,8 +589,8 @@ typedef struct mr_state {
     int n_blocks;
     mr_state_block blocks[MR_STATE_MAX_BLOCKS];  /* layer by layer: mixer blocks, then the conv tail */
     int first[MR_MAX_LAYERS + 1];                /* layer l's blocks are first[l] .. first[l+1]-1 */
-    float *buf;
-    mr_allocator alloc;
+    float *buf;             /* every block's floats, one allocation */
+    mr_allocator alloc;     /* the model's, which made buf */
 } mr_state;
 MRDEF mr_status mr_state_new(mr_state **out, const mr_model *m, int batch, mr_error *err);
 MRDEF void mr_state_reset(mr_state *s);
@@ -5067,6 +5068,11 @@ MRDEF int mr_model_has_attention(const mr_model_cfg *cfg) {
     for (l = 0; l < cfg->n_layers && l < MR_MAX_LAYERS; l++) if (cfg->mixer[l] == MR_MIXER_ATTN) return 1;
     return 0;
 }
+/* Positions a stream can hold: max_context when a block needs positions
+   (attention, a learned position table), else 0: no limit. */
+MR__PRIV int64_t mr__context_limit(const mr_model_cfg *c) {
+    return (c->pos_emb || mr_model_has_attention(c)) ? c->max_context : 0;
+}
 /* "a, b, c" of a table's names */
 MR__PRIV void mr__kind_list(char *buf, size_t cap, int ffn) {
     size_t n = 0;
@@ -5142,7 +5148,7 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
     if (c->scan_algo < 0 || c->scan_algo > MR_SCAN_LOG) return mr__seterr(err, MR_ERR_ARG, "unknown scan algorithm %d", c->scan_algo);
     if (c->scan_chunk < 0) return mr__seterr(err, MR_ERR_ARG, "scan chunk must be >= 0");
     if (c->pos_emb != MR_POS_NONE && c->pos_emb != MR_POS_LEARNED) return mr__seterr(err, MR_ERR_ARG, "unknown position embedding %d", c->pos_emb);
-    if ((c->pos_emb || mr_model_has_attention(c)) && (c->max_context < 1 || c->max_context > (1 << 20)))
+    if (mr__context_limit(c) && (c->max_context < 1 || c->max_context > (1 << 20)))
         return mr__seterr(err, MR_ERR_ARG, "max context %d outside [1, 2^20]", c->max_context);
     for (l = 0; l < c->n_layers; l++) {
         if (c->mixer[l] >= MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown mixer %d", l, c->mixer[l]);
@@ -5279,7 +5285,7 @@ MR__PRIV int64_t mr__state_layout(const mr_model_cfg *c, int batch, mr_state *s)
     size_t total = 0;
     s->n_layers = c->n_layers;
     s->batch = batch;
-    s->max_pos = (c->pos_emb || mr_model_has_attention(c)) ? c->max_context : 0;
+    s->max_pos = mr__context_limit(c);
     for (l = 0; l < c->n_layers; l++) {
         mr_state_block tmp[3];
         int n = mr__layer_state(c, l, batch, tmp);
@@ -5370,7 +5376,7 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
         return NULL;
     }
     pos0 = use_state ? st->pos : 0;
-    limit = (c->pos_emb || mr_model_has_attention(c)) ? c->max_context : 0;
+    limit = mr__context_limit(c);
     if (limit && pos0 + T > limit) {
         mr_ctx_fail(ctx, MR_ERR_RANGE, "the model's context of %lld tokens is exceeded: positions %lld..%lld (max_context)",
                     (long long)limit, (long long)pos0, (long long)(pos0 + T - 1));
@@ -7694,7 +7700,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
                 uint64_t dim = mr__rb_u64(&q);
                 if (q.bad || dim != (uint64_t)t->shape[d]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': shape disagrees with the configuration", name); goto fail; }
             }
-            if (q.off % 64) { size_t pad = 64 - q.off % 64; if (!mr__rb_need(&q, pad)) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; } q.off += pad; }
+            if (q.off % 64 && mr__pad64(&q, "TENS", err) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
             mr__rb_f32s(&q, t->data, (size_t)mr_tensor_numel(t));
             if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
         }
@@ -7750,7 +7756,7 @@ MRDEF mr_status mr_ckpt_restore_mem(const uint8_t *buf, size_t len, const mr_mod
             if (qo.bad || ne != (uint64_t)mr_tensor_numel(ps->t[i])) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section: '%s' has the wrong size", ps->t[i]->name);
             total += (size_t)ne;
         }
-        if (qo.off % 64) { size_t pad = 64 - qo.off % 64; if (!mr__rb_need(&qo, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated OPTM section"); qo.off += pad; }
+        if (mr__pad64(&qo, "OPTM", err) != MR_OK) return MR_ERR_FORMAT;
         if (qo.n - qo.off != total * 4 * (size_t)nbuf) return mr__seterr(err, MR_ERR_FORMAT, "OPTM section has the wrong size");
     }
     if (ts->n_rngs) {
@@ -7842,7 +7848,7 @@ MRDEF mr_status mr_state_load_mem(const mr_model *m, mr_state *s, float *logits,
     if (have_l) {
         uint32_t b = mr__rb_u32(&ql), V = mr__rb_u32(&ql);
         if (ql.bad || (int64_t)b != s->batch || (int64_t)V != m->cfg.vocab_size) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section does not fit this model");
-        if (ql.off % 64) { size_t pad = 64 - ql.off % 64; if (!mr__rb_need(&ql, pad)) return mr__seterr(err, MR_ERR_FORMAT, "truncated LOGT section"); ql.off += pad; }
+        if (mr__pad64(&ql, "LOGT", err) != MR_OK) return MR_ERR_FORMAT;
         nl = (size_t)b * V;
         if (ql.n - ql.off != nl * 4) return mr__seterr(err, MR_ERR_FORMAT, "LOGT section has the wrong size");
     }

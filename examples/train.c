@@ -49,7 +49,8 @@ static void usage(void) {
         "  --kv-heads K          key/value heads, grouped-query attention (default --heads; must divide it)\n"
         "  --rope-theta T        RoPE base (default 10000; 0: no rotary embedding)\n"
         "  --max-context N       positions one stream holds: the KV cache and the position table\n"
-        "                        (default max(1024, --chunk-size)); generation stops with an error there\n"
+        "                        (default max(1024, --chunk-size), with --pos-emb learned --chunk-size: the\n"
+        "                        positions it trains); generation stops with an error there\n"
         "  --pos-emb none|learned  learned absolute position embedding, as the minimal GPT (default none)\n"
         "  --untied              separate output head (default: tied to the embedding)\n"
         "  --dropout P           dropout on residual branches (default auto: 0.1 when the run is projected\n"
@@ -446,7 +447,10 @@ static int phase_model(trainer *tr) {
         tr->cfg.attn.n_heads = tr->a.heads;
         tr->cfg.attn.n_kv_heads = tr->a.kv_heads ? tr->a.kv_heads : tr->a.heads;
         tr->cfg.attn.rope_theta = (float)tr->a.rope_theta;
-        tr->cfg.max_context = tr->a.max_context ? tr->a.max_context : (tr->a.chunk > 1024 ? tr->a.chunk : 1024);
+        /* a learned position table only learns the rows training reaches (--chunk-size): rows past them would
+           stay at their initial values and ruin a longer stream, so by default the context ends there */
+        tr->cfg.max_context = tr->a.max_context ? tr->a.max_context
+                            : tr->cfg.pos_emb == MR_POS_LEARNED ? tr->a.chunk : (tr->a.chunk > 1024 ? tr->a.chunk : 1024);
         if ((mr_model_has_attention(&tr->cfg) || tr->cfg.pos_emb) && tr->a.chunk > tr->cfg.max_context) {
             char b[200];
             snprintf(b, sizeof b, "--chunk-size %d is longer than the model's context (--max-context %d)", tr->a.chunk, tr->cfg.max_context);
