@@ -5148,7 +5148,7 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
     if (c->scan_algo < 0 || c->scan_algo > MR_SCAN_LOG) return mr__seterr(err, MR_ERR_ARG, "unknown scan algorithm %d", c->scan_algo);
     if (c->scan_chunk < 0) return mr__seterr(err, MR_ERR_ARG, "scan chunk must be >= 0");
     if (c->pos_emb != MR_POS_NONE && c->pos_emb != MR_POS_LEARNED) return mr__seterr(err, MR_ERR_ARG, "unknown position embedding %d", c->pos_emb);
-    if (mr__context_limit(c) && (c->max_context < 1 || c->max_context > (1 << 20)))
+    if ((c->pos_emb || mr_model_has_attention(c)) && (c->max_context < 1 || c->max_context > (1 << 20)))
         return mr__seterr(err, MR_ERR_ARG, "max context %d outside [1, 2^20]", c->max_context);
     for (l = 0; l < c->n_layers; l++) {
         if (c->mixer[l] >= MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown mixer %d", l, c->mixer[l]);
