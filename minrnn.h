@@ -4705,7 +4705,7 @@ MR__PRIV void mr__attn_scores(const float *q, const float *KT, int64_t ld, int64
    of d, as mr__attn_scores does. */
 MR__PRIV void mr__attn_scores4(const float *const *q, const float *KT, int64_t ld, int64_t nk, int hd, float scale, float *s,
                                int64_t sld) {
-    int64_t j, j0;
+    int64_t j0;
     int d, jj, r;
     for (j0 = 0; j0 + 32 <= nk; j0 += 32) {
         float a0[32], a1[32], a2[32], a3[32];
@@ -4722,15 +4722,7 @@ MR__PRIV void mr__attn_scores4(const float *const *q, const float *KT, int64_t l
             s[j0 + jj] = a0[jj]; s[sld + j0 + jj] = a1[jj]; s[2 * sld + j0 + jj] = a2[jj]; s[3 * sld + j0 + jj] = a3[jj];
         }
     }
-    for (r = 0; r < 4; r++) {
-        float *sr = s + r * sld;
-        for (j = j0; j < nk; j++) sr[j] = 0.f;
-        for (d = 0; d < hd && j0 < nk; d++) {
-            const float *kd = KT + d * ld;
-            float qd = q[r][d] * scale;
-            for (j = j0; j < nk; j++) sr[j] += qd * kd[j];
-        }
-    }
+    for (r = 0; r < 4 && j0 < nk; r++) mr__attn_scores(q[r], KT + j0, ld, nk - j0, hd, scale, s + r * sld + j0);   /* < 32 keys left */
 }
 /* o[0..hd) += sum_j w[j] rows[j*hd ..] for j < n: four rows per pass over o */
 MR__PRIV void mr__attn_axpy_rows(float *o, const float *w, const float *rows, int64_t n, int hd) {

@@ -757,32 +757,17 @@ static void phase_cleanup(trainer *tr) {
     mr_ctx_free(tr->ctx);
     }
 
-/* The run before its flags are read. */
+/* The run before its flags are read: zero, except these. */
 static void trainer_init(trainer *tr, int argc, char **argv) {
     memset(tr, 0, sizeof *tr);
     tr->argc = argc; tr->argv = argv;
-    tr->text = NULL;
-    tr->ckpt_buf = NULL;
-    tr->n_text = 0;
-    tr->ckpt_len = 0;
-    tr->ids = NULL;
-    tr->m = NULL;
     tr->cp = mr_ctx_defaults();
-    tr->state = NULL;
-    tr->step = 0;
-    tr->tokens = 0;
-    tr->start_step = 0;
     tr->best_val = INFINITY;
     tr->last_val = NAN;
     tr->train_loss_ema = NAN;
     tr->eval_cost = -1;
-    tr->tokens_at_log = 0;
     tr->tty = isatty(2);
-    tr->bpe = NULL;
     tr->val_bytes_per_token = 1.0;
-    tr->t_auto = 0;
-    tr->t_first = 0;
-    tr->eval_total = 0;
     tr->t_start = ex_now();
     tr->stateful_cost = -1;
 }

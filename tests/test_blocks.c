@@ -7,6 +7,7 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
+#include "model_common.h"
 
 static mr_ctx *ctx;
 static mr_rng rng;
@@ -48,10 +49,9 @@ static void test_parallel_vs_step(void) {
     for (r = 0; r < NROWS; r++) for (warm = 0; warm < 2; warm++) {
         mr_model *m = row_model(&rows[r], V);
         mr_state *s1, *s2;
-        int32_t tok[B * T], pre[B * 5], step[B];
+        int32_t tok[B * T], pre[B * 5];
         float lg_par[B * T * V], lg_step[B * V];
-        mr_tensor *lg;
-        int i, t, b;
+        int i;
         double maxd = 0, maxs = 0;
         if (!m) continue;
         for (i = 0; i < B * T; i++) tok[i] = (int32_t)mr_rng_below(&rng, V);
@@ -64,19 +64,7 @@ static void test_parallel_vs_step(void) {
             mr_model_forward(ctx, m, pre, B, 5, s2, 0);
             mr_ctx_reset(ctx);
         }
-        lg = mr_model_forward(ctx, m, tok, B, T, s1, 0);
-        MR_CHECK_MSG(lg != NULL, "%s", mr_ctx_error(ctx));
-        if (lg) mr_tensor_copy_to(lg, lg_par);
-        mr_ctx_reset(ctx);
-        for (t = 0; t < T; t++) {
-            for (b = 0; b < B; b++) step[b] = tok[b * T + t];
-            MR_CHECK(mr_model_step(ctx, m, step, s2, lg_step) == MR_OK);
-            mr_ctx_reset(ctx);
-            for (b = 0; b < B; b++) for (i = 0; i < V; i++) {
-                double d = fabs(lg_step[b * V + i] - lg_par[(b * T + t) * V + i]);
-                if (d > maxd) maxd = d;
-            }
-        }
+        maxd = mt_parallel_vs_step(ctx, m, tok, B, T, s1, s2, lg_par, lg_step);
         mr_ctx_set_no_grad(ctx, 0);
         MR_CHECK_MSG(maxd < 1e-5, "%s warm=%d: max |parallel - step| = %g", rows[r].name, warm, maxd);
         MR_CHECK(s1->pos == s2->pos && s1->pos == (warm ? 5 : 0) + T);
