@@ -474,6 +474,7 @@ typedef enum mr_mixer {
     MR_MIXER_MINLSTM = 1,  /* "minlstm": MinLSTM, parallel scan */
     MR_MIXER_GRU = 2,      /* "gru": the classic GRU, sequential */
     MR_MIXER_ATTN = 3,     /* "attn": causal multi-head self-attention, RoPE, KV cache */
+    MR_MIXER_RWKV6 = 4,    /* "rwkv6": RWKV-6 (x060) time mixing, data-dependent decay */
     MR_MIXER_COUNT
 } mr_mixer;
 typedef enum mr_ffn {
@@ -481,6 +482,7 @@ typedef enum mr_ffn {
     MR_FFN_SWIGLU = 1,     /* "swiglu": w2 (silu(w1 x) * w3 x) */
     MR_FFN_RELU2 = 2,      /* "relu2": w2 relu(w1 x)^2 */
     MR_FFN_GELU = 3,       /* "gelu": w2 gelu(w1 x), tanh approximation */
+    MR_FFN_RWKV_CMIX = 4,  /* "rwkv-cmix": RWKV-6 channel mixing, token shift, sigmoid(r) * v relu(k)^2 */
     MR_FFN_COUNT
 } mr_ffn;
 typedef enum mr_pos_emb { MR_POS_NONE = 0, MR_POS_LEARNED = 1 } mr_pos_emb;
@@ -511,10 +513,16 @@ typedef struct mr_model_cfg {
         float rope_theta;/* RoPE base (10000); 0: no rotary embedding. Pairs are interleaved
                             (x[2i], x[2i+1]) as in llama2.c and llm.c */
     } attn;
+    struct {
+        int head_size;   /* N: wkv heads of N channels, state N x N per head (64); divides dim */
+        int mix_rank;    /* rank of the token-shift LoRA (32) */
+        int decay_rank;  /* rank of the decay LoRA (64) */
+    } rwkv;
 } mr_model_cfg;
 
 /* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied;
-   attention (when a layer uses it): 4 heads, 4 KV heads, RoPE 10000, context 1024. */
+   attention (when a layer uses it): 4 heads, 4 KV heads, RoPE 10000, context 1024;
+   RWKV-6: head size 64, LoRA ranks 32 (token shift) and 64 (decay). */
 MRDEF mr_model_cfg mr_model_defaults(int vocab_size);
 /* Sets the mixers from a spec: a comma list of kind names, each optionally
    repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru").
@@ -534,7 +542,7 @@ MRDEF const char *mr_ffn_name(int kind);
 MRDEF const char *mr_mixer_desc(int kind);
 MRDEF const char *mr_ffn_desc(int kind);
 
-#define MR_BLOCK_MAX_TENSORS 4
+#define MR_BLOCK_MAX_TENSORS 16
 /* A layer's tensors. The mixer's and the FFN's are listed, with their names
    and shapes, at the top of their [layer.*] sections. */
 typedef struct mr_layer {
@@ -566,12 +574,18 @@ MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
    mixer, the conv tail [B, K-1, d], the KV cache of an attention layer
    (keys transposed [B, kv_heads, head_dim, max_context], values
-   [B, kv_heads, max_context, head_dim]; positions [0, pos) filled).
+   [B, kv_heads, max_context, head_dim]; positions [0, pos) filled), the
+   RWKV token-shift inputs [B, d] and wkv state [B, H, N, N].
    "valid" is 0 for a fresh state: the next call starts
    from nothing and at position 0. pos counts the tokens fed since then; the
    KV cache and the position table end at max_context, and going past it is
    an MR_ERR_RANGE (no sliding window). */
-typedef enum mr_state_kind { MR_STATE_H = 0, MR_STATE_CONV = 1, MR_STATE_KEYS = 2, MR_STATE_VALUES = 3 } mr_state_kind;
+typedef enum mr_state_kind {
+    MR_STATE_H = 0, MR_STATE_CONV = 1, MR_STATE_KEYS = 2, MR_STATE_VALUES = 3,
+    MR_STATE_SHIFT = 4,      /* a time mix's last input [B, d] (RWKV token shift) */
+    MR_STATE_WKV = 5,        /* the wkv state [B, H, N, N] (keys x values per head) */
+    MR_STATE_FFN_SHIFT = 6   /* a channel mix's last input [B, d] */
+} mr_state_kind;
 typedef struct mr_state_block {
     char name[40];          /* "layers.3.h", "layers.3.conv", "layers.1.attn.k", "layers.1.attn.v" */
     int kind, layer;        /* mr_state_kind, layer index */
@@ -581,13 +595,14 @@ typedef struct mr_state_block {
     int time_axis;          /* > 0: that axis is time, of which [0, pos) is in use (keys: 3, values: 2); 0: none */
     float *data;            /* n floats inside the state's buffer */
 } mr_state_block;
-#define MR_STATE_MAX_BLOCKS (3 * MR_MAX_LAYERS)
+#define MR_LAYER_MAX_BLOCKS 4   /* mixer (<= 2), conv tail, FFN */
+#define MR_STATE_MAX_BLOCKS (MR_LAYER_MAX_BLOCKS * MR_MAX_LAYERS)
 typedef struct mr_state {
     int batch, n_layers, valid;
     int64_t pos;            /* tokens fed since the state was fresh */
     int64_t max_pos;        /* max_context when the model has attention or pos_emb, else 0 (no limit) */
     int n_blocks;
-    mr_state_block blocks[MR_STATE_MAX_BLOCKS];  /* layer by layer: mixer blocks, then the conv tail */
+    mr_state_block blocks[MR_STATE_MAX_BLOCKS];  /* layer by layer: mixer blocks, the conv tail, FFN blocks */
     int first[MR_MAX_LAYERS + 1];                /* layer l's blocks are first[l] .. first[l+1]-1 */
     float *buf;             /* every block's floats, one allocation */
     mr_allocator alloc;     /* the model's, which made buf */
@@ -649,6 +664,21 @@ MRDEF mr_tensor *mr_rope(mr_ctx *ctx, mr_tensor *x, int n_heads, float theta, in
    O(B H T) for the backward (the row log-sum-exps), never [T, T]. */
 MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int n_heads, int n_kv_heads, float rope_theta, int64_t pos0,
                               float *k_cache, float *v_cache, int64_t cache_len);
+/* Token shift: x [B, T, C] -> x_{t-1} [B, T, C]; row 0 of stream b is
+   prev[b] ([B, C], a constant) or zeros when prev is NULL. */
+MRDEF mr_tensor *mr_token_shift(mr_ctx *ctx, mr_tensor *x, const float *prev);
+/* Group norm of the last axis in groups of C / groups (biased variance, as
+   torch.nn.GroupNorm): weight and bias [C] or NULL (bias needs weight). */
+MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor *weight, mr_tensor *bias, float eps);
+/* RWKV-6 wkv: r, k, v, w [B, T, H N], u [H N] (the bonus); per stream b and
+   head h with state S [N][N] (keys x values):
+     y_t[j] = sum_i r_t[i] (S[i][j] + u[i] k_t[i] v_t[j]),
+     S[i][j] = exp(-exp(w_t[i])) S[i][j] + k_t[i] v_t[j].
+   s0 [B, H, N, N] is the state before (NULL: zeros; a constant), s_out gets
+   the state after (NULL: dropped); s0 may equal s_out. Returns y [B, T, H N].
+   The backward keeps one state per 16 steps and recomputes the rest. */
+MRDEF mr_tensor *mr_wkv6(mr_ctx *ctx, mr_tensor *r, mr_tensor *k, mr_tensor *v, mr_tensor *w, mr_tensor *u, int n_heads,
+                         const float *s0, float *s_out);
 
 
 /* ======================================================================== */
@@ -4055,7 +4085,9 @@ typedef struct mr__ffn_row {
     const char *name, *desc;
     void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
     void (*init)(mr_model *m, int l, mr_rng *rng);
-    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x);
+    /* per-stream state blocks, as a mixer's; returns how many (<= 1); NULL: none */
+    int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use);
 } mr__ffn_row;
 
 MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
@@ -4978,12 +5010,516 @@ MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, 
     return mr_matmul(ctx, o, t[1], 0, 1, NULL);
 }
 
+/* --- [layer.rwkv] RWKV-6 time mixing (the wkv kernel) and channel mixing -- */
+/* RWKV-6 ("x060", Finch), as in BlinkDL's RWKV-LM (RWKV-v5/rwkv_v6_demo.py).
+   Token shift: x_{t-1} (the last input of the previous call from the state,
+   0 for a fresh stream), xx = x_{t-1} - x_t. */
+typedef struct mr__tshift { int64_t B, T, C; } mr__tshift;
+MR__PRIV void mr__tshift_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__tshift *p = (mr__tshift *)data;
+    mr_tensor *x = in[0];
+    int64_t b, t, c;
+    (void)ctx; (void)n_in;
+    if (!x->grad) return;
+    for (b = 0; b < p->B; b++) for (t = 1; t < p->T; t++) {
+        const float *g = out->grad + (b * p->T + t) * p->C;
+        float *gx = x->grad + (b * p->T + t - 1) * x->row_stride;
+        for (c = 0; c < p->C; c++) gx[c] += g[c];
+    }
+}
+MRDEF mr_tensor *mr_token_shift(mr_ctx *ctx, mr_tensor *x, const float *prev) {
+    mr_tensor *out;
+    mr__tshift *p;
+    int64_t b, t, B, T, C;
+    if (mr__bad(ctx) || !x) return NULL;
+    if (x->ndim != 3) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_token_shift: x must be [B, T, C]"); return NULL; }
+    B = x->shape[0]; T = x->shape[1]; C = x->shape[2];
+    out = mr__like(ctx, x);
+    p = (mr__tshift *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->B = B; p->T = T; p->C = C;
+    for (b = 0; b < B; b++) {
+        float *o = out->data + b * T * C;
+        if (prev) memcpy(o, prev + b * C, sizeof(float) * (size_t)C);
+        else memset(o, 0, sizeof(float) * (size_t)C);
+        for (t = 1; t < T; t++) memcpy(o + t * C, x->data + (b * T + t - 1) * x->row_stride, sizeof(float) * (size_t)C);
+    }
+    mr_tape_record(ctx, out, &x, 1, mr__tshift_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* Data-dependent interpolation of n streams: out [.., n C], block c is
+   x + xx * (mu[c] + m[c]), mu [n, C] (a parameter), m [.., n C] or NULL. */
+typedef struct mr__lerp { int n; } mr__lerp;
+MR__PRIV void mr__lerp_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__lerp *p = (mr__lerp *)data;
+    mr_tensor *x = in[0], *xx = in[1], *mu = in[2], *m = n_in > 3 ? in[3] : NULL;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r, c;
+    int k;
+    (void)ctx;
+    for (r = 0; r < R; r++) {
+        const float *g = out->grad + r * p->n * C, *xxr = xx->data + r * xx->row_stride, *mr = m ? m->data + r * m->row_stride : NULL;
+        float *gx = x->grad ? x->grad + r * x->row_stride : NULL, *gxx = xx->grad ? xx->grad + r * xx->row_stride : NULL;
+        float *gm = m && m->grad ? m->grad + r * m->row_stride : NULL;
+        for (k = 0; k < p->n; k++) {
+            const float *gk = g + k * C, *muk = mu->data + k * C;
+            if (gx) for (c = 0; c < C; c++) gx[c] += gk[c];
+            if (gxx) for (c = 0; c < C; c++) gxx[c] += gk[c] * (muk[c] + (mr ? mr[k * C + c] : 0.f));
+            if (mu->grad) { float *gmu = mu->grad + k * C; for (c = 0; c < C; c++) gmu[c] += gk[c] * xxr[c]; }
+            if (gm) for (c = 0; c < C; c++) gm[k * C + c] += gk[c] * xxr[c];
+        }
+    }
+}
+MR__PRIV mr_tensor *mr__lerp_op(mr_ctx *ctx, mr_tensor *x, mr_tensor *xx, mr_tensor *mu, mr_tensor *m, int n) {
+    mr_tensor *out, *in[4];
+    mr__lerp *p;
+    int64_t R, C, r, c, sh[MR_MAX_DIMS];
+    int k, i;
+    if (mr__bad(ctx) || !x || !xx || !mu) return NULL;
+    R = mr_tensor_rows(x); C = mr_tensor_cols(x);
+    if (mr_tensor_rows(xx) != R || mr_tensor_cols(xx) != C || mr_tensor_numel(mu) != n * C || (m && (mr_tensor_rows(m) != R || mr_tensor_cols(m) != n * C))) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr__lerp_op: shapes do not agree");
+        return NULL;
+    }
+    for (i = 0; i < x->ndim; i++) sh[i] = x->shape[i];
+    sh[x->ndim - 1] = n * C;
+    out = mr_tensor_new(ctx, x->ndim, sh, 0);
+    p = (mr__lerp *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->n = n;
+    for (r = 0; r < R; r++) {
+        const float *xr = x->data + r * x->row_stride, *xxr = xx->data + r * xx->row_stride, *mr = m ? m->data + r * m->row_stride : NULL;
+        float *o = out->data + r * n * C;
+        for (k = 0; k < n; k++) {
+            const float *muk = mu->data + k * C;
+            if (mr) for (c = 0; c < C; c++) o[k * C + c] = xr[c] + xxr[c] * (muk[c] + mr[k * C + c]);
+            else for (c = 0; c < C; c++) o[k * C + c] = xr[c] + xxr[c] * muk[c];
+        }
+    }
+    in[0] = x; in[1] = xx; in[2] = mu; in[3] = m;
+    mr_tape_record(ctx, out, in, m ? 4 : 3, mr__lerp_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* n low-rank maps side by side: z [.., n R], w [n C, R] (block c is rows
+   c C .. c C + C - 1) -> out [.., n C], block c = z_c w_c^T. */
+typedef struct mr__bdmm { int n, M, C, R; } mr__bdmm;
+MR__PRIV void mr__bdmm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__bdmm *p = (mr__bdmm *)data;
+    mr_tensor *z = in[0], *w = in[1];
+    int k, nC = p->n * p->C, lz = (int)z->row_stride;
+    (void)n_in;
+    for (k = 0; k < p->n; k++) {
+        const float *g = out->grad + (size_t)k * p->C, *wk = w->data + (size_t)k * p->C * p->R;
+        if (z->grad) mr_gemm(ctx, 0, 0, p->M, p->R, p->C, 1.f, g, nC, wk, p->R, 1.f, z->grad + (size_t)k * p->R, lz);
+        if (w->grad) mr_gemm(ctx, 1, 0, p->C, p->R, p->M, 1.f, g, nC, z->data + (size_t)k * p->R, lz, 1.f, w->grad + (size_t)k * p->C * p->R, p->R);
+    }
+}
+MR__PRIV mr_tensor *mr__bdmm_op(mr_ctx *ctx, mr_tensor *z, mr_tensor *w, int n) {
+    mr_tensor *out, *in[2];
+    mr__bdmm *p;
+    int64_t sh[MR_MAX_DIMS], M, R, C;
+    int i, k;
+    if (mr__bad(ctx) || !z || !w) return NULL;
+    M = mr_tensor_rows(z); R = mr_tensor_cols(z) / n; C = w->shape[0] / n;
+    if (w->ndim != 2 || mr_tensor_cols(z) != n * R || w->shape[0] != n * C || w->shape[1] != R || M > INT32_MAX || n * C > INT32_MAX) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr__bdmm_op: z [.., n R] and w [n C, R]");
+        return NULL;
+    }
+    for (i = 0; i < z->ndim; i++) sh[i] = z->shape[i];
+    sh[z->ndim - 1] = n * C;
+    out = mr_tensor_new(ctx, z->ndim, sh, 0);
+    p = (mr__bdmm *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->n = n; p->M = (int)M; p->C = (int)C; p->R = (int)R;
+    for (k = 0; k < n; k++)
+        mr_gemm(ctx, 0, 1, p->M, p->C, p->R, 1.f, z->data + (size_t)k * R, (int)z->row_stride, w->data + (size_t)k * C * R, p->R, 0.f,
+                out->data + (size_t)k * C, (int)(n * C));
+    in[0] = z; in[1] = w;
+    mr_tape_record(ctx, out, in, 2, mr__bdmm_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* Group norm over the last axis in G groups of C/G: per row and group,
+   y = (x - mean) / sqrt(var + eps) * weight + bias (biased variance, as
+   torch.nn.GroupNorm); weight, bias [C] or NULL. */
+typedef struct mr__gnorm { int G; float eps; float *mean, *rstd; } mr__gnorm;
+MR__PRIV void mr__gnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__gnorm *p = (mr__gnorm *)data;
+    mr_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *bi = n_in > 2 ? in[2] : NULL;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), N = C / p->G, r, c;
+    int gi;
+    (void)ctx;
+    for (r = 0; r < R; r++) for (gi = 0; gi < p->G; gi++) {
+        const float *xr = x->data + r * x->row_stride + gi * N, *g = out->grad + r * C + gi * N;
+        const float *wr = w ? w->data + gi * N : NULL;
+        float mean = p->mean[r * p->G + gi], rs = p->rstd[r * p->G + gi];
+        double s1 = 0, s2 = 0;
+        for (c = 0; c < N; c++) {
+            float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
+            s1 += gh; s2 += gh * xh;
+            if (w && w->grad) w->grad[gi * N + c] += g[c] * xh;
+            if (bi && bi->grad) bi->grad[gi * N + c] += g[c];
+        }
+        if (x->grad) {
+            float m1 = (float)(s1 / (double)N), m2 = (float)(s2 / (double)N);
+            float *gx = x->grad + r * x->row_stride + gi * N;
+            for (c = 0; c < N; c++) {
+                float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
+                gx[c] += rs * (gh - m1 - xh * m2);
+            }
+        }
+    }
+}
+MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor *weight, mr_tensor *bias, float eps) {
+    mr_tensor *out, *in[3];
+    mr__gnorm *p;
+    int64_t R, C, N, r, c;
+    int gi, n_in = 1;
+    if (mr__bad(ctx) || !x) return NULL;
+    R = mr_tensor_rows(x); C = mr_tensor_cols(x);
+    if (groups < 1 || C % groups || (weight && mr_tensor_numel(weight) != C) || (bias && mr_tensor_numel(bias) != C) || (bias && !weight)) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_group_norm: %d groups must divide the last dim %lld; weight and bias [C]", groups, (long long)C);
+        return NULL;
+    }
+    N = C / groups;
+    out = mr__like(ctx, x);
+    p = (mr__gnorm *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p || !(p->mean = mr__floats(ctx, R * groups)) || !(p->rstd = mr__floats(ctx, R * groups))) return NULL;
+    p->G = groups; p->eps = eps;
+    for (r = 0; r < R; r++) for (gi = 0; gi < groups; gi++) {
+        const float *xr = x->data + r * x->row_stride + gi * N;
+        float *o = out->data + r * C + gi * N, mean, rs;
+        double s = 0, v = 0;
+        for (c = 0; c < N; c++) s += xr[c];
+        mean = (float)(s / (double)N);
+        for (c = 0; c < N; c++) { double dd = xr[c] - mean; v += dd * dd; }
+        rs = (float)(1.0 / sqrt(v / (double)N + (double)eps));
+        p->mean[r * groups + gi] = mean; p->rstd[r * groups + gi] = rs;
+        for (c = 0; c < N; c++) {
+            float y = (xr[c] - mean) * rs;
+            if (weight) y = y * weight->data[gi * N + c] + (bias ? bias->data[gi * N + c] : 0.f);
+            o[c] = y;
+        }
+    }
+    in[0] = x; in[1] = weight; in[2] = bias;
+    if (weight) n_in = bias ? 3 : 2;
+    mr_tape_record(ctx, out, in, n_in, mr__gnorm_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* The wkv recurrence of RWKV-6, per batch b and head h (head size N, state
+   S [N keys][N values], a row of S contiguous):
+     y_t[j] = sum_i r_t[i] (S[i][j] + u[i] k_t[i] v_t[j])
+     S[i][j] = d_t[i] S[i][j] + k_t[i] v_t[j],   d_t = exp(-exp(w_t))
+   The forward is the sequential recurrence (it is also the step), SIMD over
+   the value index j, threads over (b, h). The backward goes through time in
+   reverse with G = dL/dS (zero after the last step: the final state is
+   detached, TBPTT):
+     dr_t[i] = S_{t-1}[i] . dy_t + u[i] k_t[i] (v_t . dy_t)
+     dk_t[i] = G_t[i] . v_t + r_t[i] u[i] (v_t . dy_t)
+     dv_t[j] = sum_i k_t[i] G_t[i][j] + (sum_i r_t[i] u[i] k_t[i]) dy_t[j]
+     du[i]  += r_t[i] k_t[i] (v_t . dy_t)
+     dd_t[i] = G_t[i] . S_{t-1}[i],  dw_t = dd_t * -exp(w_t - exp(w_t))
+     G_{t-1} = diag(d_t) G_t + r_t dy_t^T
+   It needs S_{t-1} in reverse order: the forward keeps S at the start of
+   every MR__WKV_CHUNK steps, and the backward recomputes a chunk's states
+   from there (one more forward; memory T / MR__WKV_CHUNK states per (b, h),
+   not T). The derivative of the decay is formed as exp(w - exp(w)), which
+   is 0, not inf * 0, where the decay underflows. */
+#define MR__WKV_CHUNK 16
+typedef struct mr__wkv {
+    int B, T, H, N;
+    int64_t C;
+    float *ck;   /* [B H][n_chunks][N N] states at the chunk starts */
+    int n_chunks;
+} mr__wkv;
+/* one step of one head: y = r S + (r.(u*k)) v, S = diag(d) S + k v^T */
+MR__INL void mr__wkv_step(int N, float *S, const float *r, const float *k, const float *v, const float *d, const float *u, float *y) {
+    int i, j;
+    float ruk = 0.f;
+    for (i = 0; i < N; i++) ruk += r[i] * u[i] * k[i];
+    for (j = 0; j < N; j++) y[j] = ruk * v[j];
+    for (i = 0; i < N; i++) {
+        float *Si = S + (size_t)i * N, ri = r[i], ki = k[i], di = d[i];
+        for (j = 0; j < N; j++) { y[j] += ri * Si[j]; Si[j] = di * Si[j] + ki * v[j]; }
+    }
+}
+MR__INL void mr__wkv_advance(int N, float *S, const float *k, const float *v, const float *d) {
+    int i, j;
+    for (i = 0; i < N; i++) {
+        float *Si = S + (size_t)i * N, ki = k[i], di = d[i];
+        for (j = 0; j < N; j++) Si[j] = di * Si[j] + ki * v[j];
+    }
+}
+MR__INL void mr__wkv_decay(int N, const float *w, float *d) {
+    int i;
+    for (i = 0; i < N; i++) d[i] = expf(-expf(w[i]));
+}
+MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__wkv *p = (mr__wkv *)data;
+    mr_tensor *r = in[0], *k = in[1], *v = in[2], *w = in[3], *u = in[4];
+    int B = p->B, T = p->T, H = p->H, N = p->N, U = B * H, nt = ctx->n_threads, ui;
+    int64_t C = p->C, NN = (int64_t)N * N, per = (MR__WKV_CHUNK + 1) * NN + NN + 4 * (int64_t)N;
+    float *scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per), *du = mr__floats(ctx, (int64_t)U * N);
+    (void)n_in; (void)nt;
+    if (!scr || !du) return;
+    memset(du, 0, sizeof(float) * (size_t)U * (size_t)N);
+    MR__OMP(parallel for num_threads(nt) if (U > 1 && (int64_t)T * NN > 65536) schedule(dynamic, 1))
+    for (ui = 0; ui < U; ui++) {
+        int b = ui / H, h = ui % H, c, t, i, j;
+        float *St = scr + (int64_t)mr__thread_id() * per, *G = St + (MR__WKV_CHUNK + 1) * NN, *d = G + NN, *kgu = d + N;
+        const float *uu = u->data + (int64_t)h * N;
+        float *duh = du + (int64_t)ui * N;
+        memset(G, 0, sizeof(float) * (size_t)NN);
+        for (c = p->n_chunks - 1; c >= 0; c--) {
+            int t0 = c * MR__WKV_CHUNK, t1 = MR__MIN(T, t0 + MR__WKV_CHUNK);
+            memcpy(St, p->ck + ((int64_t)ui * p->n_chunks + c) * NN, sizeof(float) * (size_t)NN);
+            for (t = t0; t < t1 - 1; t++) {   /* St[t - t0] = S_{t-1} */
+                mr__wkv_decay(N, w->data + ((int64_t)b * T + t) * w->row_stride + (int64_t)h * N, d);
+                memcpy(St + (t - t0 + 1) * NN, St + (t - t0) * NN, sizeof(float) * (size_t)NN);
+                mr__wkv_advance(N, St + (t - t0 + 1) * NN, k->data + ((int64_t)b * T + t) * k->row_stride + (int64_t)h * N,
+                                v->data + ((int64_t)b * T + t) * v->row_stride + (int64_t)h * N, d);
+            }
+            for (t = t1 - 1; t >= t0; t--) {
+                int64_t row = (int64_t)b * T + t;
+                const float *Sp = St + (t - t0) * NN, *dy = out->grad + row * C + (int64_t)h * N;
+                const float *rt = r->data + row * r->row_stride + (int64_t)h * N, *kt = k->data + row * k->row_stride + (int64_t)h * N;
+                const float *vt = v->data + row * v->row_stride + (int64_t)h * N, *wt = w->data + row * w->row_stride + (int64_t)h * N;
+                float *dr = r->grad ? r->grad + row * r->row_stride + (int64_t)h * N : NULL;
+                float *dk = k->grad ? k->grad + row * k->row_stride + (int64_t)h * N : NULL;
+                float *dv = v->grad ? v->grad + row * v->row_stride + (int64_t)h * N : NULL;
+                float *dw = w->grad ? w->grad + row * w->row_stride + (int64_t)h * N : NULL;
+                float vdy = 0.f, ruk = 0.f, *dva = kgu;
+                for (j = 0; j < N; j++) vdy += vt[j] * dy[j];
+                for (i = 0; i < N; i++) ruk += rt[i] * uu[i] * kt[i];
+                mr__wkv_decay(N, wt, d);
+                for (j = 0; j < N; j++) dva[j] = ruk * dy[j];
+                for (i = 0; i < N; i++) {
+                    float *Gi = G + (size_t)i * N, ki = kt[i], ri = rt[i], di = d[i];
+                    const float *Si = Sp + (size_t)i * N;
+                    float sdy = 0.f, gv = 0.f, gs = 0.f;
+                    for (j = 0; j < N; j++) {
+                        sdy += Si[j] * dy[j];
+                        gv += Gi[j] * vt[j];
+                        gs += Gi[j] * Si[j];
+                        dva[j] += ki * Gi[j];
+                        Gi[j] = di * Gi[j] + ri * dy[j];
+                    }
+                    if (dr) dr[i] += sdy + uu[i] * ki * vdy;
+                    if (dk) dk[i] += gv + ri * uu[i] * vdy;
+                    if (dw) dw[i] -= gs * expf(wt[i] - expf(wt[i]));
+                    duh[i] += ri * ki * vdy;
+                }
+                if (dv) for (j = 0; j < N; j++) dv[j] += dva[j];
+            }
+        }
+    }
+    if (u->grad) {
+        int b, h, i;
+        for (b = 0; b < B; b++) for (h = 0; h < H; h++) for (i = 0; i < N; i++) u->grad[(int64_t)h * N + i] += du[((int64_t)b * H + h) * N + i];
+    }
+}
+MRDEF mr_tensor *mr_wkv6(mr_ctx *ctx, mr_tensor *r, mr_tensor *k, mr_tensor *v, mr_tensor *w, mr_tensor *u, int n_heads,
+                         const float *s0, float *s_out) {
+    mr_tensor *out, *in[5];
+    mr__wkv *p;
+    int64_t B, T, C, NN;
+    int N, U, ui, nt = ctx ? ctx->n_threads : 1, rec;
+    float *scr;
+    (void)nt;
+    if (mr__bad(ctx) || !r || !k || !v || !w || !u) return NULL;
+    if (r->ndim != 3 || n_heads < 1 || r->shape[2] % n_heads || r->shape[2] / n_heads > 1024 || mr_tensor_numel(u) != r->shape[2] ||
+        k->ndim != 3 || v->ndim != 3 || w->ndim != 3 || memcmp(r->shape, k->shape, sizeof(int64_t) * 3) ||
+        memcmp(r->shape, v->shape, sizeof(int64_t) * 3) || memcmp(r->shape, w->shape, sizeof(int64_t) * 3) || r->shape[0] > INT32_MAX ||
+        r->shape[1] > INT32_MAX) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_wkv6: r, k, v, w [B, T, H N] alike, u [H N], head size N <= 1024");
+        return NULL;
+    }
+    B = r->shape[0]; T = r->shape[1]; C = r->shape[2]; N = (int)(C / n_heads); NN = (int64_t)N * N; U = (int)B * n_heads;
+    out = mr__like(ctx, r);
+    p = (mr__wkv *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->B = (int)B; p->T = (int)T; p->H = n_heads; p->N = N; p->C = C;
+    p->n_chunks = (int)((T + MR__WKV_CHUNK - 1) / MR__WKV_CHUNK);
+    in[0] = r; in[1] = k; in[2] = v; in[3] = w; in[4] = u;
+    rec = !ctx->no_grad && (mr_requires_grad(r) || mr_requires_grad(k) || mr_requires_grad(v) || mr_requires_grad(w) || mr_requires_grad(u));
+    p->ck = rec ? mr__floats(ctx, (int64_t)U * p->n_chunks * NN) : NULL;
+    scr = s_out ? s_out : mr__floats(ctx, (int64_t)U * NN);   /* the running state of each (b, h), in place in s_out */
+    if ((rec && !p->ck) || !scr) return NULL;
+    MR__OMP(parallel for num_threads(nt) if (U > 1 && T * NN > 65536) schedule(dynamic, 1))
+    for (ui = 0; ui < U; ui++) {
+        int b = ui / n_heads, h = ui % n_heads;
+        int64_t t;
+        float *S = scr + (int64_t)ui * NN, d[1024];
+        const float *uu = u->data + (int64_t)h * N;
+        if (!s0) memset(S, 0, sizeof(float) * (size_t)NN);
+        else if (s0 != scr) memcpy(S, s0 + (int64_t)ui * NN, sizeof(float) * (size_t)NN);
+        for (t = 0; t < T; t++) {
+            int64_t row = b * T + t;
+            if (p->ck && t % MR__WKV_CHUNK == 0) memcpy(p->ck + ((int64_t)ui * p->n_chunks + t / MR__WKV_CHUNK) * NN, S, sizeof(float) * (size_t)NN);
+            mr__wkv_decay(N, w->data + row * w->row_stride + (int64_t)h * N, d);
+            mr__wkv_step(N, S, r->data + row * r->row_stride + (int64_t)h * N, k->data + row * k->row_stride + (int64_t)h * N,
+                         v->data + row * v->row_stride + (int64_t)h * N, d, uu, out->data + row * C + (int64_t)h * N);
+        }
+    }
+    if (rec) mr_tape_record(ctx, out, in, 5, mr__wkv_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* the time-mix block ("rwkv6"), d = width, H = d / N heads, R1 = mix_rank, R2 = decay_rank:
+     xx = shift(x) - x, xxx = x + xx * maa_x
+     [m_w, m_k, m_v, m_r, m_g] = tanh(xxx maa_w1^T) maa_w2 (block c: its R1 columns times rows c d .. c d + d - 1)
+     x_c = x + xx * (maa[c] + m_c)                         c in w, k, v, r, g
+     r, k, v = x_r w_r^T, x_k w_k^T, x_v w_v^T,  g = silu(x_g w_g^T)
+     w = decay + tanh(x_w decay_w1^T) decay_w2^T             (the decay is exp(-exp(w)))
+     y = wkv(r, k, v, w, bonus), y = groupnorm_H(y) (eps 64e-5) * ln_x.weight + ln_x.bias
+     out = (y * g) w_o^T
+   mix[0] maa_x    "layers.L.tmix.maa_x"    [d]
+   mix[1] maa      "layers.L.tmix.maa"      [5, d]  (w, k, v, r, g)
+   mix[2] maa_w1   "layers.L.tmix.maa_w1"   [5 R1, d]
+   mix[3] maa_w2   "layers.L.tmix.maa_w2"   [5 d, R1]
+   mix[4] decay    "layers.L.tmix.decay"    [d]
+   mix[5] decay_w1 "layers.L.tmix.decay_w1" [R2, d]
+   mix[6] decay_w2 "layers.L.tmix.decay_w2" [d, R2]
+   mix[7] bonus    "layers.L.tmix.bonus"    [d]     (u, per channel)
+   mix[8..12] w_r, w_k, w_v, w_g, w_o "layers.L.tmix.w_r" ... [d, d]
+   mix[13] "layers.L.tmix.ln_x.weight" [d], mix[14] "layers.L.tmix.ln_x.bias" [d]
+   state: the last input "tmix.shift" [B, d] and the wkv state "tmix.wkv" [B, H, N, N]. */
+#define MR__RWKV_GN_EPS 64e-5f   /* 1e-5 * head_size_divisor^2, head_size_divisor 8 */
+MR__PRIV mr_status mr__rwkv_check(const mr_model_cfg *c, int l, mr_error *err) {
+    int N = c->rwkv.head_size;
+    if (N < 1 || N > 1024) return mr__seterr(err, MR_ERR_ARG, "layer %d: RWKV head size %d outside [1, 1024]", l, N);
+    if (c->dim % N) return mr__seterr(err, MR_ERR_ARG, "layer %d: the RWKV head size %d does not divide the width %d (--rwkv-head-size)", l, N, c->dim);
+    if (c->rwkv.mix_rank < 1 || c->rwkv.mix_rank > 4096 || c->rwkv.decay_rank < 1 || c->rwkv.decay_rank > 4096)
+        return mr__seterr(err, MR_ERR_ARG, "layer %d: RWKV LoRA ranks %d, %d outside [1, 4096]", l, c->rwkv.mix_rank, c->rwkv.decay_rank);
+    return MR_OK;
+}
+MR__PRIV void mr__rwkv_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, R1 = c->rwkv.mix_rank, R2 = c->rwkv.decay_rank;
+    static const char *const wn[5] = {"layers.%d.tmix.w_r", "layers.%d.tmix.w_k", "layers.%d.tmix.w_v", "layers.%d.tmix.w_g", "layers.%d.tmix.w_o"};
+    int i;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.tmix.maa_x", d, 0);
+    t[1] = mr__pb_add(pb, "layers.%d.tmix.maa", 5, d);
+    t[2] = mr__pb_add(pb, "layers.%d.tmix.maa_w1", 5 * R1, d);
+    t[3] = mr__pb_add(pb, "layers.%d.tmix.maa_w2", 5 * d, R1);
+    t[4] = mr__pb_add(pb, "layers.%d.tmix.decay", d, 0);
+    t[5] = mr__pb_add(pb, "layers.%d.tmix.decay_w1", R2, d);
+    t[6] = mr__pb_add(pb, "layers.%d.tmix.decay_w2", d, R2);
+    t[7] = mr__pb_add(pb, "layers.%d.tmix.bonus", d, 0);
+    for (i = 0; i < 5; i++) t[8 + i] = mr__pb_add(pb, wn[i], d, d);
+    t[13] = mr__pb_add(pb, "layers.%d.tmix.ln_x.weight", d, 0);
+    t[14] = mr__pb_add(pb, "layers.%d.tmix.ln_x.bias", d, 0);
+}
+/* The official initialisation (RWKV-LM's RWKV_Tmix_x060 and generate_init_weight). */
+MR__PRIV void mr__rwkv_init(mr_model *m, int l, mr_rng *rng) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix;
+    int d = c->dim, L = c->n_layers, i;
+    double r01 = L > 1 ? (double)l / (L - 1) : 0.0;   /* 0 at the first layer, 1 at the last */
+    double r10 = 1.0 - (double)l / L;                  /* 1 at the first layer, 1/L at the last */
+    float sd = mr__init_sd(c);
+    for (i = 0; i < d; i++) {
+        double ddd = (double)i / d, pw = pow(ddd, r10), pr = pow(ddd, 0.5 * r10), nn = d > 1 ? (double)i / (d - 1) : 0.0;
+        /* token-shift mixes: the first channels take more of x_{t-1} at the first layers */
+        t[0]->data[i] = (float)(1.0 - pw);                                                 /* maa_x */
+        t[1]->data[0 * d + i] = (float)(1.0 - pw);                                         /* w */
+        t[1]->data[1 * d + i] = (float)(1.0 - pw);                                         /* k */
+        t[1]->data[2 * d + i] = (float)(1.0 - (pw + 0.3 * r01));                           /* v */
+        t[1]->data[3 * d + i] = (float)(1.0 - pr);                                         /* r */
+        t[1]->data[4 * d + i] = (float)(1.0 - pr);                                         /* g */
+        /* decay ramp: log(-log d) from -6 (slow, long memory) to -1 (fast) across channels */
+        t[4]->data[i] = (float)(-6.0 + 5.0 * pow(nn, 0.7 + 1.3 * r01));
+        /* bonus u: larger for the first channels of deeper layers, plus a zigzag of -0.1, 0, 0.1 */
+        t[7]->data[i] = (float)(r01 * (1.0 - nn) + ((i + 1) % 3 - 1) * 0.1);
+        t[13]->data[i] = (float)pow((double)(l + 1) / L, 0.7);   /* group-norm weight ((l+1)/L)^0.7 */
+        t[14]->data[i] = 0.f;
+    }
+    mr_tensor_fill(t[2], 0.f);                                   /* LoRA A zero: the mixes start data-independent */
+    mr_params_init_uniform(m->ps, t[3], -0.01f, 0.01f, rng);    /* LoRA B small */
+    mr_tensor_fill(t[5], 0.f);
+    mr_params_init_uniform(m->ps, t[6], -0.01f, 0.01f, rng);
+    /* projections: RWKV-LM's orthogonal init has rows of norm ~1; a normal 1/sqrt(d) matches
+       it in scale. Receptance and value gain 1, key and gate 0.1, output zero. */
+    mr_params_init_normal(m->ps, t[8], sd, rng);
+    mr_params_init_normal(m->ps, t[9], 0.1f * sd, rng);
+    mr_params_init_normal(m->ps, t[10], sd, rng);
+    mr_params_init_normal(m->ps, t[11], 0.1f * sd, rng);
+    mr_tensor_fill(t[12], 0.f);
+}
+MR__PRIV int mr__rwkv_state(const mr_model_cfg *c, int l, mr_state_block *o) {
+    int N = c->rwkv.head_size;
+    (void)l;
+    mr__state1(&o[0], "tmix.shift", MR_STATE_SHIFT, c->dim);
+    memset(&o[1], 0, sizeof o[1]);
+    mr__vfmt_s(o[1].name, sizeof o[1].name, "tmix.wkv");
+    o[1].kind = MR_STATE_WKV; o[1].ndim = 4; o[1].shape[1] = c->dim / N; o[1].shape[2] = N; o[1].shape[3] = N;
+    return 2;
+}
+MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].mix, *xx, *x5, *z, *r, *k, *v, *g, *w, *y;
+    int64_t d = c->dim;
+    (void)pos0;
+    xx = mr_sub(ctx, mr_token_shift(ctx, x, use && blk ? blk[0].data : NULL), x);
+    if (blk && x) mr__keep_last(&blk[0], x);
+    z = mr_tanh(ctx, mr_matmul(ctx, mr__lerp_op(ctx, x, xx, t[0], NULL, 1), t[2], 0, 1, NULL));
+    x5 = mr__lerp_op(ctx, x, xx, t[1], mr__bdmm_op(ctx, z, t[3], 5), 5);
+    w = mr_add(ctx, mr_matmul(ctx, mr_tanh(ctx, mr_matmul(ctx, mr_view_slice(ctx, x5, 0, d), t[5], 0, 1, NULL)), t[6], 0, 1, NULL), t[4]);
+    k = mr_matmul(ctx, mr_view_slice(ctx, x5, d, d), t[9], 0, 1, NULL);
+    v = mr_matmul(ctx, mr_view_slice(ctx, x5, 2 * d, d), t[10], 0, 1, NULL);
+    r = mr_matmul(ctx, mr_view_slice(ctx, x5, 3 * d, d), t[8], 0, 1, NULL);
+    g = mr_silu(ctx, mr_matmul(ctx, mr_view_slice(ctx, x5, 4 * d, d), t[11], 0, 1, NULL));
+    y = mr_wkv6(ctx, r, k, v, w, t[7], (int)(d / c->rwkv.head_size), use && blk ? blk[1].data : NULL, blk ? blk[1].data : NULL);
+    y = mr_group_norm(ctx, y, (int)(d / c->rwkv.head_size), t[13], t[14], MR__RWKV_GN_EPS);
+    return mr_matmul(ctx, mr_mul(ctx, y, g), t[12], 0, 1, NULL);
+}
+
+/* the channel-mix FFN ("rwkv-cmix"), H = ffn_hidden:
+     xx = shift(x) - x, x_k = x + xx * maa[0], x_r = x + xx * maa[1]
+     out = sigmoid(x_r w_r^T) * (relu(x_k w_k^T)^2 w_v^T)
+   ffn[0] maa "layers.L.cmix.maa" [2, d] (k, r), ffn[1] w_k "layers.L.cmix.w_k" [H, d],
+   ffn[2] w_v "layers.L.cmix.w_v" [d, H], ffn[3] w_r "layers.L.cmix.w_r" [d, d]
+   state: the last input "cmix.shift" [B, d]. */
+MR__PRIV void mr__cmix_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, H = c->ffn_hidden;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.cmix.maa", 2, d);
+    t[1] = mr__pb_add(pb, "layers.%d.cmix.w_k", H, d);
+    t[2] = mr__pb_add(pb, "layers.%d.cmix.w_v", d, H);
+    t[3] = mr__pb_add(pb, "layers.%d.cmix.w_r", d, d);
+}
+MR__PRIV void mr__cmix_init(mr_model *m, int l, mr_rng *rng) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].ffn;
+    int d = c->dim, i;
+    double r10 = 1.0 - (double)l / c->n_layers;
+    for (i = 0; i < d; i++) t[0]->data[i] = t[0]->data[d + i] = (float)(1.0 - pow((double)i / d, r10));
+    mr_params_init_normal(m->ps, t[1], mr__init_sd(c), rng);   /* key: RWKV-LM's orthogonal, gain sqrt(H/d) */
+    mr_tensor_fill(t[2], 0.f);                                   /* value and receptance zero */
+    mr_tensor_fill(t[3], 0.f);
+}
+MR__PRIV int mr__cmix_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "cmix.shift", MR_STATE_FFN_SHIFT, c->dim); }
+MR__PRIV mr_tensor *mr__cmix_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
+    mr_tensor **t = m->layers[l].ffn, *xx, *x2, *kk, *rr;
+    int64_t d = m->cfg.dim;
+    xx = mr_sub(ctx, mr_token_shift(ctx, x, use && blk ? blk[0].data : NULL), x);
+    if (blk && x) mr__keep_last(&blk[0], x);
+    x2 = mr__lerp_op(ctx, x, xx, t[0], NULL, 2);
+    kk = mr_matmul(ctx, mr_relu2(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, 0, d), t[1], 0, 1, NULL)), t[2], 0, 1, NULL);
+    rr = mr_sigmoid(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, d, d), t[3], 0, 1, NULL));
+    return mr_mul(ctx, rr, kk);
+}
+
 static const mr__mixer_row mr__mixers[] = {
     {"mingru", "MinGRU (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
     {"minlstm", "MinLSTM (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
     {"gru", "classic GRU (sequential)", mr__check_none, mr__gru_params, mr__gru_init, mr__gru_state, mr__gru_fwd},
     {"attn", "causal self-attention with RoPE and a KV cache (--heads, --kv-heads)", mr__attn_check, mr__attn_params,
      mr__attn_init, mr__attn_state, mr__attn_fwd},
+    {"rwkv6", "RWKV-6 time mixing: data-dependent decay, wkv state per head (--rwkv-head-size)", mr__rwkv_check, mr__rwkv_params,
+     mr__rwkv_init, mr__rwkv_state, mr__rwkv_fwd},
 };
 typedef char mr__chk_mixers[(sizeof mr__mixers / sizeof mr__mixers[0] == MR_MIXER_COUNT) ? 1 : -1];
 
@@ -4995,7 +5531,10 @@ typedef char mr__chk_mixers[(sizeof mr__mixers / sizeof mr__mixers[0] == MR_MIXE
    H = ffn_hidden. The layer's norm2 [d] is added with any FFN but none. */
 MR__PRIV void mr__ffn_none_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) { (void)pb; (void)c; (void)l; (void)t; }
 MR__PRIV void mr__ffn_none_init(mr_model *m, int l, mr_rng *rng) { (void)m; (void)l; (void)rng; }
-MR__PRIV mr_tensor *mr__ffn_none_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x) { (void)ctx; (void)m; (void)l; return x; }
+MR__PRIV mr_tensor *mr__ffn_none_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
+    (void)ctx; (void)m; (void)l; (void)blk; (void)use;
+    return x;
+}
 MR__PRIV void mr__ffn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
     int64_t d = c->dim, H = c->ffn_hidden;
     if (c->ffn[l] == MR_FFN_SWIGLU) t[0] = mr__pb_add(pb, "layers.%d.ffn.w13", 2 * H, d);
@@ -5007,17 +5546,20 @@ MR__PRIV void mr__ffn_init(mr_model *m, int l, mr_rng *rng) {
     mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
     mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, m->cfg.ffn_hidden), rng);
 }
-MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x) {
+MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
     mr_tensor **t = m->layers[l].ffn, *h = mr_matmul(ctx, x, t[0], 0, 1, NULL);
     int k = m->cfg.ffn[l];
+    (void)blk; (void)use;
     h = k == MR_FFN_SWIGLU ? mr_swiglu(ctx, h) : k == MR_FFN_RELU2 ? mr_relu2(ctx, h) : mr_gelu(ctx, h);
     return mr_matmul(ctx, h, t[1], 0, 1, NULL);
 }
 static const mr__ffn_row mr__ffns[] = {
-    {"none", "no FFN sub-block", mr__ffn_none_params, mr__ffn_none_init, mr__ffn_none_fwd},
-    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
-    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
-    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", mr__ffn_params, mr__ffn_init, mr__ffn_fwd},
+    {"none", "no FFN sub-block", mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd},
+    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"rwkv-cmix", "RWKV-6 channel mixing: token shift, sigmoid(w_r x_r) * w_v relu(w_k x_k)^2", mr__cmix_params, mr__cmix_init,
+     mr__cmix_state, mr__cmix_fwd},
 };
 typedef char mr__chk_ffns[(sizeof mr__ffns / sizeof mr__ffns[0] == MR_FFN_COUNT) ? 1 : -1];
 
@@ -5048,10 +5590,13 @@ MRDEF mr_model_cfg mr_model_defaults(int vocab_size) {
     c.attn.n_heads = 4;
     c.attn.n_kv_heads = 4;
     c.attn.rope_theta = 10000.f;
+    c.rwkv.head_size = 64;
+    c.rwkv.mix_rank = 32;
+    c.rwkv.decay_rank = 64;
     return c;
 }
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int l) {
-    if (cfg->mixer[l] == MR_MIXER_GRU || cfg->mixer[l] == MR_MIXER_ATTN) return cfg->dim;
+    if (cfg->mixer[l] == MR_MIXER_GRU || cfg->mixer[l] == MR_MIXER_ATTN || cfg->mixer[l] == MR_MIXER_RWKV6) return cfg->dim;
     return (int)floor((double)cfg->expansion * cfg->dim + 0.5);
 }
 MRDEF int mr_model_ffn_kind(const mr_model_cfg *cfg, int l) { return cfg->ffn_hidden > 0 ? (int)cfg->ffn[l] : (int)MR_FFN_NONE; }
@@ -5248,15 +5793,17 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
 }
 
 /* Layer l's state blocks for a batch (names, shapes, floats; data NULL):
-   the mixer's, then the conv tail. Returns how many, or -1 on overflow. */
+   the mixer's, the conv tail, the FFN's (at most MR_LAYER_MAX_BLOCKS).
+   Returns how many, or -1 on overflow. */
 MR__PRIV int mr__layer_state(const mr_model_cfg *c, int l, int batch, mr_state_block *o) {
-    int n = mr__mixers[c->mixer[l]].state(c, l, o), i, d;
+    int n = mr__mixers[c->mixer[l]].state(c, l, o), i, d, fk = mr_model_ffn_kind(c, l);
     if (c->conv_kernel > 1) {
         memset(&o[n], 0, sizeof o[n]);
         mr__vfmt_s(o[n].name, sizeof o[n].name, "conv");
         o[n].kind = MR_STATE_CONV; o[n].ndim = 3; o[n].shape[1] = c->conv_kernel - 1; o[n].shape[2] = c->dim;
         n++;
     }
+    if (mr__ffns[fk].state) n += mr__ffns[fk].state(c, l, &o[n]);
     for (i = 0; i < n; i++) {
         char suffix[sizeof o[i].name];
         size_t cnt = (size_t)batch;
@@ -5279,7 +5826,7 @@ MR__PRIV int64_t mr__state_layout(const mr_model_cfg *c, int batch, mr_state *s)
     s->batch = batch;
     s->max_pos = mr__context_limit(c);
     for (l = 0; l < c->n_layers; l++) {
-        mr_state_block tmp[3];
+        mr_state_block tmp[MR_LAYER_MAX_BLOCKS];
         int n = mr__layer_state(c, l, batch, tmp);
         if (n < 0) return -1;
         s->first[l] = nb;
@@ -5398,8 +5945,9 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
         if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
         x = mr_add(ctx, x, h);
         if (fk != MR_FFN_NONE) {
+            mr_state_block *fb = st && mr__ffns[fk].state ? &st->blocks[st->first[l + 1] - 1] : NULL;   /* the FFN's: the last */
             h = mr_rmsnorm(ctx, x, L->norm2, c->norm_eps);
-            h = mr__ffns[fk].forward(ctx, m, l, h);
+            h = mr__ffns[fk].forward(ctx, m, l, h, fb, use_state);
             if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
             x = mr_add(ctx, x, h);
         }
@@ -7248,6 +7796,9 @@ static const mr__conf_field mr__conf_fields[] = {
     MR__CF(18, U32, 1, 1, 0, attn.n_kv_heads, 0, 65536),
     MR__CF(19, F32, 1, 1, 0, attn.rope_theta, 0, 0),
     {20, MR__CF_ZERO, 1, 0, 0, "rope_layout", 0, 0, 0}, /* 0: interleaved pairs, the only layout */
+    MR__CF(21, U32, 1, 1, 0, rwkv.head_size, 0, 1024),   /* ranges checked by the rwkv6 row when a layer uses it */
+    MR__CF(22, U32, 1, 1, 0, rwkv.mix_rank, 0, 4096),
+    MR__CF(23, U32, 1, 1, 0, rwkv.decay_rank, 0, 4096),
 };
 #define MR__N_CONF_FIELDS ((int)(sizeof mr__conf_fields / sizeof mr__conf_fields[0]))
 MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {
@@ -7412,7 +7963,7 @@ MR__PRIV int mr__state_fits(const mr_model *m, const mr_state *s) {
     int l, i;
     if (s->n_layers != m->cfg.n_layers) return 0;
     for (l = 0; l < s->n_layers; l++) {
-        mr_state_block tmp[3];
+        mr_state_block tmp[MR_LAYER_MAX_BLOCKS];
         int n = mr__layer_state(&m->cfg, l, s->batch, tmp);
         if (n < 0 || s->first[l + 1] - s->first[l] != n) return 0;
         for (i = 0; i < n; i++) {

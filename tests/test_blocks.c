@@ -22,6 +22,9 @@ static const brow rows[] = {
     {"attn-gqa", "attn*2", "gelu", 0, 0, 4, 2, 1e4f},
     {"gpt", "attn*2", "relu2", 0, 1, 3, 1, 0.f},            /* learned positions, no RoPE, head_dim 4 */
     {"attn-odd", "attn", "none", 0, 0, 4, 4, 1e4f},          /* head_dim 3 */
+    {"rwkv6", "rwkv6*2", "rwkv-cmix", 0, 0, 2, 2, 1e4f},    /* 3 wkv heads of 4 */
+    {"rwkv6-conv", "rwkv6,mingru", "swiglu", 2, 0, 2, 2, 1e4f},
+    {"rwkv-mixed", "gru,rwkv6", "rwkv-cmix", 3, 0, 2, 2, 1e4f},
     {"hybrid", "mingru,attn,gru,minlstm", "swiglu", 2, 0, 2, 1, 500.f},
 };
 #define NROWS ((int)(sizeof rows / sizeof rows[0]))
@@ -33,6 +36,7 @@ static mr_model *row_model(const brow *r, int V) {
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 16; cfg.conv_kernel = r->conv; cfg.pos_emb = r->pos_emb;
     cfg.attn.n_heads = r->heads; cfg.attn.n_kv_heads = r->kv_heads; cfg.attn.rope_theta = r->theta;
     cfg.max_context = 64; cfg.tie_embeddings = r->pos_emb ? 0 : 1;
+    cfg.rwkv.head_size = 4; cfg.rwkv.mix_rank = 3; cfg.rwkv.decay_rank = 5;
     if (!strcmp(r->name, "attn-odd")) cfg.dim = 12;
     if (mr_model_cfg_set_layers(&cfg, r->layers, &e) != MR_OK || mr_model_cfg_set_ffn(&cfg, r->ffn, &e) != MR_OK ||
         mr_model_new(&m, &cfg, NULL, &e) != MR_OK) {
@@ -40,6 +44,12 @@ static mr_model *row_model(const brow *r, int V) {
         return NULL;
     }
     mr_model_init_weights(m, &rng);
+    if (!strncmp(r->name, "rwkv", 4)) {   /* RWKV's init zeroes the output projections and LoRA A: move off them */
+        int i;
+        int64_t k;
+        for (i = 0; i < m->ps->n; i++)
+            for (k = 0; k < mr_tensor_numel(m->ps->t[i]); k++) m->ps->t[i]->data[k] += 0.3f * (2.f * mr_rng_uniform(&rng) - 1.f);
+    }
     return m;
 }
 
@@ -412,6 +422,18 @@ static void test_cfg_errors(void) {
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_ERR_ARG && strstr(e.msg, "context"));
     cfg.max_context = 16;
     MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_OK);
+    {   /* RWKV: the head size must divide the width */
+        mr_model_cfg rc = cfg;
+        mr_model *rm = NULL;
+        MR_CHECK(mr_model_cfg_set_layers(&rc, "rwkv6*2", &e) == MR_OK);
+        rc.rwkv.head_size = 48;
+        MR_CHECK(mr_model_new(&rm, &rc, NULL, &e) == MR_ERR_ARG && rm == NULL && strstr(e.msg, "head size 48 does not divide the width 128"));
+        rc.rwkv.head_size = 0;
+        MR_CHECK(mr_model_new(&rm, &rc, NULL, &e) == MR_ERR_ARG && strstr(e.msg, "head size"));
+        rc.rwkv.head_size = 64;
+        MR_CHECK(mr_model_new(&rm, &rc, NULL, &e) == MR_OK && mr_model_cfg_param_count(&rc) == mr_params_count(rm->ps));
+        mr_model_free(rm);
+    }
     MR_CHECK(mr_model_cfg_param_count(&cfg) == mr_params_count(m->ps));
     mr_model_free(m);
     {   /* the count mode of the builder agrees with the built model for every row */
