@@ -20,7 +20,7 @@
 #define FX_DIR "tests/fixtures/"
 #endif
 #define FX_TOL 1e-4
-#define FX_VERSION 2
+#define FX_VERSION 3
 
 /* --- fixture reader (format: see tools/torch_ref.py) ---------------------- */
 typedef struct fx_cur { const uint8_t *p, *end; int bad; } fx_cur;
@@ -51,7 +51,7 @@ static double fx_f64(fx_cur *c) {
 typedef struct fx {
     int vocab, dim, n_layers, ffn, tie, B, T, has_state, n_params;
     float expansion, eps, rope_theta;
-    int n_heads, n_kv_heads, pos_emb, max_context, pos0, gru_hidden_norm;
+    int n_heads, n_kv_heads, pos_emb, max_context, pos0, gru_hidden_norm, rwkv_head, mix_rank, decay_rank;
     uint8_t mixer[MR_MAX_LAYERS], ffn_kind[MR_MAX_LAYERS];
     int32_t *tokens, *targets;
     float *st0[MR_MAX_LAYERS];          /* the state before the call: h0, or cached keys then values */
@@ -130,6 +130,7 @@ static int fx_load(fx *f, const char *file) {
     f->n_heads = (int)fx_u32(&c); f->n_kv_heads = (int)fx_u32(&c); f->rope_theta = fx_f32(&c);
     f->pos_emb = (int)fx_u32(&c); f->max_context = (int)fx_u32(&c); f->pos0 = (int)fx_u32(&c);
     f->gru_hidden_norm = (int)fx_u32(&c);
+    f->rwkv_head = (int)fx_u32(&c); f->mix_rank = (int)fx_u32(&c); f->decay_rank = (int)fx_u32(&c);
     for (l = 0; l < f->n_layers; l++)
         if (f->mixer[l] >= MR_MIXER_COUNT || f->ffn_kind[l] >= MR_FFN_COUNT) c.bad = 1;
     if (c.bad || f->n_heads < 1 || f->n_heads > f->dim || f->dim % f->n_heads || f->n_kv_heads < 1 ||
@@ -246,7 +247,27 @@ static int fx_config(const fx *f, mr_model_cfg *cfg, char *spec, size_t cap, con
     else for (l = 0; l < f->n_layers; l++) cfg->ffn[l] = f->ffn_kind[l];
     cfg->attn.n_heads = f->n_heads; cfg->attn.n_kv_heads = f->n_kv_heads; cfg->attn.rope_theta = f->rope_theta;
     cfg->pos_emb = f->pos_emb; cfg->max_context = f->max_context; cfg->gru_hidden_norm = f->gru_hidden_norm;
+    cfg->rwkv.head_size = f->rwkv_head; cfg->rwkv.mix_rank = f->mix_rank; cfg->rwkv.decay_rank = f->decay_rank;
     return cfg->n_layers == f->n_layers;
+}
+
+/* A layer's state blocks, flat as the fixture holds them (one after another;
+   a KV cache block as its rows [0, P)), copied into the state (to_block) or
+   out of it; flat NULL: only counts. Returns the floats. */
+static int64_t fx_layer_state(mr_state *st, int l, float *flat, int64_t P, int hd, int64_t bkv, int cap, int to_block) {
+    int64_t off = 0;
+    int i;
+    for (i = st->first[l]; i < st->first[l + 1]; i++) {
+        mr_state_block *b = &st->blocks[i];
+        int64_t n = b->time_axis ? bkv * P * hd : b->n;
+        if (flat) {
+            if (b->time_axis) fx_kv_rows(b->data, flat + off, bkv, cap, P, hd, to_block, b->kind == MR_STATE_KEYS);
+            else if (to_block) memcpy(b->data, flat + off, sizeof(float) * (size_t)n);
+            else memcpy(flat + off, b->data, sizeof(float) * (size_t)n);
+        }
+        off += n;
+    }
+    return off;
 }
 
 typedef struct fx_res { double loss, logits, state, grads, scaled; int worst; } fx_res;
@@ -292,25 +313,12 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
         MR_CHECK_MSG(mr_state_new(&st, m, f->B, &err) == MR_OK, "mr_state_new: %s", err.msg);
         if (!st) goto done;
     }
-    if (st && f->has_state) {   /* the stream so far: h0, KV cache rows [0, pos0), position pos0 */
+    if (st && f->has_state) {   /* the stream so far: h0, KV cache rows [0, pos0), shift and wkv states, position pos0 */
         for (l = 0; l < f->n_layers; l++) {
-            if (f->mixer[l] == MR_MIXER_ATTN) {
-                mr_state_block *kb = mr_state_find(st, l, MR_STATE_KEYS), *vb = mr_state_find(st, l, MR_STATE_VALUES);
-                int64_t rows = bkv * f->pos0 * hd;
-                int fit = kb && vb && kb->ndim == 4 && kb->shape[1] == f->n_kv_heads && kb->shape[3] == f->max_context &&
-                          kb->shape[2] == hd && vb->shape[2] == f->max_context && vb->shape[3] == hd && vb->n == kb->n &&
-                          f->st0_n[l] == 2 * rows;
-                MR_CHECK_MSG(fit, "%s: layer %d KV cache blocks do not fit the fixture's %lld floats", file, l, (long long)f->st0_n[l]);
-                if (!fit) goto done;
-                fx_kv_rows(kb->data, f->st0[l], bkv, f->max_context, f->pos0, hd, 1, 1);
-                fx_kv_rows(vb->data, f->st0[l] + rows, bkv, f->max_context, f->pos0, hd, 1, 0);
-            } else {
-                mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
-                MR_CHECK_MSG(hb && hb->n == f->st0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l,
-                             (long long)(hb ? hb->n : -1), (long long)f->st0_n[l]);
-                if (!hb || hb->n != f->st0_n[l]) goto done;
-                memcpy(hb->data, f->st0[l], sizeof(float) * (size_t)f->st0_n[l]);
-            }
+            int64_t n = fx_layer_state(st, l, NULL, f->pos0, hd, bkv, f->max_context, 1);
+            MR_CHECK_MSG(n == f->st0_n[l], "%s: layer %d state %lld floats, fixture %lld", file, l, (long long)n, (long long)f->st0_n[l]);
+            if (n != f->st0_n[l]) goto done;
+            fx_layer_state(st, l, f->st0[l], f->pos0, hd, bkv, f->max_context, 1);
         }
         st->valid = 1;
         st->pos = f->pos0;
@@ -335,23 +343,14 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
     free(tmp);
     tmp = NULL;
     for (l = 0; st && l < f->n_layers; l++) {
+        int64_t n = fx_layer_state(st, l, NULL, (int64_t)f->pos0 + f->T, hd, bkv, f->max_context, 0);
         const float *got;
-        if (f->mixer[l] == MR_MIXER_ATTN) {   /* the cache rows [0, pos0 + T): keys then values */
-            mr_state_block *kb = mr_state_find(st, l, MR_STATE_KEYS), *vb = mr_state_find(st, l, MR_STATE_VALUES);
-            int64_t P = (int64_t)f->pos0 + f->T, rows = bkv * P * hd;
-            MR_CHECK_MSG(kb && vb && f->last_n[l] == 2 * rows, "%s: layer %d final KV cache size", file, l);
-            if (!kb || !vb || f->last_n[l] != 2 * rows) continue;
-            tmp = (float *)malloc(sizeof(float) * (size_t)(2 * rows));
-            if (!tmp) { MR_CHECK(tmp != NULL); goto done; }
-            fx_kv_rows(kb->data, tmp, bkv, f->max_context, P, hd, 0, 1);
-            fx_kv_rows(vb->data, tmp + rows, bkv, f->max_context, P, hd, 0, 0);
-            got = tmp;
-        } else {
-            mr_state_block *hb = mr_state_find(st, l, MR_STATE_H);
-            MR_CHECK_MSG(hb && hb->n == f->last_n[l], "%s: layer %d final state size", file, l);
-            if (!hb || hb->n != f->last_n[l]) continue;
-            got = hb->data;
-        }
+        MR_CHECK_MSG(n == f->last_n[l], "%s: layer %d final state %lld floats, fixture %lld", file, l, (long long)n, (long long)f->last_n[l]);
+        if (n != f->last_n[l]) continue;
+        tmp = (float *)malloc(sizeof(float) * (size_t)(n ? n : 1));
+        if (!tmp) { MR_CHECK(tmp != NULL); goto done; }
+        fx_layer_state(st, l, tmp, (int64_t)f->pos0 + f->T, hd, bkv, f->max_context, 0);
+        got = tmp;
         e = fx_cmp(got, f->last[l], f->last_n[l]);
         if (e.rel > r->state) r->state = e.rel;
         MR_CHECK_MSG(e.rel <= FX_TOL, "%s [%s]: layer %d (%s) final state[%lld] %.9g, reference %.9g", file, an, l,
@@ -428,7 +427,12 @@ static void test_hybrid_h0(void) { run_fixture("torch_ref_hybrid_h0.mrfx"); }
 /* mingru,mingru,attn,gru (hidden norm), FFNs swiglu,none,relu2,gelu, at position 5 from a filled
    KV cache and h0, 2 heads on 1 KV head of 5, RoPE base 100 + learned positions, T = 6 */
 static void test_hybrid_pos0(void) { run_fixture("torch_ref_hybrid_pos0.mrfx"); }
+/* rwkv6*2 with rwkv-cmix, 3 wkv heads of 4, LoRA ranks 3 and 5, untied, T = 19 (over a wkv chunk) */
+static void test_rwkv6_cmix(void) { run_fixture("torch_ref_rwkv6_cmix.mrfx"); }
+/* gru (hidden norm), rwkv6, mingru with FFNs rwkv-cmix, swiglu, rwkv-cmix, from a carried state
+   (h0, shift and wkv states), 2 wkv heads of 4, T = 9 */
+static void test_rwkv_mixed_h0(void) { run_fixture("torch_ref_rwkv_mixed_h0.mrfx"); }
 
 MR_TEST_MAIN({"tied_no_h0", test_tied_no_h0}, {"untied_h0", test_untied_h0}, {"expansion1_h0", test_expansion1_h0},
              {"gpt_gelu", test_gpt_gelu}, {"gpt_relu2_gqa", test_gpt_relu2_gqa}, {"hybrid_h0", test_hybrid_h0},
-             {"hybrid_pos0", test_hybrid_pos0})
+             {"hybrid_pos0", test_hybrid_pos0}, {"rwkv6_cmix", test_rwkv6_cmix}, {"rwkv_mixed_h0", test_rwkv_mixed_h0})

@@ -30,38 +30,53 @@ tensor operations (the recurrences are the only loops over time):
              o = softmax(q k^T / sqrt(hd) + causal mask) v, written out explicitly
              (torch 1.13 has no F.scaled_dot_product_attention): the query at
              pos0 + t sees the keys at positions <= pos0 + t; y = o @ w_o^T
+    rwkv6  : RWKV-6 (x060) time mixing, head size N, H = d / N heads, ranks R1, R2:
+             xx = [shift_prev, h_0 .. h_{T-2}] - h   (shift_prev from the state, else 0)
+             xxx = h + xx * maa_x, z = tanh(xxx @ maa_w1^T) [.., 5 R1]
+             m_c = z[.., c R1:(c+1) R1] @ maa_w2[c d:(c+1) d]^T, x_c = h + xx * (maa[c] + m_c)
+             for c = w, k, v, r, g; r, k, v = x_r @ w_r^T, x_k @ w_k^T, x_v @ w_v^T,
+             g = silu(x_g @ w_g^T), w = decay + tanh(x_w @ decay_w1^T) @ decay_w2^T,
+             per head with state S [N, N] (from the state, else 0), as a sequential loop:
+               y_t = r_t (diag(bonus) k_t^T v_t + S), S = diag(exp(-exp(w_t))) S + k_t^T v_t
+             y = groupnorm over each head (biased variance, eps 64e-5) * ln_x.weight + ln_x.bias
+             out = (y * g) @ w_o^T
   FFNs (u = rmsnorm(x) * norm2):
     swiglu: v = u @ w13^T, y = (silu(v[:H]) * v[H:]) @ w2^T
     relu2 : y = relu(u @ w1^T)^2 @ w2^T
     gelu  : y = gelu_tanh(u @ w1^T) @ w2^T, gelu_tanh(v) = 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))
+    rwkv-cmix: xx = [shift_prev, u_0 .. u_{T-2}] - u, x_k = u + xx * maa[0], x_r = u + xx * maa[1],
+             y = sigmoid(x_r @ w_r^T) * (relu(x_k @ w_k^T)^2 @ w_v^T)
   logits = (rmsnorm(x) * norm_f) @ (embedding or head)^T
   loss = mean cross-entropy over all B*T positions
 rmsnorm(x) = x / sqrt(mean(x^2) + eps). Inputs (tokens, weights, initial
 states) are float32 values; everything is computed in float64. The gradient
 does not reach the initial state (h0, cached keys and values): constants.
 
-Fixture format (little-endian), version 2 (version 1, the MinGRU/MinLSTM-only
-format of the first fixtures, is no longer written or read):
+Fixture format (little-endian), version 3 (earlier versions are no longer
+written or read):
   "MRFX" u32 version
   u32 vocab, dim, n_layers, ffn_hidden, tie, B, T, has_state
   f32 expansion, f32 norm_eps
-  u8  mixer[n_layers]      minrnn's mr_mixer: 0 MinGRU, 1 MinLSTM, 2 GRU, 3 attention
-  u8  ffn[n_layers]        minrnn's mr_ffn: 0 none, 1 swiglu, 2 relu2, 3 gelu
+  u8  mixer[n_layers]      minrnn's mr_mixer: 0 MinGRU, 1 MinLSTM, 2 GRU, 3 attention, 4 rwkv6
+  u8  ffn[n_layers]        minrnn's mr_ffn: 0 none, 1 swiglu, 2 relu2, 3 gelu, 4 rwkv-cmix
   u32 n_heads, n_kv_heads; f32 rope_theta (0: no RoPE)
   u32 pos_emb (0 none, 1 learned), max_context, pos0, gru_hidden_norm
+  u32 rwkv_head_size, rwkv_mix_rank, rwkv_decay_rank
   i32 tokens[B*T], i32 targets[B*T]
   if has_state (the stream's state before the call, at position pos0; pos0 > 0
-  needs it): per layer: u32 n, f32 data[n]
-      recurrent layer: h0 [B, d_inner] (GRU: [B, d]) row-major
-      attention layer: the KV cache rows 0..pos0-1, keys [B, KV, pos0, hd]
-                       (rotated, as the cache holds them) then values, the same shape
+  needs it): per layer: u32 n, f32 data[n], the layer's state blocks one after
+  another in minrnn's order (the mixer's, then the FFN's), row-major:
+      MinGRU/MinLSTM/GRU: h0 [B, d_inner] (GRU: [B, d])
+      attention: the KV cache rows 0..pos0-1, keys [B, KV, pos0, hd]
+                 (rotated, as the cache holds them) then values, the same shape
+      rwkv6: the last input [B, d], then the wkv state [B, H, N, N]
+      rwkv-cmix FFN (after the mixer's): the last input [B, d]
   u32 n_params; per parameter, in mr_params order:
       u32 name_len, name bytes, u32 ndim, u32 shape[ndim], f32 data[numel]
   f64 loss
   f64 logits[B*T*V]
-  per layer: u32 n, f64 data[n]       the state after the call:
-      recurrent layer: h[:, T-1, :]
-      attention layer: the cache rows 0..pos0+T-1, keys [B, KV, pos0+T, hd] then values
+  per layer: u32 n, f64 data[n]       the state after the call, laid out as above
+                                       (KV caches: rows 0..pos0+T-1)
   per parameter (same order): f64 grad[numel]
   "MRFX"                               (end marker)
 """
@@ -73,9 +88,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-VERSION = 2
-MINGRU, MINLSTM, GRU, ATTN = 0, 1, 2, 3            # mr_mixer
-FFN_NONE, SWIGLU, RELU2, GELU = 0, 1, 2, 3         # mr_ffn
+VERSION = 3
+MINGRU, MINLSTM, GRU, ATTN, RWKV6 = 0, 1, 2, 3, 4   # mr_mixer
+FFN_NONE, SWIGLU, RELU2, GELU, CMIX = 0, 1, 2, 3, 4  # mr_ffn
+GN_EPS = 64e-5                                     # RWKV-6's group norm eps
 POS_NONE, POS_LEARNED = 0, 1                       # mr_pos_emb
 
 
@@ -93,7 +109,7 @@ def gelu_tanh(v):
 
 def inner_dim(cfg, l):
     # minrnn: d_inner = round(expansion * d) (floor(x + 0.5)) for MinGRU/MinLSTM; d otherwise
-    if cfg["mixers"][l] in (GRU, ATTN):
+    if cfg["mixers"][l] in (GRU, ATTN, RWKV6):
         return cfg["dim"]
     return int(math.floor(cfg["expansion"] * cfg["dim"] + 0.5))
 
@@ -122,11 +138,20 @@ def param_names(cfg):
         elif kind == GRU:
             out += [(f"layers.{l}.gru.w_x", (3 * d, d)), (f"layers.{l}.gru.b_x", (3 * d,)),
                     (f"layers.{l}.gru.w_h", (3 * d, d)), (f"layers.{l}.gru.b_hn", (d,))]
-        else:
+        elif kind == ATTN:
             nh, kv, hd = cfg["heads"], cfg["kv_heads"], head_dim(cfg)
             out += [(f"layers.{l}.attn.w_qkv", ((nh + 2 * kv) * hd, d)), (f"layers.{l}.attn.w_o", (d, nh * hd))]
+        else:
+            R1, R2, p = cfg["mix_rank"], cfg["decay_rank"], f"layers.{l}.tmix."
+            out += [(p + "maa_x", (d,)), (p + "maa", (5, d)), (p + "maa_w1", (5 * R1, d)), (p + "maa_w2", (5 * d, R1)),
+                    (p + "decay", (d,)), (p + "decay_w1", (R2, d)), (p + "decay_w2", (d, R2)), (p + "bonus", (d,))]
+            out += [(p + w, (d, d)) for w in ("w_r", "w_k", "w_v", "w_g", "w_o")]
+            out += [(p + "ln_x.weight", (d,)), (p + "ln_x.bias", (d,))]
         fk = ffn_kind(cfg, l)
-        if fk != FFN_NONE:
+        if fk == CMIX:
+            p = f"layers.{l}.cmix."
+            out += [(f"layers.{l}.norm2", (d,)), (p + "maa", (2, d)), (p + "w_k", (H, d)), (p + "w_v", (d, H)), (p + "w_r", (d, d))]
+        elif fk != FFN_NONE:
             out.append((f"layers.{l}.norm2", (d,)))
             out.append((f"layers.{l}.ffn.w13", (2 * H, d)) if fk == SWIGLU else (f"layers.{l}.ffn.w1", (H, d)))
             out.append((f"layers.{l}.ffn.w2", (d, H)))
@@ -177,6 +202,53 @@ def attention(cfg, h, w_qkv, w_o, cache):
     return o @ w_o.t(), (K.detach().clone(), Vv.detach().clone())
 
 
+def shifted(h, prev):
+    """[prev, h_0 .. h_{T-2}] - h; prev [B, d] or None (zeros)."""
+    B, _, d = h.shape
+    p = prev if prev is not None else torch.zeros(B, d)
+    return torch.cat((p[:, None], h[:, :-1]), 1) - h
+
+
+def rwkv_tmix(cfg, l, P, h, st):
+    """RWKV-6 time mixing of h [B, T, d]; st [shift, wkv] or None. Returns y and [shift, wkv] after."""
+    B, T, d = h.shape
+    N, R1, p = cfg["rwkv_head"], cfg["mix_rank"], f"layers.{l}.tmix."
+    H = d // N
+    xx = shifted(h, st[0] if st is not None else None)
+    z = torch.tanh((h + xx * P[p + "maa_x"]) @ P[p + "maa_w1"].t())
+    w2, maa = P[p + "maa_w2"], P[p + "maa"]
+    xw, xk, xv, xr, xg = [h + xx * (maa[c] + z[..., c * R1:(c + 1) * R1] @ w2[c * d:(c + 1) * d].t()) for c in range(5)]
+    r = (xr @ P[p + "w_r"].t()).reshape(B, T, H, N)
+    k = (xk @ P[p + "w_k"].t()).reshape(B, T, H, N)
+    v = (xv @ P[p + "w_v"].t()).reshape(B, T, H, N)
+    g = F.silu(xg @ P[p + "w_g"].t())
+    w = P[p + "decay"] + torch.tanh(xw @ P[p + "decay_w1"].t()) @ P[p + "decay_w2"].t()
+    dec = torch.exp(-torch.exp(w)).reshape(B, T, H, N)
+    u = P[p + "bonus"].reshape(1, H, N, 1)
+    S = st[1] if st is not None else torch.zeros(B, H, N, N)
+    ys = []
+    for t in range(T):
+        kv = k[:, t, :, :, None] * v[:, t, :, None, :]                 # [B, H, N keys, N values]
+        ys.append((r[:, t, :, :, None] * (u * kv + S)).sum(2))          # [B, H, N values]
+        S = dec[:, t, :, :, None] * S + kv
+    y = torch.stack(ys, 1)                                               # [B, T, H, N]
+    mean = y.mean(-1, keepdim=True)
+    var = ((y - mean) ** 2).mean(-1, keepdim=True)
+    y = ((y - mean) / torch.sqrt(var + GN_EPS)).reshape(B, T, d) * P[p + "ln_x.weight"] + P[p + "ln_x.bias"]
+    return (y * g) @ P[p + "w_o"].t(), [h[:, T - 1].detach().clone(), S.detach().clone()]
+
+
+def rwkv_cmix(cfg, l, P, u, prev):
+    """RWKV-6 channel mixing of u [B, T, d]; prev [B, d] or None. Returns y, the pre-relu input, the last input."""
+    p = f"layers.{l}.cmix."
+    xx = shifted(u, prev)
+    maa = P[p + "maa"]
+    xk, xr = u + xx * maa[0], u + xx * maa[1]
+    kp = xk @ P[p + "w_k"].t()
+    y = torch.sigmoid(xr @ P[p + "w_r"].t()) * (torch.relu(kp) ** 2 @ P[p + "w_v"].t())
+    return y, kp, u[:, u.shape[1] - 1].detach().clone()
+
+
 def forward(cfg, P, tokens, targets, state):
     """Returns loss, logits [B,T,V], the state after the call (per layer), and the
     smallest |input| of a kinked function (g, relu) seen."""
@@ -189,7 +261,11 @@ def forward(cfg, P, tokens, targets, state):
     lasts, min_kink = [], float("inf")
     for l, kind in enumerate(cfg["mixers"]):
         h = rmsnorm(x, P[f"layers.{l}.norm1"], eps)
-        st = state[l] if state is not None else None
+        fk = ffn_kind(cfg, l)
+        st = None
+        if state is not None:   # the layer's blocks: the mixer's (one, or two), then the FFN's
+            blocks = state[l][:-1] if fk == CMIX else state[l]
+            st = blocks if kind in (ATTN, RWKV6) else blocks[0]
         if kind in (MINGRU, MINLSTM):
             di = inner_dim(cfg, l)
             pre = h @ P[f"layers.{l}.mixer.w_in"].t()
@@ -208,7 +284,7 @@ def forward(cfg, P, tokens, targets, state):
                 hp = a[:, t] * hp + b[:, t]
                 hs.append(hp)
             y = torch.stack(hs, 1)                   # [B,T,di]
-            lasts.append(y[:, T - 1].detach().clone())
+            lasts.append([y[:, T - 1].detach().clone()])
             if di != d:
                 y = y @ P[f"layers.{l}.mixer.w_out"].t()
         elif kind == GRU:
@@ -226,13 +302,21 @@ def forward(cfg, P, tokens, targets, state):
                 hp = (1 - z) * n + z * hp
                 hs.append(hp)
             y = torch.stack(hs, 1)
-            lasts.append(y[:, T - 1].detach().clone())
-        else:
+            lasts.append([y[:, T - 1].detach().clone()])
+        elif kind == ATTN:
             y, cache = attention(cfg, h, P[f"layers.{l}.attn.w_qkv"], P[f"layers.{l}.attn.w_o"], st)
-            lasts.append(cache)
+            lasts.append(list(cache))
+        else:
+            y, last = rwkv_tmix(cfg, l, P, h, st)
+            lasts.append(last)
         x = x + y
-        fk = ffn_kind(cfg, l)
-        if fk != FFN_NONE:
+        if fk == CMIX:
+            u = rmsnorm(x, P[f"layers.{l}.norm2"], eps)
+            y, kp, last = rwkv_cmix(cfg, l, P, u, state[l][-1] if state is not None else None)
+            min_kink = min(min_kink, kp.abs().min().item())
+            lasts[-1].append(last)
+            x = x + y
+        elif fk != FFN_NONE:
             H = cfg["ffn"]
             u = rmsnorm(x, P[f"layers.{l}.norm2"], eps)
             if fk == SWIGLU:
@@ -255,18 +339,24 @@ def forward(cfg, P, tokens, targets, state):
 
 def draw_state(cfg, gen):
     """The state before the call, float32: h0 per recurrent layer, cached rows per attention layer."""
-    B, pos0 = cfg["B"], cfg["pos0"]
+    B, pos0, d = cfg["B"], cfg["pos0"], cfg["dim"]
     out = []
     for l, kind in enumerate(cfg["mixers"]):
         if kind == MINGRU:   # positive (MinGRU's states are; the log scan needs it)
-            out.append((0.1 + torch.rand(B, inner_dim(cfg, l), generator=gen)).float())
+            blocks = [(0.1 + torch.rand(B, inner_dim(cfg, l), generator=gen)).float()]
         elif kind == MINLSTM:
-            out.append(torch.randn(B, inner_dim(cfg, l), generator=gen).float())
+            blocks = [torch.randn(B, inner_dim(cfg, l), generator=gen).float()]
         elif kind == GRU:    # a GRU state lies in (-1, 1)
-            out.append(torch.tanh(1.5 * torch.randn(B, cfg["dim"], generator=gen)).float())
-        else:
+            blocks = [torch.tanh(1.5 * torch.randn(B, d, generator=gen)).float()]
+        elif kind == ATTN:
             shape = (B, cfg["kv_heads"], pos0, head_dim(cfg))
-            out.append((torch.randn(shape, generator=gen).float() * 1.5, torch.randn(shape, generator=gen).float()))
+            blocks = [torch.randn(shape, generator=gen).float() * 1.5, torch.randn(shape, generator=gen).float()]
+        else:                # the last normalized input (rms 1), the wkv state
+            N = cfg["rwkv_head"]
+            blocks = [torch.randn(B, d, generator=gen).float(), 0.5 * torch.randn(B, d // N, N, N, generator=gen).float()]
+        if ffn_kind(cfg, l) == CMIX:
+            blocks.append(torch.randn(B, d, generator=gen).float())
+        out.append(blocks)
     return out
 
 
@@ -281,7 +371,16 @@ def make_case(cfg, seed, with_state):
         names = param_names(cfg)
         P32 = {}
         for name, shape in names:
-            if len(shape) == 1:
+            short = name.split(".", 2)[-1]
+            if short in ("tmix.maa_x", "tmix.maa", "cmix.maa"):             # interpolation weights in (0, 1)
+                w = torch.rand(shape, generator=gen)
+            elif short == "tmix.decay":                                      # decays exp(-exp(w)) from ~0.1 to ~0.97
+                w = -1.5 + 1.2 * torch.randn(shape, generator=gen)
+            elif short in ("tmix.bonus", "tmix.ln_x.bias"):
+                w = 0.5 * torch.randn(shape, generator=gen)
+            elif short in ("tmix.maa_w2", "tmix.decay_w2"):                  # LoRA B: moderate offsets
+                w = 0.5 * torch.randn(shape, generator=gen) / shape[1] ** 0.5
+            elif len(shape) == 1:
                 if name.endswith("b_x") or name.endswith("b_hn"):   # biases around 0
                     w = 0.3 * torch.randn(shape, generator=gen)
                 else:                                               # norm weights around 1
@@ -299,7 +398,7 @@ def make_case(cfg, seed, with_state):
         P = {k: v.double().requires_grad_(True) for k, v in P32.items()}
         st = None
         if st32 is not None:
-            st = [tuple(e.double() for e in s) if isinstance(s, tuple) else s.double() for s in st32]
+            st = [[e.double() for e in s] for s in st32]
         loss, logits, lasts, min_kink = forward(cfg, P, tokens, targets, st)
         if min_kink < 1e-3:
             continue
@@ -311,10 +410,8 @@ def make_case(cfg, seed, with_state):
 
 
 def flat_state(s):
-    """A layer's state as one flat list: h, or keys then values."""
-    if isinstance(s, tuple):
-        return s[0].reshape(-1).tolist() + s[1].reshape(-1).tolist()
-    return s.reshape(-1).tolist()
+    """A layer's state blocks as one flat list, block after block."""
+    return [v for e in s for v in e.reshape(-1).tolist()]
 
 
 def write_fixture(path, cfg, case):
@@ -328,6 +425,7 @@ def write_fixture(path, cfg, case):
     out += bytes(cfg["mixers"]) + bytes(cfg["ffns"])
     out += struct.pack("<2If", cfg["heads"], cfg["kv_heads"], cfg["rope_theta"])
     out += struct.pack("<4I", cfg["pos_emb"], cfg["max_context"], cfg["pos0"], int(cfg["gru_hidden_norm"]))
+    out += struct.pack("<3I", cfg["rwkv_head"], cfg["mix_rank"], cfg["decay_rank"])
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["tokens"].reshape(-1).tolist())
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["targets"].reshape(-1).tolist())
     if has_state:
@@ -361,7 +459,7 @@ def main():
     torch.set_default_dtype(torch.float64)
     # Defaults of the fields the recurrent-only cases do not use.
     common = dict(heads=4, kv_heads=4, rope_theta=10000.0, pos_emb=POS_NONE, max_context=1024, pos0=0,
-                  gru_hidden_norm=False)
+                  gru_hidden_norm=False, rwkv_head=64, mix_rank=32, decay_rank=64)
     # Two layers (MinGRU then MinLSTM), expansion 1.5 so w_out exists, SwiGLU FFN.
     base = dict(common, vocab=11, dim=8, ffn=16, expansion=1.5, eps=1e-5, B=2, T=9, mixers=[MINGRU, MINLSTM],
                 ffns=[SWIGLU] * 2)
@@ -392,6 +490,15 @@ def main():
                                             ffns=[SWIGLU, FFN_NONE, RELU2, GELU], heads=2, kv_heads=1,
                                             rope_theta=100.0, pos_emb=POS_LEARNED, max_context=12, pos0=5, T=6,
                                             gru_hidden_norm=True), 1819, True),
+        # RWKV-6: rwkv6*2 with the channel-mix FFN, 3 wkv heads of 4, LoRA ranks 3 and 5, untied;
+        # T = 19 crosses the wkv backward's 16-step chunk
+        ("torch_ref_rwkv6_cmix.mrfx", dict(base, tie=False, expansion=1.0, dim=12, ffn=24, mixers=[RWKV6] * 2,
+                                           ffns=[CMIX] * 2, rwkv_head=4, mix_rank=3, decay_rank=5, T=19), 2021, False),
+        # the GRU + RWKV family from a carried state: gru, rwkv6, mingru with FFNs rwkv-cmix, swiglu,
+        # rwkv-cmix (every shift and wkv state and h0 given), 2 heads of 4, T = 9
+        ("torch_ref_rwkv_mixed_h0.mrfx", dict(base, tie=True, expansion=1.0, mixers=[GRU, RWKV6, MINGRU],
+                                              ffns=[CMIX, SWIGLU, CMIX], rwkv_head=4, mix_rank=2, decay_rank=3,
+                                              gru_hidden_norm=True), 2223, True),
     ]
     for fname, cfg, seed, with_state in cases:
         case = make_case(cfg, seed, with_state)
