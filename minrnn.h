@@ -2268,10 +2268,11 @@ MR__INL float mr__exp_reduced(float x, float n) {
 MR__INL float mr__expf(float x) {
     union { int32_t i; float f; } sc;
     float n, p;
-    /* clamp to [-87, 88] with arithmetic: a ?: clamp is not if-converted
-       under the default -ftrapping-math, which stops vectorization */
-    x = x * (float)(x > -87.0f) - 87.0f * (float)(x <= -87.0f);
-    x = x * (float)(x < 88.0f) + 88.0f * (float)(x >= 88.0f);
+    /* clamp to [-87, 88] with arithmetic and quiet comparisons: a ?: clamp,
+       or a signaling < on a float, is not if-converted under the default
+       -ftrapping-math, which stops vectorization */
+    x = x * (float)isgreater(x, -87.0f) - 87.0f * (float)islessequal(x, -87.0f);
+    x = x * (float)isless(x, 88.0f) + 88.0f * (float)isgreaterequal(x, 88.0f);
     /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
        truncates like floor (floorf would block vectorizing under -std=c99) */
     n = (float)(int32_t)(x * 1.44269504088896341f + 128.5f) - 128.0f;
@@ -2281,6 +2282,14 @@ MR__INL float mr__expf(float x) {
     return p * sc.f;
 }
 MR__INL float mr__sigmoidf(float x) { return 1.0f / (1.0f + mr__expf(-x)); }
+/* tanh to ~2 ulp, Cephes' tanhf without branches (so loops vectorize): an odd
+   polynomial for |x| <= 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign above */
+MR__INL float mr__tanhf(float x) {
+    float ax = fabsf(x), z = x * x, sel = (float)isgreater(ax, 0.625f), sg = 1.f - 2.f * (float)isless(x, 0.f);
+    float big = sg * (1.f - 2.f / (mr__expf(2.f * ax) + 1.f));
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    return sel * big + (1.f - sel) * small;
+}
 MR__INL float mr__softplusf(float x) { return x > 20.f ? x : x < -20.f ? expf(x) : log1pf(expf(x)); }
 #define MR__GELU_K 0.7978845608028654f  /* sqrt(2/pi) */
 MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *y, int64_t C) {
@@ -2288,11 +2297,11 @@ MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *
     switch (kind) {
     case MR__AFFINE: for (c = 0; c < C; c++) y[c] = s * x[c] + cc; break;
     case MR__SIGMOID: for (c = 0; c < C; c++) y[c] = mr__sigmoidf(x[c]); break;
-    case MR__TANH: for (c = 0; c < C; c++) y[c] = tanhf(x[c]); break;
+    case MR__TANH: for (c = 0; c < C; c++) y[c] = mr__tanhf(x[c]); break;
     case MR__SOFTPLUS: for (c = 0; c < C; c++) y[c] = mr__softplusf(x[c]); break;
     case MR__SILU: for (c = 0; c < C; c++) y[c] = x[c] * mr__sigmoidf(x[c]); break;
     case MR__RELU: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] : 0.f; break;
-    case MR__GELU: for (c = 0; c < C; c++) { float v = x[c]; y[c] = 0.5f * v * (1.f + tanhf(MR__GELU_K * (v + 0.044715f * v * v * v))); } break;
+    case MR__GELU: for (c = 0; c < C; c++) { float v = x[c]; y[c] = 0.5f * v * (1.f + mr__tanhf(MR__GELU_K * (v + 0.044715f * v * v * v))); } break;
     case MR__EXP: for (c = 0; c < C; c++) y[c] = expf(x[c]); break;
     case MR__RELU2: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] * x[c] : 0.f; break;
     default: for (c = 0; c < C; c++) y[c] = logf(x[c]); break;
@@ -2308,7 +2317,7 @@ MR__PRIV void mr__unary_bwd_row(int kind, float s, const float *x, const float *
     case MR__SILU: for (c = 0; c < C; c++) { float sg = mr__sigmoidf(x[c]); gx[c] += g[c] * sg * (1.f + x[c] * (1.f - sg)); } break;
     case MR__RELU: for (c = 0; c < C; c++) gx[c] += x[c] > 0 ? g[c] : 0.f; break;
     case MR__GELU: for (c = 0; c < C; c++) {
-        float v = x[c], u = MR__GELU_K * (v + 0.044715f * v * v * v), t = tanhf(u);
+        float v = x[c], u = MR__GELU_K * (v + 0.044715f * v * v * v), t = mr__tanhf(u);
         float du = MR__GELU_K * (1.f + 3.f * 0.044715f * v * v);
         gx[c] += g[c] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
     } break;
@@ -4239,9 +4248,9 @@ MRDEF mr_tensor *mr_causal_conv(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, mr_tens
 
 /* --- [layer.mingru] MinGRU and MinLSTM: gates, cores, blocks ------------ */
 /* branch-free so loops over it vectorize */
-MR__INL float mr__g(float x) { float pos = (float)(x >= 0.f); return pos * (x + 0.5f) + (1.f - pos) * mr__sigmoidf(x); }
+MR__INL float mr__g(float x) { float pos = (float)isgreaterequal(x, 0.f); return pos * (x + 0.5f) + (1.f - pos) * mr__sigmoidf(x); }
 MRDEF float mr_mingru_g(float x) { return mr__g(x); }
-MR__INL float mr__mingru_dg(float x) { float pos = (float)(x >= 0.f), s = mr__sigmoidf(x); return pos + (1.f - pos) * s * (1.f - s); }
+MR__INL float mr__mingru_dg(float x) { float pos = (float)isgreaterequal(x, 0.f), s = mr__sigmoidf(x); return pos + (1.f - pos) * s * (1.f - s); }
 /* cores (fused gates + scan) */
 typedef struct mr__mincore { int kind, algo, chunk, B, T, Di; float *a, *h0; } mr__mincore;
 
@@ -4253,13 +4262,13 @@ typedef struct mr__mincore { int kind, algo, chunk, B, T, Di; float *a, *h0; } m
    jump-threaded by GCC) so the row loops vectorize; a NaN passes. */
 MR__INL float mr__mingru_la(float k) { return -mr__clampf(k, -0.f, INFINITY) - mr__log1pexpf(-fabsf(k)); }
 MR__INL float mr__mingru_lb(float k, float x) {
-    float lz = mr__clampf(k, -INFINITY, 0.f) - mr__log1pexpf(-fabsf(k)), pos = x >= 0.f ? 1.f : 0.f;
+    float lz = mr__clampf(k, -INFINITY, 0.f) - mr__log1pexpf(-fabsf(k)), pos = (float)isgreaterequal(x, 0.f);
     float lp = mr__logf(mr__clampf(x, -0.f, INFINITY) + 0.5f);
     float ln = mr__clampf(x, -INFINITY, 0.f) - mr__log1pexpf_nn(x);
     return lz + (pos * lp + (1.f - pos) * ln) + mr__nanpass(x);
 }
 MR__INL float mr__mingru_dlg(float x) {
-    float pos = x >= 0.f ? 1.f : 0.f, q = 1.f / (mr__clampf(x, -0.f, INFINITY) + 0.5f);
+    float pos = (float)isgreaterequal(x, 0.f), q = 1.f / (mr__clampf(x, -0.f, INFINITY) + 0.5f);
     return pos * q + (1.f - pos) * (1.f - mr__sigmoidf(x));
 }
 
@@ -4551,7 +4560,7 @@ MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, m
             float *h = out->data + ((int64_t)b * T + t) * D;
             for (c = 0; c < D; c++) {
                 float r = mr__sigmoidf(x3[c] + h3[c]), z = mr__sigmoidf(x3[D + c] + h3[D + c]);
-                float un = h3[2 * D + c] + b_hn->data[c], n = tanhf(x3[2 * D + c] + r * un);
+                float un = h3[2 * D + c] + b_hn->data[c], n = mr__tanhf(x3[2 * D + c] + r * un);
                 g3[c] = r; g3[D + c] = z; g3[2 * D + c] = n; hpn[c] = un;
                 h[c] = (1.f - z) * n + z * hprev[c];
             }
@@ -5054,27 +5063,49 @@ typedef struct mr__lerp { int n; } mr__lerp;
 MR__PRIV void mr__lerp_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__lerp *p = (mr__lerp *)data;
     mr_tensor *x = in[0], *xx = in[1], *mu = in[2], *m = n_in > 3 ? in[3] : NULL;
-    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r, c;
-    int k;
-    (void)ctx;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r, c0, nC = p->n * C;
+    int nt = ctx->n_threads;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) if (R * nC > MR__PAR_MIN) schedule(static))
     for (r = 0; r < R; r++) {
-        const float *g = out->grad + r * p->n * C, *xxr = xx->data + r * xx->row_stride, *mr = m ? m->data + r * m->row_stride : NULL;
+        const float *g = out->grad + r * nC, *xxr = xx->data + r * xx->row_stride, *mr = m ? m->data + r * m->row_stride : NULL;
         float *gx = x->grad ? x->grad + r * x->row_stride : NULL, *gxx = xx->grad ? xx->grad + r * xx->row_stride : NULL;
         float *gm = m && m->grad ? m->grad + r * m->row_stride : NULL;
+        int64_t c;
+        int k;
         for (k = 0; k < p->n; k++) {
             const float *gk = g + k * C, *muk = mu->data + k * C;
             if (gx) for (c = 0; c < C; c++) gx[c] += gk[c];
-            if (gxx) for (c = 0; c < C; c++) gxx[c] += gk[c] * (muk[c] + (mr ? mr[k * C + c] : 0.f));
-            if (mu->grad) { float *gmu = mu->grad + k * C; for (c = 0; c < C; c++) gmu[c] += gk[c] * xxr[c]; }
+            if (gxx && mr) for (c = 0; c < C; c++) gxx[c] += gk[c] * (muk[c] + mr[k * C + c]);
+            else if (gxx) for (c = 0; c < C; c++) gxx[c] += gk[c] * muk[c];
             if (gm) for (c = 0; c < C; c++) gm[k * C + c] += gk[c] * xxr[c];
         }
     }
+    if (mu->grad)   /* a sum over rows: column blocks across threads */
+        MR__OMP(parallel for num_threads(nt) if (R * nC > MR__PAR_MIN) schedule(static))
+        for (c0 = 0; c0 < nC; c0 += 16) {   /* 16 columns of one stream k (C % 16 == 0) or the tail */
+            float acc[16];
+            int64_t c, k0 = c0 / C, ce = MR__MIN(MR__MIN(nC, c0 + 16), (k0 + 1) * C), rr, off = k0 * C;
+            for (c = 0; c < 16; c++) acc[c] = 0.f;
+            for (rr = 0; rr < R; rr++) {
+                const float *g = out->grad + rr * nC, *xxr = xx->data + rr * xx->row_stride - off;
+                for (c = c0; c < ce; c++) acc[c - c0] += g[c] * xxr[c];
+            }
+            for (c = c0; c < ce; c++) mu->grad[c] += acc[c - c0];
+            if (ce < c0 + 16 && ce < nC)   /* C % 16 != 0: the rest of this block is stream k0 + 1's */
+                for (c = ce; c < MR__MIN(nC, c0 + 16); c++) {
+                    double a = 0;
+                    for (rr = 0; rr < R; rr++) a += out->grad[rr * nC + c] * xx->data[rr * xx->row_stride + c % C];
+                    mu->grad[c] += (float)a;
+                }
+        }
 }
 MR__PRIV mr_tensor *mr__lerp_op(mr_ctx *ctx, mr_tensor *x, mr_tensor *xx, mr_tensor *mu, mr_tensor *m, int n) {
     mr_tensor *out, *in[4];
     mr__lerp *p;
-    int64_t R, C, r, c, sh[MR_MAX_DIMS];
-    int k, i;
+    int64_t R, C, r, sh[MR_MAX_DIMS];
+    int i, nt = ctx->n_threads;
+    (void)nt;
     if (mr__bad(ctx) || !x || !xx || !mu) return NULL;
     R = mr_tensor_rows(x); C = mr_tensor_cols(x);
     if (mr_tensor_rows(xx) != R || mr_tensor_cols(xx) != C || mr_tensor_numel(mu) != n * C || (m && (mr_tensor_rows(m) != R || mr_tensor_cols(m) != n * C))) {
@@ -5087,9 +5118,12 @@ MR__PRIV mr_tensor *mr__lerp_op(mr_ctx *ctx, mr_tensor *x, mr_tensor *xx, mr_ten
     p = (mr__lerp *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p) return NULL;
     p->n = n;
+    MR__OMP(parallel for num_threads(nt) if (R * C * n > MR__PAR_MIN) schedule(static))
     for (r = 0; r < R; r++) {
         const float *xr = x->data + r * x->row_stride, *xxr = xx->data + r * xx->row_stride, *mr = m ? m->data + r * m->row_stride : NULL;
         float *o = out->data + r * n * C;
+        int64_t c;
+        int k;
         for (k = 0; k < n; k++) {
             const float *muk = mu->data + k * C;
             if (mr) for (c = 0; c < C; c++) o[k * C + c] = xr[c] + xxr[c] * (muk[c] + mr[k * C + c]);
@@ -5147,21 +5181,43 @@ typedef struct mr__gnorm { int G; float eps; float *mean, *rstd; } mr__gnorm;
 MR__PRIV void mr__gnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__gnorm *p = (mr__gnorm *)data;
     mr_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *bi = n_in > 2 ? in[2] : NULL;
-    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), N = C / p->G, r, c;
-    int gi;
-    (void)ctx;
-    for (r = 0; r < R; r++) for (gi = 0; gi < p->G; gi++) {
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), N = C / p->G, r, c0;
+    int nt = ctx->n_threads;
+    (void)nt;
+    if ((w && w->grad) || (bi && bi->grad))   /* sums over rows: column blocks across threads */
+        MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+        for (c0 = 0; c0 < C; c0 += 16) {
+            float aw[16], ab[16];
+            int64_t c, ce = MR__MIN(C, c0 + 16), rr;
+            for (c = 0; c < 16; c++) aw[c] = ab[c] = 0.f;
+            for (rr = 0; rr < R; rr++) {
+                const float *xr = x->data + rr * x->row_stride, *g = out->grad + rr * C;
+                for (c = c0; c < ce; c++) {
+                    int64_t gi = c / N;
+                    aw[c - c0] += g[c] * (xr[c] - p->mean[rr * p->G + gi]) * p->rstd[rr * p->G + gi];
+                    ab[c - c0] += g[c];
+                }
+            }
+            for (c = c0; c < ce; c++) {
+                if (w && w->grad) w->grad[c] += aw[c - c0];
+                if (bi && bi->grad) bi->grad[c] += ab[c - c0];
+            }
+        }
+    if (!x->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {
+        int gi;
+        for (gi = 0; gi < p->G; gi++) {
         const float *xr = x->data + r * x->row_stride + gi * N, *g = out->grad + r * C + gi * N;
         const float *wr = w ? w->data + gi * N : NULL;
         float mean = p->mean[r * p->G + gi], rs = p->rstd[r * p->G + gi];
         double s1 = 0, s2 = 0;
+        int64_t c;
         for (c = 0; c < N; c++) {
             float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
             s1 += gh; s2 += gh * xh;
-            if (w && w->grad) w->grad[gi * N + c] += g[c] * xh;
-            if (bi && bi->grad) bi->grad[gi * N + c] += g[c];
         }
-        if (x->grad) {
+        {
             float m1 = (float)(s1 / (double)N), m2 = (float)(s2 / (double)N);
             float *gx = x->grad + r * x->row_stride + gi * N;
             for (c = 0; c < N; c++) {
@@ -5169,13 +5225,15 @@ MR__PRIV void mr__gnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_i
                 gx[c] += rs * (gh - m1 - xh * m2);
             }
         }
+        }
     }
 }
 MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor *weight, mr_tensor *bias, float eps) {
     mr_tensor *out, *in[3];
     mr__gnorm *p;
     int64_t R, C, N, r, c;
-    int gi, n_in = 1;
+    int gi, n_in = 1, nt = ctx->n_threads;
+    (void)nt;
     if (mr__bad(ctx) || !x) return NULL;
     R = mr_tensor_rows(x); C = mr_tensor_cols(x);
     if (groups < 1 || C % groups || (weight && mr_tensor_numel(weight) != C) || (bias && mr_tensor_numel(bias) != C) || (bias && !weight)) {
@@ -5187,6 +5245,7 @@ MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor 
     p = (mr__gnorm *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p || !(p->mean = mr__floats(ctx, R * groups)) || !(p->rstd = mr__floats(ctx, R * groups))) return NULL;
     p->G = groups; p->eps = eps;
+    MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static) private(gi, c))
     for (r = 0; r < R; r++) for (gi = 0; gi < groups; gi++) {
         const float *xr = x->data + r * x->row_stride + gi * N;
         float *o = out->data + r * C + gi * N, mean, rs;
@@ -5225,13 +5284,15 @@ MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor 
    It needs S_{t-1} in reverse order: the forward keeps S at the start of
    every MR__WKV_CHUNK steps, and the backward recomputes a chunk's states
    from there (one more forward; memory T / MR__WKV_CHUNK states per (b, h),
-   not T). The derivative of the decay is formed as exp(w - exp(w)), which
-   is 0, not inf * 0, where the decay underflows. */
+   not T); the forward keeps the decays. The decay is exactly 0 once
+   exp(w) >= 87, and so is its derivative -exp(w) d (not inf * 0). */
 #define MR__WKV_CHUNK 16
+#define MR__WKV_L 16      /* lanes of the backward's dot products */
 typedef struct mr__wkv {
     int B, T, H, N;
     int64_t C;
     float *ck;   /* [B H][n_chunks][N N] states at the chunk starts */
+    float *dec;  /* [B, T, H N] the decays */
     int n_chunks;
 } mr__wkv;
 /* one step of one head: y = r S + (r.(u*k)) v, S = diag(d) S + k v^T */
@@ -5245,22 +5306,33 @@ MR__INL void mr__wkv_step(int N, float *S, const float *r, const float *k, const
         for (j = 0; j < N; j++) { y[j] += ri * Si[j]; Si[j] = di * Si[j] + ki * v[j]; }
     }
 }
-MR__INL void mr__wkv_advance(int N, float *S, const float *k, const float *v, const float *d) {
+/* S1 = diag(d) S0 + k v^T */
+MR__INL void mr__wkv_advance(int N, float *S1, const float *S0, const float *k, const float *v, const float *d) {
     int i, j;
     for (i = 0; i < N; i++) {
-        float *Si = S + (size_t)i * N, ki = k[i], di = d[i];
-        for (j = 0; j < N; j++) Si[j] = di * Si[j] + ki * v[j];
+        float *Si = S1 + (size_t)i * N, ki = k[i], di = d[i];
+        const float *Pi = S0 + (size_t)i * N;
+        for (j = 0; j < N; j++) Si[j] = di * Pi[j] + ki * v[j];
     }
 }
+/* d = exp(-exp(w)); exactly 0 once exp(w) >= 87 (the true value is below 2e-38) */
 MR__INL void mr__wkv_decay(int N, const float *w, float *d) {
     int i;
-    for (i = 0; i < N; i++) d[i] = expf(-expf(w[i]));
+    for (i = 0; i < N; i++) {
+        float e = mr__expf(w[i]);
+        d[i] = mr__expf(-e) * (float)isless(e, 87.f);
+    }
+}
+/* the derivatives of the decays d (above) in w: -exp(w) d; 0 where d is 0, not inf * 0 */
+MR__INL void mr__wkv_ddecay(int N, const float *w, const float *d, float *dd) {
+    int i;
+    for (i = 0; i < N; i++) dd[i] = -mr__expf(w[i]) * d[i];
 }
 MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__wkv *p = (mr__wkv *)data;
     mr_tensor *r = in[0], *k = in[1], *v = in[2], *w = in[3], *u = in[4];
     int B = p->B, T = p->T, H = p->H, N = p->N, U = B * H, nt = ctx->n_threads, ui;
-    int64_t C = p->C, NN = (int64_t)N * N, per = (MR__WKV_CHUNK + 1) * NN + NN + 4 * (int64_t)N;
+    int64_t C = p->C, NN = (int64_t)N * N, per = (MR__WKV_CHUNK + 1) * NN + NN + 3 * (int64_t)N;
     float *scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per), *du = mr__floats(ctx, (int64_t)U * N);
     (void)n_in; (void)nt;
     if (!scr || !du) return;
@@ -5268,19 +5340,16 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
     MR__OMP(parallel for num_threads(nt) if (U > 1 && (int64_t)T * NN > 65536) schedule(dynamic, 1))
     for (ui = 0; ui < U; ui++) {
         int b = ui / H, h = ui % H, c, t, i, j;
-        float *St = scr + (int64_t)mr__thread_id() * per, *G = St + (MR__WKV_CHUNK + 1) * NN, *d = G + NN, *kgu = d + N;
+        float *St = scr + (int64_t)mr__thread_id() * per, *G = St + (MR__WKV_CHUNK + 1) * NN, *d = G + NN, *dd = d + N, *kgu = dd + N;
         const float *uu = u->data + (int64_t)h * N;
         float *duh = du + (int64_t)ui * N;
         memset(G, 0, sizeof(float) * (size_t)NN);
         for (c = p->n_chunks - 1; c >= 0; c--) {
             int t0 = c * MR__WKV_CHUNK, t1 = MR__MIN(T, t0 + MR__WKV_CHUNK);
             memcpy(St, p->ck + ((int64_t)ui * p->n_chunks + c) * NN, sizeof(float) * (size_t)NN);
-            for (t = t0; t < t1 - 1; t++) {   /* St[t - t0] = S_{t-1} */
-                mr__wkv_decay(N, w->data + ((int64_t)b * T + t) * w->row_stride + (int64_t)h * N, d);
-                memcpy(St + (t - t0 + 1) * NN, St + (t - t0) * NN, sizeof(float) * (size_t)NN);
-                mr__wkv_advance(N, St + (t - t0 + 1) * NN, k->data + ((int64_t)b * T + t) * k->row_stride + (int64_t)h * N,
-                                v->data + ((int64_t)b * T + t) * v->row_stride + (int64_t)h * N, d);
-            }
+            for (t = t0; t < t1 - 1; t++)   /* St[t - t0] = S_{t-1} */
+                mr__wkv_advance(N, St + (t - t0 + 1) * NN, St + (t - t0) * NN, k->data + ((int64_t)b * T + t) * k->row_stride + (int64_t)h * N,
+                                v->data + ((int64_t)b * T + t) * v->row_stride + (int64_t)h * N, p->dec + ((int64_t)b * T + t) * C + (int64_t)h * N);
             for (t = t1 - 1; t >= t0; t--) {
                 int64_t row = (int64_t)b * T + t;
                 const float *Sp = St + (t - t0) * NN, *dy = out->grad + row * C + (int64_t)h * N;
@@ -5293,13 +5362,28 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
                 float vdy = 0.f, ruk = 0.f, *dva = kgu;
                 for (j = 0; j < N; j++) vdy += vt[j] * dy[j];
                 for (i = 0; i < N; i++) ruk += rt[i] * uu[i] * kt[i];
-                mr__wkv_decay(N, wt, d);
+                memcpy(d, p->dec + row * C + (int64_t)h * N, sizeof(float) * (size_t)N);
+                mr__wkv_ddecay(N, wt, d, dd);
                 for (j = 0; j < N; j++) dva[j] = ruk * dy[j];
                 for (i = 0; i < N; i++) {
                     float *Gi = G + (size_t)i * N, ki = kt[i], ri = rt[i], di = d[i];
                     const float *Si = Sp + (size_t)i * N;
-                    float sdy = 0.f, gv = 0.f, gs = 0.f;
-                    for (j = 0; j < N; j++) {
+                    float sdy = 0.f, gv = 0.f, gs = 0.f, a1[MR__WKV_L], a2[MR__WKV_L], a3[MR__WKV_L];
+                    int q;
+                    /* the three dot products in MR__WKV_L lanes (a float sum is not reassociated,
+                       so one accumulator would keep the loop scalar) */
+                    for (q = 0; q < MR__WKV_L; q++) a1[q] = a2[q] = a3[q] = 0.f;
+                    for (j = 0; j + MR__WKV_L <= N; j += MR__WKV_L)
+                        for (q = 0; q < MR__WKV_L; q++) {
+                            float gq = Gi[j + q], sq = Si[j + q];
+                            a1[q] += sq * dy[j + q];
+                            a2[q] += gq * vt[j + q];
+                            a3[q] += gq * sq;
+                            dva[j + q] += ki * gq;
+                            Gi[j + q] = di * gq + ri * dy[j + q];
+                        }
+                    for (q = 0; q < MR__WKV_L; q++) { sdy += a1[q]; gv += a2[q]; gs += a3[q]; }
+                    for (; j < N; j++) {
                         sdy += Si[j] * dy[j];
                         gv += Gi[j] * vt[j];
                         gs += Gi[j] * Si[j];
@@ -5308,7 +5392,7 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
                     }
                     if (dr) dr[i] += sdy + uu[i] * ki * vdy;
                     if (dk) dk[i] += gv + ri * uu[i] * vdy;
-                    if (dw) dw[i] -= gs * expf(wt[i] - expf(wt[i]));
+                    if (dw) dw[i] += gs * dd[i];
                     duh[i] += ri * ki * vdy;
                 }
                 if (dv) for (j = 0; j < N; j++) dv[j] += dva[j];
@@ -5345,19 +5429,21 @@ MRDEF mr_tensor *mr_wkv6(mr_ctx *ctx, mr_tensor *r, mr_tensor *k, mr_tensor *v, 
     in[0] = r; in[1] = k; in[2] = v; in[3] = w; in[4] = u;
     rec = !ctx->no_grad && (mr_requires_grad(r) || mr_requires_grad(k) || mr_requires_grad(v) || mr_requires_grad(w) || mr_requires_grad(u));
     p->ck = rec ? mr__floats(ctx, (int64_t)U * p->n_chunks * NN) : NULL;
+    p->dec = rec ? mr__floats(ctx, B * T * C) : NULL;
     scr = s_out ? s_out : mr__floats(ctx, (int64_t)U * NN);   /* the running state of each (b, h), in place in s_out */
-    if ((rec && !p->ck) || !scr) return NULL;
+    if ((rec && (!p->ck || !p->dec)) || !scr) return NULL;
     MR__OMP(parallel for num_threads(nt) if (U > 1 && T * NN > 65536) schedule(dynamic, 1))
     for (ui = 0; ui < U; ui++) {
         int b = ui / n_heads, h = ui % n_heads;
         int64_t t;
-        float *S = scr + (int64_t)ui * NN, d[1024];
+        float *S = scr + (int64_t)ui * NN, dloc[1024], *d = dloc;
         const float *uu = u->data + (int64_t)h * N;
         if (!s0) memset(S, 0, sizeof(float) * (size_t)NN);
         else if (s0 != scr) memcpy(S, s0 + (int64_t)ui * NN, sizeof(float) * (size_t)NN);
         for (t = 0; t < T; t++) {
             int64_t row = b * T + t;
             if (p->ck && t % MR__WKV_CHUNK == 0) memcpy(p->ck + ((int64_t)ui * p->n_chunks + t / MR__WKV_CHUNK) * NN, S, sizeof(float) * (size_t)NN);
+            if (p->dec) d = p->dec + row * C + (int64_t)h * N;
             mr__wkv_decay(N, w->data + row * w->row_stride + (int64_t)h * N, d);
             mr__wkv_step(N, S, r->data + row * r->row_stride + (int64_t)h * N, k->data + row * k->row_stride + (int64_t)h * N,
                          v->data + row * v->row_stride + (int64_t)h * N, d, uu, out->data + row * C + (int64_t)h * N);
@@ -5390,7 +5476,7 @@ MRDEF mr_tensor *mr_wkv6(mr_ctx *ctx, mr_tensor *r, mr_tensor *k, mr_tensor *v, 
 MR__PRIV mr_status mr__rwkv_check(const mr_model_cfg *c, int l, mr_error *err) {
     int N = c->rwkv.head_size;
     if (N < 1 || N > 1024) return mr__seterr(err, MR_ERR_ARG, "layer %d: RWKV head size %d outside [1, 1024]", l, N);
-    if (c->dim % N) return mr__seterr(err, MR_ERR_ARG, "layer %d: the RWKV head size %d does not divide the width %d (--rwkv-head-size)", l, N, c->dim);
+    if (c->dim % N) return mr__seterr(err, MR_ERR_ARG, "layer %d: the RWKV head size %d does not divide the width %d", l, N, c->dim);
     if (c->rwkv.mix_rank < 1 || c->rwkv.mix_rank > 4096 || c->rwkv.decay_rank < 1 || c->rwkv.decay_rank > 4096)
         return mr__seterr(err, MR_ERR_ARG, "layer %d: RWKV LoRA ranks %d, %d outside [1, 4096]", l, c->rwkv.mix_rank, c->rwkv.decay_rank);
     return MR_OK;

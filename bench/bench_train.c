@@ -5,7 +5,8 @@
             the median over timing windows, after warm-up steps.
      gen:   tokens/s of mr_model_step with batch 1 (state carried).
    Compare with bench/bench_train_torch.py (same model in PyTorch, 2 threads).
-   Usage: bench_train [--threads N (2)] [--arch mingru|minlstm|gru|all (all)]
+   Usage: bench_train [--threads N (2)] [--arch mingru|minlstm|gru|SPEC|all (all)]
+                      [--ffn KIND (swiglu)] [--ffn-hidden H (512)]
                       [--batch B (32)] [--ctx T (256)] [--quick] */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -29,7 +30,7 @@ static double bt_median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-typedef struct bt_opts { int threads, B, T, quick; } bt_opts;
+typedef struct bt_opts { int threads, B, T, quick, ffn_hidden; const char *ffn; } bt_opts;
 
 static int bt_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *opt, const int32_t *x, const int32_t *y, int B, int T,
                          float *loss_out) {
@@ -65,6 +66,8 @@ static int bt_run(const char *arch, const bt_opts *o) {
 
     memset(&err, 0, sizeof err);
     if (mr_model_cfg_set_layers(&cfg, arch, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
+    if (o->ffn && mr_model_cfg_set_ffn(&cfg, o->ffn, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
+    if (o->ffn_hidden >= 0) cfg.ffn_hidden = o->ffn_hidden;
     cp.n_threads = o->threads;
     if (mr_ctx_new(&ctx, &cp) != MR_OK || mr_model_new(&m, &cfg, NULL, &err) != MR_OK) {
         fprintf(stderr, "init failed: %s\n", err.msg);
@@ -141,15 +144,17 @@ int main(int argc, char **argv) {
     const char *arch = "all";
     bt_opts o;
     int i;
-    o.threads = 2; o.B = 32; o.T = 256; o.quick = 0;
+    o.threads = 2; o.B = 32; o.T = 256; o.quick = 0; o.ffn = NULL; o.ffn_hidden = -1;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--arch") && i + 1 < argc) arch = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) o.B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) o.T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) o.quick = 1;
+        else if (!strcmp(argv[i], "--ffn") && i + 1 < argc) o.ffn = argv[++i];
+        else if (!strcmp(argv[i], "--ffn-hidden") && i + 1 < argc) o.ffn_hidden = atoi(argv[++i]);
         else if (i == 1 && atoi(argv[i]) > 0) o.threads = atoi(argv[i]);   /* like bench_gemm: [nthreads] */
-        else { fprintf(stderr, "usage: %s [--threads N] [--arch mingru|minlstm|gru|attn*4|SPEC|all] [--batch B] [--ctx T] [--quick]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--threads N] [--arch mingru|minlstm|gru|attn*4|SPEC|all] [--ffn KIND] [--ffn-hidden H] [--batch B] [--ctx T] [--quick]\n", argv[0]); return 2; }
     }
     if (o.B < 1 || o.T < 1) { fprintf(stderr, "batch and context must be >= 1\n"); return 2; }
     printf("bench_train: default model (d=128, 4 layers, SwiGLU 512, tied, V=65), forward+backward+clip+AdamW\n");

@@ -17,6 +17,9 @@ MinGRU variants:
   minlstm / gru (optional): MinLSTM with the sequential loop; torch.nn.GRU layers
   gpt: minrnn's --layers attn*4 (4 heads, RoPE interleaved, causal scaled_dot_product_attention, or
        the same written out on torch < 2.0)
+  rwkv6-seq / rwkv6-chunk: minrnn's --layers rwkv6 --ffn rwkv-cmix (head size 64, LoRA ranks 32 and 64,
+       channel-mix hidden 448), the wkv as a Python loop over T, or in chunks of 16 steps (pairs
+       within a chunk through exp(W_{t-1} - W_s) <= 0, the state carried between chunks)
 
 Usage: /usr/bin/python3 bench/bench_train_torch.py [--threads 2] [--variants seq,log]
        [--batch 32] [--ctx 256] [--quick]
@@ -141,10 +144,98 @@ class Attention(nn.Module):
         return self.w_o(o.transpose(1, 2).reshape(B, T, d))
 
 
+def wkv_seq(r, k, v, w, u):
+    """RWKV-6 wkv, a Python loop over T. r, k, v, w [B, T, H, N] (w: the decay exp(-exp(.))), u [H, N]."""
+    B, T, H, N = r.shape
+    S = r.new_zeros(B, H, N, N)
+    ys = []
+    for t in range(T):
+        kv = k[:, t, :, :, None] * v[:, t, :, None, :]
+        ys.append((r[:, t, :, :, None] * (u[None, :, :, None] * kv + S)).sum(2))
+        S = w[:, t, :, :, None] * S + kv
+    return torch.stack(ys, 1)
+
+
+def wkv_chunk(r, k, v, lw, u, L=16):
+    """The same in chunks of L steps: within a chunk, pairs s < t through the decay
+    exp(W_{t-1} - W_s) (W the cumulative log decay, so the exponent is <= 0: causal pairs only),
+    the chunk's start state carried between chunks. lw = log of the decay (<= 0)."""
+    B, T, H, N = r.shape
+    S = r.new_zeros(B, H, N, N)
+    mask = torch.tril(torch.ones(L, L, dtype=torch.bool), -1)            # s < t
+    ys = []
+    for c0 in range(0, T, L):
+        rc, kc, vc, lc = (a[:, c0:c0 + L].transpose(1, 2) for a in (r, k, v, lw))   # [B, H, l, N]
+        l = rc.shape[2]
+        W = lc.cumsum(2)                                                  # inclusive
+        We = W - lc                                                       # exclusive: W_{t-1}
+        ex = (We[:, :, :, None, :] - W[:, :, None, :, :])                 # [B, H, t, s, N]
+        m = mask[:l, :l, None]
+        ex = torch.where(m, ex, torch.full_like(ex, -float("inf")))
+        A = (rc[:, :, :, None, :] * kc[:, :, None, :, :] * torch.exp(ex)).sum(-1)   # [B, H, t, s]
+        y = A @ vc + ((rc * u[None, :, None, :] * kc).sum(-1, keepdim=True)) * vc
+        y = y + (rc * torch.exp(We)) @ S
+        S = torch.exp(W[:, :, -1:, :]).transpose(2, 3) * S + (kc * torch.exp(W[:, :, -1:, :] - W)).transpose(2, 3) @ vc
+        ys.append(y.transpose(1, 2))
+    return torch.cat(ys, 1)
+
+
+class RWKV6Tmix(nn.Module):
+    """minrnn's rwkv6 mixer (RWKV-LM's RWKV_Tmix_x060): token shift with the LoRA mixes, decay LoRA, wkv,
+    group norm per head, gate, output."""
+    def __init__(self, d, mode, head=64, r1=32, r2=64):
+        super().__init__()
+        self.d, self.H, self.N, self.r1, self.mode = d, d // head, head, r1, mode
+        self.maa_x = nn.Parameter(torch.rand(d))
+        self.maa = nn.Parameter(torch.rand(5, d))
+        self.maa_w1 = nn.Parameter(torch.randn(d, 5 * r1) * 0.01)
+        self.maa_w2 = nn.Parameter(torch.randn(5, r1, d) * 0.01)
+        self.decay = nn.Parameter(torch.randn(d) - 2.0)
+        self.decay_w1 = nn.Parameter(torch.randn(d, r2) * 0.01)
+        self.decay_w2 = nn.Parameter(torch.randn(r2, d) * 0.01)
+        self.bonus = nn.Parameter(torch.randn(self.H, head) * 0.1)
+        self.r, self.k, self.v, self.g, self.o = (nn.Linear(d, d, bias=False) for _ in range(5))
+        self.ln_x = nn.GroupNorm(self.H, d, eps=64e-5)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        xx = F.pad(x, (0, 0, 1, -1)) - x
+        z = torch.tanh((x + xx * self.maa_x) @ self.maa_w1).view(B * T, 5, -1).transpose(0, 1)
+        m = torch.bmm(z, self.maa_w2).view(5, B, T, C)
+        xw, xk, xv, xr, xg = (x + xx * (self.maa[i] + m[i]) for i in range(5))
+        r, k, v = self.r(xr), self.k(xk), self.v(xv)
+        g = F.silu(self.g(xg))
+        w = self.decay + torch.tanh(xw @ self.decay_w1) @ self.decay_w2
+        shp = (B, T, self.H, self.N)
+        if self.mode == "seq":
+            y = wkv_seq(r.view(shp), k.view(shp), v.view(shp), torch.exp(-torch.exp(w)).view(shp), self.bonus)
+        else:
+            y = wkv_chunk(r.view(shp), k.view(shp), v.view(shp), -torch.exp(w).view(shp), self.bonus)
+        y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)
+        return self.o(y * g)
+
+
+class RWKV6Cmix(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.maa = nn.Parameter(torch.rand(2, d))
+        self.k, self.v, self.r = nn.Linear(d, hidden, bias=False), nn.Linear(hidden, d, bias=False), nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        xx = F.pad(x, (0, 0, 1, -1)) - x
+        xk, xr = x + xx * self.maa[0], x + xx * self.maa[1]
+        return torch.sigmoid(self.r(xr)) * self.v(torch.relu(self.k(xk)) ** 2)
+
+
 class Block(nn.Module):
     def __init__(self, d, hidden, variant):
         super().__init__()
         self.norm1, self.norm2 = RMSNorm(d), RMSNorm(d)
+        self.cmix = None
+        if variant.startswith("rwkv6"):
+            self.mixer = RWKV6Tmix(d, variant.split("-")[1])
+            self.cmix = RWKV6Cmix(d, 448)
+            return
         if variant in ("seq", "log"):
             self.mixer = MinGRU(d, variant)
         elif variant == "minlstm":
@@ -158,6 +249,8 @@ class Block(nn.Module):
 
     def forward(self, x):
         x = x + self.mixer(self.norm1(x))
+        if self.cmix is not None:
+            return x + self.cmix(self.norm2(x))
         a, b = self.w13(self.norm2(x)).chunk(2, dim=-1)
         return x + self.w2(F.silu(a) * b)
 
@@ -211,7 +304,8 @@ def bench(variant, args):
         times.append((time.perf_counter() - t0) / steps)
     tps = B * T / statistics.median(times)
     nparams = sum(p.numel() for p in model.parameters())
-    name = {"seq": "mingru-seq", "log": "mingru-log", "minlstm": "minlstm-seq", "gru": "nn.GRU", "gpt": "gpt-sdpa"}[variant]
+    name = {"seq": "mingru-seq", "log": "mingru-log", "minlstm": "minlstm-seq", "gru": "nn.GRU", "gpt": "gpt-sdpa",
+            "rwkv6-seq": "rwkv6-seq", "rwkv6-chunk": "rwkv6-chunk"}[variant]
     print(f"torch {name:12s} threads {torch.get_num_threads()}  B {B} T {T}  params {nparams}  "
           f"train {tps:8.0f} tokens/s  ({1e3 * B * T / tps:.1f} ms/step, {windows} x {steps} steps, "
           f"loss {first:.3f} -> {last:.3f})", flush=True)
@@ -220,7 +314,7 @@ def bench(variant, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", default="seq,log", help="comma list of seq, log, minlstm, gru, gpt")
+    ap.add_argument("--variants", default="seq,log", help="comma list of seq, log, minlstm, gru, gpt, rwkv6-seq, rwkv6-chunk")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--quick", action="store_true")

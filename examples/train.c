@@ -18,6 +18,7 @@ static void on_signal(int sig) { g_stop = 1; signal(sig, SIG_DFL); }
 typedef struct args {
     const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume, *ffn_kind, *pos_emb;
     int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie, gru_norm, heads, kv_heads, max_context;
+    int rwkv_head, rwkv_mix_rank, rwkv_decay_rank;
     double rope_theta;
     long long steps, warmup, eval_every, log_every, save_every, context, stop_at;
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
@@ -44,10 +45,13 @@ static void usage(void) {
         "  --conv K              causal depthwise conv of kernel K before each mixer (default 0: none)\n"
         "  --ffn KIND            the FFN of every layer (default swiglu); a number is the hidden size\n"
         "                        (the older spelling of --ffn-hidden N)\n"
-        "  --ffn-hidden N        FFN hidden size (default 4*dim; 0: no FFN)\n"
+        "  --ffn-hidden N        FFN hidden size (default 4*dim; rwkv-cmix: 3.5*dim rounded down to a\n"
+        "                        multiple of 32; 0: no FFN)\n"
         "  --heads H             attention heads (default 4; must divide --dim)\n"
         "  --kv-heads K          key/value heads, grouped-query attention (default --heads; must divide it)\n"
         "  --rope-theta T        RoPE base (default 10000; 0: no rotary embedding)\n"
+        "  --rwkv-head-size N    rwkv6 layers: channels per wkv head (default 64; must divide --dim)\n"
+        "  --rwkv-ranks R1,R2    rwkv6 layers: ranks of the token-shift and decay LoRAs (default 32,64)\n"
         "  --max-context N       positions one stream holds: the KV cache and the position table\n"
         "                        (default max(1024, --chunk-size), with --pos-emb learned --chunk-size: the\n"
         "                        positions it trains); generation stops with an error there\n"
@@ -103,6 +107,7 @@ static void set_defaults(args *a) {
     a->data = NULL; a->out = "runs/default"; a->arch = "mingru"; a->schedule = "cosine"; a->optimizer = "adamw";
     a->batching = "random"; a->scan = "auto";
     a->ffn_kind = "swiglu"; a->pos_emb = "none"; a->heads = 4; a->kv_heads = 0; a->rope_theta = 10000; a->max_context = 0;
+    a->rwkv_head = 64; a->rwkv_mix_rank = 32; a->rwkv_decay_rank = 64;
     a->dim = 128; a->depth = 4; a->conv = 0; a->ffn = -1; a->batch = 32; a->chunk = 256; a->backprop = 0; a->threads = 0; a->tie = 1;
     a->steps = 0; a->warmup = 100; a->eval_every = 250; a->log_every = 10; a->save_every = 500; a->context = 0;
     a->epochs = 0; a->time_budget = 0; a->lr = 6e-3; a->min_lr_factor = 0.1; a->weight_decay = 0.1; a->grad_clip = 1.0;
@@ -125,6 +130,14 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--heads")) a->heads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
         else if (!strcmp(f, "--kv-heads")) a->kv_heads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
         else if (!strcmp(f, "--rope-theta")) a->rope_theta = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1e12);
+        else if (!strcmp(f, "--rwkv-head-size")) a->rwkv_head = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
+        else if (!strcmp(f, "--rwkv-ranks")) {
+            const char *v = ex_val(PROG, argc, argv, &i);
+            char *e1 = NULL, *e2 = NULL;
+            long r1 = strtol(v, &e1, 10), r2 = e1 && *e1 == ',' ? strtol(e1 + 1, &e2, 10) : 0;
+            if (e1 == v || !e2 || *e2 || r1 < 1 || r1 > 4096 || r2 < 1 || r2 > 4096) ex_die(PROG, "--rwkv-ranks wants R1,R2 (each 1 to 4096), as 32,64");
+            a->rwkv_mix_rank = (int)r1; a->rwkv_decay_rank = (int)r2;
+        }
         else if (!strcmp(f, "--max-context")) a->max_context = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(f, "--pos-emb")) a->pos_emb = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--dim")) a->dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
@@ -427,7 +440,8 @@ static int phase_model(trainer *tr) {
     if (!tr->m) {
         tr->cfg = mr_model_defaults(tr->vocab.n);
         tr->cfg.dim = tr->a.dim; tr->cfg.n_layers = tr->a.depth; tr->cfg.expansion = (float)tr->a.expansion; tr->cfg.conv_kernel = tr->a.conv;
-        tr->cfg.ffn_hidden = tr->a.ffn < 0 ? 4 * tr->a.dim : tr->a.ffn; tr->cfg.tie_embeddings = tr->a.tie; tr->cfg.gru_hidden_norm = tr->a.gru_norm;
+        tr->cfg.ffn_hidden = tr->a.ffn >= 0 ? tr->a.ffn : strcmp(tr->a.ffn_kind, "rwkv-cmix") ? 4 * tr->a.dim
+                           : (int)(3.5 * tr->a.dim) >= 32 ? (int)(3.5 * tr->a.dim) / 32 * 32 : (int)(3.5 * tr->a.dim);   /* RWKV-LM's dim_ffn */ tr->cfg.tie_embeddings = tr->a.tie; tr->cfg.gru_hidden_norm = tr->a.gru_norm;
         tr->cfg.dropout = 0;
         if (!tr->auto_dropout) tr->cfg.dropout = (float)tr->a.dropout;
         else if (tr->total_steps) {   /* the length of the run is known now */
@@ -447,6 +461,8 @@ static int phase_model(trainer *tr) {
         tr->cfg.attn.n_heads = tr->a.heads;
         tr->cfg.attn.n_kv_heads = tr->a.kv_heads ? tr->a.kv_heads : tr->a.heads;
         tr->cfg.attn.rope_theta = (float)tr->a.rope_theta;
+        tr->cfg.rwkv.head_size = tr->a.rwkv_head;
+        tr->cfg.rwkv.mix_rank = tr->a.rwkv_mix_rank; tr->cfg.rwkv.decay_rank = tr->a.rwkv_decay_rank;
         /* a learned position table only learns the rows training reaches (--chunk-size): rows past them would
            stay at their initial values and ruin a longer stream, so by default the context ends there */
         tr->cfg.max_context = tr->a.max_context ? tr->a.max_context
@@ -460,6 +476,15 @@ static int phase_model(trainer *tr) {
             char b[200];
             if (tr->cfg.dim % tr->cfg.attn.n_heads) { snprintf(b, sizeof b, "--heads %d does not divide --dim %d", tr->cfg.attn.n_heads, tr->cfg.dim); ex_die(PROG, b); }
             if (tr->cfg.attn.n_heads % tr->cfg.attn.n_kv_heads) { snprintf(b, sizeof b, "--kv-heads %d does not divide --heads %d", tr->cfg.attn.n_kv_heads, tr->cfg.attn.n_heads); ex_die(PROG, b); }
+        }
+        {
+            int l;
+            for (l = 0; l < tr->cfg.n_layers; l++)
+                if (tr->cfg.mixer[l] == MR_MIXER_RWKV6 && tr->cfg.dim % tr->cfg.rwkv.head_size) {
+                    char b[200];
+                    snprintf(b, sizeof b, "--rwkv-head-size %d does not divide --dim %d", tr->cfg.rwkv.head_size, tr->cfg.dim);
+                    ex_die(PROG, b);
+                }
         }
         if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
         mr_rng_seed(&tr->rng, tr->a.seed);
