@@ -66,7 +66,8 @@ $(BUILD)/bench/%: bench/%.c $(HDRS)
 # with OPENBLAS_CORETYPE unset, so it uses its AVX-512 kernels.
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; env -u OPENBLAS_CORETYPE $$b || exit 1; done
-	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py || true; fi
+	@echo "== $(BUILD)/bench/bench_train --arch rwkv6 --ffn rwkv-cmix --ffn-hidden 448"; $(BUILD)/bench/bench_train --arch rwkv6 --ffn rwkv-cmix --ffn-hidden 448
+	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py --variants seq,log,rwkv6-chunk || true; fi
 
 # libFuzzer over every reader of untrusted bytes (checkpoints, training
 # restores, session files, safetensors, tokenizer.json), ASan + UBSan, for

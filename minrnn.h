@@ -40,7 +40,8 @@
        [layer.mingru]     MinGRU and MinLSTM (parallel scan)
        [layer.gru]        the classic GRU (sequential)
        [layer.attention]  RoPE, causal attention (GQA, KV cache)
-       [layer.ffn]        SwiGLU, squared-ReLU and GELU MLPs
+       [layer.rwkv]       RWKV-6 time mixing (the wkv kernel), channel mixing
+       [layer.ffn]        SwiGLU, squared-ReLU, GELU MLPs, the RWKV channel mix
      [train]       the training step (truncated BPTT, clipping, optimizer) and
                    the windowed and stateful evaluations every trainer shares
      [bpe]         byte-level BPE: train, encode, decode, tokenizer.json
@@ -2300,10 +2301,10 @@ MR__PRIV void mr__unary_row(int kind, float s, float cc, const float *x, float *
     case MR__TANH: for (c = 0; c < C; c++) y[c] = mr__tanhf(x[c]); break;
     case MR__SOFTPLUS: for (c = 0; c < C; c++) y[c] = mr__softplusf(x[c]); break;
     case MR__SILU: for (c = 0; c < C; c++) y[c] = x[c] * mr__sigmoidf(x[c]); break;
-    case MR__RELU: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] : 0.f; break;
+    case MR__RELU: for (c = 0; c < C; c++) y[c] = (float)isgreater(x[c], 0.f) * x[c]; break;
     case MR__GELU: for (c = 0; c < C; c++) { float v = x[c]; y[c] = 0.5f * v * (1.f + mr__tanhf(MR__GELU_K * (v + 0.044715f * v * v * v))); } break;
     case MR__EXP: for (c = 0; c < C; c++) y[c] = expf(x[c]); break;
-    case MR__RELU2: for (c = 0; c < C; c++) y[c] = x[c] > 0 ? x[c] * x[c] : 0.f; break;
+    case MR__RELU2: for (c = 0; c < C; c++) y[c] = (float)isgreater(x[c], 0.f) * x[c] * x[c]; break;
     default: for (c = 0; c < C; c++) y[c] = logf(x[c]); break;
     }
 }
@@ -2315,14 +2316,14 @@ MR__PRIV void mr__unary_bwd_row(int kind, float s, const float *x, const float *
     case MR__TANH: for (c = 0; c < C; c++) gx[c] += g[c] * (1.f - y[c] * y[c]); break;
     case MR__SOFTPLUS: for (c = 0; c < C; c++) gx[c] += g[c] * mr__sigmoidf(x[c]); break;
     case MR__SILU: for (c = 0; c < C; c++) { float sg = mr__sigmoidf(x[c]); gx[c] += g[c] * sg * (1.f + x[c] * (1.f - sg)); } break;
-    case MR__RELU: for (c = 0; c < C; c++) gx[c] += x[c] > 0 ? g[c] : 0.f; break;
+    case MR__RELU: for (c = 0; c < C; c++) gx[c] += (float)isgreater(x[c], 0.f) * g[c]; break;
     case MR__GELU: for (c = 0; c < C; c++) {
         float v = x[c], u = MR__GELU_K * (v + 0.044715f * v * v * v), t = mr__tanhf(u);
         float du = MR__GELU_K * (1.f + 3.f * 0.044715f * v * v);
         gx[c] += g[c] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
     } break;
     case MR__EXP: for (c = 0; c < C; c++) gx[c] += g[c] * y[c]; break;
-    case MR__RELU2: for (c = 0; c < C; c++) gx[c] += x[c] > 0 ? 2.f * x[c] * g[c] : 0.f; break;
+    case MR__RELU2: for (c = 0; c < C; c++) gx[c] += (float)isgreater(x[c], 0.f) * 2.f * x[c] * g[c]; break;
     default: for (c = 0; c < C; c++) gx[c] += g[c] / x[c]; break;
     }
 }

@@ -108,6 +108,10 @@ int main(int argc, char **argv) {
     if (!(m = fz_model(v.n, "mingru,attn", 4, 1))) return 1;
     ckpts("ckpt_char", m, &v, 0);
     mr_model_free(m);
+    /* RWKV-6 with the channel mix (shift and wkv state blocks), characters */
+    if (!(m = fz_model(v.n, "rwkv6,gru", 4, 4))) return 1;
+    ckpts("ckpt_rwkv", m, &v, 0);
+    mr_model_free(m);
     /* bytes, SGD */
     mr_vocab_bytes(&v);
     if (!(m = fz_model(256, "minlstm,gru", 2, 2))) return 1;
