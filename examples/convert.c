@@ -53,6 +53,8 @@ int main(int argc, char **argv) {
         printf(")");
         if (mr_model_has_attention(c)) printf(", %d heads, %d kv heads, rope theta %g", c->attn.n_heads, c->attn.n_kv_heads, (double)c->attn.rope_theta);
         if (mr_model_has_attention(c) || c->pos_emb) printf(", context %d%s", c->max_context, c->pos_emb ? ", learned positions" : "");
+        for (i = 0; i < c->n_layers && c->mixer[i] != MR_MIXER_RWKV6; i++) {}
+        if (i < c->n_layers) printf(", rwkv head size %d, LoRA ranks %d/%d", c->rwkv.head_size, c->rwkv.mix_rank, c->rwkv.decay_rank);
         printf(", expansion %g, conv %d, ffn hidden %d, %s head, dropout %g, gru hidden norm %d; %lld weights\n", (double)c->expansion,
                c->conv_kernel, c->ffn_hidden, c->tie_embeddings ? "tied" : "untied", (double)c->dropout, c->gru_hidden_norm,
                (long long)mr_params_count(m->ps));
