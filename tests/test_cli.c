@@ -183,6 +183,8 @@ static void test_bad_input(void) {
         {"build/minrnn-train --out " DIR "/nothing --layers attn --kv-heads 3", "--kv-heads 3 does not divide --heads 4"},
         {"build/minrnn-train --out " DIR "/nothing --layers attn --chunk-size 512 --max-context 256", "longer than the model's context"},
         {"build/minrnn-train --out " DIR "/nothing --ffn moe", "unknown FFN kind"},
+        {"build/minrnn-train --out " DIR "/nothing --layers rwkv6 --rwkv-head-size 48", "--rwkv-head-size 48 does not divide --dim 128"},
+        {"build/minrnn-train --out " DIR "/nothing --layers rwkv6 --rwkv-ranks 32", "--rwkv-ranks wants R1,R2"},
         {"build/minrnn-generate --model " DIR "/hybrid/model.bin --length 200", "exceed the model's context of 64"},
     };
     size_t i;
@@ -201,24 +203,36 @@ static void test_bad_input(void) {
 }
 
 /* a hybrid's session (KV cache, h, position) continues exactly, as a recurrent one does */
-static void test_sessions_attention(void) {
+/* greedy: 80 tokens at once equal 30, a saved session (DIR/g.state), then 50 more */
+static void check_session_continues(const char *model) {
     char *full, *p1, *p2;
     size_t n1;
-    if (!have_programs()) MR_SKIP("programs missing");
-    MR_CHECK(sh("test -f " DIR "/gpt/model.bin || build/minrnn-train --data " DATA " --dim 24 --batch 4 --layers attn*2 --pos-emb learned "
-                "--rope-theta 0 --ffn relu2 --heads 2 --kv-heads 1 --max-context 96 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/gpt >/dev/null 2>&1") == 0);
-    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --prompt 'ROMEO:' --length 80 --temperature 0 --quiet > " DIR "/gfull.txt") == 0);
-    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --prompt 'ROMEO:' --length 30 --temperature 0 --quiet "
-                "--state-out " DIR "/g.state > " DIR "/gp1.txt") == 0);
-    MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --state-in " DIR "/g.state --length 50 --temperature 0 --quiet > " DIR "/gp2.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model %s --prompt 'ROMEO:' --length 80 --temperature 0 --quiet > " DIR "/gfull.txt", model) == 0);
+    MR_CHECK(sh("build/minrnn-generate --model %s --prompt 'ROMEO:' --length 30 --temperature 0 --quiet "
+                "--state-out " DIR "/g.state > " DIR "/gp1.txt", model) == 0);
+    MR_CHECK(sh("build/minrnn-generate --model %s --state-in " DIR "/g.state --length 50 --temperature 0 --quiet > " DIR "/gp2.txt", model) == 0);
     full = slurp(DIR "/gfull.txt", NULL); p1 = slurp(DIR "/gp1.txt", &n1); p2 = slurp(DIR "/gp2.txt", NULL);
     MR_CHECK(full && p1 && p2 && n1 > 1);
     if (full && p1 && p2 && n1 > 1) {
         p1[n1 - 1] = 0;
         MR_CHECK_MSG(strlen(full) == strlen(p1) + strlen(p2) && !strncmp(full, p1, strlen(p1)) && !strcmp(full + strlen(p1), p2),
-                     "continued session differs:\n%s\nvs\n%s|%s", full, p1, p2);
+                     "%s: continued session differs:\n%s\nvs\n%s|%s", model, full, p1, p2);
     }
     mr_buffer_free(full); mr_buffer_free(p1); mr_buffer_free(p2);
+}
+/* RWKV-6 with the channel mix: the shift and wkv states continue exactly */
+static void test_sessions_rwkv(void) {
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("rm -rf " DIR "/rwkv && build/minrnn-train --data " DATA " --dim 16 --batch 4 --layers rwkv6*2 --ffn rwkv-cmix "
+                "--rwkv-head-size 8 --rwkv-ranks 4,8 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/rwkv >/dev/null 2>&1") == 0);
+    check_session_continues(DIR "/rwkv/model.bin");
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/rwkv/model.bin | grep -q 'rwkv6,rwkv6), ffn (rwkv-cmix,rwkv-cmix), rwkv head size 8, LoRA ranks 4/8'") == 0);
+}
+static void test_sessions_attention(void) {
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("test -f " DIR "/gpt/model.bin || build/minrnn-train --data " DATA " --dim 24 --batch 4 --layers attn*2 --pos-emb learned "
+                "--rope-theta 0 --ffn relu2 --heads 2 --kv-heads 1 --max-context 96 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/gpt >/dev/null 2>&1") == 0);
+    check_session_continues(DIR "/gpt/model.bin");
     /* 6 + 30 + 50 = 86 positions used: 20 more exceed the context of 96 */
     MR_CHECK(sh("build/minrnn-generate --model " DIR "/gpt/model.bin --state-in " DIR "/g.state --length 70 >/dev/null 2>" DIR "/err.txt") == 2);
     MR_CHECK(sh("grep -q 'exceed the model' " DIR "/err.txt") == 0);
@@ -264,5 +278,6 @@ static void test_interrupt(void) {
 }
 
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
+             {"sessions_rwkv", test_sessions_rwkv},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})
