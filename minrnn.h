@@ -2082,6 +2082,13 @@ MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss) {
 
 /* an output shaped like a (contiguous) */
 MR__PRIV mr_tensor *mr__like(mr_ctx *ctx, const mr_tensor *a) { return mr_tensor_new(ctx, a->ndim, a->shape, 0); }
+/* an output shaped like a but for its last axis, of cols */
+MR__PRIV mr_tensor *mr__like_cols(mr_ctx *ctx, const mr_tensor *a, int64_t cols) {
+    int64_t sh[MR_MAX_DIMS];
+    memcpy(sh, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+    sh[a->ndim - 1] = cols;
+    return mr_tensor_new(ctx, a->ndim, sh, 0);
+}
 
 /* --- matmul ------------------------------------------------------------- */
 typedef struct mr__mm { int ta, tb, M, N, K; } mr__mm;
@@ -5064,7 +5071,7 @@ typedef struct mr__lerp { int n; } mr__lerp;
 MR__PRIV void mr__lerp_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__lerp *p = (mr__lerp *)data;
     mr_tensor *x = in[0], *xx = in[1], *mu = in[2], *m = n_in > 3 ? in[3] : NULL;
-    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r, c0, nC = p->n * C;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), r, bi, nC = p->n * C, nb = (C + 15) / 16;
     int nt = ctx->n_threads;
     (void)nt;
     MR__OMP(parallel for num_threads(nt) if (R * nC > MR__PAR_MIN) schedule(static))
@@ -5082,30 +5089,24 @@ MR__PRIV void mr__lerp_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
             if (gm) for (c = 0; c < C; c++) gm[k * C + c] += gk[c] * xxr[c];
         }
     }
-    if (mu->grad)   /* a sum over rows: column blocks across threads */
+    if (mu->grad)   /* a sum over rows: blocks of 16 columns of one stream across threads */
         MR__OMP(parallel for num_threads(nt) if (R * nC > MR__PAR_MIN) schedule(static))
-        for (c0 = 0; c0 < nC; c0 += 16) {   /* 16 columns of one stream k (C % 16 == 0) or the tail */
+        for (bi = 0; bi < p->n * nb; bi++) {
             float acc[16];
-            int64_t c, k0 = c0 / C, ce = MR__MIN(MR__MIN(nC, c0 + 16), (k0 + 1) * C), rr, off = k0 * C;
+            int64_t k = bi / nb, c0 = bi % nb * 16, ce = MR__MIN(C, c0 + 16), c, rr;
             for (c = 0; c < 16; c++) acc[c] = 0.f;
             for (rr = 0; rr < R; rr++) {
-                const float *g = out->grad + rr * nC, *xxr = xx->data + rr * xx->row_stride - off;
+                const float *g = out->grad + rr * nC + k * C, *xxr = xx->data + rr * xx->row_stride;
                 for (c = c0; c < ce; c++) acc[c - c0] += g[c] * xxr[c];
             }
-            for (c = c0; c < ce; c++) mu->grad[c] += acc[c - c0];
-            if (ce < c0 + 16 && ce < nC)   /* C % 16 != 0: the rest of this block is stream k0 + 1's */
-                for (c = ce; c < MR__MIN(nC, c0 + 16); c++) {
-                    double a = 0;
-                    for (rr = 0; rr < R; rr++) a += out->grad[rr * nC + c] * xx->data[rr * xx->row_stride + c % C];
-                    mu->grad[c] += (float)a;
-                }
+            for (c = c0; c < ce; c++) mu->grad[k * C + c] += acc[c - c0];
         }
 }
 MR__PRIV mr_tensor *mr__lerp_op(mr_ctx *ctx, mr_tensor *x, mr_tensor *xx, mr_tensor *mu, mr_tensor *m, int n) {
     mr_tensor *out, *in[4];
     mr__lerp *p;
-    int64_t R, C, r, sh[MR_MAX_DIMS];
-    int i, nt = ctx->n_threads;
+    int64_t R, C, r;
+    int nt = ctx->n_threads;
     (void)nt;
     if (mr__bad(ctx) || !x || !xx || !mu) return NULL;
     R = mr_tensor_rows(x); C = mr_tensor_cols(x);
@@ -5113,9 +5114,7 @@ MR__PRIV mr_tensor *mr__lerp_op(mr_ctx *ctx, mr_tensor *x, mr_tensor *xx, mr_ten
         mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr__lerp_op: shapes do not agree");
         return NULL;
     }
-    for (i = 0; i < x->ndim; i++) sh[i] = x->shape[i];
-    sh[x->ndim - 1] = n * C;
-    out = mr_tensor_new(ctx, x->ndim, sh, 0);
+    out = mr__like_cols(ctx, x, n * C);
     p = (mr__lerp *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p) return NULL;
     p->n = n;
@@ -5153,17 +5152,15 @@ MR__PRIV void mr__bdmm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
 MR__PRIV mr_tensor *mr__bdmm_op(mr_ctx *ctx, mr_tensor *z, mr_tensor *w, int n) {
     mr_tensor *out, *in[2];
     mr__bdmm *p;
-    int64_t sh[MR_MAX_DIMS], M, R, C;
-    int i, k;
+    int64_t M, R, C;
+    int k;
     if (mr__bad(ctx) || !z || !w) return NULL;
     M = mr_tensor_rows(z); R = mr_tensor_cols(z) / n; C = w->shape[0] / n;
     if (w->ndim != 2 || mr_tensor_cols(z) != n * R || w->shape[0] != n * C || w->shape[1] != R || M > INT32_MAX || n * C > INT32_MAX) {
         mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr__bdmm_op: z [.., n R] and w [n C, R]");
         return NULL;
     }
-    for (i = 0; i < z->ndim; i++) sh[i] = z->shape[i];
-    sh[z->ndim - 1] = n * C;
-    out = mr_tensor_new(ctx, z->ndim, sh, 0);
+    out = mr__like_cols(ctx, z, n * C);
     p = (mr__bdmm *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p) return NULL;
     p->n = n; p->M = (int)M; p->C = (int)C; p->R = (int)R;
@@ -5178,54 +5175,44 @@ MR__PRIV mr_tensor *mr__bdmm_op(mr_ctx *ctx, mr_tensor *z, mr_tensor *w, int n) 
 /* Group norm over the last axis in G groups of C/G: per row and group,
    y = (x - mean) / sqrt(var + eps) * weight + bias (biased variance, as
    torch.nn.GroupNorm); weight, bias [C] or NULL. */
-typedef struct mr__gnorm { int G; float eps; float *mean, *rstd; } mr__gnorm;
+typedef struct mr__gnorm { int G; float *mean, *rstd; } mr__gnorm;
 MR__PRIV void mr__gnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__gnorm *p = (mr__gnorm *)data;
-    mr_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *bi = n_in > 2 ? in[2] : NULL;
-    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), N = C / p->G, r, c0;
+    mr_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *bs = n_in > 2 ? in[2] : NULL;
+    int64_t R = mr_tensor_rows(x), C = mr_tensor_cols(x), G = p->G, N = C / G, nb = (N + 15) / 16, r, bi;
     int nt = ctx->n_threads;
     (void)nt;
-    if ((w && w->grad) || (bi && bi->grad))   /* sums over rows: column blocks across threads */
+    if ((w && w->grad) || (bs && bs->grad))   /* sums over rows: blocks of 16 columns of one group across threads */
         MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
-        for (c0 = 0; c0 < C; c0 += 16) {
+        for (bi = 0; bi < G * nb; bi++) {
             float aw[16], ab[16];
-            int64_t c, ce = MR__MIN(C, c0 + 16), rr;
+            int64_t gi = bi / nb, c0 = gi * N + bi % nb * 16, ce = MR__MIN(gi * N + N, c0 + 16), c, rr;
             for (c = 0; c < 16; c++) aw[c] = ab[c] = 0.f;
             for (rr = 0; rr < R; rr++) {
                 const float *xr = x->data + rr * x->row_stride, *g = out->grad + rr * C;
-                for (c = c0; c < ce; c++) {
-                    int64_t gi = c / N;
-                    aw[c - c0] += g[c] * (xr[c] - p->mean[rr * p->G + gi]) * p->rstd[rr * p->G + gi];
-                    ab[c - c0] += g[c];
-                }
+                float mean = p->mean[rr * G + gi], rs = p->rstd[rr * G + gi];
+                for (c = c0; c < ce; c++) { aw[c - c0] += g[c] * (xr[c] - mean) * rs; ab[c - c0] += g[c]; }
             }
             for (c = c0; c < ce; c++) {
                 if (w && w->grad) w->grad[c] += aw[c - c0];
-                if (bi && bi->grad) bi->grad[c] += ab[c - c0];
+                if (bs && bs->grad) bs->grad[c] += ab[c - c0];
             }
         }
     if (!x->grad) return;
     MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        int gi;
-        for (gi = 0; gi < p->G; gi++) {
-        const float *xr = x->data + r * x->row_stride + gi * N, *g = out->grad + r * C + gi * N;
-        const float *wr = w ? w->data + gi * N : NULL;
-        float mean = p->mean[r * p->G + gi], rs = p->rstd[r * p->G + gi];
+    for (r = 0; r < R * G; r++) {   /* one (row, group) */
+        int64_t gi = r % G, c, o = gi * N;
+        const float *xr = x->data + r / G * x->row_stride + o, *g = out->grad + r / G * C + o, *wr = w ? w->data + o : NULL;
+        float *gx = x->grad + r / G * x->row_stride + o, mean = p->mean[r], rs = p->rstd[r], m1, m2;
         double s1 = 0, s2 = 0;
-        int64_t c;
         for (c = 0; c < N; c++) {
             float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
             s1 += gh; s2 += gh * xh;
         }
-        {
-            float m1 = (float)(s1 / (double)N), m2 = (float)(s2 / (double)N);
-            float *gx = x->grad + r * x->row_stride + gi * N;
-            for (c = 0; c < N; c++) {
-                float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
-                gx[c] += rs * (gh - m1 - xh * m2);
-            }
-        }
+        m1 = (float)(s1 / (double)N); m2 = (float)(s2 / (double)N);
+        for (c = 0; c < N; c++) {
+            float xh = (xr[c] - mean) * rs, gh = g[c] * (wr ? wr[c] : 1.f);
+            gx[c] += rs * (gh - m1 - xh * m2);
         }
     }
 }
@@ -5245,7 +5232,7 @@ MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor 
     out = mr__like(ctx, x);
     p = (mr__gnorm *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p || !(p->mean = mr__floats(ctx, R * groups)) || !(p->rstd = mr__floats(ctx, R * groups))) return NULL;
-    p->G = groups; p->eps = eps;
+    p->G = groups;
     MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static) private(gi, c))
     for (r = 0; r < R; r++) for (gi = 0; gi < groups; gi++) {
         const float *xr = x->data + r * x->row_stride + gi * N;
@@ -5280,7 +5267,7 @@ MRDEF mr_tensor *mr_group_norm(mr_ctx *ctx, mr_tensor *x, int groups, mr_tensor 
      dk_t[i] = G_t[i] . v_t + r_t[i] u[i] (v_t . dy_t)
      dv_t[j] = sum_i k_t[i] G_t[i][j] + (sum_i r_t[i] u[i] k_t[i]) dy_t[j]
      du[i]  += r_t[i] k_t[i] (v_t . dy_t)
-     dd_t[i] = G_t[i] . S_{t-1}[i],  dw_t = dd_t * -exp(w_t - exp(w_t))
+     dd_t[i] = G_t[i] . S_{t-1}[i],  dw_t = dd_t * -exp(w_t) d_t
      G_{t-1} = diag(d_t) G_t + r_t dy_t^T
    It needs S_{t-1} in reverse order: the forward keeps S at the start of
    every MR__WKV_CHUNK steps, and the backward recomputes a chunk's states
@@ -5333,7 +5320,7 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
     mr__wkv *p = (mr__wkv *)data;
     mr_tensor *r = in[0], *k = in[1], *v = in[2], *w = in[3], *u = in[4];
     int B = p->B, T = p->T, H = p->H, N = p->N, U = B * H, nt = ctx->n_threads, ui;
-    int64_t C = p->C, NN = (int64_t)N * N, per = (MR__WKV_CHUNK + 1) * NN + NN + 3 * (int64_t)N;
+    int64_t C = p->C, NN = (int64_t)N * N, per = (MR__WKV_CHUNK + 1) * NN + NN + 2 * (int64_t)N;
     float *scr = mr__floats(ctx, (int64_t)(nt > 0 ? nt : 1) * per), *du = mr__floats(ctx, (int64_t)U * N);
     (void)n_in; (void)nt;
     if (!scr || !du) return;
@@ -5341,7 +5328,7 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
     MR__OMP(parallel for num_threads(nt) if (U > 1 && (int64_t)T * NN > 65536) schedule(dynamic, 1))
     for (ui = 0; ui < U; ui++) {
         int b = ui / H, h = ui % H, c, t, i, j;
-        float *St = scr + (int64_t)mr__thread_id() * per, *G = St + (MR__WKV_CHUNK + 1) * NN, *d = G + NN, *dd = d + N, *kgu = dd + N;
+        float *St = scr + (int64_t)mr__thread_id() * per, *G = St + (MR__WKV_CHUNK + 1) * NN, *dd = G + NN, *dva = dd + N;
         const float *uu = u->data + (int64_t)h * N;
         float *duh = du + (int64_t)ui * N;
         memset(G, 0, sizeof(float) * (size_t)NN);
@@ -5360,10 +5347,10 @@ MR__PRIV void mr__wkv_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in,
                 float *dk = k->grad ? k->grad + row * k->row_stride + (int64_t)h * N : NULL;
                 float *dv = v->grad ? v->grad + row * v->row_stride + (int64_t)h * N : NULL;
                 float *dw = w->grad ? w->grad + row * w->row_stride + (int64_t)h * N : NULL;
-                float vdy = 0.f, ruk = 0.f, *dva = kgu;
+                const float *d = p->dec + row * C + (int64_t)h * N;
+                float vdy = 0.f, ruk = 0.f;
                 for (j = 0; j < N; j++) vdy += vt[j] * dy[j];
                 for (i = 0; i < N; i++) ruk += rt[i] * uu[i] * kt[i];
-                memcpy(d, p->dec + row * C + (int64_t)h * N, sizeof(float) * (size_t)N);
                 mr__wkv_ddecay(N, wt, d, dd);
                 for (j = 0; j < N; j++) dva[j] = ruk * dy[j];
                 for (i = 0; i < N; i++) {
@@ -5410,7 +5397,7 @@ MRDEF mr_tensor *mr_wkv6(mr_ctx *ctx, mr_tensor *r, mr_tensor *k, mr_tensor *v, 
     mr_tensor *out, *in[5];
     mr__wkv *p;
     int64_t B, T, C, NN;
-    int N, U, ui, nt = ctx ? ctx->n_threads : 1, rec;
+    int N, U, ui, nt = ctx->n_threads, rec;
     float *scr;
     (void)nt;
     if (mr__bad(ctx) || !r || !k || !v || !w || !u) return NULL;
@@ -5544,13 +5531,19 @@ MR__PRIV int mr__rwkv_state(const mr_model_cfg *c, int l, mr_state_block *o) {
     o[1].kind = MR_STATE_WKV; o[1].ndim = 4; o[1].shape[1] = c->dim / N; o[1].shape[2] = N; o[1].shape[3] = N;
     return 2;
 }
+/* xx = x_{t-1} - x_t with x_{-1} from the state block (when use), which then keeps x's last row */
+MR__PRIV mr_tensor *mr__rwkv_xx(mr_ctx *ctx, mr_tensor *x, mr_state_block *blk, int use) {
+    mr_tensor *xx = mr_sub(ctx, mr_token_shift(ctx, x, use && blk ? blk->data : NULL), x);
+    if (blk && xx) mr__keep_last(blk, x);
+    return xx;
+}
 MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
     const mr_model_cfg *c = &m->cfg;
     mr_tensor **t = m->layers[l].mix, *xx, *x5, *z, *r, *k, *v, *g, *w, *y;
     int64_t d = c->dim;
+    int H = c->dim / c->rwkv.head_size;
     (void)pos0;
-    xx = mr_sub(ctx, mr_token_shift(ctx, x, use && blk ? blk[0].data : NULL), x);
-    if (blk && x) mr__keep_last(&blk[0], x);
+    xx = mr__rwkv_xx(ctx, x, blk, use);
     z = mr_tanh(ctx, mr_matmul(ctx, mr__lerp_op(ctx, x, xx, t[0], NULL, 1), t[2], 0, 1, NULL));
     x5 = mr__lerp_op(ctx, x, xx, t[1], mr__bdmm_op(ctx, z, t[3], 5), 5);
     w = mr_add(ctx, mr_matmul(ctx, mr_tanh(ctx, mr_matmul(ctx, mr_view_slice(ctx, x5, 0, d), t[5], 0, 1, NULL)), t[6], 0, 1, NULL), t[4]);
@@ -5558,8 +5551,8 @@ MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, 
     v = mr_matmul(ctx, mr_view_slice(ctx, x5, 2 * d, d), t[10], 0, 1, NULL);
     r = mr_matmul(ctx, mr_view_slice(ctx, x5, 3 * d, d), t[8], 0, 1, NULL);
     g = mr_silu(ctx, mr_matmul(ctx, mr_view_slice(ctx, x5, 4 * d, d), t[11], 0, 1, NULL));
-    y = mr_wkv6(ctx, r, k, v, w, t[7], (int)(d / c->rwkv.head_size), use && blk ? blk[1].data : NULL, blk ? blk[1].data : NULL);
-    y = mr_group_norm(ctx, y, (int)(d / c->rwkv.head_size), t[13], t[14], MR__RWKV_GN_EPS);
+    y = mr_wkv6(ctx, r, k, v, w, t[7], H, use && blk ? blk[1].data : NULL, blk ? blk[1].data : NULL);
+    y = mr_group_norm(ctx, y, H, t[13], t[14], MR__RWKV_GN_EPS);
     return mr_matmul(ctx, mr_mul(ctx, y, g), t[12], 0, 1, NULL);
 }
 
@@ -5591,8 +5584,7 @@ MR__PRIV int mr__cmix_state(const mr_model_cfg *c, int l, mr_state_block *o) { (
 MR__PRIV mr_tensor *mr__cmix_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
     mr_tensor **t = m->layers[l].ffn, *xx, *x2, *kk, *rr;
     int64_t d = m->cfg.dim;
-    xx = mr_sub(ctx, mr_token_shift(ctx, x, use && blk ? blk[0].data : NULL), x);
-    if (blk && x) mr__keep_last(&blk[0], x);
+    xx = mr__rwkv_xx(ctx, x, blk, use);
     x2 = mr__lerp_op(ctx, x, xx, t[0], NULL, 2);
     kk = mr_matmul(ctx, mr_relu2(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, 0, d), t[1], 0, 1, NULL)), t[2], 0, 1, NULL);
     rr = mr_sigmoid(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, d, d), t[3], 0, 1, NULL));
