@@ -503,6 +503,8 @@ typedef struct mr_model_cfg {
     int scan_chunk;      /* time chunk of the chunked scan (0: automatic) */
     int gru_hidden_norm; /* GRU layers: RMS-normalize h_{t-1} before the recurrent matrix */
     uint8_t mixer[MR_MAX_LAYERS];   /* mr_mixer per layer */
+    uint8_t mixer_b[MR_MAX_LAYERS]; /* a second mixer per layer, after the first, with its own pre-norm
+                                       and residual: mr_mixer + 1; 0: none */
     uint8_t ffn[MR_MAX_LAYERS];     /* mr_ffn per layer */
     int max_context;     /* positions a stream can hold: the KV cache length and the rows of the
                             position table; enforced when the model has attention or pos_emb */
@@ -536,6 +538,10 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *cfg, mr_error *err);
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int layer);
 MRDEF int mr_model_ffn_kind(const mr_model_cfg *cfg, int layer);  /* MR_FFN_NONE when ffn_hidden == 0 */
 MRDEF int mr_model_has_attention(const mr_model_cfg *cfg);
+/* Does any layer use mixer kind (as its first or second mixer)? */
+MRDEF int mr_model_has_mixer(const mr_model_cfg *cfg, int kind);
+/* Layer l's mixers as a --layers item ("gru", "gru+rwkv6") into buf; returns buf. */
+MRDEF const char *mr_model_layer_spec(const mr_model_cfg *cfg, int layer, char *buf, size_t cap);
 /* Names of the kinds ("mingru", ..., "swiglu", ...); NULL for an unknown kind. */
 MRDEF const char *mr_mixer_name(int kind);
 MRDEF const char *mr_ffn_name(int kind);
@@ -550,6 +556,8 @@ typedef struct mr_layer {
     mr_tensor *norm1;                       /* [d] */
     mr_tensor *conv_w, *conv_b, *conv_pw;   /* [d, K], [d], [d, d]; NULL when conv_kernel == 0 */
     mr_tensor *mix[MR_BLOCK_MAX_TENSORS];   /* the mixer's tensors (unused slots NULL) */
+    mr_tensor *norm_b;                      /* [d]: the second mixer's pre-norm; NULL without one */
+    mr_tensor *mix_b[MR_BLOCK_MAX_TENSORS]; /* the second mixer's tensors ("layers.L.mix2.*") */
     mr_tensor *norm2;                       /* [d]; NULL without an FFN */
     mr_tensor *ffn[MR_BLOCK_MAX_TENSORS];   /* the FFN's tensors */
 } mr_layer;
@@ -596,7 +604,7 @@ typedef struct mr_state_block {
     int time_axis;          /* > 0: that axis is time, of which [0, pos) is in use (keys: 3, values: 2); 0: none */
     float *data;            /* n floats inside the state's buffer */
 } mr_state_block;
-#define MR_LAYER_MAX_BLOCKS 4   /* mixer (<= 2), conv tail, FFN */
+#define MR_LAYER_MAX_BLOCKS 6   /* two mixers (<= 2 each), conv tail, FFN */
 #define MR_STATE_MAX_BLOCKS (MR_LAYER_MAX_BLOCKS * MR_MAX_LAYERS)
 typedef struct mr_state {
     int batch, n_layers, valid;
@@ -4073,7 +4081,22 @@ MR__PRIV void mr__lm_scan_bwd(mr_ctx *ctx, int algo, int chunk, int B, int T, in
    parameter count, state blocks and their serialization follow from the row. */
 
 /* Parameter builder: adds the tensors to ps, or (ps NULL) only counts them. */
-typedef struct mr__pb { mr_params *ps; int64_t floats; int n, oom, layer; } mr__pb;
+/* sub: the names are those of a block's second mixer ("layers.L.mix2.<rest>") */
+typedef struct mr__pb { mr_params *ps; int64_t floats; int n, oom, layer, sub; } mr__pb;
+/* "layers.L.<rest>" -> "layers.L.mix2.<rest>" in place (cap bytes) */
+MR__PRIV void mr__sub_name(char *name, size_t cap) {
+    char tmp[64];
+    const char *dot = strncmp(name, "layers.", 7) ? NULL : strchr(name + 7, '.');
+    size_t k, rest;
+    if (!dot) return;
+    k = (size_t)(dot - name) + 1;
+    rest = strlen(name + k);
+    if (k + 5 + rest + 1 > sizeof tmp || k + 5 + rest + 1 > cap) return;
+    memcpy(tmp, name, k);
+    memcpy(tmp + k, "mix2.", 5);
+    memcpy(tmp + k + 5, name + k, rest + 1);
+    memcpy(name, tmp, k + 5 + rest + 1);
+}
 MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) {
     int64_t sh[2];
     char name[64];
@@ -4082,6 +4105,7 @@ MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t 
     pb->n++;
     if (!pb->ps) return NULL;
     mr__vfmt_s(name, sizeof name, fmt, pb->layer);
+    if (pb->sub) mr__sub_name(name, sizeof name);
     sh[0] = d0; sh[1] = d1;
     t = mr_params_add(pb->ps, name, d1 > 0 ? 2 : 1, sh, 0);
     if (!t) pb->oom = 1;
@@ -4091,12 +4115,15 @@ MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t 
 typedef struct mr__mixer_row {
     const char *name, *desc;
     mr_status (*check)(const mr_model_cfg *c, int l, mr_error *err);
-    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
-    void (*init)(mr_model *m, int l, mr_rng *rng);
+    /* kind: the mixer's (one row may serve several kinds); t: its tensor slots
+       (the layer's mix[] or, for a block's second mixer, mix_b[]) */
+    void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, int kind, mr_tensor **t);
+    void (*init)(mr_model *m, int l, mr_tensor **t, mr_rng *rng);
     /* per-stream state blocks (shape without the batch axis); returns how many (<= 2) */
-    int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
-    /* x [B,T,d] -> [B,T,d]; blk: the layer's state blocks or NULL; use: they hold a valid state */
-    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0);
+    int (*state)(const mr_model_cfg *c, int l, int kind, mr_state_block *out);
+    /* x [B,T,d] -> [B,T,d]; blk: the mixer's state blocks or NULL; use: they hold a valid state */
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk, int use,
+                          int64_t pos0);
 } mr__mixer_row;
 typedef struct mr__ffn_row {
     const char *name, *desc;
@@ -4424,27 +4451,38 @@ MRDEF mr_tensor *mr_minlstm_core(mr_ctx *ctx, mr_tensor *pre, const float *h0, i
     return mr__mincore_op(ctx, pre, h0, algo, chunk, 1);
 }
 
+/* The mixer's width: d_inner = round(expansion d) for MinGRU/MinLSTM, d for the others. */
+MR__PRIV int mr__kind_inner_dim(const mr_model_cfg *c, int kind) {
+    if (kind == MR_MIXER_MINGRU || kind == MR_MIXER_MINLSTM) return (int)floor((double)c->expansion * c->dim + 0.5);
+    return c->dim;
+}
+
 /* the blocks
    mix[0] w_in  "layers.L.mixer.w_in"  [2 d_inner, d] (MinGRU: [k | p]) or [3 d_inner, d] (MinLSTM: [kf | ki | p])
    mix[1] w_out "layers.L.mixer.w_out" [d, d_inner], only when d_inner != d
    state: h [B, d_inner]. The recurrences are in mr_mingru_core / mr_minlstm_core. */
-MR__PRIV void mr__minrnn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
-    int64_t d = c->dim, di = mr_model_inner_dim(c, l);
-    t[0] = mr__pb_add(pb, "layers.%d.mixer.w_in", (c->mixer[l] == MR_MIXER_MINGRU ? 2 : 3) * di, d);
+MR__PRIV void mr__minrnn_params(mr__pb *pb, const mr_model_cfg *c, int l, int kind, mr_tensor **t) {
+    int64_t d = c->dim, di = mr__kind_inner_dim(c, kind);
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.mixer.w_in", (kind == MR_MIXER_MINGRU ? 2 : 3) * di, d);
     if (di != d) t[1] = mr__pb_add(pb, "layers.%d.mixer.w_out", d, di);
 }
-MR__PRIV void mr__minrnn_init(mr_model *m, int l, mr_rng *rng) {
-    mr_tensor **t = m->layers[l].mix;
+MR__PRIV void mr__minrnn_init(mr_model *m, int l, mr_tensor **t, mr_rng *rng) {
+    (void)l;
     mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
     if (t[1]) mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
 }
-MR__PRIV int mr__minrnn_state(const mr_model_cfg *c, int l, mr_state_block *o) { return mr__state1(o, "h", MR_STATE_H, mr_model_inner_dim(c, l)); }
-MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+MR__PRIV int mr__minrnn_state(const mr_model_cfg *c, int l, int kind, mr_state_block *o) {
+    (void)l;
+    return mr__state1(o, "h", MR_STATE_H, mr__kind_inner_dim(c, kind));
+}
+MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk,
+                                   int use, int64_t pos0) {
     const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *pre = mr_matmul(ctx, x, t[0], 0, 1, NULL), *h;
+    mr_tensor *pre = mr_matmul(ctx, x, t[0], 0, 1, NULL), *h;
     const float *h0 = use ? blk[0].data : NULL;
-    (void)pos0;
-    h = c->mixer[l] == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, h0, c->scan_algo, c->scan_chunk)
+    (void)pos0; (void)l;
+    h = kind == MR_MIXER_MINGRU ? mr_mingru_core(ctx, pre, h0, c->scan_algo, c->scan_chunk)
                                        : mr_minlstm_core(ctx, pre, h0, c->scan_algo, c->scan_chunk);
     if (blk && h) mr__keep_last(&blk[0], h);
     return t[1] ? mr_matmul(ctx, h, t[1], 0, 1, NULL) : h;
@@ -4583,26 +4621,27 @@ MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, m
    mix[0] w_x "layers.L.gru.w_x" [3d, d], mix[1] b_x "layers.L.gru.b_x" [3d],
    mix[2] w_h "layers.L.gru.w_h" [3d, d], mix[3] b_hn "layers.L.gru.b_hn" [d]
    state: h [B, d]. The recurrence is in mr_gru_core_ex. */
-MR__PRIV void mr__gru_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+MR__PRIV void mr__gru_params(mr__pb *pb, const mr_model_cfg *c, int l, int kind, mr_tensor **t) {
     int64_t d = c->dim;
-    (void)l;
+    (void)l; (void)kind;
     t[0] = mr__pb_add(pb, "layers.%d.gru.w_x", 3 * d, d);
     t[1] = mr__pb_add(pb, "layers.%d.gru.b_x", 3 * d, 0);
     t[2] = mr__pb_add(pb, "layers.%d.gru.w_h", 3 * d, d);
     t[3] = mr__pb_add(pb, "layers.%d.gru.b_hn", d, 0);
 }
-MR__PRIV void mr__gru_init(mr_model *m, int l, mr_rng *rng) {
-    mr_tensor **t = m->layers[l].mix;
+MR__PRIV void mr__gru_init(mr_model *m, int l, mr_tensor **t, mr_rng *rng) {
+    (void)l;
     mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
     mr_params_init_normal(m->ps, t[2], mr__init_sd(&m->cfg), rng);
     mr_tensor_fill(t[1], 0.f);
     mr_tensor_fill(t[3], 0.f);
 }
-MR__PRIV int mr__gru_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "h", MR_STATE_H, c->dim); }
-MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+MR__PRIV int mr__gru_state(const mr_model_cfg *c, int l, int kind, mr_state_block *o) { (void)l; (void)kind; return mr__state1(o, "h", MR_STATE_H, c->dim); }
+MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk,
+                                int use, int64_t pos0) {
     const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *xp = mr_matmul(ctx, x, t[0], 0, 1, t[1]), *h;
-    (void)pos0;
+    mr_tensor *xp = mr_matmul(ctx, x, t[0], 0, 1, t[1]), *h;
+    (void)pos0; (void)l; (void)kind;
     h = mr_gru_core_ex(ctx, xp, t[2], t[3], use ? blk[0].data : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
     if (blk && h) mr__keep_last(&blk[0], h);
     return h;
@@ -4993,20 +5032,20 @@ MR__PRIV mr_status mr__attn_check(const mr_model_cfg *c, int l, mr_error *err) {
     if (!(c->attn.rope_theta >= 0.f) || c->attn.rope_theta > 1e12f) return mr__seterr(err, MR_ERR_ARG, "layer %d: rope theta %g outside [0, 1e12]", l, (double)c->attn.rope_theta);
     return MR_OK;
 }
-MR__PRIV void mr__attn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+MR__PRIV void mr__attn_params(mr__pb *pb, const mr_model_cfg *c, int l, int kind, mr_tensor **t) {
     int64_t d = c->dim, hd = d / c->attn.n_heads;
-    (void)l;
+    (void)l; (void)kind;
     t[0] = mr__pb_add(pb, "layers.%d.attn.w_qkv", (c->attn.n_heads + 2 * (int64_t)c->attn.n_kv_heads) * hd, d);
     t[1] = mr__pb_add(pb, "layers.%d.attn.w_o", d, c->attn.n_heads * hd);
 }
-MR__PRIV void mr__attn_init(mr_model *m, int l, mr_rng *rng) {
-    mr_tensor **t = m->layers[l].mix;
+MR__PRIV void mr__attn_init(mr_model *m, int l, mr_tensor **t, mr_rng *rng) {
+    (void)l;
     mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
     mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, mr_tensor_cols(t[1])), rng);
 }
-MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, mr_state_block *o) {
+MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, int kind, mr_state_block *o) {
     int i;
-    (void)l;
+    (void)l; (void)kind;
     for (i = 0; i < 2; i++) {
         memset(&o[i], 0, sizeof o[i]);
         mr__vfmt_s(o[i].name, sizeof o[i].name, "%s", i ? "attn.v" : "attn.k");
@@ -5018,10 +5057,11 @@ MR__PRIV int mr__attn_state(const mr_model_cfg *c, int l, mr_state_block *o) {
     }
     return 2;
 }
-MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk,
+                                 int use, int64_t pos0) {
     const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *qkv = mr_matmul(ctx, x, t[0], 0, 1, NULL), *o;
-    (void)use;   /* a fresh state has pos0 == 0: the cache rows below pos0 are the valid ones */
+    mr_tensor *qkv = mr_matmul(ctx, x, t[0], 0, 1, NULL), *o;
+    (void)use; (void)l; (void)kind;   /* a fresh state has pos0 == 0: the cache rows below pos0 are the valid ones */
     o = mr_attention(ctx, qkv, c->attn.n_heads, c->attn.n_kv_heads, c->attn.rope_theta, pos0, blk ? blk[0].data : NULL,
                      blk ? blk[1].data : NULL, c->max_context);
     return mr_matmul(ctx, o, t[1], 0, 1, NULL);
@@ -5469,11 +5509,11 @@ MR__PRIV mr_status mr__rwkv_check(const mr_model_cfg *c, int l, mr_error *err) {
         return mr__seterr(err, MR_ERR_ARG, "layer %d: RWKV LoRA ranks %d, %d outside [1, 4096]", l, c->rwkv.mix_rank, c->rwkv.decay_rank);
     return MR_OK;
 }
-MR__PRIV void mr__rwkv_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+MR__PRIV void mr__rwkv_params(mr__pb *pb, const mr_model_cfg *c, int l, int kind, mr_tensor **t) {
     int64_t d = c->dim, R1 = c->rwkv.mix_rank, R2 = c->rwkv.decay_rank;
     static const char *const wn[5] = {"layers.%d.tmix.w_r", "layers.%d.tmix.w_k", "layers.%d.tmix.w_v", "layers.%d.tmix.w_g", "layers.%d.tmix.w_o"};
     int i;
-    (void)l;
+    (void)l; (void)kind;
     t[0] = mr__pb_add(pb, "layers.%d.tmix.maa_x", d, 0);
     t[1] = mr__pb_add(pb, "layers.%d.tmix.maa", 5, d);
     t[2] = mr__pb_add(pb, "layers.%d.tmix.maa_w1", 5 * R1, d);
@@ -5487,9 +5527,8 @@ MR__PRIV void mr__rwkv_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tenso
     t[14] = mr__pb_add(pb, "layers.%d.tmix.ln_x.bias", d, 0);
 }
 /* The official initialisation (RWKV-LM's RWKV_Tmix_x060 and generate_init_weight). */
-MR__PRIV void mr__rwkv_init(mr_model *m, int l, mr_rng *rng) {
+MR__PRIV void mr__rwkv_init(mr_model *m, int l, mr_tensor **t, mr_rng *rng) {
     const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix;
     int d = c->dim, L = c->n_layers, i;
     double r01 = L > 1 ? (double)l / (L - 1) : 0.0;   /* 0 at the first layer, 1 at the last */
     double r10 = 1.0 - (double)l / L;                  /* 1 at the first layer, 1/L at the last */
@@ -5522,9 +5561,9 @@ MR__PRIV void mr__rwkv_init(mr_model *m, int l, mr_rng *rng) {
     mr_params_init_normal(m->ps, t[11], 0.1f * sd, rng);
     mr_tensor_fill(t[12], 0.f);
 }
-MR__PRIV int mr__rwkv_state(const mr_model_cfg *c, int l, mr_state_block *o) {
+MR__PRIV int mr__rwkv_state(const mr_model_cfg *c, int l, int kind, mr_state_block *o) {
     int N = c->rwkv.head_size;
-    (void)l;
+    (void)l; (void)kind;
     mr__state1(&o[0], "tmix.shift", MR_STATE_SHIFT, c->dim);
     memset(&o[1], 0, sizeof o[1]);
     mr__vfmt_s(o[1].name, sizeof o[1].name, "tmix.wkv");
@@ -5537,12 +5576,13 @@ MR__PRIV mr_tensor *mr__rwkv_xx(mr_ctx *ctx, mr_tensor *x, mr_state_block *blk, 
     if (blk && xx) mr__keep_last(blk, x);
     return xx;
 }
-MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int64_t pos0) {
+MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk,
+                                 int use, int64_t pos0) {
     const mr_model_cfg *c = &m->cfg;
-    mr_tensor **t = m->layers[l].mix, *xx, *x5, *z, *r, *k, *v, *g, *w, *y;
+    mr_tensor *xx, *x5, *z, *r, *k, *v, *g, *w, *y;
     int64_t d = c->dim;
     int H = c->dim / c->rwkv.head_size;
-    (void)pos0;
+    (void)pos0; (void)l; (void)kind;
     xx = mr__rwkv_xx(ctx, x, blk, use);
     z = mr_tanh(ctx, mr_matmul(ctx, mr__lerp_op(ctx, x, xx, t[0], NULL, 1), t[2], 0, 1, NULL));
     x5 = mr__lerp_op(ctx, x, xx, t[1], mr__bdmm_op(ctx, z, t[3], 5), 5);
@@ -5674,15 +5714,20 @@ MRDEF mr_model_cfg mr_model_defaults(int vocab_size) {
     c.rwkv.decay_rank = 64;
     return c;
 }
-MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int l) {
-    if (cfg->mixer[l] == MR_MIXER_GRU || cfg->mixer[l] == MR_MIXER_ATTN || cfg->mixer[l] == MR_MIXER_RWKV6) return cfg->dim;
-    return (int)floor((double)cfg->expansion * cfg->dim + 0.5);
-}
+MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int l) { return mr__kind_inner_dim(cfg, cfg->mixer[l]); }
 MRDEF int mr_model_ffn_kind(const mr_model_cfg *cfg, int l) { return cfg->ffn_hidden > 0 ? (int)cfg->ffn[l] : (int)MR_FFN_NONE; }
-MRDEF int mr_model_has_attention(const mr_model_cfg *cfg) {
+MRDEF int mr_model_has_mixer(const mr_model_cfg *cfg, int kind) {
     int l;
-    for (l = 0; l < cfg->n_layers && l < MR_MAX_LAYERS; l++) if (cfg->mixer[l] == MR_MIXER_ATTN) return 1;
+    for (l = 0; l < cfg->n_layers && l < MR_MAX_LAYERS; l++)
+        if (cfg->mixer[l] == kind || cfg->mixer_b[l] == kind + 1) return 1;
     return 0;
+}
+MRDEF int mr_model_has_attention(const mr_model_cfg *cfg) { return mr_model_has_mixer(cfg, MR_MIXER_ATTN); }
+MRDEF const char *mr_model_layer_spec(const mr_model_cfg *cfg, int l, char *buf, size_t cap) {
+    const char *a = mr_mixer_name(cfg->mixer[l]), *b = cfg->mixer_b[l] ? mr_mixer_name(cfg->mixer_b[l] - 1) : NULL;
+    if (!buf || !cap) return buf;
+    mr__vfmt_s(buf, cap, "%s%s%s", a ? a : "?", cfg->mixer_b[l] ? "+" : "", cfg->mixer_b[l] ? (b ? b : "?") : "");
+    return buf;
 }
 /* Positions a stream can hold: max_context when a block needs positions
    (attention, a learned position table), else 0: no limit. */
@@ -5698,7 +5743,7 @@ MR__PRIV void mr__kind_list(char *buf, size_t cap, int ffn) {
 }
 MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_error *err) {
     int n = 0, l, items = 0, repeated = 0;
-    uint8_t kinds[MR_MAX_LAYERS];
+    uint8_t kinds[MR_MAX_LAYERS], kinds_b[MR_MAX_LAYERS];
     const char *s = spec;
     char list[128];
     if (!cfg || !spec || !*spec) return mr__seterr(err, MR_ERR_ARG, "empty layer spec");
@@ -5706,10 +5751,9 @@ MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_
         const char *e = s, *star;
         size_t len;
         long rep = 1;
-        int k;
+        int k, kb = 0, part;
         while (*e && *e != ',') e++;
         for (star = s; star < e && *star != '*'; star++) {}
-        len = (size_t)(star - s);
         if (star < e) {   /* kind*N */
             const char *d = star + 1;
             rep = 0;
@@ -5721,24 +5765,40 @@ MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_
             if (rep < 1) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': a count must be >= 1", spec);
             repeated = 1;
         }
-        for (k = 0; k < MR_MIXER_COUNT; k++) if (strlen(mr__mixers[k].name) == len && !memcmp(s, mr__mixers[k].name, len)) break;
-        if (k == MR_MIXER_COUNT) {
-            char nm[41];
-            size_t nl = len < 40 ? len : 40;
-            memcpy(nm, s, nl);
-            nm[nl] = 0;
-            mr__kind_list(list, sizeof list, 0);
-            return mr__seterr(err, MR_ERR_ARG, "unknown layer kind '%s' (kinds: %s)", nm, list);
+        /* "a" or "a+b": one mixer, or two in one block */
+        for (part = 0; part < 2 && s < star; part++) {
+            const char *pe = s;
+            while (pe < star && *pe != '+') pe++;
+            len = (size_t)(pe - s);
+            if (part == 1 && pe < star) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': at most two mixers per block ('a+b')", spec);
+            for (k = 0; k < MR_MIXER_COUNT; k++) if (strlen(mr__mixers[k].name) == len && !memcmp(s, mr__mixers[k].name, len)) break;
+            if (k == MR_MIXER_COUNT) {
+                char nm[41];
+                size_t nl = len < 40 ? len : 40;
+                memcpy(nm, s, nl);
+                nm[nl] = 0;
+                mr__kind_list(list, sizeof list, 0);
+                return mr__seterr(err, MR_ERR_ARG, "unknown layer kind '%s' (kinds: %s; two in one block: a+b)", nm, list);
+            }
+            if (part == 0) kb = k; else kb = (kb << 8) | (k + 1);
+            s = pe < star ? pe + 1 : pe;
+            if (pe < star && s == star) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': a mixer must follow '+'", spec);
         }
+        if (part == 0) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s' has an empty item", spec);
+        if (part == 1) kb <<= 8;
         if (n + rep > MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "more than %d layers in '%s'", MR_MAX_LAYERS, spec);
-        while (rep--) kinds[n++] = (uint8_t)k;
+        while (rep--) { kinds[n] = (uint8_t)(kb >> 8); kinds_b[n] = (uint8_t)(kb & 0xff); n++; }
         items++;
         if (!*e) break;
         s = e + 1;
         if (!*s) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s' ends with a comma", spec);
     }
-    if (items == 1 && !repeated) for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer[l] = kinds[0];
-    else { for (l = 0; l < n; l++) cfg->mixer[l] = kinds[l]; cfg->n_layers = n; }
+    if (items == 1 && !repeated) for (l = 0; l < MR_MAX_LAYERS; l++) { cfg->mixer[l] = kinds[0]; cfg->mixer_b[l] = kinds_b[0]; }
+    else {
+        for (l = 0; l < MR_MAX_LAYERS; l++) cfg->mixer_b[l] = 0;
+        for (l = 0; l < n; l++) { cfg->mixer[l] = kinds[l]; cfg->mixer_b[l] = kinds_b[l]; }
+        cfg->n_layers = n;
+    }
     return MR_OK;
 }
 MRDEF mr_status mr_model_cfg_set_ffn(mr_model_cfg *cfg, const char *name, mr_error *err) {
@@ -5769,8 +5829,13 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
     for (l = 0; l < c->n_layers; l++) {
         if (c->mixer[l] >= MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown mixer %d", l, c->mixer[l]);
         if (c->ffn[l] >= MR_FFN_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown FFN %d", l, c->ffn[l]);
+        if (c->mixer_b[l] > MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown second mixer %d", l, c->mixer_b[l] - 1);
         if (mr_model_inner_dim(c, l) < 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: inner dim < 1", l);
         if ((s = mr__mixers[c->mixer[l]].check(c, l, err)) != MR_OK) return s;
+        if (c->mixer_b[l]) {
+            if (mr__kind_inner_dim(c, c->mixer_b[l] - 1) < 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: inner dim < 1", l);
+            if ((s = mr__mixers[c->mixer_b[l] - 1].check(c, l, err)) != MR_OK) return s;
+        }
     }
     return MR_OK;
 }
@@ -5793,7 +5858,13 @@ MR__PRIV void mr__model_build(mr__pb *pb, const mr_model_cfg *c, mr_model *m) {
             L->conv_b = mr__pb_add(pb, "layers.%d.conv.bias", d, 0);
             L->conv_pw = mr__pb_add(pb, "layers.%d.conv.pointwise", d, d);
         }
-        mr__mixers[c->mixer[l]].params(pb, c, l, L->mix);
+        mr__mixers[c->mixer[l]].params(pb, c, l, c->mixer[l], L->mix);
+        if (c->mixer_b[l]) {   /* the second mixer: "layers.L.mix2.norm1", "layers.L.mix2.<its tensors>" */
+            pb->sub = 1;
+            L->norm_b = mr__pb_add(pb, "layers.%d.norm1", d, 0);
+            mr__mixers[c->mixer_b[l] - 1].params(pb, c, l, c->mixer_b[l] - 1, L->mix_b);
+            pb->sub = 0;
+        }
         if (fk != MR_FFN_NONE) {
             L->norm2 = mr__pb_add(pb, "layers.%d.norm2", d, 0);
             mr__ffns[fk].params(pb, c, l, L->ffn);
@@ -5863,7 +5934,11 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
             mr_tensor_fill(L->conv_b, 0.f);
             mr_params_init_normal(m->ps, L->conv_pw, sd, rng);
         }
-        mr__mixers[c->mixer[l]].init(m, l, rng);
+        mr__mixers[c->mixer[l]].init(m, l, L->mix, rng);
+        if (c->mixer_b[l]) {
+            mr_tensor_fill(L->norm_b, 1.0f);
+            mr__mixers[c->mixer_b[l] - 1].init(m, l, L->mix_b, rng);
+        }
         if (fk != MR_FFN_NONE) {
             mr_tensor_fill(L->norm2, 1.0f);
             mr__ffns[fk].init(m, l, rng);
@@ -5872,10 +5947,19 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
 }
 
 /* Layer l's state blocks for a batch (names, shapes, floats; data NULL):
-   the mixer's, the conv tail, the FFN's (at most MR_LAYER_MAX_BLOCKS).
-   Returns how many, or -1 on overflow. */
+   the mixer's, the second mixer's ("mix2.<name>"), the conv tail, the FFN's
+   (at most MR_LAYER_MAX_BLOCKS). Returns how many, or -1 on overflow. */
 MR__PRIV int mr__layer_state(const mr_model_cfg *c, int l, int batch, mr_state_block *o) {
-    int n = mr__mixers[c->mixer[l]].state(c, l, o), i, d, fk = mr_model_ffn_kind(c, l);
+    int n = mr__mixers[c->mixer[l]].state(c, l, c->mixer[l], o), i, d, fk = mr_model_ffn_kind(c, l);
+    if (c->mixer_b[l]) {
+        int n2 = mr__mixers[c->mixer_b[l] - 1].state(c, l, c->mixer_b[l] - 1, &o[n]);
+        for (i = n; i < n + n2; i++) {
+            char nm[sizeof o[i].name];
+            memcpy(nm, o[i].name, sizeof nm);
+            mr__vfmt_s(o[i].name, sizeof o[i].name, "mix2.%s", nm);
+        }
+        n += n2;
+    }
     if (c->conv_kernel > 1) {
         memset(&o[n], 0, sizeof o[n]);
         mr__vfmt_s(o[n].name, sizeof o[n].name, "conv");
@@ -6020,9 +6104,17 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
             if (cb && h) mr__conv_keep_tail(cb, h, c->conv_kernel, !use_state);
             h = mr_matmul(ctx, cv, L->conv_pw, 0, 1, NULL);
         }
-        h = mr__mixers[c->mixer[l]].forward(ctx, m, l, h, blk, use_state, pos0);
+        h = mr__mixers[c->mixer[l]].forward(ctx, m, l, c->mixer[l], L->mix, h, blk, use_state, pos0);
         if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
         x = mr_add(ctx, x, h);
+        if (c->mixer_b[l]) {   /* a second mixer with its own pre-norm and residual; its state blocks follow the first's */
+            int kb = c->mixer_b[l] - 1;
+            mr_state_block tmp[2], *blk2 = blk ? blk + mr__mixers[c->mixer[l]].state(c, l, c->mixer[l], tmp) : NULL;
+            h = mr_rmsnorm(ctx, x, L->norm_b, c->norm_eps);
+            h = mr__mixers[kb].forward(ctx, m, l, kb, L->mix_b, h, blk2, use_state, pos0);
+            if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
+            x = mr_add(ctx, x, h);
+        }
         if (fk != MR_FFN_NONE) {
             mr_state_block *fb = st && mr__ffns[fk].state ? &st->blocks[st->first[l + 1] - 1] : NULL;   /* the FFN's: the last */
             h = mr_rmsnorm(ctx, x, L->norm2, c->norm_eps);
@@ -7878,6 +7970,7 @@ static const mr__conf_field mr__conf_fields[] = {
     MR__CF(21, U32, 1, 1, 0, rwkv.head_size, 0, 1024),   /* ranges checked by the rwkv6 row when a layer uses it */
     MR__CF(22, U32, 1, 1, 0, rwkv.mix_rank, 0, 4096),
     MR__CF(23, U32, 1, 1, 0, rwkv.decay_rank, 0, 4096),
+    MR__CF(24, LAYERS, 1, 1, 0, mixer_b, 0, 0),         /* second mixer + 1 per layer (0: none); written only when any */
 };
 #define MR__N_CONF_FIELDS ((int)(sizeof mr__conf_fields / sizeof mr__conf_fields[0]))
 MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {
@@ -7887,6 +7980,11 @@ MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {
         const mr__conf_field *f = &mr__conf_fields[i];
         const char *p = (const char *)c + f->off;
         uint8_t hd[4];
+        if (f->type == MR__CF_LAYERS && f->off == offsetof(mr_model_cfg, mixer_b)) {   /* absent: no second mixers (older readers stay able to read such files) */
+            int l, any = 0;
+            for (l = 0; l < c->n_layers; l++) any |= c->mixer_b[l];
+            if (!any) continue;
+        }
         hd[0] = (uint8_t)f->tag; hd[1] = (uint8_t)(f->tag >> 8); hd[2] = f->must; hd[3] = 0;
         mr__wb_bytes(w, hd, 4);
         if (f->type == MR__CF_LAYERS) { mr__wb_u32(w, (uint32_t)c->n_layers); mr__wb_bytes(w, p, (size_t)c->n_layers); }
@@ -7991,7 +8089,9 @@ MR__PRIV int mr__cfg_same_shape(const mr_model_cfg *a, const mr_model_cfg *b) {
         else if (memcmp((const char *)a + f->off, (const char *)b + f->off, 4)) return 0;
     }
     for (l = 0; l < a->n_layers; l++)
-        if (mr_model_inner_dim(a, l) != mr_model_inner_dim(b, l) || mr_model_ffn_kind(a, l) != mr_model_ffn_kind(b, l)) return 0;
+        if (mr_model_inner_dim(a, l) != mr_model_inner_dim(b, l) || mr_model_ffn_kind(a, l) != mr_model_ffn_kind(b, l) ||
+            (a->mixer_b[l] && mr__kind_inner_dim(a, a->mixer_b[l] - 1) != mr__kind_inner_dim(b, b->mixer_b[l] - 1)))
+            return 0;
     return 1;
 }
 /* STAT, format 2: u32 batch, u32 blocks, u32 valid, u32 0, u64 pos; per

@@ -47,14 +47,13 @@ int main(int argc, char **argv) {
     } else {
         const mr_model_cfg *c = &m->cfg;
         printf("model: vocab %d, dim %d, %d layers (", c->vocab_size, c->dim, c->n_layers);
-        for (i = 0; i < c->n_layers; i++) printf("%s%s", i ? "," : "", mr_mixer_name(c->mixer[i]));
+        for (i = 0; i < c->n_layers; i++) { char sp[48]; printf("%s%s", i ? "," : "", mr_model_layer_spec(c, i, sp, sizeof sp)); }
         printf("), ffn (");
         for (i = 0; i < c->n_layers; i++) printf("%s%s", i ? "," : "", mr_ffn_name(mr_model_ffn_kind(c, i)));
         printf(")");
         if (mr_model_has_attention(c)) printf(", %d heads, %d kv heads, rope theta %g", c->attn.n_heads, c->attn.n_kv_heads, (double)c->attn.rope_theta);
         if (mr_model_has_attention(c) || c->pos_emb) printf(", context %d%s", c->max_context, c->pos_emb ? ", learned positions" : "");
-        for (i = 0; i < c->n_layers && c->mixer[i] != MR_MIXER_RWKV6; i++) {}
-        if (i < c->n_layers) printf(", rwkv head size %d, LoRA ranks %d/%d", c->rwkv.head_size, c->rwkv.mix_rank, c->rwkv.decay_rank);
+        if (mr_model_has_mixer(c, MR_MIXER_RWKV6)) printf(", rwkv head size %d, LoRA ranks %d/%d", c->rwkv.head_size, c->rwkv.mix_rank, c->rwkv.decay_rank);
         printf(", expansion %g, conv %d, ffn hidden %d, %s head, dropout %g, gru hidden norm %d; %lld weights\n", (double)c->expansion,
                c->conv_kernel, c->ffn_hidden, c->tie_embeddings ? "tied" : "untied", (double)c->dropout, c->gru_hidden_norm,
                (long long)mr_params_count(m->ps));

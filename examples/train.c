@@ -39,7 +39,8 @@ static void usage(void) {
         "model:\n"
         "  --layers SPEC         the mixer of each layer: one kind for all --depth layers, or a comma\n"
         "                        list with kind*N repeats: attn*4 (a GPT), mingru,mingru,attn,mingru\n"
-        "                        (a hybrid); --arch is the same flag (default mingru)\n"
+        "                        (a hybrid); a+b puts two mixers in one block, each with its own\n"
+        "                        norm and residual: gru+rwkv6*2; --arch is the same flag (default mingru)\n"
         "  --dim D --depth N     width and layers (default 128, 4)\n"
         "  --expansion E         MinGRU/MinLSTM inner width factor (default 1)\n"
         "  --conv K              causal depthwise conv of kernel K before each mixer (default 0: none)\n"
@@ -477,14 +478,10 @@ static int phase_model(trainer *tr) {
             if (tr->cfg.dim % tr->cfg.attn.n_heads) { snprintf(b, sizeof b, "--heads %d does not divide --dim %d", tr->cfg.attn.n_heads, tr->cfg.dim); ex_die(PROG, b); }
             if (tr->cfg.attn.n_heads % tr->cfg.attn.n_kv_heads) { snprintf(b, sizeof b, "--kv-heads %d does not divide --heads %d", tr->cfg.attn.n_kv_heads, tr->cfg.attn.n_heads); ex_die(PROG, b); }
         }
-        {
-            int l;
-            for (l = 0; l < tr->cfg.n_layers; l++)
-                if (tr->cfg.mixer[l] == MR_MIXER_RWKV6 && tr->cfg.dim % tr->cfg.rwkv.head_size) {
-                    char b[200];
-                    snprintf(b, sizeof b, "--rwkv-head-size %d does not divide --dim %d", tr->cfg.rwkv.head_size, tr->cfg.dim);
-                    ex_die(PROG, b);
-                }
+        if (mr_model_has_mixer(&tr->cfg, MR_MIXER_RWKV6) && tr->cfg.rwkv.head_size > 0 && tr->cfg.dim % tr->cfg.rwkv.head_size) {
+            char b[200];
+            snprintf(b, sizeof b, "--rwkv-head-size %d does not divide --dim %d", tr->cfg.rwkv.head_size, tr->cfg.dim);
+            ex_die(PROG, b);
         }
         if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
         mr_rng_seed(&tr->rng, tr->a.seed);

@@ -26,6 +26,8 @@ static const brow rows[] = {
     {"rwkv6-conv", "rwkv6,mingru", "swiglu", 2, 0, 2, 2, 1e4f},
     {"rwkv-mixed", "gru,rwkv6", "rwkv-cmix", 3, 0, 2, 2, 1e4f},
     {"hybrid", "mingru,attn,gru,minlstm", "swiglu", 2, 0, 2, 1, 500.f},
+    {"rwkv+gru", "gru+rwkv6*2", "rwkv-cmix", 0, 0, 2, 2, 1e4f},       /* two mixers per block */
+    {"rwkv-two", "mingru+attn,rwkv6+minlstm", "swiglu", 2, 0, 2, 1, 500.f},
 };
 #define NROWS ((int)(sizeof rows / sizeof rows[0]))
 
@@ -448,12 +450,108 @@ static void test_cfg_errors(void) {
     MR_CHECK(!strcmp(mr_ffn_name(MR_FFN_RELU2), "relu2") && mr_ffn_desc(-1) == NULL);
 }
 
+/* Two mixers in one block ("a+b"): the spec parser, the tensor and state
+   names, the residual structure (a zero second mixer leaves the first's
+   model), and the checkpoint round trip of the second mixer's kinds. */
+static void test_two_mixers(void) {
+    mr_model_cfg cfg = mr_model_defaults(17), one;
+    mr_model *m = NULL, *m1 = NULL, *m2 = NULL;
+    mr_state *st = NULL;
+    mr_error e;
+    char sp[48];
+    int i, l;
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru+rwkv6*2,mingru,attn+gru", &e) == MR_OK && cfg.n_layers == 4);
+    MR_CHECK(cfg.mixer[0] == MR_MIXER_GRU && cfg.mixer_b[0] == MR_MIXER_RWKV6 + 1 && cfg.mixer_b[1] == MR_MIXER_RWKV6 + 1);
+    MR_CHECK(cfg.mixer[2] == MR_MIXER_MINGRU && cfg.mixer_b[2] == 0 && cfg.mixer[3] == MR_MIXER_ATTN && cfg.mixer_b[3] == MR_MIXER_GRU + 1);
+    MR_CHECK(!strcmp(mr_model_layer_spec(&cfg, 0, sp, sizeof sp), "gru+rwkv6") && !strcmp(mr_model_layer_spec(&cfg, 2, sp, sizeof sp), "mingru"));
+    MR_CHECK(mr_model_has_attention(&cfg) && mr_model_has_mixer(&cfg, MR_MIXER_RWKV6) && !mr_model_has_mixer(&cfg, MR_MIXER_MINLSTM));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "mingru+attn", &e) == MR_OK && mr_model_has_attention(&cfg) && cfg.mixer_b[63] == MR_MIXER_ATTN + 1);
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru,mingru", &e) == MR_OK && cfg.mixer_b[0] == 0 && cfg.mixer_b[5] == 0 && !mr_model_has_attention(&cfg));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru+", &e) == MR_ERR_ARG && strstr(e.msg, "follow '+'"));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "+gru", &e) == MR_ERR_ARG && strstr(e.msg, "unknown layer kind"));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru+rwkv6+attn", &e) == MR_ERR_ARG && strstr(e.msg, "at most two"));
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru+lstm*2", &e) == MR_ERR_ARG && strstr(e.msg, "'lstm'"));
+    cfg.mixer_b[0] = MR_MIXER_COUNT + 1;
+    MR_CHECK(mr_model_cfg_check(&cfg, &e) == MR_ERR_ARG && strstr(e.msg, "second mixer"));
+
+    cfg = mr_model_defaults(17);
+    cfg.dim = 8; cfg.ffn_hidden = 8; cfg.rwkv.head_size = 4; cfg.rwkv.mix_rank = 2; cfg.rwkv.decay_rank = 3; cfg.conv_kernel = 2;
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru+rwkv6,mingru", &e) == MR_OK);
+    if (mr_model_new(&m, &cfg, NULL, &e) != MR_OK) { MR_CHECK_MSG(0, "%s", e.msg); return; }
+    mr_model_init_weights(m, &rng);
+    MR_CHECK(mr_params_find(m->ps, "layers.0.gru.w_x") && mr_params_find(m->ps, "layers.0.mix2.norm1") &&
+             mr_params_find(m->ps, "layers.0.mix2.tmix.w_r") && mr_params_find(m->ps, "layers.0.mix2.tmix.ln_x.bias") &&
+             !mr_params_find(m->ps, "layers.1.mix2.norm1") && !mr_params_find(m->ps, "layers.0.tmix.w_r"));
+    MR_CHECK(mr_model_cfg_param_count(&cfg) == mr_params_count(m->ps));
+    MR_CHECK(mr_state_new(&st, m, 2, &e) == MR_OK);
+    if (st) {   /* first mixer, second mixer, conv tail, FFN: in that order */
+        MR_CHECK(st->first[1] - st->first[0] == 4 && !strcmp(st->blocks[0].name, "layers.0.h") &&
+                 !strcmp(st->blocks[1].name, "layers.0.mix2.tmix.shift") && !strcmp(st->blocks[2].name, "layers.0.mix2.tmix.wkv") &&
+                 !strcmp(st->blocks[3].name, "layers.0.conv") && mr_state_find(st, 0, MR_STATE_H) == &st->blocks[0]);
+        mr_state_free(st);
+    }
+    {   /* a second mixer whose output projection is zero adds nothing: the model equals the one-mixer model */
+        int32_t tok[2 * 9];
+        float a[2 * 9 * 17];
+        double md = 0;
+        mr_tensor *lg;
+        one = cfg;
+        MR_CHECK(mr_model_cfg_set_layers(&one, "gru,mingru", &e) == MR_OK);
+        MR_CHECK(mr_model_new(&m1, &one, NULL, &e) == MR_OK);
+        if (m1) {
+            for (i = 0; i < m1->ps->n; i++) {
+                mr_tensor *src = mr_params_find(m->ps, m1->ps->t[i]->name);
+                MR_CHECK_MSG(src != NULL, "%s", m1->ps->t[i]->name);
+                if (src) memcpy(m1->ps->t[i]->data, src->data, sizeof(float) * (size_t)mr_tensor_numel(src));
+            }
+            mr_tensor_fill(mr_params_find(m->ps, "layers.0.mix2.tmix.w_o"), 0.f);
+            for (i = 0; i < 2 * 9; i++) tok[i] = (int32_t)mr_rng_below(&rng, 17);
+            mr_ctx_reset(ctx);
+            lg = mr_model_forward(ctx, m1, tok, 2, 9, NULL, 0);
+            if (lg) mr_tensor_copy_to(lg, a);
+            lg = mr_model_forward(ctx, m, tok, 2, 9, NULL, 0);
+            if (lg) for (i = 0; i < 2 * 9 * 17; i++) if (fabs(lg->data[i] - a[i]) > md) md = fabs(lg->data[i] - a[i]);
+            MR_CHECK(lg != NULL);
+            MR_CHECK_MSG(md == 0, "a zero second mixer changes the logits by %g", md);
+            mr_ctx_reset(ctx);
+        }
+    }
+    {   /* the checkpoint keeps the second mixers; a model without any writes no mixer_b field */
+        uint8_t *buf = NULL, *buf1 = NULL;
+        size_t len = 0, len1 = 0;
+        static const uint8_t field[8] = {24, 0, 1, 0, 2, 0, 0, 0};   /* u16 tag 24, u16 must-understand, u32 length 2 */
+        mr_vocab v;
+        size_t k;
+        int found = 0, found1 = 0;
+        mr_vocab_bytes(&v);
+        v.n = 17; v.kind = MR_VOCAB_CHARS;
+        for (i = 0; i < 256; i++) v.index[i] = (int16_t)(i < 17 ? i : -1);
+        MR_CHECK_MSG(mr_ckpt_save_mem(m, &v, NULL, &buf, &len, &e) == MR_OK, "%s", e.msg);
+        MR_CHECK(buf && mr_ckpt_load_mem(&m2, &v, NULL, buf, len, NULL, &e) == MR_OK);
+        for (k = 0; buf && k + 10 <= len; k++)
+            if (!memcmp(buf + k, field, 8) && buf[k + 8] == MR_MIXER_RWKV6 + 1 && buf[k + 9] == 0) found++;
+        MR_CHECK(found == 1);
+        if (m2) {
+            for (l = 0; l < MR_MAX_LAYERS; l++) MR_CHECK(m2->cfg.mixer_b[l] == m->cfg.mixer_b[l] && m2->cfg.mixer[l] == m->cfg.mixer[l]);
+            MR_CHECK(mr_params_find(m2->ps, "layers.0.mix2.tmix.w_k") != NULL);
+        }
+        if (m1) {
+            MR_CHECK(mr_ckpt_save_mem(m1, &v, NULL, &buf1, &len1, &e) == MR_OK);
+            for (k = 0; buf1 && k + 8 <= len1; k++) if (!memcmp(buf1 + k, field, 8)) found1++;
+            MR_CHECK(buf1 && len1 < len && found1 == 0);
+        }
+        mr_buffer_free(buf); mr_buffer_free(buf1);
+    }
+    mr_model_free(m); mr_model_free(m1); mr_model_free(m2);
+}
+
 int main(int argc, char **argv) {
     static const mr_test_case cases[] = {
         {"parallel_vs_step", test_parallel_vs_step}, {"chunked_vs_long", test_chunked_vs_long},
         {"model_gradcheck", test_model_gradcheck}, {"attention_gradcheck", test_attention_gradcheck},
         {"attention_reference", test_attention_reference}, {"kv_cache_greedy_300", test_kv_cache_greedy_300},
         {"session_attention", test_session_attention}, {"cfg_errors", test_cfg_errors},
+        {"two_mixers", test_two_mixers},
     };
     mr_ctx_params p = mr_ctx_defaults();
     int rc;

@@ -185,6 +185,8 @@ static void test_bad_input(void) {
         {"build/minrnn-train --out " DIR "/nothing --ffn moe", "unknown FFN kind"},
         {"build/minrnn-train --out " DIR "/nothing --layers rwkv6 --rwkv-head-size 48", "--rwkv-head-size 48 does not divide --dim 128"},
         {"build/minrnn-train --out " DIR "/nothing --layers rwkv6 --rwkv-ranks 32", "--rwkv-ranks wants R1,R2"},
+        {"build/minrnn-train --out " DIR "/nothing --layers gru+rwkv6 --rwkv-head-size 48", "--rwkv-head-size 48 does not divide --dim 128"},
+        {"build/minrnn-train --out " DIR "/nothing --layers gru+rwkv6+attn", "at most two mixers per block"},
         {"build/minrnn-generate --model " DIR "/hybrid/model.bin --length 200", "exceed the model's context of 64"},
     };
     size_t i;
@@ -227,6 +229,11 @@ static void test_sessions_rwkv(void) {
                 "--rwkv-head-size 8 --rwkv-ranks 4,8 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/rwkv >/dev/null 2>&1") == 0);
     check_session_continues(DIR "/rwkv/model.bin");
     MR_CHECK(sh("build/minrnn-convert info " DIR "/rwkv/model.bin | grep -q 'rwkv6,rwkv6), ffn (rwkv-cmix,rwkv-cmix), rwkv head size 8, LoRA ranks 4/8'") == 0);
+    /* two mixers per block (GRU then RWKV-6): both states continue */
+    MR_CHECK(sh("rm -rf " DIR "/grwkv && build/minrnn-train --data " DATA " --dim 16 --batch 4 --layers 'gru+rwkv6*2' --gru-norm --ffn rwkv-cmix "
+                "--rwkv-head-size 8 --rwkv-ranks 4,8 --chunk-size 32 --steps 10 --threads 2 --out " DIR "/grwkv >/dev/null 2>&1") == 0);
+    check_session_continues(DIR "/grwkv/model.bin");
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/grwkv/model.bin | grep -q '(gru+rwkv6,gru+rwkv6), ffn (rwkv-cmix,rwkv-cmix), rwkv head size 8'") == 0);
 }
 static void test_sessions_attention(void) {
     if (!have_programs()) MR_SKIP("programs missing");
