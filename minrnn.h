@@ -484,10 +484,12 @@ typedef enum mr_ffn {
     MR_FFN_RELU2 = 2,      /* "relu2": w2 relu(w1 x)^2 */
     MR_FFN_GELU = 3,       /* "gelu": w2 gelu(w1 x), tanh approximation */
     MR_FFN_RWKV_CMIX = 4,  /* "rwkv-cmix": RWKV-6 channel mixing, token shift, sigmoid(r) * v relu(k)^2 */
+    MR_FFN_MOE = 5,        /* "moe": Mixture-of-Experts of SwiGLU experts, a shared one and top-k routed */
     MR_FFN_COUNT
 } mr_ffn;
 typedef enum mr_pos_emb { MR_POS_NONE = 0, MR_POS_LEARNED = 1 } mr_pos_emb;
 #define MR_MAX_LAYERS 64
+#define MR_MOE_MAX_EXPERTS 64
 
 typedef struct mr_model_cfg {
     int vocab_size;
@@ -521,6 +523,16 @@ typedef struct mr_model_cfg {
         int mix_rank;    /* rank of the token-shift LoRA (32) */
         int decay_rank;  /* rank of the decay LoRA (64) */
     } rwkv;
+    struct {
+        int n_experts;   /* E experts of hidden ffn_hidden: expert 0 shared (every token, weight 1),
+                            experts 1..E-1 routed (4: one shared, three routed); [2, 64] */
+        int top_k;       /* routed experts per token, [1, E-1] (1) */
+        int renorm;      /* 1: the k gates are a softmax over the chosen logits (k = 1: a switch of
+                            gate 1, which gives the router no gradient but the losses'); 0: the
+                            router's probabilities (0) */
+        float balance;   /* training: coefficient of the load-balance loss (1e-2) */
+        float zloss;     /* training: coefficient of the router z-loss (1e-3) */
+    } moe;
 } mr_model_cfg;
 
 /* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied;
@@ -570,6 +582,15 @@ typedef struct mr_model {
     mr_tensor *norm_f;     /* [d] */
     mr_tensor *head;       /* [V, d]; NULL when tied */
     mr_layer layers[MR_MAX_LAYERS];
+    /* Set by mr_model_forward with train = 1 (MoE layers), else NULL / unchanged:
+       aux is the sum of the layers' router losses, a scalar in that forward's
+       context arena (valid until its reset); mr_train_grad adds it to the loss. */
+    mr_tensor *aux;
+    /* MoE routing statistics, summed over the training forwards of every MoE
+       layer since the caller last zeroed them (calls: layer-forwards counted):
+       the load balance (1 when balanced), the router z-loss, and per routed
+       expert the fraction of the routed slots it got. */
+    struct { int64_t calls; double balance, zloss, load[MR_MOE_MAX_EXPERTS]; } moe;
 } mr_model;
 
 /* Creates a model with zeroed weights (mr_model_init_weights fills them). */
@@ -578,6 +599,11 @@ MRDEF void mr_model_free(mr_model *m);
 MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng);
 /* Parameters the configuration defines (padding excluded), without building it. */
 MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
+/* The parameters one token uses: all but the routed experts it is not sent to. */
+MRDEF int64_t mr_model_cfg_active_param_count(const mr_model_cfg *cfg);
+/* The auxiliary (router) loss of the last mr_model_forward with train = 1, or
+   NULL when the model has none: add it to the loss before mr_backward. */
+MRDEF mr_tensor *mr_model_aux_loss(const mr_model *m);
 
 /* The state of a batch of streams between calls: a list of named blocks.
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
@@ -651,6 +677,24 @@ MRDEF mr_tensor *mr_gru_core(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_t
    it, as the GRU of the Rust GRU+RWKV project does; eps <= 0: off. */
 MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, mr_tensor *b_hn, const float *h0, float hidden_norm_eps);
 MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *ab);   /* [.., 2H] -> silu(a) * b [.., H] */
+/* Mixture-of-Experts. mr_moe_route: router logits [.., R] over R routed
+   experts -> gates [.., k]: per row the experts of the k largest logits (ties:
+   the lower index), written to idx[row k + j] (0..R-1, largest first; idx must
+   live until the backward, e.g. in the arena), and their softmax
+   probabilities, or with renorm a softmax over the k chosen logits. */
+MRDEF mr_tensor *mr_moe_route(mr_ctx *ctx, mr_tensor *logits, int k, int renorm, int32_t *idx);
+/* The router losses of a routing: returns the scalar cb * balance + cz * z, where
+   balance = R sum_e f_e P_e (f_e: the fraction of the rows * k slots routed to e,
+   a constant; P_e: the mean probability of e; 1 when balanced) and z = the mean
+   over rows of logsumexp(logits)^2. balance, z, load [R] receive the values (each
+   may be NULL). */
+MRDEF mr_tensor *mr_moe_aux_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *idx, int k, float cb, float cz, double *balance,
+                                 double *z, double *load);
+/* The experts: x [.., d], w13 [E, 2H, d], w2 [E, d, H], gates [.., k] with the
+   routing idx -> y = expert_0(x) + sum_j gates_j expert_{idx_j + 1}(x), expert_e(x)
+   = w2_e (silu(w1_e x) * w3_e x) (w13_e = [w1_e | w3_e]). The rows are grouped by
+   expert (a counting sort): each expert runs as one pair of matrix products. */
+MRDEF mr_tensor *mr_moe_experts(mr_ctx *ctx, mr_tensor *x, mr_tensor *w13, mr_tensor *w2, mr_tensor *gates, const int32_t *idx);
 MRDEF mr_tensor *mr_dropout(mr_ctx *ctx, mr_tensor *x, float p);  /* identity in no-grad mode or p == 0 */
 /* g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (keeps h positive). */
 MRDEF float mr_mingru_g(float x);
@@ -4111,6 +4155,20 @@ MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t 
     if (!t) pb->oom = 1;
     return t;
 }
+MR__PRIV mr_tensor *mr__pb_add3(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1, int64_t d2) {
+    int64_t sh[3];
+    char name[64];
+    mr_tensor *t;
+    pb->floats += d0 * d1 * d2;
+    pb->n++;
+    if (!pb->ps) return NULL;
+    mr__vfmt_s(name, sizeof name, fmt, pb->layer);
+    if (pb->sub) mr__sub_name(name, sizeof name);
+    sh[0] = d0; sh[1] = d1; sh[2] = d2;
+    t = mr_params_add(pb->ps, name, 3, sh, 0);
+    if (!t) pb->oom = 1;
+    return t;
+}
 
 typedef struct mr__mixer_row {
     const char *name, *desc;
@@ -4127,11 +4185,13 @@ typedef struct mr__mixer_row {
 } mr__mixer_row;
 typedef struct mr__ffn_row {
     const char *name, *desc;
+    mr_status (*check)(const mr_model_cfg *c, int l, mr_error *err);   /* NULL: nothing to check */
     void (*params)(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t);
     void (*init)(mr_model *m, int l, mr_rng *rng);
     /* per-stream state blocks, as a mixer's; returns how many (<= 1); NULL: none */
     int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
-    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use);
+    /* train: mr_model_forward's (an FFN with a training loss adds it to m->aux) */
+    mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train);
 } mr__ffn_row;
 
 MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
@@ -5621,9 +5681,10 @@ MR__PRIV void mr__cmix_init(mr_model *m, int l, mr_rng *rng) {
     mr_tensor_fill(t[3], 0.f);
 }
 MR__PRIV int mr__cmix_state(const mr_model_cfg *c, int l, mr_state_block *o) { (void)l; return mr__state1(o, "cmix.shift", MR_STATE_FFN_SHIFT, c->dim); }
-MR__PRIV mr_tensor *mr__cmix_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
+MR__PRIV mr_tensor *mr__cmix_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train) {
     mr_tensor **t = m->layers[l].ffn, *xx, *x2, *kk, *rr;
     int64_t d = m->cfg.dim;
+    (void)train;
     xx = mr__rwkv_xx(ctx, x, blk, use);
     x2 = mr__lerp_op(ctx, x, xx, t[0], NULL, 2);
     kk = mr_matmul(ctx, mr_relu2(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, 0, d), t[1], 0, 1, NULL)), t[2], 0, 1, NULL);
@@ -5650,8 +5711,8 @@ typedef char mr__chk_mixers[(sizeof mr__mixers / sizeof mr__mixers[0] == MR_MIXE
    H = ffn_hidden. The layer's norm2 [d] is added with any FFN but none. */
 MR__PRIV void mr__ffn_none_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) { (void)pb; (void)c; (void)l; (void)t; }
 MR__PRIV void mr__ffn_none_init(mr_model *m, int l, mr_rng *rng) { (void)m; (void)l; (void)rng; }
-MR__PRIV mr_tensor *mr__ffn_none_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
-    (void)ctx; (void)m; (void)l; (void)blk; (void)use;
+MR__PRIV mr_tensor *mr__ffn_none_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train) {
+    (void)ctx; (void)m; (void)l; (void)blk; (void)use; (void)train;
     return x;
 }
 MR__PRIV void mr__ffn_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
@@ -5665,20 +5726,366 @@ MR__PRIV void mr__ffn_init(mr_model *m, int l, mr_rng *rng) {
     mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
     mr_params_init_normal(m->ps, t[1], mr__init_res(&m->cfg, m->cfg.ffn_hidden), rng);
 }
-MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use) {
+MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train) {
     mr_tensor **t = m->layers[l].ffn, *h = mr_matmul(ctx, x, t[0], 0, 1, NULL);
     int k = m->cfg.ffn[l];
-    (void)blk; (void)use;
+    (void)blk; (void)use; (void)train;
     h = k == MR_FFN_SWIGLU ? mr_swiglu(ctx, h) : k == MR_FFN_RELU2 ? mr_relu2(ctx, h) : mr_gelu(ctx, h);
     return mr_matmul(ctx, h, t[1], 0, 1, NULL);
 }
+/* --- [layer.moe] Mixture-of-Experts: routing, router losses, grouped experts ---
+   A router's logits [N, R] over R routed experts; mr_moe_route picks each
+   row's top k, mr_moe_aux_loss gives the load-balance and z losses, and
+   mr_moe_experts runs expert 0 (shared, every row, weight 1) and the chosen
+   experts 1..R, each as one pair of matrix products over the rows routed to
+   it (a counting sort; no capacity limit, no row dropped). */
+typedef struct mr__moe_route { int k, R, renorm; float *P; const int32_t *idx; } mr__moe_route;
+MR__PRIV void mr__moe_route_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__moe_route *p = (mr__moe_route *)data;
+    mr_tensor *lg = in[0];
+    int64_t N = mr_tensor_rows(lg), n;
+    int nt = ctx->n_threads;
+    (void)n_in; (void)nt;
+    if (!lg->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (N * p->R > MR__PAR_MIN) schedule(static))
+    for (n = 0; n < N; n++) {
+        const float *G = out->grad + n * p->k, *q = out->data + n * p->k, *P = p->P + n * p->R;
+        const int32_t *ix = p->idx + n * p->k;
+        float *gl = lg->grad + n * lg->row_stride;
+        double s = 0;
+        int j, e;
+        for (j = 0; j < p->k; j++) s += (double)G[j] * q[j];
+        if (p->renorm)   /* q = softmax over the chosen logits: only they get a gradient */
+            for (j = 0; j < p->k; j++) gl[ix[j]] += q[j] * (float)((double)G[j] - s);
+        else {           /* q_j = P[ix_j]: dq_j/dl_m = P_j (delta - P_m) */
+            for (e = 0; e < p->R; e++) gl[e] -= P[e] * (float)s;
+            for (j = 0; j < p->k; j++) gl[ix[j]] += G[j] * q[j];
+        }
+    }
+}
+MRDEF mr_tensor *mr_moe_route(mr_ctx *ctx, mr_tensor *logits, int k, int renorm, int32_t *idx) {
+    mr_tensor *out;
+    mr__moe_route *p;
+    int64_t N, R, n;
+    int nt = ctx ? ctx->n_threads : 1;
+    (void)nt;
+    if (mr__bad(ctx) || !logits) return NULL;
+    N = mr_tensor_rows(logits); R = mr_tensor_cols(logits);
+    if (!idx || R < 1 || R > MR_MOE_MAX_EXPERTS || k < 1 || k > R) {
+        mr_ctx_fail(ctx, MR_ERR_ARG, "mr_moe_route: need 1 <= k <= %lld routed experts (at most %d) and an index buffer", (long long)R, MR_MOE_MAX_EXPERTS);
+        return NULL;
+    }
+    out = mr__like_cols(ctx, logits, k);
+    p = (mr__moe_route *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p || !(p->P = mr__floats(ctx, N * R))) return NULL;
+    p->k = k; p->R = (int)R; p->renorm = renorm; p->idx = idx;
+    MR__OMP(parallel for num_threads(nt) if (N * R > MR__PAR_MIN) schedule(static))
+    for (n = 0; n < N; n++) {
+        const float *l = logits->data + n * logits->row_stride;
+        float *P = p->P + n * R, *g = out->data + n * k, mx = l[0];
+        int32_t *ix = idx + n * k;
+        uint64_t used = 0;
+        double s = 0;
+        int e, j;
+        for (e = 1; e < R; e++) if (l[e] > mx) mx = l[e];
+        for (e = 0; e < R; e++) { P[e] = expf(l[e] - mx); s += P[e]; }
+        for (e = 0; e < R; e++) P[e] = (float)(P[e] / s);
+        for (j = 0; j < k; j++) {   /* the j-th largest logit; ties (and NaNs) go to the lower index */
+            int best = -1;
+            for (e = 0; e < R; e++) if (!(used >> e & 1) && (best < 0 || l[e] > l[best])) best = e;
+            used |= (uint64_t)1 << best;
+            ix[j] = best;
+        }
+        if (renorm) {
+            double t = 0;
+            for (j = 0; j < k; j++) t += (g[j] = expf(l[ix[j]] - l[ix[0]]));
+            for (j = 0; j < k; j++) g[j] = (float)(g[j] / t);
+        } else for (j = 0; j < k; j++) g[j] = P[ix[j]];
+    }
+    mr_tape_record(ctx, out, &logits, 1, mr__moe_route_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+typedef struct mr__moe_aux { int R; float cb, cz; float *P, *lse; double *f; } mr__moe_aux;
+MR__PRIV void mr__moe_aux_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__moe_aux *p = (mr__moe_aux *)data;
+    mr_tensor *lg = in[0];
+    int64_t N = mr_tensor_rows(lg), n;
+    int nt = ctx->n_threads;
+    float g = out->grad[0];
+    (void)n_in; (void)nt;
+    if (!lg->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (N * p->R > MR__PAR_MIN) schedule(static))
+    for (n = 0; n < N; n++) {
+        const float *P = p->P + n * p->R;
+        float *gl = lg->grad + n * lg->row_stride;
+        double fp = 0, cb = (double)g * p->cb * p->R / (double)N, cz = (double)g * p->cz * 2.0 * p->lse[n] / (double)N;
+        int e;
+        for (e = 0; e < p->R; e++) fp += p->f[e] * P[e];
+        for (e = 0; e < p->R; e++) gl[e] += (float)(P[e] * (cb * (p->f[e] - fp) + cz));
+    }
+}
+MRDEF mr_tensor *mr_moe_aux_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *idx, int k, float cb, float cz, double *balance,
+                                 double *zloss, double *load) {
+    mr_tensor *out;
+    mr__moe_aux *p;
+    int64_t N, R, n, one = 1;
+    double bal = 0, z = 0, Pm[MR_MOE_MAX_EXPERTS];
+    int e;
+    if (mr__bad(ctx) || !logits) return NULL;
+    N = mr_tensor_rows(logits); R = mr_tensor_cols(logits);
+    if (!idx || R < 1 || R > MR_MOE_MAX_EXPERTS || k < 1 || k > R) {
+        mr_ctx_fail(ctx, MR_ERR_ARG, "mr_moe_aux_loss: need 1 <= k <= %lld routed experts (at most %d) and the routing", (long long)R, MR_MOE_MAX_EXPERTS);
+        return NULL;
+    }
+    out = mr_tensor_new(ctx, 1, &one, 0);
+    p = (mr__moe_aux *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p || !(p->P = mr__floats(ctx, N * R)) || !(p->lse = mr__floats(ctx, N)) ||
+        !(p->f = (double *)mr_ctx_alloc(ctx, sizeof(double) * (size_t)R)))
+        return NULL;
+    p->R = (int)R; p->cb = cb; p->cz = cz;
+    for (e = 0; e < R; e++) { p->f[e] = 0; Pm[e] = 0; }
+    for (n = 0; n < N * k; n++) p->f[idx[n]] += 1.0;
+    for (e = 0; e < R; e++) p->f[e] /= (double)(N * k);
+    for (n = 0; n < N; n++) {   /* sequential: the sums are in a fixed order */
+        const float *l = logits->data + n * logits->row_stride;
+        float *P = p->P + n * R, mx = l[0];
+        double s = 0;
+        for (e = 1; e < R; e++) if (l[e] > mx) mx = l[e];
+        for (e = 0; e < R; e++) s += (P[e] = expf(l[e] - mx));
+        for (e = 0; e < R; e++) { P[e] = (float)(P[e] / s); Pm[e] += P[e]; }
+        p->lse[n] = mx + (float)log(s);
+        z += (double)p->lse[n] * p->lse[n];
+    }
+    for (e = 0; e < R; e++) bal += p->f[e] * Pm[e] / (double)N;
+    bal *= (double)R;
+    z /= (double)N;
+    out->data[0] = (float)(cb * bal + cz * z);
+    if (balance) *balance = bal;
+    if (zloss) *zloss = z;
+    if (load) for (e = 0; e < R; e++) load[e] = p->f[e];
+    mr_tape_record(ctx, out, &logits, 1, mr__moe_aux_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* The grouped experts. Buffer rows: [0, N) expert 0 (every row, its input
+   is x itself), then the rows routed to expert 1, 2, .. (off[e]); pos[n k + j]
+   is the buffer row of row n's j-th choice and slot[r - N] = n k + j the
+   choice of routed buffer row r. */
+typedef struct mr__moe_x {
+    int E, k, H, d;
+    int64_t N, Rt, *off, *pos;
+    const int32_t *idx;
+    int64_t *slot;
+    float *X, *Hb, *A, *Y;   /* routed inputs [Rt - N, d]; w13 x [Rt, 2H]; swiglu [Rt, H]; expert outputs [Rt, d] */
+} mr__moe_x;
+MR__PRIV void mr__moe_swiglu_rows(mr_ctx *ctx, const float *h, float *a, int64_t rows, int H) {
+    int64_t r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) if (rows * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < rows; r++) {
+        const float *u = h + r * 2 * H, *v = u + H;
+        float *o = a + r * H;
+        int c;
+        for (c = 0; c < H; c++) o[c] = u[c] * mr__sigmoidf(u[c]) * v[c];
+    }
+}
+MR__PRIV void mr__moe_x_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__moe_x *p = (mr__moe_x *)data;
+    mr_tensor *x = in[0], *w13 = in[1], *w2 = in[2], *gt = in[3];
+    int64_t N = p->N, Rt = p->Rt, n, r, d = p->d, H = p->H, k = p->k;
+    float *dY = NULL, *dA, *dH, *dX = NULL;
+    const float *dy = out->grad;
+    int e, nt = ctx->n_threads;
+    (void)n_in; (void)nt;
+    if (gt->grad)   /* d gate = dy . (the chosen expert's output) */
+        MR__OMP(parallel for num_threads(nt) if (N * k * d > MR__PAR_MIN) schedule(static))
+        for (n = 0; n < N; n++) {
+            int64_t j, c;
+            for (j = 0; j < k; j++) {
+                const float *y = p->Y + p->pos[n * k + j] * d;
+                float s = 0.f;
+                for (c = 0; c < d; c++) s += dy[n * d + c] * y[c];
+                gt->grad[n * gt->row_stride + j] += s;
+            }
+        }
+    if (!x->grad && !w13->grad && !w2->grad) return;
+    if (Rt > N && !(dY = mr__floats(ctx, (Rt - N) * d))) return;
+    if (!(dA = mr__floats(ctx, Rt * H)) || !(dH = mr__floats(ctx, Rt * 2 * H))) return;
+    if (Rt > N && x->grad && !(dX = mr__floats(ctx, (Rt - N) * d))) return;
+    MR__OMP(parallel for num_threads(nt) if ((Rt - N) * d > MR__PAR_MIN) schedule(static))
+    for (r = N; r < Rt; r++) {   /* a routed row's output gradient: gate * dy */
+        int64_t q = p->slot[r - N], s = q / k, c;
+        float g = gt->data[s * gt->row_stride + q % k];
+        for (c = 0; c < d; c++) dY[(r - N) * d + c] = g * dy[s * d + c];
+    }
+    for (e = 0; e < p->E; e++) {
+        int64_t o = p->off[e], M = p->off[e + 1] - o;
+        const float *dYe = e ? dY + (o - N) * d : dy;
+        if (!M) continue;
+        mr_gemm(ctx, 0, 0, (int)M, (int)H, (int)d, 1.f, dYe, (int)d, w2->data + (size_t)e * d * H, (int)H, 0.f, dA + o * H, (int)H);
+        if (w2->grad) mr_gemm(ctx, 1, 0, (int)d, (int)H, (int)M, 1.f, dYe, (int)d, p->A + o * H, (int)H, 1.f, w2->grad + (size_t)e * d * H, (int)H);
+    }
+    MR__OMP(parallel for num_threads(nt) if (Rt * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < Rt; r++) {
+        const float *u = p->Hb + r * 2 * H, *v = u + H, *g = dA + r * H;
+        float *gu = dH + r * 2 * H, *gv = gu + H;
+        int64_t c;
+        for (c = 0; c < H; c++) {
+            float s = mr__sigmoidf(u[c]);
+            gu[c] = g[c] * v[c] * s * (1.f + u[c] * (1.f - s));
+            gv[c] = g[c] * u[c] * s;
+        }
+    }
+    for (e = 0; e < p->E; e++) {
+        int64_t o = p->off[e], M = p->off[e + 1] - o;
+        const float *Xe = e ? p->X + (o - N) * d : x->data;
+        int ldx = e ? (int)d : (int)x->row_stride;
+        if (!M) continue;
+        if (x->grad) {
+            if (e) mr_gemm(ctx, 0, 0, (int)M, (int)d, (int)(2 * H), 1.f, dH + o * 2 * H, (int)(2 * H), w13->data + (size_t)e * 2 * H * d, (int)d, 0.f, dX + (o - N) * d, (int)d);
+            else mr_gemm(ctx, 0, 0, (int)M, (int)d, (int)(2 * H), 1.f, dH, (int)(2 * H), w13->data, (int)d, 1.f, x->grad, (int)x->row_stride);
+        }
+        if (w13->grad) mr_gemm(ctx, 1, 0, (int)(2 * H), (int)d, (int)M, 1.f, dH + o * 2 * H, (int)(2 * H), Xe, ldx, 1.f, w13->grad + (size_t)e * 2 * H * d, (int)d);
+    }
+    if (x->grad && dX)
+        MR__OMP(parallel for num_threads(nt) if (N * k * d > MR__PAR_MIN) schedule(static))
+        for (n = 0; n < N; n++) {   /* the routed rows' input gradients back to their rows */
+            int64_t j, c;
+            float *gx = x->grad + n * x->row_stride;
+            for (j = 0; j < k; j++) {
+                const float *s = dX + (p->pos[n * k + j] - N) * d;
+                for (c = 0; c < d; c++) gx[c] += s[c];
+            }
+        }
+}
+MRDEF mr_tensor *mr_moe_experts(mr_ctx *ctx, mr_tensor *x, mr_tensor *w13, mr_tensor *w2, mr_tensor *gates, const int32_t *idx) {
+    mr_tensor *out, *in[4];
+    mr__moe_x *p;
+    int64_t N, d, H, E, k, n, r, cur[MR_MOE_MAX_EXPERTS + 1];
+    int e, nt = ctx ? ctx->n_threads : 1;
+    (void)nt;
+    if (mr__bad(ctx) || !x || !w13 || !w2 || !gates) return NULL;
+    N = mr_tensor_rows(x); d = mr_tensor_cols(x); k = mr_tensor_cols(gates);
+    E = w13->shape[0]; H = w13->ndim == 3 ? w13->shape[1] / 2 : 0;
+    if (!idx || w13->ndim != 3 || w2->ndim != 3 || E < 2 || E > MR_MOE_MAX_EXPERTS || H < 1 || w13->shape[1] != 2 * H || w13->shape[2] != d ||
+        w2->shape[0] != E || w2->shape[1] != d || w2->shape[2] != H || mr_tensor_rows(gates) != N || k < 1 || k > E - 1 ||
+        N * (k + 1) > INT32_MAX || 2 * H * d > INT32_MAX) {
+        mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_moe_experts: x [.., d], w13 [E, 2H, d], w2 [E, d, H], gates [.., k < E]");
+        return NULL;
+    }
+    for (n = 0; n < N * k; n++)
+        if (idx[n] < 0 || idx[n] >= E - 1) { mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_moe_experts: expert index %d outside [0, %lld)", idx[n], (long long)(E - 1)); return NULL; }
+    out = mr__like(ctx, x);
+    p = (mr__moe_x *)mr_ctx_alloc(ctx, sizeof *p);
+    if (!out || !p) return NULL;
+    p->E = (int)E; p->k = (int)k; p->H = (int)H; p->d = (int)d; p->N = N; p->Rt = N * (1 + k); p->idx = idx;
+    p->off = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(E + 1));
+    p->pos = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(N * k));
+    p->slot = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(N * k));
+    p->X = mr__floats(ctx, N * k * d);
+    p->Hb = mr__floats(ctx, p->Rt * 2 * H);
+    p->A = mr__floats(ctx, p->Rt * H);
+    p->Y = mr__floats(ctx, p->Rt * d);
+    if (!p->off || !p->pos || !p->slot || !p->X || !p->Hb || !p->A || !p->Y) return NULL;
+    /* counting sort of the routed slots by expert, stable in (row, choice) */
+    for (e = 0; e <= E; e++) cur[e] = 0;
+    for (n = 0; n < N * k; n++) cur[idx[n] + 1]++;
+    p->off[0] = 0; p->off[1] = N;
+    for (e = 1; e < E; e++) p->off[e + 1] = p->off[e] + cur[e];
+    for (e = 1; e < E; e++) cur[e] = p->off[e];
+    for (n = 0; n < N * k; n++) { int64_t q = cur[idx[n] + 1]++; p->pos[n] = q; p->slot[q - N] = n; }
+    MR__OMP(parallel for num_threads(nt) if (N * k * d > MR__PAR_MIN) schedule(static))
+    for (r = N; r < p->Rt; r++) memcpy(p->X + (r - N) * d, x->data + p->slot[r - N] / k * x->row_stride, sizeof(float) * (size_t)d);
+    for (e = 0; e < E; e++) {   /* each expert: [M, d] -> [M, 2H] -> swiglu -> [M, d], on the context's threads */
+        int64_t o = p->off[e], M = p->off[e + 1] - o;
+        if (!M) continue;
+        if (e) mr_gemm(ctx, 0, 1, (int)M, (int)(2 * H), (int)d, 1.f, p->X + (o - N) * d, (int)d, w13->data + (size_t)e * 2 * H * d, (int)d, 0.f, p->Hb + o * 2 * H, (int)(2 * H));
+        else mr_gemm(ctx, 0, 1, (int)M, (int)(2 * H), (int)d, 1.f, x->data, (int)x->row_stride, w13->data, (int)d, 0.f, p->Hb, (int)(2 * H));
+        mr__moe_swiglu_rows(ctx, p->Hb + o * 2 * H, p->A + o * H, M, (int)H);
+        mr_gemm(ctx, 0, 1, (int)M, (int)d, (int)H, 1.f, p->A + o * H, (int)H, w2->data + (size_t)e * d * H, (int)H, 0.f, p->Y + o * d, (int)d);
+    }
+    MR__OMP(parallel for num_threads(nt) if (N * k * d > MR__PAR_MIN) schedule(static))
+    for (n = 0; n < N; n++) {   /* out = expert 0 + sum of gate * chosen expert */
+        float *o = out->data + n * d;
+        int64_t j, c;
+        memcpy(o, p->Y + n * d, sizeof(float) * (size_t)d);
+        for (j = 0; j < k; j++) {
+            const float *y = p->Y + p->pos[n * k + j] * d;
+            float g = gates->data[n * gates->row_stride + j];
+            for (c = 0; c < d; c++) o[c] += g * y[c];
+        }
+    }
+    in[0] = x; in[1] = w13; in[2] = w2; in[3] = gates;
+    mr_tape_record(ctx, out, in, 4, mr__moe_x_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+
+/* moe: ffn[0] router "layers.L.moe.router" [E-1, d] (the routed experts' logits),
+        ffn[1] w13 "layers.L.moe.w13" [E, 2H, d] (expert e's [w1 | w3]),
+        ffn[2] w2  "layers.L.moe.w2"  [E, d, H];
+   y = expert_0(x) + sum over the top-k routed e of gate_e expert_e(x), every
+   expert a SwiGLU of hidden H = ffn_hidden. In training (mr_model_forward's
+   train) each layer adds balance * (load balance) + zloss * (router z-loss)
+   to mr_model_aux_loss and its statistics to m->moe. */
+MR__PRIV mr_status mr__moe_check(const mr_model_cfg *c, int l, mr_error *err) {
+    if (c->moe.n_experts < 2 || c->moe.n_experts > MR_MOE_MAX_EXPERTS)
+        return mr__seterr(err, MR_ERR_ARG, "layer %d: %d experts outside [2, %d] (expert 0 is shared, the others routed)", l, c->moe.n_experts, MR_MOE_MAX_EXPERTS);
+    if (c->moe.top_k < 1 || c->moe.top_k >= c->moe.n_experts)
+        return mr__seterr(err, MR_ERR_ARG, "layer %d: top-k %d must be in [1, %d] (fewer than the %d experts)", l, c->moe.top_k, c->moe.n_experts - 1, c->moe.n_experts);
+    if (c->moe.renorm < 0 || c->moe.renorm > 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: moe renorm %d is not 0 or 1", l, c->moe.renorm);
+    if (!(c->moe.balance >= 0.f && c->moe.balance <= 1e3f) || !(c->moe.zloss >= 0.f && c->moe.zloss <= 1e3f))
+        return mr__seterr(err, MR_ERR_ARG, "layer %d: MoE loss coefficients %g, %g outside [0, 1000]", l, (double)c->moe.balance, (double)c->moe.zloss);
+    return MR_OK;
+}
+MR__PRIV void mr__moe_params(mr__pb *pb, const mr_model_cfg *c, int l, mr_tensor **t) {
+    int64_t d = c->dim, H = c->ffn_hidden, E = c->moe.n_experts;
+    (void)l;
+    t[0] = mr__pb_add(pb, "layers.%d.moe.router", E - 1, d);
+    t[1] = mr__pb_add3(pb, "layers.%d.moe.w13", E, 2 * H, d);
+    t[2] = mr__pb_add3(pb, "layers.%d.moe.w2", E, d, H);
+}
+MR__PRIV void mr__moe_init(mr_model *m, int l, mr_rng *rng) {
+    mr_tensor **t = m->layers[l].ffn;
+    mr_params_init_normal(m->ps, t[0], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[1], mr__init_sd(&m->cfg), rng);
+    mr_params_init_normal(m->ps, t[2], mr__init_res(&m->cfg, m->cfg.ffn_hidden), rng);
+}
+MR__PRIV mr_tensor *mr__moe_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train) {
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].ffn, *lg, *gates;
+    int k = c->moe.top_k, R = c->moe.n_experts - 1;
+    int64_t N = x ? mr_tensor_rows(x) : 0;
+    int32_t *idx;
+    (void)blk; (void)use;
+    if (mr__bad(ctx) || !x) return NULL;
+    lg = mr_matmul(ctx, x, t[0], 0, 1, NULL);
+    idx = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)N * (size_t)k);
+    if (!idx) return NULL;
+    gates = mr_moe_route(ctx, lg, k, c->moe.renorm, idx);
+    if (train && gates) {
+        double bal, z, load[MR_MOE_MAX_EXPERTS];
+        mr_tensor *aux = mr_moe_aux_loss(ctx, lg, idx, k, c->moe.balance, c->moe.zloss, &bal, &z, load);
+        int e;
+        if (!aux) return NULL;
+        m->aux = m->aux ? mr_add(ctx, m->aux, aux) : aux;
+        m->moe.calls++;
+        m->moe.balance += bal;
+        m->moe.zloss += z;
+        for (e = 0; e < R; e++) m->moe.load[e] += load[e];
+    }
+    return mr_moe_experts(ctx, x, t[1], t[2], gates, idx);
+}
 static const mr__ffn_row mr__ffns[] = {
-    {"none", "no FFN sub-block", mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd},
-    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
-    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
-    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
-    {"rwkv-cmix", "RWKV-6 channel mixing: token shift, sigmoid(w_r x_r) * w_v relu(w_k x_k)^2", mr__cmix_params, mr__cmix_init,
+    {"none", "no FFN sub-block", NULL, mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd},
+    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"rwkv-cmix", "RWKV-6 channel mixing: token shift, sigmoid(w_r x_r) * w_v relu(w_k x_k)^2", NULL, mr__cmix_params, mr__cmix_init,
      mr__cmix_state, mr__cmix_fwd},
+    {"moe", "Mixture-of-Experts: a shared SwiGLU expert and the top-k of the routed ones (--experts, --top-k)", mr__moe_check,
+     mr__moe_params, mr__moe_init, NULL, mr__moe_fwd},
 };
 typedef char mr__chk_ffns[(sizeof mr__ffns / sizeof mr__ffns[0] == MR_FFN_COUNT) ? 1 : -1];
 
@@ -5712,6 +6119,11 @@ MRDEF mr_model_cfg mr_model_defaults(int vocab_size) {
     c.rwkv.head_size = 64;
     c.rwkv.mix_rank = 32;
     c.rwkv.decay_rank = 64;
+    c.moe.n_experts = 4;
+    c.moe.top_k = 1;
+    c.moe.renorm = 0;
+    c.moe.balance = 1e-2f;
+    c.moe.zloss = 1e-3f;
     return c;
 }
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int l) { return mr__kind_inner_dim(cfg, cfg->mixer[l]); }
@@ -5832,6 +6244,7 @@ MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *c, mr_error *err) {
         if (c->mixer_b[l] > MR_MIXER_COUNT) return mr__seterr(err, MR_ERR_ARG, "layer %d: unknown second mixer %d", l, c->mixer_b[l] - 1);
         if (mr_model_inner_dim(c, l) < 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: inner dim < 1", l);
         if ((s = mr__mixers[c->mixer[l]].check(c, l, err)) != MR_OK) return s;
+        if (mr_model_ffn_kind(c, l) != MR_FFN_NONE && mr__ffns[c->ffn[l]].check && (s = mr__ffns[c->ffn[l]].check(c, l, err)) != MR_OK) return s;
         if (c->mixer_b[l]) {
             if (mr__kind_inner_dim(c, c->mixer_b[l] - 1) < 1) return mr__seterr(err, MR_ERR_ARG, "layer %d: inner dim < 1", l);
             if ((s = mr__mixers[c->mixer_b[l] - 1].check(c, l, err)) != MR_OK) return s;
@@ -5889,6 +6302,15 @@ MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *c) {
     if (mr_model_cfg_check(c, NULL) != MR_OK) return -1;
     return mr__cfg_param_count_n(c, NULL);
 }
+MRDEF int64_t mr_model_cfg_active_param_count(const mr_model_cfg *c) {
+    int64_t n = mr_model_cfg_param_count(c);
+    int l;
+    if (n < 0) return n;
+    for (l = 0; l < c->n_layers; l++)   /* the routed experts a token skips: 3 H d each */
+        if (mr_model_ffn_kind(c, l) == MR_FFN_MOE) n -= (int64_t)(c->moe.n_experts - 1 - c->moe.top_k) * 3 * c->ffn_hidden * c->dim;
+    return n;
+}
+MRDEF mr_tensor *mr_model_aux_loss(const mr_model *m) { return m ? m->aux : NULL; }
 
 MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_allocator *alloc, mr_error *err) {
     mr_model *m;
@@ -6084,6 +6506,7 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
                     (long long)limit, (long long)pos0, (long long)(pos0 + T - 1));
         return NULL;
     }
+    if (train) m->aux = NULL;
     shape[0] = B; shape[1] = T; shape[2] = c->dim;
     x = mr_view_reshape(ctx, mr_embedding(ctx, m->emb, tokens, (int64_t)B * T), 3, shape);
     if (m->pos && x) {
@@ -6118,7 +6541,7 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
         if (fk != MR_FFN_NONE) {
             mr_state_block *fb = st && mr__ffns[fk].state ? &st->blocks[st->first[l + 1] - 1] : NULL;   /* the FFN's: the last */
             h = mr_rmsnorm(ctx, x, L->norm2, c->norm_eps);
-            h = mr__ffns[fk].forward(ctx, m, l, h, fb, use_state);
+            h = mr__ffns[fk].forward(ctx, m, l, h, fb, use_state, train);
             if (train && c->dropout > 0) h = mr_dropout(ctx, h, c->dropout);
             x = mr_add(ctx, x, h);
         }
@@ -6168,10 +6591,13 @@ MRDEF mr_status mr_train_grad(mr_ctx *ctx, mr_model *m, const int32_t *inputs, c
         }
         lg = mr_model_forward(ctx, m, pin, B, P, state, 1);
         l = mr_cross_entropy(ctx, lg, ptg, -1);
-        if (l && np > 1) l = mr_scale(ctx, l, 1.0f / (float)np);
+        if (!l || mr_ctx_status(ctx) != MR_OK) return mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE;
+        sum += np > 1 ? (double)(l->data[0] * (1.0f / (float)np)) : (double)l->data[0];   /* the cross-entropy (as the scaled loss is): the router losses are not in it */
+        if (m->aux) l = mr_add(ctx, l, m->aux);
+        if (np > 1) l = mr_scale(ctx, l, 1.0f / (float)np);
         if (!l || mr_ctx_status(ctx) != MR_OK) return mr_ctx_status(ctx) != MR_OK ? mr_ctx_status(ctx) : MR_ERR_STATE;
         if (mr_backward(ctx, l) != MR_OK) return mr_ctx_status(ctx);
-        sum += (double)l->data[0];
+        m->aux = NULL;
         mr_ctx_reset(ctx);
     }
     *loss = sum;
@@ -7971,6 +8397,12 @@ static const mr__conf_field mr__conf_fields[] = {
     MR__CF(22, U32, 1, 1, 0, rwkv.mix_rank, 0, 4096),
     MR__CF(23, U32, 1, 1, 0, rwkv.decay_rank, 0, 4096),
     MR__CF(24, LAYERS, 1, 1, 0, mixer_b, 0, 0),         /* second mixer + 1 per layer (0: none); written only when any */
+    /* MoE: a reader that knows ffn kind 5 knows these, one that does not refuses the kind */
+    MR__CF(25, U32, 0, 1, 0, moe.n_experts, 0, MR_MOE_MAX_EXPERTS),   /* ranges checked by the moe row when a layer uses it */
+    MR__CF(26, U32, 0, 1, 0, moe.top_k, 0, MR_MOE_MAX_EXPERTS),
+    MR__CF(27, U32, 0, 1, 0, moe.renorm, 0, 1),
+    MR__CF(28, F32, 0, 0, 0, moe.balance, 0, 0),        /* training only */
+    MR__CF(29, F32, 0, 0, 0, moe.zloss, 0, 0),          /* training only */
 };
 #define MR__N_CONF_FIELDS ((int)(sizeof mr__conf_fields / sizeof mr__conf_fields[0]))
 MR__PRIV void mr__wb_conf(mr__wbuf *w, const mr_model_cfg *c) {

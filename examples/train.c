@@ -19,6 +19,8 @@ typedef struct args {
     const char *data, *out, *arch, *schedule, *optimizer, *batching, *scan, *tokenizer, *resume, *ffn_kind, *pos_emb;
     int dim, depth, conv, ffn, batch, chunk, backprop, threads, bytes, tie, gru_norm, heads, kv_heads, max_context;
     int rwkv_head, rwkv_mix_rank, rwkv_decay_rank;
+    int experts, top_k, moe_renorm;
+    double moe_balance, moe_zloss;
     double rope_theta;
     long long steps, warmup, eval_every, log_every, save_every, context, stop_at;
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
@@ -53,6 +55,13 @@ static void usage(void) {
         "  --rope-theta T        RoPE base (default 10000; 0: no rotary embedding)\n"
         "  --rwkv-head-size N    rwkv6 layers: channels per wkv head (default 64; must divide --dim)\n"
         "  --rwkv-ranks R1,R2    rwkv6 layers: ranks of the token-shift and decay LoRAs (default 32,64)\n"
+        "  --experts E           --ffn moe: experts per layer, expert 0 shared and E-1 routed (default 4)\n"
+        "  --top-k K             --ffn moe: routed experts per token (default 1); each expert's hidden\n"
+        "                        is --ffn-hidden, by default 4 d / (1 + K): the active FFN weights of the\n"
+        "                        dense default\n"
+        "  --moe-renorm          --ffn moe: gates are a softmax over the chosen K (default: router probabilities)\n"
+        "  --moe-balance C       --ffn moe: load-balance loss coefficient (default 1e-2)\n"
+        "  --moe-zloss C         --ffn moe: router z-loss coefficient (default 1e-3)\n"
         "  --max-context N       positions one stream holds: the KV cache and the position table\n"
         "                        (default max(1024, --chunk-size), with --pos-emb learned --chunk-size: the\n"
         "                        positions it trains); generation stops with an error there\n"
@@ -109,6 +118,7 @@ static void set_defaults(args *a) {
     a->batching = "random"; a->scan = "auto";
     a->ffn_kind = "swiglu"; a->pos_emb = "none"; a->heads = 4; a->kv_heads = 0; a->rope_theta = 10000; a->max_context = 0;
     a->rwkv_head = 64; a->rwkv_mix_rank = 32; a->rwkv_decay_rank = 64;
+    a->experts = 4; a->top_k = 1; a->moe_renorm = 0; a->moe_balance = 1e-2; a->moe_zloss = 1e-3;
     a->dim = 128; a->depth = 4; a->conv = 0; a->ffn = -1; a->batch = 32; a->chunk = 256; a->backprop = 0; a->threads = 0; a->tie = 1;
     a->steps = 0; a->warmup = 100; a->eval_every = 250; a->log_every = 10; a->save_every = 500; a->context = 0;
     a->epochs = 0; a->time_budget = 0; a->lr = 6e-3; a->min_lr_factor = 0.1; a->weight_decay = 0.1; a->grad_clip = 1.0;
@@ -139,6 +149,11 @@ static void parse_args(args *a, int argc, char **argv) {
             if (e1 == v || !e2 || *e2 || r1 < 1 || r1 > 4096 || r2 < 1 || r2 > 4096) ex_die(PROG, "--rwkv-ranks wants R1,R2 (each 1 to 4096), as 32,64");
             a->rwkv_mix_rank = (int)r1; a->rwkv_decay_rank = (int)r2;
         }
+        else if (!strcmp(f, "--experts")) a->experts = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 2, MR_MOE_MAX_EXPERTS);
+        else if (!strcmp(f, "--top-k")) a->top_k = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MOE_MAX_EXPERTS - 1);
+        else if (!strcmp(f, "--moe-renorm")) a->moe_renorm = 1;
+        else if (!strcmp(f, "--moe-balance")) a->moe_balance = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1000);
+        else if (!strcmp(f, "--moe-zloss")) a->moe_zloss = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1000);
         else if (!strcmp(f, "--max-context")) a->max_context = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(f, "--pos-emb")) a->pos_emb = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--dim")) a->dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
@@ -284,6 +299,7 @@ typedef struct trainer {
     double t0, best_val, last_val, train_loss_ema, last_log_t, eval_cost;
     long long tokens_at_log;
     FILE *hist;
+    int moe_routed;   /* routed experts when a layer is MoE, else 0 */
     int tty, auto_dropout, adam_on;
     mr_bpe *bpe;
     int64_t n_tokens;
@@ -441,8 +457,11 @@ static int phase_model(trainer *tr) {
     if (!tr->m) {
         tr->cfg = mr_model_defaults(tr->vocab.n);
         tr->cfg.dim = tr->a.dim; tr->cfg.n_layers = tr->a.depth; tr->cfg.expansion = (float)tr->a.expansion; tr->cfg.conv_kernel = tr->a.conv;
-        tr->cfg.ffn_hidden = tr->a.ffn >= 0 ? tr->a.ffn : strcmp(tr->a.ffn_kind, "rwkv-cmix") ? 4 * tr->a.dim
-                           : (int)(3.5 * tr->a.dim) >= 32 ? (int)(3.5 * tr->a.dim) / 32 * 32 : (int)(3.5 * tr->a.dim);   /* RWKV-LM's dim_ffn */ tr->cfg.tie_embeddings = tr->a.tie; tr->cfg.gru_hidden_norm = tr->a.gru_norm;
+        tr->cfg.ffn_hidden = tr->a.ffn >= 0 ? tr->a.ffn
+                           : !strcmp(tr->a.ffn_kind, "moe") ? (4 * tr->a.dim / (1 + tr->a.top_k) > 0 ? 4 * tr->a.dim / (1 + tr->a.top_k) : 1)   /* the dense default's active weights */
+                           : strcmp(tr->a.ffn_kind, "rwkv-cmix") ? 4 * tr->a.dim
+                           : (int)(3.5 * tr->a.dim) >= 32 ? (int)(3.5 * tr->a.dim) / 32 * 32 : (int)(3.5 * tr->a.dim);   /* RWKV-LM's dim_ffn */
+        tr->cfg.tie_embeddings = tr->a.tie; tr->cfg.gru_hidden_norm = tr->a.gru_norm;
         tr->cfg.dropout = 0;
         if (!tr->auto_dropout) tr->cfg.dropout = (float)tr->a.dropout;
         else if (tr->total_steps) {   /* the length of the run is known now */
@@ -464,6 +483,13 @@ static int phase_model(trainer *tr) {
         tr->cfg.attn.rope_theta = (float)tr->a.rope_theta;
         tr->cfg.rwkv.head_size = tr->a.rwkv_head;
         tr->cfg.rwkv.mix_rank = tr->a.rwkv_mix_rank; tr->cfg.rwkv.decay_rank = tr->a.rwkv_decay_rank;
+        tr->cfg.moe.n_experts = tr->a.experts; tr->cfg.moe.top_k = tr->a.top_k; tr->cfg.moe.renorm = tr->a.moe_renorm;
+        tr->cfg.moe.balance = (float)tr->a.moe_balance; tr->cfg.moe.zloss = (float)tr->a.moe_zloss;
+        if (!strcmp(tr->a.ffn_kind, "moe") && tr->a.top_k >= tr->a.experts) {
+            char b[200];
+            snprintf(b, sizeof b, "--top-k %d must be less than --experts %d (expert 0 is shared; %d can be routed)", tr->a.top_k, tr->a.experts, tr->a.experts - 1);
+            ex_die(PROG, b);
+        }
         /* a learned position table only learns the rows training reaches (--chunk-size): rows past them would
            stay at their initial values and ruin a longer stream, so by default the context ends there */
         tr->cfg.max_context = tr->a.max_context ? tr->a.max_context
@@ -553,6 +579,11 @@ static int phase_optim(trainer *tr) {
     tr->sched.kind = !strcmp(tr->a.schedule, "cosine") ? MR_SCHED_COSINE : !strcmp(tr->a.schedule, "linear") ? MR_SCHED_LINEAR : MR_SCHED_CONSTANT;
     tr->sched.base_lr = (float)tr->a.lr; tr->sched.warmup_steps = tr->a.warmup; tr->sched.min_factor = (float)tr->a.min_lr_factor;
     tr->sched.total_steps = tr->total_steps ? tr->total_steps : 1000000;
+    {
+        int l;
+        for (l = 0; l < tr->m->cfg.n_layers; l++)
+            if (mr_model_ffn_kind(&tr->m->cfg, l) == MR_FFN_MOE) tr->moe_routed = tr->m->cfg.moe.n_experts - 1;
+    }
 
     return 0;
 }
@@ -588,12 +619,28 @@ static int phase_output(trainer *tr) {
     }
     tr->hist = fopen(path, tr->a.resume ? "a" : "w");
     if (!tr->hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
-    if (!tr->a.resume) fprintf(tr->hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss\n");
+    if (!tr->a.resume) {
+        fprintf(tr->hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss");
+        if (tr->moe_routed) {   /* the MoE layers' router statistics, averaged over the log interval and the layers */
+            int e;
+            fprintf(tr->hist, ",moe_balance,moe_zloss");
+            for (e = 1; e <= tr->moe_routed; e++) fprintf(tr->hist, ",moe_load_%d", e);
+        }
+        fputc('\n', tr->hist);
+    }
 
-    fprintf(stderr, "%s: %s, %zu bytes (%lld train, %lld val), vocab %d; model %s d=%d L=%d, %lld params; "
-            "batch %d x %d, %d threads%s\n", PROG, tr->a.data, tr->n_text, (long long)tr->n_train, (long long)tr->n_val, tr->vocab.n,
-            tr->a.arch, tr->cfg.dim, tr->cfg.n_layers, (long long)mr_params_count(tr->m->ps), tr->a.batch, tr->a.chunk, mr_ctx_threads(tr->ctx),
-            tr->a.resume ? ", resumed" : "");
+    {
+        char act[64] = "";
+        if (tr->moe_routed) snprintf(act, sizeof act, " (%lld active per token)", (long long)mr_model_cfg_active_param_count(&tr->m->cfg));
+        fprintf(stderr, "%s: %s, %zu bytes (%lld train, %lld val), vocab %d; model %s d=%d L=%d, %lld params%s; "
+                "batch %d x %d, %d threads%s\n", PROG, tr->a.data, tr->n_text, (long long)tr->n_train, (long long)tr->n_val, tr->vocab.n,
+                tr->a.arch, tr->cfg.dim, tr->cfg.n_layers, (long long)mr_params_count(tr->m->ps), act, tr->a.batch, tr->a.chunk, mr_ctx_threads(tr->ctx),
+                tr->a.resume ? ", resumed" : "");
+    }
+    if (tr->moe_routed)
+        fprintf(stderr, "%s: MoE: %d experts of hidden %d (1 shared, %d routed), top-%d%s, balance %g, z-loss %g\n", PROG, tr->m->cfg.moe.n_experts,
+                tr->m->cfg.ffn_hidden, tr->moe_routed, tr->m->cfg.moe.top_k, tr->m->cfg.moe.renorm ? " renormalised" : "",
+                (double)tr->m->cfg.moe.balance, (double)tr->m->cfg.moe.zloss);
     if (tr->a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)tr->step, (long long)tr->tokens, tr->meta0.wall_time);
     if (tr->auto_dropout && (tr->total_steps || tr->a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)tr->m->cfg.dropout);
 
@@ -637,6 +684,20 @@ static void next_batch(trainer *tr) {
         if (reset) mr_state_reset(tr->state);
     }
 }
+/* The end of a history row: the MoE columns (values: the statistics since
+   the last row, then zeroed; else empty fields), then the newline. */
+static void hist_moe(trainer *tr, int values) {
+    int e;
+    if (tr->moe_routed) {
+        double c = (double)tr->m->moe.calls;
+        if (values && c > 0) {
+            fprintf(tr->hist, ",%.5f,%.5f", tr->m->moe.balance / c, tr->m->moe.zloss / c);
+            for (e = 0; e < tr->moe_routed; e++) fprintf(tr->hist, ",%.4f", tr->m->moe.load[e] / c);
+        } else for (e = 0; e < tr->moe_routed + 2; e++) fputc(',', tr->hist);
+        if (values) memset(&tr->m->moe, 0, sizeof tr->m->moe);
+    }
+    fputc('\n', tr->hist);
+}
 /* After a step: the progress line and history row, the periodic evaluation
    (and model_best.bin), the periodic save. */
 static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
@@ -645,10 +706,18 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
         char etab[32];
         eta = tr->total_steps ? (now - tr->last_log_t) / (double)tr->a.log_every * (double)(tr->total_steps - tr->step) : tr->a.time_budget - el;
         fmt_time(etab, sizeof etab, eta);
-        fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s  ETA %s%s", tr->tty ? "\r" : "",
-                (long long)tr->step, tr->train_loss_ema, gnorm, lr, tps / 1000.0, etab, tr->tty ? "   " : "\n");
+        char moe[400] = "";
+        if (tr->moe_routed && tr->m->moe.calls) {   /* the router statistics since the last line */
+            double c = (double)tr->m->moe.calls;
+            int e;
+            size_t n = (size_t)snprintf(moe, sizeof moe, "  moe bal %.3f z %.2f load", tr->m->moe.balance / c, tr->m->moe.zloss / c);
+            for (e = 0; e < tr->moe_routed && n < sizeof moe; e++) n += (size_t)snprintf(moe + n, sizeof moe - n, "%s%.2f", e ? "/" : " ", tr->m->moe.load[e] / c);
+        }
+        fprintf(stderr, "%sstep %lld  loss %.4f  gnorm %.3f  lr %.2e  %.1fk tok/s%s  ETA %s%s", tr->tty ? "\r" : "",
+                (long long)tr->step, tr->train_loss_ema, gnorm, lr, tps / 1000.0, moe, etab, tr->tty ? "   " : "\n");
         /* the loss with 9 significant digits: enough to compare runs bit for bit */
-        fprintf(tr->hist, "%lld,%lld,%.3f,%.9g,%.9g,%.9g,,,\n", (long long)tr->step, (long long)tr->tokens, el, lr, loss_sum, gnorm);
+        fprintf(tr->hist, "%lld,%lld,%.3f,%.9g,%.9g,%.9g,,,", (long long)tr->step, (long long)tr->tokens, el, lr, loss_sum, gnorm);
+        hist_moe(tr, 1);
         fflush(tr->hist);
         tr->tokens_at_log = (long long)tr->tokens;
         tr->last_log_t = now;
@@ -667,7 +736,8 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
         }
         fprintf(stderr, "%sstep %lld  val %.4f nats/char (%.4f bits/char)%s  [eval %.1fs]%s\n", tr->tty ? "\r" : "", (long long)tr->step,
                 tr->last_val / tr->val_bytes_per_token, tr->last_val / tr->val_bytes_per_token / log(2.0), tr->bpe ? " per byte" : "", tr->eval_cost, tr->tty ? "          " : "");
-        fprintf(tr->hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,\n", (long long)tr->step, (long long)tr->tokens, ex_now() - tr->t0, lr, tr->last_val, tr->last_val / tr->val_bytes_per_token / log(2.0));
+        fprintf(tr->hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,", (long long)tr->step, (long long)tr->tokens, ex_now() - tr->t0, lr, tr->last_val, tr->last_val / tr->val_bytes_per_token / log(2.0));
+        hist_moe(tr, 0);
         fflush(tr->hist);
         if (tr->last_val < tr->best_val) {
             tr->best_val = tr->last_val;
@@ -756,7 +826,10 @@ static int phase_finish(trainer *tr) {
                         vw, vw / tr->val_bytes_per_token, vw / tr->val_bytes_per_token / log(2.0), tr->val_bytes_per_token, tr->a.chunk, vs / tr->val_bytes_per_token);
         else printf("final val loss %.4f nats/char (%.4f bits/char) in windows of %d; stateful pass %.4f nats/char\n", vw,
                     vw / log(2.0), tr->a.chunk, vs);
-        if (!paused) fprintf(tr->hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f\n", (long long)tr->step, (long long)tr->tokens, el, tr->train_loss_ema, vw, vw / tr->val_bytes_per_token / log(2.0), vs);
+        if (!paused) {
+            fprintf(tr->hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f", (long long)tr->step, (long long)tr->tokens, el, tr->train_loss_ema, vw, vw / tr->val_bytes_per_token / log(2.0), vs);
+            hist_moe(tr, 0);
+        }
         fclose(tr->hist);
         tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
         tr->meta0.val_loss = vw; tr->meta0.wall_time = el;

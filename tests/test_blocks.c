@@ -28,9 +28,17 @@ static const brow rows[] = {
     {"hybrid", "mingru,attn,gru,minlstm", "swiglu", 2, 0, 2, 1, 500.f},
     {"rwkv+gru", "gru+rwkv6*2", "rwkv-cmix", 0, 0, 2, 2, 1e4f},       /* two mixers per block */
     {"rwkv-two", "mingru+attn,rwkv6+minlstm", "swiglu", 2, 0, 2, 1, 500.f},
+    {"moe", "mingru,gru", "moe", 0, 0, 2, 2, 1e4f},                    /* 4 experts, top-1 */
+    {"moe-k2", "attn,minlstm", "moe", 2, 0, 2, 2, 1e4f},               /* 5 experts, top-2, renormalised */
+    {"rwkv-moe", "gru+rwkv6*2", "moe", 0, 0, 2, 2, 1e4f},              /* the Rust project's GRU + RWKV + MoE */
 };
 #define NROWS ((int)(sizeof rows / sizeof rows[0]))
 
+static const brow *find_row(const char *name) {
+    int r;
+    for (r = 0; r < NROWS - 1 && strcmp(rows[r].name, name); r++) {}
+    return &rows[r];
+}
 static mr_model *row_model(const brow *r, int V) {
     mr_model_cfg cfg = mr_model_defaults(V);
     mr_model *m = NULL;
@@ -40,6 +48,11 @@ static mr_model *row_model(const brow *r, int V) {
     cfg.max_context = 64; cfg.tie_embeddings = r->pos_emb ? 0 : 1;
     cfg.rwkv.head_size = 4; cfg.rwkv.mix_rank = 3; cfg.rwkv.decay_rank = 5;
     if (!strcmp(r->name, "attn-odd")) cfg.dim = 12;
+    if (strstr(r->name, "moe")) {
+        cfg.ffn_hidden = 6;
+        cfg.gru_hidden_norm = 1;
+        if (strstr(r->name, "k2")) { cfg.moe.n_experts = 5; cfg.moe.top_k = 2; cfg.moe.renorm = 1; }
+    }
     if (mr_model_cfg_set_layers(&cfg, r->layers, &e) != MR_OK || mr_model_cfg_set_ffn(&cfg, r->ffn, &e) != MR_OK ||
         mr_model_new(&m, &cfg, NULL, &e) != MR_OK) {
         MR_CHECK_MSG(0, "%s: %s", r->name, e.msg);
@@ -344,7 +357,7 @@ static void test_kv_cache_greedy_300(void) {
    state, the continuation is the same; other models are refused by name */
 static void test_session_attention(void) {
     enum { V = 13 };
-    const brow *r = &rows[NROWS - 1];   /* hybrid: h, conv tails and KV caches */
+    const brow *r = find_row("hybrid");   /* h, conv tails and KV caches */
     mr_model *m = row_model(r, V), *m2;
     mr_state *s1, *s2, *s3;
     int32_t pre[2 * 9], tok[2];
@@ -413,7 +426,7 @@ static void test_cfg_errors(void) {
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*0", &e) == MR_ERR_ARG);
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*65", &e) == MR_ERR_ARG);
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "mingru,", &e) == MR_ERR_ARG);
-    MR_CHECK(mr_model_cfg_set_ffn(&cfg, "moe", &e) == MR_ERR_ARG && strstr(e.msg, "swiglu"));
+    MR_CHECK(mr_model_cfg_set_ffn(&cfg, "mixture", &e) == MR_ERR_ARG && strstr(e.msg, "swiglu") && strstr(e.msg, "moe"));
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "gru*2,attn", &e) == MR_OK && cfg.n_layers == 3 && cfg.mixer[0] == MR_MIXER_GRU && cfg.mixer[2] == MR_MIXER_ATTN);
     MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn*4", &e) == MR_OK && cfg.n_layers == 4 && cfg.mixer[3] == MR_MIXER_ATTN);
     cfg.attn.n_heads = 3;
