@@ -582,9 +582,9 @@ typedef struct mr_model {
     mr_tensor *norm_f;     /* [d] */
     mr_tensor *head;       /* [V, d]; NULL when tied */
     mr_layer layers[MR_MAX_LAYERS];
-    /* Set by mr_model_forward with train = 1 (MoE layers), else NULL / unchanged:
-       aux is the sum of the layers' router losses, a scalar in that forward's
-       context arena (valid until its reset); mr_train_grad adds it to the loss. */
+    /* Set by every mr_model_forward: with train = 1 and MoE layers the sum of
+       their router losses, a scalar in that forward's context arena (valid
+       until its reset), else NULL; mr_train_grad adds it to the loss. */
     mr_tensor *aux;
     /* MoE routing statistics, summed over the training forwards of every MoE
        layer since the caller last zeroed them (calls: layer-forwards counted):
@@ -601,8 +601,8 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng);
 MRDEF int64_t mr_model_cfg_param_count(const mr_model_cfg *cfg);
 /* The parameters one token uses: all but the routed experts it is not sent to. */
 MRDEF int64_t mr_model_cfg_active_param_count(const mr_model_cfg *cfg);
-/* The auxiliary (router) loss of the last mr_model_forward with train = 1, or
-   NULL when the model has none: add it to the loss before mr_backward. */
+/* The auxiliary (router) loss of the last mr_model_forward if it had train = 1,
+   else NULL (also without MoE layers): add it to the loss before mr_backward. */
 MRDEF mr_tensor *mr_model_aux_loss(const mr_model *m);
 
 /* The state of a batch of streams between calls: a list of named blocks.
@@ -6506,7 +6506,7 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
                     (long long)limit, (long long)pos0, (long long)(pos0 + T - 1));
         return NULL;
     }
-    if (train) m->aux = NULL;
+    m->aux = NULL;
     shape[0] = B; shape[1] = T; shape[2] = c->dim;
     x = mr_view_reshape(ctx, mr_embedding(ctx, m->emb, tokens, (int64_t)B * T), 3, shape);
     if (m->pos && x) {

@@ -20,7 +20,7 @@
 #define FX_DIR "tests/fixtures/"
 #endif
 #define FX_TOL 1e-4
-#define FX_VERSION 3
+#define FX_VERSION 4
 
 /* --- fixture reader (format: see tools/torch_ref.py) ---------------------- */
 typedef struct fx_cur { const uint8_t *p, *end; int bad; } fx_cur;
@@ -52,13 +52,15 @@ typedef struct fx {
     int vocab, dim, n_layers, ffn, tie, B, T, has_state, n_params;
     float expansion, eps, rope_theta;
     int n_heads, n_kv_heads, pos_emb, max_context, pos0, gru_hidden_norm, rwkv_head, mix_rank, decay_rank;
-    uint8_t mixer[MR_MAX_LAYERS], ffn_kind[MR_MAX_LAYERS];
+    uint8_t mixer[MR_MAX_LAYERS], ffn_kind[MR_MAX_LAYERS], mixer_b[MR_MAX_LAYERS];
+    int moe_experts, moe_top_k, moe_renorm;
+    float moe_balance, moe_zloss;
     int32_t *tokens, *targets;
     float *st0[MR_MAX_LAYERS];          /* the state before the call: h0, or cached keys then values */
     int64_t st0_n[MR_MAX_LAYERS], last_n[MR_MAX_LAYERS];
     char name[FX_MAX_P][64];
     int ndim[FX_MAX_P];
-    int64_t shape[FX_MAX_P][2], numel[FX_MAX_P];
+    int64_t shape[FX_MAX_P][3], numel[FX_MAX_P];
     float *data[FX_MAX_P];
     double loss, *logits, *last[MR_MAX_LAYERS], *grad[FX_MAX_P];
     uint8_t *buf;
@@ -131,8 +133,12 @@ static int fx_load(fx *f, const char *file) {
     f->pos_emb = (int)fx_u32(&c); f->max_context = (int)fx_u32(&c); f->pos0 = (int)fx_u32(&c);
     f->gru_hidden_norm = (int)fx_u32(&c);
     f->rwkv_head = (int)fx_u32(&c); f->mix_rank = (int)fx_u32(&c); f->decay_rank = (int)fx_u32(&c);
+    m = fx_take(&c, (size_t)f->n_layers);
+    if (m) memcpy(f->mixer_b, m, (size_t)f->n_layers);
+    f->moe_experts = (int)fx_u32(&c); f->moe_top_k = (int)fx_u32(&c); f->moe_renorm = (int)fx_u32(&c);
+    f->moe_balance = fx_f32(&c); f->moe_zloss = fx_f32(&c);
     for (l = 0; l < f->n_layers; l++)
-        if (f->mixer[l] >= MR_MIXER_COUNT || f->ffn_kind[l] >= MR_FFN_COUNT) c.bad = 1;
+        if (f->mixer[l] >= MR_MIXER_COUNT || f->ffn_kind[l] >= MR_FFN_COUNT || f->mixer_b[l] > MR_MIXER_COUNT) c.bad = 1;
     if (c.bad || f->n_heads < 1 || f->n_heads > f->dim || f->dim % f->n_heads || f->n_kv_heads < 1 ||
         f->n_heads % f->n_kv_heads || f->max_context < 1 || f->max_context > 65536 || f->pos0 < 0 ||
         f->pos0 > 65536 || (f->pos0 > 0 && !f->has_state)) {
@@ -160,7 +166,7 @@ static int fx_load(fx *f, const char *file) {
         if (!m) break;
         memcpy(f->name[i], m, nl); f->name[i][nl] = 0;
         f->ndim[i] = (int)fx_u32(&c);
-        if (f->ndim[i] < 1 || f->ndim[i] > 2) { c.bad = 1; break; }
+        if (f->ndim[i] < 1 || f->ndim[i] > 3) { c.bad = 1; break; }
         f->numel[i] = 1;
         for (d = 0; d < f->ndim[i]; d++) {
             f->shape[i][d] = fx_u32(&c);
@@ -234,13 +240,15 @@ static int fx_config(const fx *f, mr_model_cfg *cfg, char *spec, size_t cap, con
     cfg->tie_embeddings = f->tie; cfg->norm_eps = f->eps;
     spec[0] = 0;
     for (l = 0; l < f->n_layers; l++) {
-        const char *nm = mr_mixer_name(f->mixer[l]);
-        n += (size_t)snprintf(spec + (n < cap ? n : cap - 1), n < cap ? cap - n : 1, "%s%s", l ? "," : "", nm ? nm : "?");
+        const char *nm = mr_mixer_name(f->mixer[l]), *nb = f->mixer_b[l] ? mr_mixer_name(f->mixer_b[l] - 1) : NULL;
+        n += (size_t)snprintf(spec + (n < cap ? n : cap - 1), n < cap ? cap - n : 1, "%s%s%s%s", l ? "," : "", nm ? nm : "?",
+                              f->mixer_b[l] ? "+" : "", f->mixer_b[l] ? (nb ? nb : "?") : "");
     }
     MR_CHECK_MSG(mr_model_cfg_set_layers(cfg, spec, &err) == MR_OK, "%s: layers '%s': %s", file, spec, err.msg);
     MR_CHECK_MSG(cfg->n_layers == f->n_layers, "%s: '%s' gives %d layers, fixture %d", file, spec, cfg->n_layers, f->n_layers);
     for (l = 0; l < f->n_layers; l++) {
-        MR_CHECK_MSG(cfg->mixer[l] == f->mixer[l], "%s: layer %d mixer %d, fixture %d", file, l, cfg->mixer[l], f->mixer[l]);
+        MR_CHECK_MSG(cfg->mixer[l] == f->mixer[l] && cfg->mixer_b[l] == f->mixer_b[l], "%s: layer %d mixers %d+%d, fixture %d+%d", file, l,
+                     cfg->mixer[l], cfg->mixer_b[l], f->mixer[l], f->mixer_b[l]);
         if (f->ffn_kind[l] != f->ffn_kind[0]) same = 0;
     }
     if (same) MR_CHECK_MSG(mr_model_cfg_set_ffn(cfg, mr_ffn_name(f->ffn_kind[0]), &err) == MR_OK, "%s: ffn: %s", file, err.msg);
@@ -248,6 +256,8 @@ static int fx_config(const fx *f, mr_model_cfg *cfg, char *spec, size_t cap, con
     cfg->attn.n_heads = f->n_heads; cfg->attn.n_kv_heads = f->n_kv_heads; cfg->attn.rope_theta = f->rope_theta;
     cfg->pos_emb = f->pos_emb; cfg->max_context = f->max_context; cfg->gru_hidden_norm = f->gru_hidden_norm;
     cfg->rwkv.head_size = f->rwkv_head; cfg->rwkv.mix_rank = f->mix_rank; cfg->rwkv.decay_rank = f->decay_rank;
+    cfg->moe.n_experts = f->moe_experts; cfg->moe.top_k = f->moe_top_k; cfg->moe.renorm = f->moe_renorm;
+    cfg->moe.balance = f->moe_balance; cfg->moe.zloss = f->moe_zloss;
     return cfg->n_layers == f->n_layers;
 }
 
@@ -303,7 +313,8 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
     MR_CHECK_MSG(m->ps->n == f->n_params, "%s: model has %d parameters, fixture %d", file, m->ps->n, f->n_params);
     for (i = 0; i < f->n_params; i++) {
         mr_tensor *t = mr_params_find(m->ps, f->name[i]);
-        int same = t && t->ndim == f->ndim[i] && t->shape[0] == f->shape[i][0] && (t->ndim == 1 || t->shape[1] == f->shape[i][1]);
+        int same = t && t->ndim == f->ndim[i], d;
+        for (d = 0; same && d < t->ndim; d++) same = t->shape[d] == f->shape[i][d];
         MR_CHECK_MSG(same, "%s: parameter %s missing or of another shape", file, f->name[i]);
         if (same) mr_tensor_copy_from(t, f->data[i]);
         if (i < m->ps->n) MR_CHECK_MSG(!strcmp(m->ps->t[i]->name, f->name[i]), "%s: parameter %d is %s, fixture %s",
@@ -326,6 +337,7 @@ static int fx_run_once(const fx *f, const char *file, int algo, int with_state, 
     mr_params_zero_grad(m->ps);
     logits = mr_model_forward(ctx, m, f->tokens, f->B, f->T, st, 1);
     loss = mr_cross_entropy(ctx, logits, f->targets, -1);
+    if (loss && mr_model_aux_loss(m)) loss = mr_add(ctx, loss, mr_model_aux_loss(m));   /* the MoE router losses, as the reference's */
     MR_CHECK_MSG(loss && mr_ctx_status(ctx) == MR_OK, "%s [%s]: forward: %s", file, an, mr_ctx_error(ctx));
     if (loss) MR_CHECK(mr_backward(ctx, loss) == MR_OK);
     if (!loss || mr_ctx_status(ctx) != MR_OK) goto done;
@@ -403,8 +415,9 @@ static void run_fixture(const char *file) {
     layers[0] = ffns[0] = 0;
     for (l = 0; l < f.n_layers; l++) {
         const char *mn = mr_mixer_name(f.mixer[l]), *fn = mr_ffn_name(f.ffn > 0 ? f.ffn_kind[l] : MR_FFN_NONE);
+        const char *mb = f.mixer_b[l] ? mr_mixer_name(f.mixer_b[l] - 1) : NULL;
         nl += (size_t)snprintf(layers + (nl < sizeof layers ? nl : sizeof layers - 1), nl < sizeof layers ? sizeof layers - nl : 1,
-                               "%s%s", l ? "," : "", mn ? mn : "?");
+                               "%s%s%s%s", l ? "," : "", mn ? mn : "?", mb ? "+" : "", mb ? mb : "");
         nf += (size_t)snprintf(ffns + (nf < sizeof ffns ? nf : sizeof ffns - 1), nf < sizeof ffns ? sizeof ffns - nf : 1,
                                "%s%s", l ? "," : "", fn ? fn : "?");
     }
@@ -432,7 +445,15 @@ static void test_rwkv6_cmix(void) { run_fixture("torch_ref_rwkv6_cmix.mrfx"); }
 /* gru (hidden norm), rwkv6, mingru with FFNs rwkv-cmix, swiglu, rwkv-cmix, from a carried state
    (h0, shift and wkv states), 2 wkv heads of 4, T = 9 */
 static void test_rwkv_mixed_h0(void) { run_fixture("torch_ref_rwkv_mixed_h0.mrfx"); }
+/* mingru, minlstm with the MoE FFN: 5 experts, top-2 by router probabilities, balance 0.3 and
+   z-loss 0.05 in the loss, untied, T = 9 */
+static void test_moe_top2(void) { run_fixture("torch_ref_moe_top2.mrfx"); }
+/* GRU + RWKV + MoE: gru+rwkv6 twice (hidden norm), MoE of 4 experts top-1, from a carried state */
+static void test_grwkv_moe_h0(void) { run_fixture("torch_ref_grwkv_moe_h0.mrfx"); }
+/* mingru+attn (two mixers) with a renormalised top-2 MoE of 5 experts, then rwkv6 with SwiGLU */
+static void test_two_mixers_moe(void) { run_fixture("torch_ref_two_mixers_moe.mrfx"); }
 
 MR_TEST_MAIN({"tied_no_h0", test_tied_no_h0}, {"untied_h0", test_untied_h0}, {"expansion1_h0", test_expansion1_h0},
              {"gpt_gelu", test_gpt_gelu}, {"gpt_relu2_gqa", test_gpt_relu2_gqa}, {"hybrid_h0", test_hybrid_h0},
-             {"hybrid_pos0", test_hybrid_pos0}, {"rwkv6_cmix", test_rwkv6_cmix}, {"rwkv_mixed_h0", test_rwkv_mixed_h0})
+             {"hybrid_pos0", test_hybrid_pos0}, {"rwkv6_cmix", test_rwkv6_cmix}, {"rwkv_mixed_h0", test_rwkv_mixed_h0},
+             {"moe_top2", test_moe_top2}, {"grwkv_moe_h0", test_grwkv_moe_h0}, {"two_mixers_moe", test_two_mixers_moe})

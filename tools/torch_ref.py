@@ -8,6 +8,8 @@ The model is written from the specification, independently of minrnn.h, with
 tensor operations (the recurrences are the only loops over time):
   x = embedding[tokens] (+ pos_embedding[pos0 + t] with a learned position table)
   per layer, pre-norm:  x = x + mixer(rmsnorm(x) * norm1)
+                        x = x + mixer_b(rmsnorm(x) * mix2.norm1)   (only with a second mixer,
+                              whose tensors are named layers.l.mix2.<as the first's>)
                         x = x + ffn(rmsnorm(x) * norm2)    (no norm2 when the FFN kind is none)
   mixers (h is the normalized input, pre = h @ w_in^T):
     MinGRU : pre = [k | p],      z = sigmoid(k), a = 1 - z, b = z * g(p)
@@ -46,13 +48,21 @@ tensor operations (the recurrences are the only loops over time):
     gelu  : y = gelu_tanh(u @ w1^T) @ w2^T, gelu_tanh(v) = 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))
     rwkv-cmix: xx = [shift_prev, u_0 .. u_{T-2}] - u, x_k = u + xx * maa[0], x_r = u + xx * maa[1],
              y = sigmoid(x_r @ w_r^T) * (relu(x_k @ w_k^T)^2 @ w_v^T)
+    moe    : E experts (SwiGLU of hidden H each, expert e = w13[e], w2[e]), R = E - 1 routed:
+             logits = u @ router^T [.., R], p = softmax(logits); the k largest logits choose
+             experts 1 + idx_j with gates p[idx_j] (renorm: softmax over the k chosen logits);
+             y = expert_0(u) + sum_j gate_j expert_{1+idx_j}(u), computed densely (every
+             expert on every row, weighted 1, gate_j or 0);
+             router losses (training): f_e = share of the N k slots routed to e (a constant),
+             balance = R sum_e f_e mean(p_e), z = mean(logsumexp(logits)^2),
+             aux = moe_balance * balance + moe_zloss * z per MoE layer
   logits = (rmsnorm(x) * norm_f) @ (embedding or head)^T
-  loss = mean cross-entropy over all B*T positions
+  loss = mean cross-entropy over all B*T positions + the MoE layers' aux
 rmsnorm(x) = x / sqrt(mean(x^2) + eps). Inputs (tokens, weights, initial
 states) are float32 values; everything is computed in float64. The gradient
 does not reach the initial state (h0, cached keys and values): constants.
 
-Fixture format (little-endian), version 3 (earlier versions are no longer
+Fixture format (little-endian), version 4 (earlier versions are no longer
 written or read):
   "MRFX" u32 version
   u32 vocab, dim, n_layers, ffn_hidden, tie, B, T, has_state
@@ -62,10 +72,12 @@ written or read):
   u32 n_heads, n_kv_heads; f32 rope_theta (0: no RoPE)
   u32 pos_emb (0 none, 1 learned), max_context, pos0, gru_hidden_norm
   u32 rwkv_head_size, rwkv_mix_rank, rwkv_decay_rank
+  u8  mixer_b[n_layers]    a second mixer: mr_mixer + 1, 0 none
+  u32 moe_experts, moe_top_k, moe_renorm; f32 moe_balance, moe_zloss
   i32 tokens[B*T], i32 targets[B*T]
   if has_state (the stream's state before the call, at position pos0; pos0 > 0
   needs it): per layer: u32 n, f32 data[n], the layer's state blocks one after
-  another in minrnn's order (the mixer's, then the FFN's), row-major:
+  another in minrnn's order (the mixer's, the second mixer's, then the FFN's), row-major:
       MinGRU/MinLSTM/GRU: h0 [B, d_inner] (GRU: [B, d])
       attention: the KV cache rows 0..pos0-1, keys [B, KV, pos0, hd]
                  (rotated, as the cache holds them) then values, the same shape
@@ -88,9 +100,9 @@ import sys
 import torch
 import torch.nn.functional as F
 
-VERSION = 3
+VERSION = 4
 MINGRU, MINLSTM, GRU, ATTN, RWKV6 = 0, 1, 2, 3, 4   # mr_mixer
-FFN_NONE, SWIGLU, RELU2, GELU, CMIX = 0, 1, 2, 3, 4  # mr_ffn
+FFN_NONE, SWIGLU, RELU2, GELU, CMIX, MOE = 0, 1, 2, 3, 4, 5  # mr_ffn
 GN_EPS = 64e-5                                     # RWKV-6's group norm eps
 POS_NONE, POS_LEARNED = 0, 1                       # mr_pos_emb
 
@@ -107,11 +119,19 @@ def gelu_tanh(v):
     return 0.5 * v * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
 
 
-def inner_dim(cfg, l):
+def kind_inner_dim(cfg, kind):
     # minrnn: d_inner = round(expansion * d) (floor(x + 0.5)) for MinGRU/MinLSTM; d otherwise
-    if cfg["mixers"][l] in (GRU, ATTN, RWKV6):
+    if kind in (GRU, ATTN, RWKV6):
         return cfg["dim"]
     return int(math.floor(cfg["expansion"] * cfg["dim"] + 0.5))
+
+
+def inner_dim(cfg, l):
+    return kind_inner_dim(cfg, cfg["mixers"][l])
+
+
+def mixers_b(cfg):
+    return cfg.get("mixers_b", [None] * len(cfg["mixers"]))
 
 
 def head_dim(cfg):
@@ -128,27 +148,40 @@ def param_names(cfg):
     out = [("embedding", (V, d))]
     if cfg["pos_emb"] == POS_LEARNED:
         out.append(("pos_embedding", (cfg["max_context"], d)))
-    for l, kind in enumerate(cfg["mixers"]):
-        out.append((f"layers.{l}.norm1", (d,)))
+    def mixer_params(kind, pre):
+        out = []
         if kind in (MINGRU, MINLSTM):
-            di = inner_dim(cfg, l)
-            out.append((f"layers.{l}.mixer.w_in", ((2 if kind == MINGRU else 3) * di, d)))
+            di = kind_inner_dim(cfg, kind)
+            out.append((pre + "mixer.w_in", ((2 if kind == MINGRU else 3) * di, d)))
             if di != d:
-                out.append((f"layers.{l}.mixer.w_out", (d, di)))
+                out.append((pre + "mixer.w_out", (d, di)))
         elif kind == GRU:
-            out += [(f"layers.{l}.gru.w_x", (3 * d, d)), (f"layers.{l}.gru.b_x", (3 * d,)),
-                    (f"layers.{l}.gru.w_h", (3 * d, d)), (f"layers.{l}.gru.b_hn", (d,))]
+            out += [(pre + "gru.w_x", (3 * d, d)), (pre + "gru.b_x", (3 * d,)),
+                    (pre + "gru.w_h", (3 * d, d)), (pre + "gru.b_hn", (d,))]
         elif kind == ATTN:
             nh, kv, hd = cfg["heads"], cfg["kv_heads"], head_dim(cfg)
-            out += [(f"layers.{l}.attn.w_qkv", ((nh + 2 * kv) * hd, d)), (f"layers.{l}.attn.w_o", (d, nh * hd))]
+            out += [(pre + "attn.w_qkv", ((nh + 2 * kv) * hd, d)), (pre + "attn.w_o", (d, nh * hd))]
         else:
-            R1, R2, p = cfg["mix_rank"], cfg["decay_rank"], f"layers.{l}.tmix."
+            R1, R2, p = cfg["mix_rank"], cfg["decay_rank"], pre + "tmix."
             out += [(p + "maa_x", (d,)), (p + "maa", (5, d)), (p + "maa_w1", (5 * R1, d)), (p + "maa_w2", (5 * d, R1)),
                     (p + "decay", (d,)), (p + "decay_w1", (R2, d)), (p + "decay_w2", (d, R2)), (p + "bonus", (d,))]
             out += [(p + w, (d, d)) for w in ("w_r", "w_k", "w_v", "w_g", "w_o")]
             out += [(p + "ln_x.weight", (d,)), (p + "ln_x.bias", (d,))]
+        return out
+
+    for l, kind in enumerate(cfg["mixers"]):
+        out.append((f"layers.{l}.norm1", (d,)))
+        out += mixer_params(kind, f"layers.{l}.")
+        kb = mixers_b(cfg)[l]
+        if kb is not None:
+            out.append((f"layers.{l}.mix2.norm1", (d,)))
+            out += mixer_params(kb, f"layers.{l}.mix2.")
         fk = ffn_kind(cfg, l)
-        if fk == CMIX:
+        if fk == MOE:
+            E = cfg["experts"]
+            out += [(f"layers.{l}.norm2", (d,)), (f"layers.{l}.moe.router", (E - 1, d)),
+                    (f"layers.{l}.moe.w13", (E, 2 * H, d)), (f"layers.{l}.moe.w2", (E, d, H))]
+        elif fk == CMIX:
             p = f"layers.{l}.cmix."
             out += [(f"layers.{l}.norm2", (d,)), (p + "maa", (2, d)), (p + "w_k", (H, d)), (p + "w_v", (d, H)), (p + "w_r", (d, d))]
         elif fk != FFN_NONE:
@@ -209,10 +242,10 @@ def shifted(h, prev):
     return torch.cat((p[:, None], h[:, :-1]), 1) - h
 
 
-def rwkv_tmix(cfg, l, P, h, st):
+def rwkv_tmix(cfg, pre, P, h, st):
     """RWKV-6 time mixing of h [B, T, d]; st [shift, wkv] or None. Returns y and [shift, wkv] after."""
     B, T, d = h.shape
-    N, R1, p = cfg["rwkv_head"], cfg["mix_rank"], f"layers.{l}.tmix."
+    N, R1, p = cfg["rwkv_head"], cfg["mix_rank"], pre + "tmix."
     H = d // N
     xx = shifted(h, st[0] if st is not None else None)
     z = torch.tanh((h + xx * P[p + "maa_x"]) @ P[p + "maa_w1"].t())
@@ -258,17 +291,18 @@ def forward(cfg, P, tokens, targets, state):
     x = P["embedding"][tokens]                      # [B,T,d]
     if cfg["pos_emb"] == POS_LEARNED:
         x = x + P["pos_embedding"][pos0:pos0 + T][None]
-    lasts, min_kink = [], float("inf")
-    for l, kind in enumerate(cfg["mixers"]):
-        h = rmsnorm(x, P[f"layers.{l}.norm1"], eps)
-        fk = ffn_kind(cfg, l)
-        st = None
-        if state is not None:   # the layer's blocks: the mixer's (one, or two), then the FFN's
-            blocks = state[l][:-1] if fk == CMIX else state[l]
-            st = blocks if kind in (ATTN, RWKV6) else blocks[0]
+    lasts, aux, min_kink = [], 0.0, [float("inf")]
+
+    def nblocks(kind):
+        return 2 if kind in (ATTN, RWKV6) else 1
+
+    def run_mixer(kind, pf, h, st):
+        """One mixer (tensors named pf + ...); st: its state blocks or None. Returns y and its blocks after."""
+        if st is not None and nblocks(kind) == 1:
+            st = st[0]
         if kind in (MINGRU, MINLSTM):
-            di = inner_dim(cfg, l)
-            pre = h @ P[f"layers.{l}.mixer.w_in"].t()
+            di = kind_inner_dim(cfg, kind)
+            pre = h @ P[pf + "mixer.w_in"].t()
             if kind == MINGRU:
                 k, p = pre[..., :di], pre[..., di:]
                 z = torch.sigmoid(k)
@@ -277,20 +311,21 @@ def forward(cfg, P, tokens, targets, state):
                 kf, ki, p = pre[..., :di], pre[..., di:2 * di], pre[..., 2 * di:]
                 f, i = torch.sigmoid(kf), torch.sigmoid(ki)
                 a, b = f / (f + i), i / (f + i) * g(p)
-            min_kink = min(min_kink, p.abs().min().item())
+            min_kink[0] = min(min_kink[0], p.abs().min().item())
             hp = st if st is not None else torch.zeros(B, di)
             hs = []
             for t in range(T):
                 hp = a[:, t] * hp + b[:, t]
                 hs.append(hp)
             y = torch.stack(hs, 1)                   # [B,T,di]
-            lasts.append([y[:, T - 1].detach().clone()])
+            last = [y[:, T - 1].detach().clone()]
             if di != d:
-                y = y @ P[f"layers.{l}.mixer.w_out"].t()
-        elif kind == GRU:
-            xp = h @ P[f"layers.{l}.gru.w_x"].t() + P[f"layers.{l}.gru.b_x"]
+                y = y @ P[pf + "mixer.w_out"].t()
+            return y, last
+        if kind == GRU:
+            xp = h @ P[pf + "gru.w_x"].t() + P[pf + "gru.b_x"]
             xr, xz, xn = xp[..., :d], xp[..., d:2 * d], xp[..., 2 * d:]
-            w_h, b_hn = P[f"layers.{l}.gru.w_h"], P[f"layers.{l}.gru.b_hn"]
+            w_h, b_hn = P[pf + "gru.w_h"], P[pf + "gru.b_hn"]
             hp = st if st is not None else torch.zeros(B, d)
             hs = []
             for t in range(T):
@@ -302,18 +337,55 @@ def forward(cfg, P, tokens, targets, state):
                 hp = (1 - z) * n + z * hp
                 hs.append(hp)
             y = torch.stack(hs, 1)
-            lasts.append([y[:, T - 1].detach().clone()])
-        elif kind == ATTN:
-            y, cache = attention(cfg, h, P[f"layers.{l}.attn.w_qkv"], P[f"layers.{l}.attn.w_o"], st)
-            lasts.append(list(cache))
-        else:
-            y, last = rwkv_tmix(cfg, l, P, h, st)
-            lasts.append(last)
+            return y, [y[:, T - 1].detach().clone()]
+        if kind == ATTN:
+            y, cache = attention(cfg, h, P[pf + "attn.w_qkv"], P[pf + "attn.w_o"], st)
+            return y, list(cache)
+        return rwkv_tmix(cfg, pf, P, h, st)
+
+    def swiglu(u, w13, w2, H):
+        v = u @ w13.t()
+        return (F.silu(v[..., :H]) * v[..., H:]) @ w2.t()
+
+    for l, kind in enumerate(cfg["mixers"]):
+        fk = ffn_kind(cfg, l)
+        kb = mixers_b(cfg)[l]
+        n1, n2 = nblocks(kind), nblocks(kb) if kb is not None else 0
+        st1 = state[l][:n1] if state is not None else None
+        st2 = state[l][n1:n1 + n2] if state is not None and kb is not None else None
+        h = rmsnorm(x, P[f"layers.{l}.norm1"], eps)
+        y, last = run_mixer(kind, f"layers.{l}.", h, st1)
+        lasts.append(last)
         x = x + y
-        if fk == CMIX:
+        if kb is not None:
+            h = rmsnorm(x, P[f"layers.{l}.mix2.norm1"], eps)
+            y, last = run_mixer(kb, f"layers.{l}.mix2.", h, st2)
+            lasts[-1] += last
+            x = x + y
+        if fk == MOE:
+            H, E, k = cfg["ffn"], cfg["experts"], cfg["top_k"]
+            R = E - 1
+            u = rmsnorm(x, P[f"layers.{l}.norm2"], eps)
+            lg = u @ P[f"layers.{l}.moe.router"].t()                      # [B, T, R]
+            prob = torch.softmax(lg, -1)
+            srt = torch.sort(lg.detach(), -1, descending=True).values
+            if k < R:   # the k-th and (k+1)-th logits must stay apart in float32
+                min_kink[0] = min(min_kink[0], (srt[..., k - 1] - srt[..., k]).min().item())
+            idx = torch.topk(lg.detach(), k, -1).indices                    # [B, T, k]
+            gates = torch.softmax(torch.gather(lg, -1, idx), -1) if cfg["renorm"] else torch.gather(prob, -1, idx)
+            w = torch.zeros(B, T, E).scatter(-1, idx + 1, gates)          # the routed experts' weights
+            w = w + F.one_hot(torch.zeros(B, T, dtype=torch.int64), E).double()   # expert 0: weight 1
+            W13, W2 = P[f"layers.{l}.moe.w13"], P[f"layers.{l}.moe.w2"]
+            y = sum(w[..., e:e + 1] * swiglu(u, W13[e], W2[e], H) for e in range(E))
+            x = x + y
+            f = torch.bincount(idx.reshape(-1), minlength=R).double() / idx.numel()
+            bal = R * (f * prob.reshape(-1, R).mean(0)).sum()
+            zl = (torch.logsumexp(lg, -1) ** 2).mean()
+            aux = aux + cfg["balance"] * bal + cfg["zloss"] * zl
+        elif fk == CMIX:
             u = rmsnorm(x, P[f"layers.{l}.norm2"], eps)
             y, kp, last = rwkv_cmix(cfg, l, P, u, state[l][-1] if state is not None else None)
-            min_kink = min(min_kink, kp.abs().min().item())
+            min_kink[0] = min(min_kink[0], kp.abs().min().item())
             lasts[-1].append(last)
             x = x + y
         elif fk != FFN_NONE:
@@ -325,7 +397,7 @@ def forward(cfg, P, tokens, targets, state):
             else:
                 v = u @ P[f"layers.{l}.ffn.w1"].t()
                 if fk == RELU2:
-                    min_kink = min(min_kink, v.abs().min().item())
+                    min_kink[0] = min(min_kink[0], v.abs().min().item())
                     s = torch.relu(v) ** 2
                 else:
                     s = gelu_tanh(v)
@@ -333,27 +405,32 @@ def forward(cfg, P, tokens, targets, state):
     xf = rmsnorm(x, P["norm_f"], eps)
     head = P["embedding"] if cfg["tie"] else P["head"]
     logits = xf @ head.t()
-    loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
-    return loss, logits, lasts, min_kink
+    loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1)) + aux
+    return loss, logits, lasts, min_kink[0]
 
 
 def draw_state(cfg, gen):
     """The state before the call, float32: h0 per recurrent layer, cached rows per attention layer."""
     B, pos0, d = cfg["B"], cfg["pos0"], cfg["dim"]
     out = []
-    for l, kind in enumerate(cfg["mixers"]):
+
+    def mixer_blocks(kind):
         if kind == MINGRU:   # positive (MinGRU's states are; the log scan needs it)
-            blocks = [(0.1 + torch.rand(B, inner_dim(cfg, l), generator=gen)).float()]
-        elif kind == MINLSTM:
-            blocks = [torch.randn(B, inner_dim(cfg, l), generator=gen).float()]
-        elif kind == GRU:    # a GRU state lies in (-1, 1)
-            blocks = [torch.tanh(1.5 * torch.randn(B, d, generator=gen)).float()]
-        elif kind == ATTN:
+            return [(0.1 + torch.rand(B, kind_inner_dim(cfg, kind), generator=gen)).float()]
+        if kind == MINLSTM:
+            return [torch.randn(B, kind_inner_dim(cfg, kind), generator=gen).float()]
+        if kind == GRU:      # a GRU state lies in (-1, 1)
+            return [torch.tanh(1.5 * torch.randn(B, d, generator=gen)).float()]
+        if kind == ATTN:
             shape = (B, cfg["kv_heads"], pos0, head_dim(cfg))
-            blocks = [torch.randn(shape, generator=gen).float() * 1.5, torch.randn(shape, generator=gen).float()]
-        else:                # the last normalized input (rms 1), the wkv state
-            N = cfg["rwkv_head"]
-            blocks = [torch.randn(B, d, generator=gen).float(), 0.5 * torch.randn(B, d // N, N, N, generator=gen).float()]
+            return [torch.randn(shape, generator=gen).float() * 1.5, torch.randn(shape, generator=gen).float()]
+        N = cfg["rwkv_head"]  # the last normalized input (rms 1), the wkv state
+        return [torch.randn(B, d, generator=gen).float(), 0.5 * torch.randn(B, d // N, N, N, generator=gen).float()]
+
+    for l, kind in enumerate(cfg["mixers"]):
+        blocks = mixer_blocks(kind)
+        if mixers_b(cfg)[l] is not None:
+            blocks += mixer_blocks(mixers_b(cfg)[l])
         if ffn_kind(cfg, l) == CMIX:
             blocks.append(torch.randn(B, d, generator=gen).float())
         out.append(blocks)
@@ -390,7 +467,7 @@ def make_case(cfg, seed, with_state):
             elif name == "pos_embedding":
                 w = 0.5 * torch.randn(shape, generator=gen)
             else:                 # large enough to drive the gates both ways
-                w = torch.randn(shape, generator=gen) * (1.5 / shape[1] ** 0.5)
+                w = torch.randn(shape, generator=gen) * (1.5 / shape[-1] ** 0.5)
             P32[name] = w.float()
         tokens = torch.randint(0, V, (B, T), generator=gen, dtype=torch.int64)
         targets = torch.randint(0, V, (B, T), generator=gen, dtype=torch.int64)
@@ -426,6 +503,8 @@ def write_fixture(path, cfg, case):
     out += struct.pack("<2If", cfg["heads"], cfg["kv_heads"], cfg["rope_theta"])
     out += struct.pack("<4I", cfg["pos_emb"], cfg["max_context"], cfg["pos0"], int(cfg["gru_hidden_norm"]))
     out += struct.pack("<3I", cfg["rwkv_head"], cfg["mix_rank"], cfg["decay_rank"])
+    out += bytes(0 if k is None else k + 1 for k in mixers_b(cfg))
+    out += struct.pack("<3I2f", cfg["experts"], cfg["top_k"], int(cfg["renorm"]), cfg["balance"], cfg["zloss"])
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["tokens"].reshape(-1).tolist())
     out += struct.pack(f"<{cfg['B'] * cfg['T']}i", *case["targets"].reshape(-1).tolist())
     if has_state:
@@ -459,7 +538,8 @@ def main():
     torch.set_default_dtype(torch.float64)
     # Defaults of the fields the recurrent-only cases do not use.
     common = dict(heads=4, kv_heads=4, rope_theta=10000.0, pos_emb=POS_NONE, max_context=1024, pos0=0,
-                  gru_hidden_norm=False, rwkv_head=64, mix_rank=32, decay_rank=64)
+                  gru_hidden_norm=False, rwkv_head=64, mix_rank=32, decay_rank=64,
+                  experts=4, top_k=1, renorm=False, balance=1e-2, zloss=1e-3)
     # Two layers (MinGRU then MinLSTM), expansion 1.5 so w_out exists, SwiGLU FFN.
     base = dict(common, vocab=11, dim=8, ffn=16, expansion=1.5, eps=1e-5, B=2, T=9, mixers=[MINGRU, MINLSTM],
                 ffns=[SWIGLU] * 2)
@@ -499,6 +579,21 @@ def main():
         ("torch_ref_rwkv_mixed_h0.mrfx", dict(base, tie=True, expansion=1.0, mixers=[GRU, RWKV6, MINGRU],
                                               ffns=[CMIX, SWIGLU, CMIX], rwkv_head=4, mix_rank=2, decay_rank=3,
                                               gru_hidden_norm=True), 2223, True),
+        # MoE: mingru, minlstm with the MoE FFN, 5 experts (4 routed), top-2 by router probabilities;
+        # loss coefficients large enough to show in every router gradient; T = 9, untied
+        ("torch_ref_moe_top2.mrfx", dict(base, tie=False, ffn=6, ffns=[MOE] * 2, experts=5, top_k=2,
+                                         balance=0.3, zloss=0.05), 2425, False),
+        # the Rust project's GRU + RWKV + MoE: two blocks of gru (hidden norm) then rwkv6, MoE FFN of
+        # 4 experts top-1, from a carried state (h, shift and wkv states); a third block of mingru +
+        # attention with a renormalised top-2 MoE is in test_blocks (step == parallel)
+        ("torch_ref_grwkv_moe_h0.mrfx", dict(base, tie=True, expansion=1.0, ffn=6, mixers=[GRU, GRU], mixers_b=[RWKV6, RWKV6],
+                                             ffns=[MOE] * 2, rwkv_head=4, mix_rank=2, decay_rank=3, experts=4, top_k=1,
+                                             balance=0.3, zloss=0.05, gru_hidden_norm=True), 2627, True),
+        # two mixers with attention second, and a renormalised top-2 MoE beside a SwiGLU layer
+        ("torch_ref_two_mixers_moe.mrfx", dict(base, tie=True, expansion=1.5, ffn=6, mixers=[MINGRU, RWKV6],
+                                               mixers_b=[ATTN, None], ffns=[MOE, SWIGLU], heads=2, kv_heads=1,
+                                               rwkv_head=4, mix_rank=2, decay_rank=3, experts=5, top_k=2, renorm=True,
+                                               balance=0.2, zloss=0.1, max_context=16), 2829, False),
     ]
     for fname, cfg, seed, with_state in cases:
         case = make_case(cfg, seed, with_state)
