@@ -540,11 +540,13 @@ typedef struct mr_model_cfg {
    RWKV-6: head size 64, LoRA ranks 32 (token shift) and 64 (decay). */
 MRDEF mr_model_cfg mr_model_defaults(int vocab_size);
 /* Sets the mixers from a spec: a comma list of kind names, each optionally
-   repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru").
+   repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru");
+   an item "a+b" is a block of two mixers, a then b, each with its own pre-norm
+   and residual ("gru+rwkv6*2").
    One name without *N sets every layer and keeps n_layers; otherwise the list
    sets n_layers. Unknown names are an MR_ERR_ARG whose message lists the kinds. */
 MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_error *err);
-/* Sets every layer's FFN kind by name ("swiglu", "relu2", "gelu", "none"). */
+/* Sets every layer's FFN kind by name ("swiglu", "relu2", "gelu", "rwkv-cmix", "moe", "none"). */
 MRDEF mr_status mr_model_cfg_set_ffn(mr_model_cfg *cfg, const char *name, mr_error *err);
 MRDEF mr_status mr_model_cfg_check(const mr_model_cfg *cfg, mr_error *err);
 MRDEF int mr_model_inner_dim(const mr_model_cfg *cfg, int layer);

@@ -237,6 +237,38 @@ static void test_sessions_rwkv(void) {
     check_session_continues(DIR "/grwkv/model.bin");
     MR_CHECK(sh("build/minrnn-convert info " DIR "/grwkv/model.bin | grep -q '(gru+rwkv6,gru+rwkv6), ffn (rwkv-cmix,rwkv-cmix), rwkv head size 8'") == 0);
 }
+/* MoE training: the active parameters, the router statistics in the log and in history.csv, a session */
+static void test_train_moe(void) {
+    char *h, *lg;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("rm -rf " DIR "/moe && build/minrnn-train --data " DATA " --dim 16 --batch 4 --layers 'gru+rwkv6,mingru' --ffn moe --experts 3 "
+                "--rwkv-head-size 8 --rwkv-ranks 4,8 --chunk-size 32 --steps 12 --log-every 4 --eval-every 6 --threads 2 --out " DIR "/moe "
+                ">/dev/null 2>" DIR "/moe.log") == 0);
+    lg = slurp(DIR "/moe.log", NULL);
+    h = slurp(DIR "/moe/history.csv", NULL);
+    MR_CHECK_MSG(lg && strstr(lg, "active per token") && strstr(lg, "MoE: 3 experts of hidden 32 (1 shared, 2 routed), top-1") && strstr(lg, "moe bal "),
+                 "log: %s", lg ? lg : "");
+    MR_CHECK_MSG(h && strstr(h, "val_stateful_loss,moe_balance,moe_zloss,moe_load_1,moe_load_2\n"), "history: %s", h ? h : "");
+    if (h) {   /* every row has the same 13 fields; the log rows carry the statistics */
+        const char *p = h;
+        int rows = 0, bad = 0, stats = 0;
+        while (*p) {
+            const char *e = strchr(p, '\n');
+            int commas = 0;
+            const char *q;
+            if (!e) break;
+            for (q = p; q < e; q++) commas += *q == ',';
+            if (commas != 12) bad++;
+            if (rows && e - p > 2 && e[-1] != ',') stats++;
+            rows++;
+            p = e + 1;
+        }
+        MR_CHECK_MSG(rows >= 5 && bad == 0 && stats >= 3, "history: %d rows, %d with another field count, %d with statistics", rows, bad, stats);
+    }
+    mr_buffer_free(lg); mr_buffer_free(h);
+    check_session_continues(DIR "/moe/model.bin");
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/moe/model.bin | grep -q '(gru+rwkv6,mingru), ffn (moe,moe)'") == 0);
+}
 static void test_sessions_attention(void) {
     if (!have_programs()) MR_SKIP("programs missing");
     MR_CHECK(sh("test -f " DIR "/gpt/model.bin || build/minrnn-train --data " DATA " --dim 24 --batch 4 --layers attn*2 --pos-emb learned "
@@ -287,6 +319,6 @@ static void test_interrupt(void) {
 }
 
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
-             {"sessions_rwkv", test_sessions_rwkv},
+             {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})

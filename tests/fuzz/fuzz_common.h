@@ -17,7 +17,10 @@ static mr_model *fz_model(int V, const char *arch, int dim, uint64_t seed) {
     cfg.attn.n_heads = 2; cfg.attn.n_kv_heads = 1; cfg.max_context = 8;   /* attention layers: a small KV cache */   /* small vocabularies get an untied head: one more tensor */
     cfg.rwkv.head_size = 2; cfg.rwkv.mix_rank = 2; cfg.rwkv.decay_rank = 3;   /* RWKV-6 layers: 2 wkv heads */
     if (mr_model_cfg_set_layers(&cfg, arch, NULL) != MR_OK) return NULL;
-    if (strstr(arch, "rwkv6") && mr_model_cfg_set_ffn(&cfg, "rwkv-cmix", NULL) != MR_OK) return NULL;   /* its shift state too */
+    if (strchr(arch, '+')) {   /* two mixers per block: with the MoE FFN (3-D expert tensors, CONF fields 24-29) */
+        cfg.moe.n_experts = 3; cfg.moe.top_k = 1;
+        if (mr_model_cfg_set_ffn(&cfg, "moe", NULL) != MR_OK) return NULL;
+    } else if (strstr(arch, "rwkv6") && mr_model_cfg_set_ffn(&cfg, "rwkv-cmix", NULL) != MR_OK) return NULL;   /* its shift state too */
     if (mr_model_new(&m, &cfg, NULL, NULL) != MR_OK) return NULL;
     mr_rng_seed(&r, seed);
     mr_model_init_weights(m, &r);

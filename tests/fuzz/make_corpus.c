@@ -112,6 +112,10 @@ int main(int argc, char **argv) {
     if (!(m = fz_model(v.n, "rwkv6,gru", 4, 4))) return 1;
     ckpts("ckpt_rwkv", m, &v, 0);
     mr_model_free(m);
+    /* GRU + RWKV-6 blocks (two mixers) with the MoE FFN */
+    if (!(m = fz_model(v.n, "gru+rwkv6,mingru", 4, 5))) return 1;
+    ckpts("ckpt_moe", m, &v, 0);
+    mr_model_free(m);
     /* bytes, SGD */
     mr_vocab_bytes(&v);
     if (!(m = fz_model(256, "minlstm,gru", 2, 2))) return 1;
