@@ -67,6 +67,10 @@ $(BUILD)/bench/%: bench/%.c $(HDRS)
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; env -u OPENBLAS_CORETYPE $$b || exit 1; done
 	@echo "== $(BUILD)/bench/bench_train --arch rwkv6 --ffn rwkv-cmix --ffn-hidden 448"; $(BUILD)/bench/bench_train --arch rwkv6 --ffn rwkv-cmix --ffn-hidden 448
+	@echo "== MoE (4 experts, top-1, hidden 256: the dense SwiGLU 512's active weights) beside that dense model"
+	@$(BUILD)/bench/bench_train --arch mingru --ffn moe --experts 4 --top-k 1 --ffn-hidden 256
+	@$(BUILD)/bench/bench_train --arch mingru --ffn swiglu --ffn-hidden 512
+	@echo "== GRU + RWKV-6 + MoE (gru+rwkv6*2, MoE 4 experts top-1)"; $(BUILD)/bench/bench_train --arch "gru+rwkv6*2" --ffn moe --ffn-hidden 256
 	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py --variants seq,log,rwkv6-chunk || true; fi
 
 # libFuzzer over every reader of untrusted bytes (checkpoints, training

@@ -7,7 +7,9 @@
    Compare with bench/bench_train_torch.py (same model in PyTorch, 2 threads).
    Usage: bench_train [--threads N (2)] [--arch mingru|minlstm|gru|SPEC|all (all)]
                       [--ffn KIND (swiglu)] [--ffn-hidden H (512)]
-                      [--batch B (32)] [--ctx T (256)] [--quick] */
+                      [--experts E (4)] [--top-k K (1)]   (--ffn moe)
+                      [--batch B (32)] [--ctx T (256)] [--quick]
+   With MoE layers the step's loss is the cross-entropy plus the router losses, as in training. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +32,13 @@ static double bt_median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-typedef struct bt_opts { int threads, B, T, quick, ffn_hidden; const char *ffn; } bt_opts;
+typedef struct bt_opts { int threads, B, T, quick, ffn_hidden, experts, top_k; const char *ffn; } bt_opts;
 
 static int bt_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *opt, const int32_t *x, const int32_t *y, int B, int T,
                          float *loss_out) {
     mr_tensor *logits = mr_model_forward(ctx, m, x, B, T, NULL, 1);
     mr_tensor *loss = mr_cross_entropy(ctx, logits, y, -1);
+    if (loss && mr_model_aux_loss(m)) loss = mr_add(ctx, loss, mr_model_aux_loss(m));
     if (!loss || mr_ctx_status(ctx) != MR_OK || mr_backward(ctx, loss) != MR_OK) {
         fprintf(stderr, "step failed: %s\n", mr_ctx_error(ctx));
         return 0;
@@ -68,6 +71,7 @@ static int bt_run(const char *arch, const bt_opts *o) {
     if (mr_model_cfg_set_layers(&cfg, arch, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
     if (o->ffn && mr_model_cfg_set_ffn(&cfg, o->ffn, &err) != MR_OK) { fprintf(stderr, "%s\n", err.msg); return 0; }
     if (o->ffn_hidden >= 0) cfg.ffn_hidden = o->ffn_hidden;
+    cfg.moe.n_experts = o->experts; cfg.moe.top_k = o->top_k;
     cp.n_threads = o->threads;
     if (mr_ctx_new(&ctx, &cp) != MR_OK || mr_model_new(&m, &cfg, NULL, &err) != MR_OK) {
         fprintf(stderr, "init failed: %s\n", err.msg);
@@ -127,8 +131,9 @@ static int bt_run(const char *arch, const bt_opts *o) {
     }
     gtps = 1.0 / bt_median(times, windows);
 
-    printf("%-8s threads %d  B %d T %d  params %lld  train %8.0f tokens/s  (%.1f ms/step, %d x %d steps, loss %.3f -> %.3f)  "
-           "gen B=1 %8.0f tokens/s\n", arch, o->threads, B, T, (long long)mr_params_count(m->ps), tps,
+    printf("%-8s %s threads %d  B %d T %d  params %lld (active %lld)  train %8.0f tokens/s  (%.1f ms/step, %d x %d steps, loss %.3f -> %.3f)  "
+           "gen B=1 %8.0f tokens/s\n", arch, o->ffn ? o->ffn : "swiglu", o->threads, B, T, (long long)mr_params_count(m->ps),
+           (long long)mr_model_cfg_active_param_count(&m->cfg), tps,
            1e3 * B * T / tps, windows, steps, first_loss, loss, gtps);
     fflush(stdout);
     mr_state_free(st);
@@ -144,7 +149,7 @@ int main(int argc, char **argv) {
     const char *arch = "all";
     bt_opts o;
     int i;
-    o.threads = 2; o.B = 32; o.T = 256; o.quick = 0; o.ffn = NULL; o.ffn_hidden = -1;
+    o.threads = 2; o.B = 32; o.T = 256; o.quick = 0; o.ffn = NULL; o.ffn_hidden = -1; o.experts = 4; o.top_k = 1;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--arch") && i + 1 < argc) arch = argv[++i];
@@ -153,6 +158,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quick")) o.quick = 1;
         else if (!strcmp(argv[i], "--ffn") && i + 1 < argc) o.ffn = argv[++i];
         else if (!strcmp(argv[i], "--ffn-hidden") && i + 1 < argc) o.ffn_hidden = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--experts") && i + 1 < argc) o.experts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--top-k") && i + 1 < argc) o.top_k = atoi(argv[++i]);
         else if (i == 1 && atoi(argv[i]) > 0) o.threads = atoi(argv[i]);   /* like bench_gemm: [nthreads] */
         else { fprintf(stderr, "usage: %s [--threads N] [--arch mingru|minlstm|gru|attn*4|SPEC|all] [--ffn KIND] [--ffn-hidden H] [--batch B] [--ctx T] [--quick]\n", argv[0]); return 2; }
     }
