@@ -269,6 +269,60 @@ static void test_train_moe(void) {
     check_session_continues(DIR "/moe/model.bin");
     MR_CHECK(sh("build/minrnn-convert info " DIR "/moe/model.bin | grep -q '(gru+rwkv6,mingru), ffn (moe,moe)'") == 0);
 }
+/* A copy of checkpoint `in` whose CONF field `tag` has its first payload byte set to v (the
+   section's CRC recomputed, so only the value is wrong); 0 when the field is not there. */
+static int patch_conf(const char *in, const char *out, unsigned tag, uint8_t v) {
+    size_t n = 0, off = 16, found = 0;
+    uint8_t *b = (uint8_t *)slurp(in, &n);
+    FILE *f;
+    while (b && off + 12 <= n) {
+        uint64_t len = 0;
+        int i;
+        for (i = 0; i < 8; i++) len |= (uint64_t)b[off + 4 + i] << (8 * i);
+        if (off + 12 + len + 4 > n) break;
+        if (!memcmp(b + off, "CONF", 4)) {
+            size_t q = off + 12, e = off + 12 + (size_t)len;
+            uint32_t crc;
+            while (q + 8 <= e) {
+                unsigned t = b[q] | b[q + 1] << 8;
+                uint32_t fl = b[q + 4] | b[q + 5] << 8 | (uint32_t)b[q + 6] << 16 | (uint32_t)b[q + 7] << 24;
+                if (t == tag && fl > 0) { b[q + 8] = v; found = 1; }
+                q += 8 + fl;
+            }
+            crc = mr__crc32(b + off + 12, (size_t)len);
+            for (i = 0; i < 4; i++) b[e + i] = (uint8_t)(crc >> (8 * i));
+            break;
+        }
+        off += 12 + (size_t)len + 4;
+    }
+    if (found && (f = fopen(out, "wb"))) { fwrite(b, 1, n, f); fclose(f); }
+    mr_buffer_free(b);
+    return (int)found;
+}
+/* a checkpoint with an unknown block (mixer, second mixer, FFN): one message naming it, exit 2 */
+static void test_unknown_block(void) {
+    static const struct { unsigned tag; const char *msg; } cases[] = {
+        {13, "layer 0: unknown mixer 9"}, {24, "layer 0: unknown second mixer 8"}, {14, "layer 0: unknown FFN 9"},
+    };
+    size_t i;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("test -f " DIR "/moe/model.bin || build/minrnn-train --data " DATA " --dim 16 --batch 4 --layers 'gru+rwkv6,mingru' --ffn moe "
+                "--experts 3 --rwkv-head-size 8 --rwkv-ranks 4,8 --chunk-size 32 --steps 4 --threads 2 --out " DIR "/moe >/dev/null 2>&1") == 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *e;
+        int rc;
+        MR_CHECK_MSG(patch_conf(DIR "/moe/model.bin", DIR "/bad_block.bin", cases[i].tag, 9), "CONF field %u not found", cases[i].tag);
+        rc = sh("build/minrnn-generate --model " DIR "/bad_block.bin --length 5 >/dev/null 2>" DIR "/err.txt");
+        e = slurp(DIR "/err.txt", NULL);
+        MR_CHECK_MSG(rc == 2 && e && strstr(e, cases[i].msg) && !strchr(strchr(e, '\n') ? strchr(e, '\n') + 1 : "", '\n'),
+                     "field %u: exit %d, '%s' (want one line with '%s')", cases[i].tag, rc, e ? e : "", cases[i].msg);
+        mr_buffer_free(e);
+        rc = sh("build/minrnn-convert info " DIR "/bad_block.bin >/dev/null 2>" DIR "/err.txt");
+        e = slurp(DIR "/err.txt", NULL);
+        MR_CHECK_MSG(rc != 0 && e && strstr(e, cases[i].msg), "convert info, field %u: exit %d, '%s'", cases[i].tag, rc, e ? e : "");
+        mr_buffer_free(e);
+    }
+}
 static void test_sessions_attention(void) {
     if (!have_programs()) MR_SKIP("programs missing");
     MR_CHECK(sh("test -f " DIR "/gpt/model.bin || build/minrnn-train --data " DATA " --dim 24 --batch 4 --layers attn*2 --pos-emb learned "
@@ -319,6 +373,6 @@ static void test_interrupt(void) {
 }
 
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
-             {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe},
+             {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe}, {"unknown_block", test_unknown_block},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})

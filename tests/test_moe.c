@@ -383,8 +383,10 @@ static void test_model_aux(void) {
    whose targets are two different random SwiGLU functions of the rest. A MoE
    layer (one shared and two routed experts of hidden H, top-1) must send the
    kinds to different experts and beat a dense SwiGLU of hidden 2H, the same
-   active weights (the router adds 2 d). Seeds 1-6 and 77 all end above 89%
-   of each kind on its expert (from 55-71%) and below 0.5x the dense loss. */
+   active weights (the router adds 2 d). A problem passes when > 85 % of each
+   kind ends on its expert (from < 80 %) and the loss below 0.7x the dense; on
+   the development host seeds 1-6 and 77 all ended above 89 % (from 55-71 %)
+   and below 0.5x the dense loss. */
 static void swiglu_teacher(const float *w13, const float *w2, const float *x, float *y, int d, int H) {
     int i, c;
     float a[16];
@@ -395,7 +397,7 @@ static void swiglu_teacher(const float *w13, const float *w2, const float *x, fl
     }
     for (c = 0; c < d; c++) { y[c] = 0; for (i = 0; i < H; i++) y[c] += w2[c * H + i] * a[i]; }
 }
-static void test_router_learns(void) {
+static int router_problem(uint64_t seed) {
     enum { d = 8, H = 4, N = 256, STEPS = 2500 };
     static float X[N * d], Y[N * d], tA13[2 * H * d], tA2[d * H], tB13[2 * H * d], tB2[d * H];
     mr_params *pm = NULL, *pd = NULL;
@@ -404,7 +406,8 @@ static void test_router_learns(void) {
     int64_t sh[3];
     int n, c, step, kind_to[2][3];
     double lm = 0, ld = 0, spec, spec0 = 0;
-    mr_rng_seed(&rng, getenv("MOE_SEED") ? strtoull(getenv("MOE_SEED"), NULL, 10) : 77);   /* the same problem however the cases run */
+    int ok;
+    mr_rng_seed(&rng, seed);   /* the same problem however the cases run */
     for (c = 0; c < 2 * H * d; c++) { tA13[c] = urand(-1, 1); tB13[c] = urand(-1, 1); }
     for (c = 0; c < d * H; c++) { tA2[c] = urand(-1, 1); tB2[c] = urand(-1, 1); }
     for (n = 0; n < N; n++) {
@@ -474,13 +477,19 @@ static void test_router_learns(void) {
     /* specialisation: the share of each kind on its majority expert, and the kinds on different experts */
     spec = (double)(kind_to[0][0] > kind_to[0][1] ? kind_to[0][0] : kind_to[0][1]) / (N / 2) * 0.5 +
            (double)(kind_to[1][0] > kind_to[1][1] ? kind_to[1][0] : kind_to[1][1]) / (N / 2) * 0.5;
-    printf("  router: kind 0 -> %d/%d, kind 1 -> %d/%d (at the start %.0f%% on the majority expert); loss MoE %.4f, dense %.4f\n", kind_to[0][0],
-           kind_to[0][1], kind_to[1][0], kind_to[1][1], 100 * spec0, lm, ld);
-    MR_CHECK_MSG(spec0 < 0.8 && spec > 0.85 && (kind_to[0][0] > kind_to[0][1]) != (kind_to[1][0] > kind_to[1][1]), "the routing did not specialise: %d/%d, %d/%d",
-                 kind_to[0][0], kind_to[0][1], kind_to[1][0], kind_to[1][1]);
-    MR_CHECK_MSG(lm < 0.7 * ld, "MoE loss %.4f not below the dense %.4f", lm, ld);
+    ok = spec0 < 0.8 && spec > 0.85 && (kind_to[0][0] > kind_to[0][1]) != (kind_to[1][0] > kind_to[1][1]) && lm < 0.7 * ld;
+    printf("  router, seed %llu: kind 0 -> %d/%d, kind 1 -> %d/%d (at the start %.0f%% on the majority expert); loss MoE %.4f, dense %.4f%s\n",
+           (unsigned long long)seed, kind_to[0][0], kind_to[0][1], kind_to[1][0], kind_to[1][1], 100 * spec0, lm, ld, ok ? "" : " (not learned)");
     mr_adamw_free(&om); mr_adamw_free(&od);
     mr_params_free(pm); mr_params_free(pd);
+    return ok;
+}
+/* three problems (the trajectories depend on the host's rounding): at least two must learn */
+static void test_router_learns(void) {
+    static const uint64_t seeds[3] = {77, 3, 5};
+    int i, ok = 0;
+    for (i = 0; i < 3; i++) ok += router_problem(seeds[i]);
+    MR_CHECK_MSG(ok >= 2, "the router specialised and beat the dense model in %d of 3 problems", ok);
 }
 
 int main(int argc, char **argv) {
