@@ -537,7 +537,8 @@ typedef struct mr_model_cfg {
 
 /* Defaults: d=128, 4 MinGRU layers, expansion 1, no conv, SwiGLU 4d, tied;
    attention (when a layer uses it): 4 heads, 4 KV heads, RoPE 10000, context 1024;
-   RWKV-6: head size 64, LoRA ranks 32 (token shift) and 64 (decay). */
+   RWKV-6: head size 64, LoRA ranks 32 (token shift) and 64 (decay);
+   MoE: 4 experts (1 shared, 3 routed), top-1, balance 1e-2, z-loss 1e-3. */
 MRDEF mr_model_cfg mr_model_defaults(int vocab_size);
 /* Sets the mixers from a spec: a comma list of kind names, each optionally
    repeated with *N ("mingru,mingru,attn,mingru", "attn*4", "gru*2,mingru");
