@@ -2564,13 +2564,15 @@ MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) 
 }
 
 /* --- softmax ------------------------------------------------------------- */
-MR__PRIV void mr__softmax_row(const float *x, float *y, int64_t C) {
-    float m = x[0], s = 0;
+/* y = softmax(x) over C; returns logsumexp(x) */
+MR__PRIV float mr__softmax_row(const float *x, float *y, int64_t C) {
+    float m = x[0], s = 0, inv;
     int64_t c;
     for (c = 1; c < C; c++) m = x[c] > m ? x[c] : m;
     for (c = 0; c < C; c++) { y[c] = mr__expf(x[c] - m); s += y[c]; }
-    s = 1.0f / s;
-    for (c = 0; c < C; c++) y[c] *= s;
+    inv = 1.0f / s;
+    for (c = 0; c < C; c++) y[c] *= inv;
+    return m + logf(s);
 }
 MR__PRIV void mr__softmax_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr_tensor *a = in[0];
@@ -4144,34 +4146,23 @@ MR__PRIV void mr__sub_name(char *name, size_t cap) {
     memcpy(tmp + k + 5, name + k, rest + 1);
     memcpy(name, tmp, k + 5 + rest + 1);
 }
-MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) {
-    int64_t sh[2];
-    char name[64];
-    mr_tensor *t;
-    pb->floats += d0 * (d1 > 0 ? d1 : 1);
-    pb->n++;
-    if (!pb->ps) return NULL;
-    mr__vfmt_s(name, sizeof name, fmt, pb->layer);
-    if (pb->sub) mr__sub_name(name, sizeof name);
-    sh[0] = d0; sh[1] = d1;
-    t = mr_params_add(pb->ps, name, d1 > 0 ? 2 : 1, sh, 0);
-    if (!t) pb->oom = 1;
-    return t;
-}
+/* a tensor of shape [d0], [d0, d1] or [d0, d1, d2] (trailing dims 0: absent) */
 MR__PRIV mr_tensor *mr__pb_add3(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1, int64_t d2) {
     int64_t sh[3];
     char name[64];
+    int nd = d2 > 0 ? 3 : d1 > 0 ? 2 : 1;
     mr_tensor *t;
-    pb->floats += d0 * d1 * d2;
+    pb->floats += d0 * (d1 > 0 ? d1 : 1) * (d2 > 0 ? d2 : 1);
     pb->n++;
     if (!pb->ps) return NULL;
     mr__vfmt_s(name, sizeof name, fmt, pb->layer);
     if (pb->sub) mr__sub_name(name, sizeof name);
     sh[0] = d0; sh[1] = d1; sh[2] = d2;
-    t = mr_params_add(pb->ps, name, 3, sh, 0);
+    t = mr_params_add(pb->ps, name, nd, sh, 0);
     if (!t) pb->oom = 1;
     return t;
 }
+MR__PRIV mr_tensor *mr__pb_add(mr__pb *pb, const char *fmt, int64_t d0, int64_t d1) { return mr__pb_add3(pb, fmt, d0, d1, 0); }
 
 typedef struct mr__mixer_row {
     const char *name, *desc;
@@ -4214,43 +4205,54 @@ MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
 MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
 
 /* --- [layer.common] causal conv, dropout (every block may use them) ------ */
-MR__PRIV void mr__swiglu_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
-    mr_tensor *x = in[0];
-    int64_t R = mr_tensor_rows(out), H = mr_tensor_cols(out), r;
+/* SwiGLU over rows: x rows [a | b] (2H wide, stride ld) -> y [rows, H] = silu(a) * b */
+MR__PRIV void mr__swiglu_rows(mr_ctx *ctx, const float *x, int64_t ld, float *y, int64_t rows, int64_t H) {
+    int64_t r;
     int nt = ctx->n_threads;
-    (void)n_in; (void)data; (void)nt;
-    if (!x->grad) return;
-    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        const float *a = x->data + r * x->row_stride, *bb = a + H, *g = out->grad + r * H;
-        float *ga = x->grad + r * x->row_stride, *gb = ga + H;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) if (rows * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < rows; r++) {
+        const float *a = x + r * ld, *bb = a + H;
+        float *o = y + r * H;
         int64_t c;
+        for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * bb[c];
+    }
+}
+/* its gradient: g [rows, H] -> gx rows [da | db] (stride ldg), added (acc) or written */
+MR__PRIV void mr__swiglu_grad_rows(mr_ctx *ctx, const float *x, int64_t ld, const float *g, float *gx, int64_t ldg, int64_t rows,
+                                   int64_t H, int acc) {
+    int64_t r;
+    int nt = ctx->n_threads;
+    (void)nt;
+    MR__OMP(parallel for num_threads(nt) if (rows * H > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < rows; r++) {
+        const float *a = x + r * ld, *bb = a + H, *gr = g + r * H;
+        float *ga = gx + r * ldg, *gb = ga + H;
+        int64_t c;
+        if (!acc) for (c = 0; c < 2 * H; c++) ga[c] = 0.f;
         for (c = 0; c < H; c++) {
             float s = mr__sigmoidf(a[c]), si = a[c] * s;
-            ga[c] += g[c] * bb[c] * s * (1.f + a[c] * (1.f - s));
-            gb[c] += g[c] * si;
+            ga[c] += gr[c] * bb[c] * s * (1.f + a[c] * (1.f - s));
+            gb[c] += gr[c] * si;
         }
     }
 }
+MR__PRIV void mr__swiglu_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr_tensor *x = in[0];
+    (void)n_in; (void)data;
+    if (x->grad) mr__swiglu_grad_rows(ctx, x->data, x->row_stride, out->grad, x->grad, x->row_stride, mr_tensor_rows(out), mr_tensor_cols(out), 1);
+}
 MRDEF mr_tensor *mr_swiglu(mr_ctx *ctx, mr_tensor *x) {
     mr_tensor *out;
-    int64_t shape[MR_MAX_DIMS], R, H, r;
-    int i, nt = ctx->n_threads;
-    (void)nt;
+    int64_t shape[MR_MAX_DIMS], H;
+    int i;
     if (mr__bad(ctx) || !x) return NULL;
     if (mr_tensor_cols(x) % 2) { mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_swiglu: last dim must be even"); return NULL; }
     for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     H = shape[x->ndim - 1] /= 2;
     out = mr_tensor_new(ctx, x->ndim, shape, 0);
     if (!out) return NULL;
-    R = mr_tensor_rows(x);
-    MR__OMP(parallel for num_threads(nt) if (R * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        const float *a = x->data + r * x->row_stride, *bb = a + H;
-        float *o = out->data + r * H;
-        int64_t c;
-        for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * bb[c];
-    }
+    mr__swiglu_rows(ctx, x->data, x->row_stride, out->data, mr_tensor_rows(x), H);
     mr_tape_record(ctx, out, &x, 1, mr__swiglu_bwd, NULL);
     return mr__bad(ctx) ? NULL : out;
 }
@@ -5785,24 +5787,21 @@ MRDEF mr_tensor *mr_moe_route(mr_ctx *ctx, mr_tensor *logits, int k, int renorm,
     MR__OMP(parallel for num_threads(nt) if (N * R > MR__PAR_MIN) schedule(static))
     for (n = 0; n < N; n++) {
         const float *l = logits->data + n * logits->row_stride;
-        float *P = p->P + n * R, *g = out->data + n * k, mx = l[0];
+        float *P = p->P + n * R, *g = out->data + n * k;
         int32_t *ix = idx + n * k;
         uint64_t used = 0;
-        double s = 0;
         int e, j;
-        for (e = 1; e < R; e++) if (l[e] > mx) mx = l[e];
-        for (e = 0; e < R; e++) { P[e] = expf(l[e] - mx); s += P[e]; }
-        for (e = 0; e < R; e++) P[e] = (float)(P[e] / s);
+        mr__softmax_row(l, P, R);
         for (j = 0; j < k; j++) {   /* the j-th largest logit; ties (and NaNs) go to the lower index */
             int best = -1;
             for (e = 0; e < R; e++) if (!(used >> e & 1) && (best < 0 || l[e] > l[best])) best = e;
             used |= (uint64_t)1 << best;
             ix[j] = best;
         }
-        if (renorm) {
-            double t = 0;
-            for (j = 0; j < k; j++) t += (g[j] = expf(l[ix[j]] - l[ix[0]]));
-            for (j = 0; j < k; j++) g[j] = (float)(g[j] / t);
+        if (renorm) {   /* the softmax of the chosen logits */
+            float lc[MR_MOE_MAX_EXPERTS];
+            for (j = 0; j < k; j++) lc[j] = l[ix[j]];
+            mr__softmax_row(lc, g, k);
         } else for (j = 0; j < k; j++) g[j] = P[ix[j]];
     }
     mr_tape_record(ctx, out, &logits, 1, mr__moe_route_bwd, p);
@@ -5848,16 +5847,15 @@ MRDEF mr_tensor *mr_moe_aux_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *
         return NULL;
     p->R = (int)R; p->cb = cb; p->cz = cz;
     for (e = 0; e < R; e++) { p->f[e] = 0; Pm[e] = 0; }
-    for (n = 0; n < N * k; n++) p->f[idx[n]] += 1.0;
+    for (n = 0; n < N * k; n++) {
+        if (idx[n] < 0 || idx[n] >= R) { mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_moe_aux_loss: expert index %d outside [0, %lld)", idx[n], (long long)R); return NULL; }
+        p->f[idx[n]] += 1.0;
+    }
     for (e = 0; e < R; e++) p->f[e] /= (double)(N * k);
     for (n = 0; n < N; n++) {   /* sequential: the sums are in a fixed order */
-        const float *l = logits->data + n * logits->row_stride;
-        float *P = p->P + n * R, mx = l[0];
-        double s = 0;
-        for (e = 1; e < R; e++) if (l[e] > mx) mx = l[e];
-        for (e = 0; e < R; e++) s += (P[e] = expf(l[e] - mx));
-        for (e = 0; e < R; e++) { P[e] = (float)(P[e] / s); Pm[e] += P[e]; }
-        p->lse[n] = mx + (float)log(s);
+        float *P = p->P + n * R;
+        p->lse[n] = mr__softmax_row(logits->data + n * logits->row_stride, P, R);
+        for (e = 0; e < R; e++) Pm[e] += P[e];
         z += (double)p->lse[n] * p->lse[n];
     }
     for (e = 0; e < R; e++) bal += p->f[e] * Pm[e] / (double)N;
@@ -5877,23 +5875,9 @@ MRDEF mr_tensor *mr_moe_aux_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *
    choice of routed buffer row r. */
 typedef struct mr__moe_x {
     int E, k, H, d;
-    int64_t N, Rt, *off, *pos;
-    const int32_t *idx;
-    int64_t *slot;
+    int64_t N, Rt, *off, *pos, *slot;
     float *X, *Hb, *A, *Y;   /* routed inputs [Rt - N, d]; w13 x [Rt, 2H]; swiglu [Rt, H]; expert outputs [Rt, d] */
 } mr__moe_x;
-MR__PRIV void mr__moe_swiglu_rows(mr_ctx *ctx, const float *h, float *a, int64_t rows, int H) {
-    int64_t r;
-    int nt = ctx->n_threads;
-    (void)nt;
-    MR__OMP(parallel for num_threads(nt) if (rows * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < rows; r++) {
-        const float *u = h + r * 2 * H, *v = u + H;
-        float *o = a + r * H;
-        int c;
-        for (c = 0; c < H; c++) o[c] = u[c] * mr__sigmoidf(u[c]) * v[c];
-    }
-}
 MR__PRIV void mr__moe_x_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__moe_x *p = (mr__moe_x *)data;
     mr_tensor *x = in[0], *w13 = in[1], *w2 = in[2], *gt = in[3];
@@ -5930,17 +5914,7 @@ MR__PRIV void mr__moe_x_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_i
         mr_gemm(ctx, 0, 0, (int)M, (int)H, (int)d, 1.f, dYe, (int)d, w2->data + (size_t)e * d * H, (int)H, 0.f, dA + o * H, (int)H);
         if (w2->grad) mr_gemm(ctx, 1, 0, (int)d, (int)H, (int)M, 1.f, dYe, (int)d, p->A + o * H, (int)H, 1.f, w2->grad + (size_t)e * d * H, (int)H);
     }
-    MR__OMP(parallel for num_threads(nt) if (Rt * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < Rt; r++) {
-        const float *u = p->Hb + r * 2 * H, *v = u + H, *g = dA + r * H;
-        float *gu = dH + r * 2 * H, *gv = gu + H;
-        int64_t c;
-        for (c = 0; c < H; c++) {
-            float s = mr__sigmoidf(u[c]);
-            gu[c] = g[c] * v[c] * s * (1.f + u[c] * (1.f - s));
-            gv[c] = g[c] * u[c] * s;
-        }
-    }
+    mr__swiglu_grad_rows(ctx, p->Hb, 2 * H, dA, dH, 2 * H, Rt, H, 0);
     for (e = 0; e < p->E; e++) {
         int64_t o = p->off[e], M = p->off[e + 1] - o;
         const float *Xe = e ? p->X + (o - N) * d : x->data;
@@ -5983,7 +5957,7 @@ MRDEF mr_tensor *mr_moe_experts(mr_ctx *ctx, mr_tensor *x, mr_tensor *w13, mr_te
     out = mr__like(ctx, x);
     p = (mr__moe_x *)mr_ctx_alloc(ctx, sizeof *p);
     if (!out || !p) return NULL;
-    p->E = (int)E; p->k = (int)k; p->H = (int)H; p->d = (int)d; p->N = N; p->Rt = N * (1 + k); p->idx = idx;
+    p->E = (int)E; p->k = (int)k; p->H = (int)H; p->d = (int)d; p->N = N; p->Rt = N * (1 + k);
     p->off = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(E + 1));
     p->pos = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(N * k));
     p->slot = (int64_t *)mr_ctx_alloc(ctx, sizeof(int64_t) * (size_t)(N * k));
@@ -6006,7 +5980,7 @@ MRDEF mr_tensor *mr_moe_experts(mr_ctx *ctx, mr_tensor *x, mr_tensor *w13, mr_te
         if (!M) continue;
         if (e) mr_gemm(ctx, 0, 1, (int)M, (int)(2 * H), (int)d, 1.f, p->X + (o - N) * d, (int)d, w13->data + (size_t)e * 2 * H * d, (int)d, 0.f, p->Hb + o * 2 * H, (int)(2 * H));
         else mr_gemm(ctx, 0, 1, (int)M, (int)(2 * H), (int)d, 1.f, x->data, (int)x->row_stride, w13->data, (int)d, 0.f, p->Hb, (int)(2 * H));
-        mr__moe_swiglu_rows(ctx, p->Hb + o * 2 * H, p->A + o * H, M, (int)H);
+        mr__swiglu_rows(ctx, p->Hb + o * 2 * H, 2 * H, p->A + o * H, M, H);
         mr_gemm(ctx, 0, 1, (int)M, (int)d, (int)H, 1.f, p->A + o * H, (int)H, w2->data + (size_t)e * d * H, (int)H, 0.f, p->Y + o * d, (int)d);
     }
     MR__OMP(parallel for num_threads(nt) if (N * k * d > MR__PAR_MIN) schedule(static))
@@ -6166,7 +6140,7 @@ MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_
         const char *e = s, *star;
         size_t len;
         long rep = 1;
-        int k, kb = 0, part;
+        int k, k1 = 0, k2 = 0, part;   /* the item's mixer, and its second mixer + 1 (0: none) */
         while (*e && *e != ',') e++;
         for (star = s; star < e && *star != '*'; star++) {}
         if (star < e) {   /* kind*N */
@@ -6195,14 +6169,13 @@ MRDEF mr_status mr_model_cfg_set_layers(mr_model_cfg *cfg, const char *spec, mr_
                 mr__kind_list(list, sizeof list, 0);
                 return mr__seterr(err, MR_ERR_ARG, "unknown layer kind '%s' (kinds: %s; two in one block: a+b)", nm, list);
             }
-            if (part == 0) kb = k; else kb = (kb << 8) | (k + 1);
+            if (part == 0) k1 = k; else k2 = k + 1;
             s = pe < star ? pe + 1 : pe;
             if (pe < star && s == star) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s': a mixer must follow '+'", spec);
         }
         if (part == 0) return mr__seterr(err, MR_ERR_ARG, "layer spec '%s' has an empty item", spec);
-        if (part == 1) kb <<= 8;
         if (n + rep > MR_MAX_LAYERS) return mr__seterr(err, MR_ERR_ARG, "more than %d layers in '%s'", MR_MAX_LAYERS, spec);
-        while (rep--) { kinds[n] = (uint8_t)(kb >> 8); kinds_b[n] = (uint8_t)(kb & 0xff); n++; }
+        while (rep--) { kinds[n] = (uint8_t)k1; kinds_b[n] = (uint8_t)k2; n++; }
         items++;
         if (!*e) break;
         s = e + 1;

@@ -74,9 +74,9 @@ static void test_route_values(void) {
     MR_CHECK(g && idx[0] == 1 && idx[1] == 2 && idx[2] == 0 && idx[3] == 1);
     if (g) MR_CHECK(fabsf(g->data[0] - p1) < 1e-6f && fabsf(g->data[1] - p1) < 1e-6f && fabsf(g->data[2] - 0.25f) < 1e-6f);
     g = mr_moe_route(ctx, l, 2, 1, idx);
-    if (g) MR_CHECK(fabsf(g->data[0] - 0.5f) < 1e-6f && fabsf(g->data[3] - 0.5f) < 1e-6f);
+    MR_CHECK(g && fabsf(g->data[0] - 0.5f) < 1e-6f && fabsf(g->data[3] - 0.5f) < 1e-6f);
     g = mr_moe_route(ctx, l, 1, 1, idx);
-    if (g) MR_CHECK(g->data[0] == 1.f && g->data[1] == 1.f);   /* a switch */
+    MR_CHECK(g && g->data[0] == 1.f && g->data[1] == 1.f);   /* a switch */
     /* the all-zero row: uniform probabilities; load counts the slots */
     MR_CHECK(mr_moe_aux_loss(ctx, l, idx, 1, 1.f, 0.f, &bal, &z, load) != NULL);
     MR_CHECK(load[0] == 0.5 && load[1] == 0.5 && load[2] == 0 && load[3] == 0);
