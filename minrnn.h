@@ -761,6 +761,29 @@ MRDEF mr_status mr_train_grad(mr_ctx *ctx, mr_model *m, const int32_t *inputs, c
 MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, const int32_t *inputs,
                               const int32_t *targets, int B, int T, int bptt, mr_state *state, float lr, float clip,
                               double *loss, float *grad_norm);
+/* The second half of mr_train_step, for trainers that combine gradients
+   themselves (data parallelism: the gradients of several processes averaged
+   between mr_train_grad and this): the global norm clipped to clip (<= 0: not
+   clipped), AdamW or SGD at lr, the gradients zeroed. *grad_norm (may be
+   NULL): the norm before clipping. A gradient that is not finite is
+   MR_ERR_RANGE with the weights untouched (and the gradients zeroed). */
+MRDEF mr_status mr_train_apply(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, float lr, float clip, float *grad_norm);
+/* An exact, order-independent sum of gradients (a reproducible reduction):
+   each term g (n floats) becomes the integers round(g * 2^e) added into
+   acc[n] (int64; integer sums do not depend on their order, so any
+   allreduce of acc gives the same bits), and mr_grad_fixed_get writes
+   out[i] = acc[i] * 2^-e * scale. mr_grad_fixed_exp returns the e for terms
+   whose largest magnitude is max_abs (the maximum over every term: a max is
+   exact too), of which at most n_terms are summed, leaving 62 bits for the
+   sum. Terms are rounded to multiples of 2^-e (2^-62 of max_abs times
+   n_terms): with up to 512 terms every float within 2^-30 of max_abs is
+   taken exactly, smaller ones to far below their gradient's precision, and
+   the sum itself is exact, converted to float once. A
+   max_abs that is not finite returns INT32_MIN (the caller reports the
+   divergence); 0 returns 0. */
+MRDEF int mr_grad_fixed_exp(double max_abs, int64_t n_terms);
+MRDEF void mr_grad_fixed_add(int64_t *acc, const float *g, size_t n, int e);
+MRDEF void mr_grad_fixed_get(float *out, const int64_t *acc, size_t n, int e, double scale);
 /* Validation loss (mean nats per token) of the next-token predictions in
    tokens[0..n): mr_eval_windows cuts them into windows of T tokens, each
    from a fresh state, B windows per forward pass (the last window may be
@@ -6583,7 +6606,6 @@ MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd 
                               const int32_t *targets, int B, int T, int bptt, mr_state *state, float lr, float clip,
                               double *loss, float *grad_norm) {
     mr_status s;
-    float gn;
     if (!ctx) return MR_ERR_ARG;
     if (!m || (!adamw) == (!sgd)) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_step: give one optimizer (AdamW or SGD)");
     if ((adamw && adamw->ps != m->ps) || (sgd && sgd->ps != m->ps))
@@ -6593,11 +6615,40 @@ MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd 
         mr_params_zero_grad(m->ps);
         return mr_ctx_fail(ctx, MR_ERR_RANGE, "the loss diverged (%g)", *loss);
     }
+    return mr_train_apply(ctx, m, adamw, sgd, lr, clip, grad_norm);
+}
+MRDEF mr_status mr_train_apply(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, float lr, float clip, float *grad_norm) {
+    float gn;
+    if (grad_norm) *grad_norm = NAN;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || (!adamw) == (!sgd)) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_apply: give one optimizer (AdamW or SGD)");
+    if ((adamw && adamw->ps != m->ps) || (sgd && sgd->ps != m->ps))
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_apply: the optimizer belongs to another model");
     gn = mr_clip_grad_norm(m->ps, clip);
     if (grad_norm) *grad_norm = gn;
+    if (!(gn == gn) || gn > FLT_MAX) {
+        mr_params_zero_grad(m->ps);
+        return mr_ctx_fail(ctx, MR_ERR_RANGE, "the gradient diverged (norm %g)", (double)gn);
+    }
     if (adamw) mr_adamw_step(adamw, ctx, lr); else mr_sgd_step(sgd, ctx, lr);
     mr_params_zero_grad(m->ps);
     return MR_OK;
+}
+MRDEF int mr_grad_fixed_exp(double max_abs, int64_t n_terms) {
+    int k = 0, s = 0;
+    if (!(max_abs == max_abs) || max_abs > DBL_MAX) return INT32_MIN;
+    if (max_abs <= 0) return 0;
+    (void)frexp(max_abs, &k);   /* max_abs < 2^k */
+    while (s < 62 && ((int64_t)1 << s) < (n_terms > 1 ? n_terms : 1)) s++;   /* n_terms <= 2^s */
+    return 62 - s - k;   /* each term below 2^(62-s), their sum below 2^62 */
+}
+MRDEF void mr_grad_fixed_add(int64_t *acc, const float *g, size_t n, int e) {
+    size_t i;
+    for (i = 0; i < n; i++) acc[i] += (int64_t)llrint(ldexp((double)g[i], e));
+}
+MRDEF void mr_grad_fixed_get(float *out, const int64_t *acc, size_t n, int e, double scale) {
+    size_t i;
+    for (i = 0; i < n; i++) out[i] = (float)(ldexp((double)acc[i], -e) * scale);
 }
 MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss) {
     int64_t nwin, w = 0, rem;

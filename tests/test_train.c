@@ -182,4 +182,93 @@ static void test_eval(void) {
     mr_state_free(st); mr_model_free(m); mr_ctx_free(c);
 }
 
-MR_TEST_MAIN({"grad_pieces", test_grad_pieces}, {"step", test_step}, {"eval", test_eval})
+/* Data parallelism's parts: the gradient of a batch is the mean of its
+   halves' (the loss is a mean over equal rows), mr_train_apply is the rest of
+   mr_train_step, and the fixed-point sum gives the same bits in any order and
+   grouping, close to the exact sum. */
+static void test_data_parallel(void) {
+    enum { B = 4, T = 8, NT = 4 };
+    mr_model *m1 = tiny("mingru,gru", 32, 6), *m2 = tiny("mingru,gru", 32, 6);
+    mr_ctx *c = ctx_new();
+    mr_adamw o1, o2;
+    int32_t x[B * T + 1], xi[B * T], xt[B * T];
+    double l1, la, lb;
+    float g1, g2, *full, *half, *terms, *r1, *r2;
+    int64_t *acc1, *acc2;
+    size_t n, i;
+    int b, k, e;
+    double maxd = 0, maxg = 0, maxabs = 0;
+    mr_rng r;
+    if (!m1 || !m2 || !c) return;
+    tokens(x, B * T + 1, 12);
+    for (b = 0; b < B; b++) { memcpy(xi + b * T, x + b * T, sizeof(int32_t) * T); memcpy(xt + b * T, x + b * T + 1, sizeof(int32_t) * T); }
+    n = m1->ps->numel;
+    full = (float *)malloc(sizeof(float) * n); half = (float *)malloc(sizeof(float) * n);
+    MR_CHECK(mr_train_grad(c, m1, xi, xt, B, T, 0, NULL, &l1) == MR_OK);
+    memcpy(full, m1->ps->grad, sizeof(float) * n);
+    mr_params_zero_grad(m1->ps);
+    MR_CHECK(mr_train_grad(c, m1, xi, xt, B / 2, T, 0, NULL, &la) == MR_OK);
+    memcpy(half, m1->ps->grad, sizeof(float) * n);
+    mr_params_zero_grad(m1->ps);
+    MR_CHECK(mr_train_grad(c, m1, xi + B / 2 * T, xt + B / 2 * T, B / 2, T, 0, NULL, &lb) == MR_OK);
+    for (i = 0; i < n; i++) {
+        double d = fabs(0.5 * ((double)half[i] + m1->ps->grad[i]) - full[i]);
+        if (d > maxd) maxd = d;
+        if (fabs(full[i]) > maxg) maxg = fabs(full[i]);
+    }
+    MR_CHECK_MSG(maxd <= 1e-5 * maxg && fabs(0.5 * (la + lb) - l1) < 1e-6, "halves: max diff %g of %g, loss %.9g vs %.9g", maxd, maxg, 0.5 * (la + lb), l1);
+    mr_params_zero_grad(m1->ps);
+    /* mr_train_apply after mr_train_grad = mr_train_step */
+    MR_CHECK(mr_adamw_init(&o1, m1->ps, mr_adamw_defaults(), NULL) == MR_OK);
+    MR_CHECK(mr_adamw_init(&o2, m2->ps, mr_adamw_defaults(), NULL) == MR_OK);
+    MR_CHECK(mr_train_step(c, m1, &o1, NULL, xi, xt, B, T, 0, NULL, 1e-2f, 0.5f, &l1, &g1) == MR_OK);
+    MR_CHECK(mr_train_grad(c, m2, xi, xt, B, T, 0, NULL, &la) == MR_OK);
+    MR_CHECK(mr_train_apply(c, m2, &o2, NULL, 1e-2f, 0.5f, &g2) == MR_OK);
+    MR_CHECK(g1 == g2 && l1 == la && !memcmp(m1->ps->data, m2->ps->data, sizeof(float) * n));
+    MR_CHECK(mr_train_apply(c, m2, NULL, NULL, 1e-2f, 0.5f, NULL) == MR_ERR_ARG);
+    mr_ctx_reset(c);
+    MR_CHECK(mr_train_apply(c, m2, &o1, NULL, 1e-2f, 0.5f, NULL) == MR_ERR_ARG);
+    mr_ctx_reset(c);
+    /* a gradient that is not finite: MR_ERR_RANGE, weights untouched, gradients zeroed */
+    memcpy(full, m2->ps->data, sizeof(float) * n);
+    m2->ps->grad[3] = NAN;
+    MR_CHECK(mr_train_apply(c, m2, &o2, NULL, 1e-2f, 0.5f, &g2) == MR_ERR_RANGE && g2 != g2);
+    mr_ctx_reset(c);
+    MR_CHECK(!memcmp(full, m2->ps->data, sizeof(float) * n) && m2->ps->grad[3] == 0);
+    mr_adamw_free(&o1); mr_adamw_free(&o2);
+    /* fixed point: NT terms of widely ranging magnitudes */
+    terms = (float *)malloc(sizeof(float) * n * NT);
+    r1 = (float *)malloc(sizeof(float) * n); r2 = (float *)malloc(sizeof(float) * n);
+    acc1 = (int64_t *)calloc(n, sizeof(int64_t)); acc2 = (int64_t *)calloc(n, sizeof(int64_t));
+    mr_rng_seed(&r, 99);
+    for (i = 0; i < n * NT; i++) {
+        terms[i] = mr_rng_normal(&r) * ldexpf(1.0f, (int)mr_rng_below(&r, 40) - 30);
+        if (fabs(terms[i]) > maxabs) maxabs = fabs(terms[i]);
+    }
+    e = mr_grad_fixed_exp(maxabs, NT);
+    for (k = 0; k < NT; k++) mr_grad_fixed_add(acc1, terms + (size_t)k * n, n, e);   /* 0 1 2 3 */
+    {   /* (3 + 1) + (2 + 0): two partial sums, as two processes would hold */
+        int64_t *p = (int64_t *)calloc(n, sizeof(int64_t));
+        mr_grad_fixed_add(acc2, terms + 3 * n, n, e); mr_grad_fixed_add(acc2, terms + 1 * n, n, e);
+        mr_grad_fixed_add(p, terms + 2 * n, n, e); mr_grad_fixed_add(p, terms, n, e);
+        for (i = 0; i < n; i++) acc2[i] += p[i];
+        free(p);
+    }
+    mr_grad_fixed_get(r1, acc1, n, e, 1.0 / NT);
+    mr_grad_fixed_get(r2, acc2, n, e, 1.0 / NT);
+    MR_CHECK(!memcmp(r1, r2, sizeof(float) * n));
+    maxd = 0;
+    for (i = 0; i < n; i++) {   /* against the sum in double, rounded once (exact here: 4 terms, 40 binades) */
+        double ex = 0, d;
+        for (k = 0; k < NT; k++) ex += terms[(size_t)k * n + i];
+        d = fabs((double)r1[i] - ex / NT) / (fabs(ex / NT) + 1e-30);
+        if (d > maxd) maxd = d;
+    }
+    MR_CHECK_MSG(maxd <= 6e-8, "fixed-point sum: relative error %g", maxd);
+    MR_CHECK(mr_grad_fixed_exp(INFINITY, 4) == INT32_MIN && mr_grad_fixed_exp(NAN, 4) == INT32_MIN && mr_grad_fixed_exp(0, 4) == 0);
+    MR_CHECK(mr_grad_fixed_exp(1.0, 1) == 61 && mr_grad_fixed_exp(0.75, 4) == 60 && mr_grad_fixed_exp(1.0, 5) == 58);
+    free(terms); free(r1); free(r2); free(acc1); free(acc2); free(full); free(half);
+    mr_model_free(m1); mr_model_free(m2); mr_ctx_free(c);
+}
+
+MR_TEST_MAIN({"grad_pieces", test_grad_pieces}, {"step", test_step}, {"eval", test_eval}, {"data_parallel", test_data_parallel})
