@@ -1,5 +1,5 @@
-# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz | make map
-# Variables: CC, NO_OMP=1, OPT.
+# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz | make map | make mpi
+# Variables: CC, NO_OMP=1, OPT, MPICC.
 CC          ?= cc
 CXX         ?= c++
 OPT         ?= -O3 -march=native -ffp-contract=fast
@@ -23,10 +23,10 @@ BENCH_SRCS:= $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 HDRS      := minrnn.h tests/mr_test.h tests/ckpt_common.h tests/model_common.h
 
-.PHONY: all test sanitize bench compile-checks clean cuda fuzz map
+.PHONY: all test sanitize bench compile-checks clean cuda fuzz map mpi
 all: $(EXAMPLES)
 
-$(BUILD)/minrnn-%: examples/%.c $(HDRS)
+$(BUILD)/minrnn-%: examples/%.c $(HDRS) examples/common.h examples/dp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
 
@@ -52,7 +52,21 @@ compile-checks:
 	tests/compile/quickstart.sh $(BUILD)/compile/qs $(CC) -std=c99 $(WARN) -pedantic -O2
 	tests/compile/quickstart.sh $(BUILD)/compile/qs_cxx $(CXX) -x c++ -std=c++11 $(WARN) -O1
 
-test: $(TESTS) $(EXAMPLES) compile-checks
+# The data-parallel trainer (examples/train.c over MPI), when mpicc exists;
+# make test builds it then, and tests/test_mpi runs it under mpirun.
+MPICC   ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_MPI),1)
+MPI_BIN := $(BUILD)/minrnn-train-mpi
+endif
+$(BUILD)/minrnn-train-mpi: examples/train.c examples/common.h examples/dp.h $(HDRS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DMINRNN_MPI $(CPPFLAGS) $< -o $@ $(LDLIBS)
+mpi:
+	@command -v $(MPICC) >/dev/null 2>&1 || { echo "make mpi: no $(MPICC) (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
+	@$(MAKE) --no-print-directory $(BUILD)/minrnn-train-mpi
+
+test: $(TESTS) $(EXAMPLES) $(MPI_BIN) compile-checks
 	@tests/run_all.sh $(TESTS)
 
 sanitize: $(SAN_TESTS)

@@ -12,8 +12,11 @@ static double ex_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+/* Called before a usage error exits (a parallel run finalizes MPI there). */
+static void (*ex_before_exit)(void) = NULL;
 static void ex_die(const char *prog, const char *msg) {
     fprintf(stderr, "%s: %s\n", prog, msg);
+    if (ex_before_exit) ex_before_exit();
     exit(2);
 }
 /* Strict number parsing: the whole string must be a number. */

@@ -4,12 +4,17 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "common.h"
+#include "dp.h"
 #include <math.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <signal.h>
 
+#ifdef MINRNN_MPI
+static const char *PROG = "minrnn-train-mpi";
+#else
 static const char *PROG = "minrnn-train";
+#endif
 
 /* Ctrl-C / SIGTERM: finish the step, save, exit; a second one kills. */
 static volatile sig_atomic_t g_stop = 0;
@@ -26,6 +31,8 @@ typedef struct args {
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
     unsigned long long seed;
     int eval_windows_max;
+    int reproducible, shards;
+    double dp_timeout;
 } args;
 
 static void usage(void) {
@@ -91,7 +98,16 @@ static void usage(void) {
         "                        generators, data position and the flags of the run (flags given now\n"
         "                        override them); with the same --threads the run continues bit for bit\n"
         "  --stop-at-step N      stop (and save) after step N, keeping the schedule of --steps/--epochs\n"
-        "Ctrl-C (or SIGTERM) stops after the current step and saves DIR/model.bin, ready for --resume.\n");
+        "Ctrl-C (or SIGTERM) stops after the current step and saves DIR/model.bin, ready for --resume.\n"
+        "data parallelism (minrnn-train-mpi under mpirun; see the README, \"Training on several machines\"):\n"
+        "  each of the P processes computes the gradients of its B/P rows of every global batch (the same\n"
+        "  batches whatever P), the gradients are averaged, every process applies the same update\n"
+        "  --reproducible         an exact, order-independent gradient sum over S shards of the batch: the\n"
+        "                         weights are bit-identical for any P dividing S (and in minrnn-train)\n"
+        "  --shards S             the batch is S shards (a multiple of P dividing --batch), each with its\n"
+        "                         own dropout generator: with dropout, runs with another P draw the same\n"
+        "                         masks only with the same S (default P; with --reproducible lcm(4, P))\n"
+        "  --dp-timeout SECONDS   a process waiting this long for the others stops the job (default 300)\n");
     printf("layer kinds (--layers):\n");
     for (k = 0; mr_mixer_name(k); k++) printf("  %-20s %s\n", mr_mixer_name(k), mr_mixer_desc(k));
     printf("FFN kinds (--ffn):\n");
@@ -105,6 +121,27 @@ static double eval_loss(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n,
     mr_status s = stateful ? mr_eval_stateful(ctx, m, val, n, T, &loss) : mr_eval_windows(ctx, m, val, n, B, T, &loss);
     if (s != MR_OK) { fprintf(stderr, "\n%s: evaluation: %s\n", PROG, mr_ctx_error(ctx)); mr_ctx_reset(ctx); return NAN; }
     return loss;
+}
+
+/* The windowed validation loss with the windows split across the processes
+   (each evaluates a contiguous run of them; the sums are combined, and rank
+   0's result is everyone's). */
+static double eval_split(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n, int B, int T) {
+    int64_t nwin, rem, w0, w1, len;
+    double v[3] = {0, 0, 0}, out;
+    if (dp_size == 1) return eval_loss(ctx, m, val, n, B, T, 0);
+    nwin = (n - 1) / T; rem = (n - 1) - nwin * T;
+    w0 = nwin * dp_rank / dp_size; w1 = nwin * (dp_rank + 1) / dp_size;
+    len = (w1 - w0) * T + (dp_rank == dp_size - 1 ? rem : 0);
+    if (len >= 1) {
+        double l = eval_loss(ctx, m, val + w0 * T, len + 1, B, T, 0);
+        if (l != l) v[2] = 1;
+        else { v[0] = l * (double)len; v[1] = (double)len; }
+    }
+    dp_sum_f64(v, 3);
+    out = v[2] > 0 || v[1] <= 0 ? NAN : v[0] / v[1];
+    dp_bcast(&out, sizeof out);
+    return out;
 }
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -123,6 +160,7 @@ static void set_defaults(args *a) {
     a->steps = 0; a->warmup = 100; a->eval_every = 250; a->log_every = 10; a->save_every = 500; a->context = 0;
     a->epochs = 0; a->time_budget = 0; a->lr = 6e-3; a->min_lr_factor = 0.1; a->weight_decay = 0.1; a->grad_clip = 1.0;
     a->dropout = -1; a->expansion = 1.0; a->val_fraction = 0.1; a->seed = 1337; a->beta2 = 0.99;
+    a->dp_timeout = 300;
 }
 
 /* Applies the flags of argv[1..argc-1] over *a. */
@@ -191,13 +229,16 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--threads")) a->threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
         else if (!strcmp(f, "--eval-every")) a->eval_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
         else if (!strcmp(f, "--log-every")) a->log_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
+        else if (!strcmp(f, "--reproducible")) a->reproducible = 1;
+        else if (!strcmp(f, "--shards")) a->shards = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 16);
+        else if (!strcmp(f, "--dp-timeout")) a->dp_timeout = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1e7);
         else if (!strcmp(f, "--save-every")) a->save_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
         else { char b[300]; snprintf(b, sizeof b, "unknown flag '%s' (try --help)", f); ex_die(PROG, b); }
     }
 }
 
 static int flag_has_value(const char *f) {
-    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--gru-norm") && strcmp(f, "--help") && strcmp(f, "-h");
+    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--reproducible") && strcmp(f, "--gru-norm") && strcmp(f, "--help") && strcmp(f, "-h");
 }
 static int is_stop_flag(const char *f) { return !strcmp(f, "--steps") || !strcmp(f, "--epochs") || !strcmp(f, "--time-budget"); }
 /* The flags of this run as one string (one per line) for the checkpoint:
@@ -258,6 +299,7 @@ static int save_run(const run *r, const char *dir, const char *name, const mr_tr
     mr_rng rngs[2];
     mr_error err;
     mr_status s;
+    if (dp_rank != 0) { free(meta); return 1; }   /* rank 0 writes the files */
     if (!meta) { fprintf(stderr, "%s: out of memory saving %s\n", PROG, name); return 0; }
     *meta = *meta_in;
     snprintf(meta->args, sizeof meta->args, "%s", r->args);
@@ -309,7 +351,87 @@ typedef struct trainer {
     run r;
     double t_start;   /* the time budget counts from here: loading the data is part of the run */
     double stateful_cost;   /* the final stateful pass, estimated at the first evaluation (< 0: not yet) */
+    /* data parallelism: the batch is S shards of R rows; this process computes ns of them
+       (shards dp_rank * ns .. + ns - 1), each with its own carried state */
+    int sharded, shards, ns, rows;
+    mr_state **sh;          /* the shards' states (NULL: no carried state); tr->state holds the whole batch for checkpoints */
+    float *sh_grad;         /* --reproducible: each local shard's gradient */
+    int64_t *acc;           /* --reproducible: the fixed-point sum */
+    double *sh_loss;        /* every shard's loss, by shard */
+    double t_reduce;        /* seconds in the gradient reduction */
+    long long n_reduce;
 } trainer;
+
+/* Rows [row0, row0 + part->batch) of the whole batch's state: copied into
+   part (to_part), or back from it. */
+static void state_rows(mr_state *full, mr_state *part, int row0, int to_part) {
+    int i;
+    for (i = 0; i < full->n_blocks; i++) {
+        size_t per = (size_t)(full->blocks[i].n / full->batch);
+        float *f = full->blocks[i].data + (size_t)row0 * per, *q = part->blocks[i].data;
+        memcpy(to_part ? q : f, to_part ? f : q, sizeof(float) * per * (size_t)part->batch);
+    }
+    if (to_part) { part->pos = full->pos; part->valid = full->valid; }
+    else { full->pos = part->pos; full->valid = part->valid; }
+}
+/* The whole batch's carried state on rank 0 (for a checkpoint), from every
+   process's shards; every rank calls it at the same points. */
+static void sync_state(trainer *tr) {
+    size_t fpr, local, o = 0;
+    float *pack, *all = NULL;
+    int i, j, r, per_rank = tr->a.batch / dp_size;
+    if (!tr->sh) return;
+    fpr = mr_state_floats(tr->state) / (size_t)tr->a.batch;
+    local = fpr * (size_t)per_rank;
+    pack = (float *)malloc(sizeof(float) * local);
+    if (dp_rank == 0) all = (float *)malloc(sizeof(float) * local * (size_t)dp_size);
+    if (!pack || (dp_rank == 0 && !all)) { fprintf(dp_err, "%s: rank %d: out of memory for the state\n", PROG, dp_rank); dp_abort(1); }
+    for (i = 0; i < tr->state->n_blocks; i++) {   /* block by block, each block's rows shard by shard */
+        size_t per = (size_t)(tr->state->blocks[i].n / tr->state->batch);
+        for (j = 0; j < tr->ns; j++) { memcpy(pack + o, tr->sh[j]->blocks[i].data, sizeof(float) * per * (size_t)tr->rows); o += per * (size_t)tr->rows; }
+    }
+    dp_gather(pack, sizeof(float) * local, all);
+    if (dp_rank == 0)
+        for (r = 0; r < dp_size; r++) {
+            const float *q = all + (size_t)r * local;
+            for (i = 0; i < tr->state->n_blocks; i++) {
+                size_t per = (size_t)(tr->state->blocks[i].n / tr->state->batch), k = per * (size_t)per_rank;
+                memcpy(tr->state->blocks[i].data + (size_t)r * k, q, sizeof(float) * k);
+                q += k;
+            }
+        }
+    tr->state->pos = tr->sh[0]->pos; tr->state->valid = tr->sh[0]->valid;
+    free(pack); free(all);
+}
+
+/* Every process applies the same update to the same weights, so they stay
+   equal; across machines whose CPUs run different kernels (AVX-512 on one,
+   AVX2 on another) the optimizer's rounding may differ. Before every save
+   the processes compare a hash of their weights and moments, and a process
+   that drifted takes rank 0's (with a warning). */
+static void check_replicas(trainer *tr) {
+    uint64_t h = 1469598103934665603ull, c[2];
+    size_t k, n = tr->m->ps->numel;
+    const float *bufs[3];
+    int b;
+    if (dp_size == 1) return;
+    bufs[0] = tr->m->ps->data;
+    bufs[1] = tr->adam_on ? tr->adam.m : tr->sgd.buf;
+    bufs[2] = tr->adam_on ? tr->adam.v : NULL;
+    for (b = 0; b < 3; b++) {
+        if (!bufs[b]) continue;
+        for (k = 0; k < n; k++) { uint32_t u; memcpy(&u, bufs[b] + k, 4); h = (h ^ u) * 1099511628211ull; }
+    }
+    c[0] = h; c[1] = ~h;
+    dp_max_u64(c, 2);
+    if (c[0] == ~c[1]) return;   /* max == min: all equal */
+    fprintf(stderr, "\n%s: warning: the processes' weights drifted apart (CPUs with different kernels?); rank 0's are restored everywhere\n", PROG);
+    dp_bcast(tr->m->ps->data, sizeof(float) * n);
+    if (tr->adam_on) { dp_bcast(tr->adam.m, sizeof(float) * n); dp_bcast(tr->adam.v, sizeof(float) * n); }
+    else if (tr->sgd.buf) dp_bcast(tr->sgd.buf, sizeof(float) * n);
+}
+/* Before every save (all processes, at the same points). */
+static void before_save(trainer *tr) { check_replicas(tr); sync_state(tr); }
 
 /* the flags: parsed, and on --resume the saved run's flags under today's; the checkpoint is read and its model loaded */
 static int phase_args(trainer *tr) {
@@ -322,7 +444,7 @@ static int phase_args(trainer *tr) {
         int ac, k, n = 0, today_stop = 0, today_out = 0;
         const char *resume = tr->a.resume;
         long long stop_at = tr->a.stop_at;
-        if (mr_read_file(resume, &tr->ckpt_buf, &tr->ckpt_len, (size_t)-1, NULL, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
+        if (dp_read_file(resume, &tr->ckpt_buf, &tr->ckpt_len, (size_t)-1, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
         if (mr_ckpt_load_mem(&tr->m, &tr->vocab, &tr->meta0, tr->ckpt_buf, tr->ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
         memcpy(tr->args_saved, tr->meta0.args, sizeof tr->args_saved);
         ac = split_args(tr->args_saved, av, (int)(sizeof av / sizeof av[0]));
@@ -376,7 +498,7 @@ static int phase_args(trainer *tr) {
 static int phase_data(trainer *tr) {
     mr_error err;
     /* data */
-    if (mr_read_file(tr->a.data, &tr->text, &tr->n_text, (size_t)1 << 31, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (dp_read_file(tr->a.data, &tr->text, &tr->n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
     if (tr->n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, tr->a.data); return 2; }
     if (tr->a.tokenizer || (tr->m && tr->vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
         size_t n_ids = 0;
@@ -384,7 +506,12 @@ static int phase_data(trainer *tr) {
             if (mr_bpe_load_json_mem(&tr->bpe, tr->vocab.bpe_json, tr->vocab.bpe_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: the checkpoint's tokenizer: %s\n", PROG, err.msg); return 2; }
         } else {
             memset(&tr->vocab, 0, sizeof tr->vocab);
-            if (mr_bpe_load_json(&tr->bpe, tr->a.tokenizer, NULL, &err) != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, tr->a.tokenizer, err.msg); return 2; }
+            uint8_t *js = NULL;
+            size_t jn = 0;
+            mr_status st = dp_read_file(tr->a.tokenizer, &js, &jn, (size_t)INT32_MAX, &err);
+            if (st == MR_OK) st = mr_bpe_load_json_mem(&tr->bpe, (const char *)js, jn, NULL, &err);
+            mr_buffer_free(js);
+            if (st != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, tr->a.tokenizer, err.msg); return 2; }
             if (mr_bpe_save_json_mem(tr->bpe, &tr->vocab.bpe_json, &tr->vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
             tr->vocab.kind = MR_VOCAB_BPE;
             tr->vocab.n = mr_bpe_vocab_size(tr->bpe);
@@ -517,7 +644,33 @@ static int phase_model(trainer *tr) {
         if (!tr->auto_dropout) tr->m->cfg.dropout = tr->cfg.dropout = (float)tr->a.dropout;
         mr_rng_seed(&tr->rng, tr->a.seed);   /* replaced by the saved generator below */
     }
+    dp_bcast(tr->m->ps->data, sizeof(float) * tr->m->ps->numel);   /* rank 0's weights everywhere */
+    dp_timeout = tr->a.dp_timeout;
+    tr->sharded = tr->a.reproducible || dp_size > 1 || tr->a.shards;
+    {   /* S shards of the batch, a multiple of P: default lcm(4, P) with --reproducible, else P */
+        int S = tr->a.shards;
+        if (!S && tr->a.reproducible) { S = dp_size; while (S % 4) S += dp_size; }
+        if (!S) S = dp_size;
+        if (S % dp_size) { char b[200]; snprintf(b, sizeof b, "--shards %d is not a multiple of the %d processes", S, dp_size); ex_die(PROG, b); }
+        tr->shards = S;
+        if (!tr->a.shards && tr->a.reproducible) {   /* recorded, so a resumed run (with any P dividing it) sums the same shards */
+            size_t L = strlen(tr->args_now);
+            if (L + 32 < sizeof tr->args_now) snprintf(tr->args_now + L, sizeof tr->args_now - L, "--shards\n%d\n", S);
+        }
+    }
+    if (tr->a.batch % tr->shards) {
+        char b[240];
+        if (tr->shards != dp_size) snprintf(b, sizeof b, "--batch %d is not a multiple of the %d shards (set --batch or --shards)", tr->a.batch, tr->shards);
+        else snprintf(b, sizeof b, "--batch %d (the global batch) is not a multiple of the %d processes", tr->a.batch, dp_size);
+        ex_die(PROG, b);
+    }
+    tr->ns = tr->shards / dp_size;
+    tr->rows = tr->a.batch / tr->shards;
     tr->cp.n_threads = tr->a.threads;
+    if (!tr->a.threads && dp_local > 1) {   /* the cores shared by the processes of this machine */
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        tr->cp.n_threads = nc / dp_local > 1 ? (int)(nc / dp_local) : 1;
+    }
     tr->cp.seed = tr->a.seed ^ 0x5eedull;
     if (mr_ctx_new(&tr->ctx, &tr->cp) != MR_OK) ex_die(PROG, "cannot create a context");
     if (!tr->a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
@@ -546,6 +699,20 @@ static int phase_optim(trainer *tr) {
     }
     if (!strcmp(tr->a.batching, "stream") || tr->a.backprop < tr->a.chunk)
         if (mr_state_new(&tr->state, tr->m, tr->a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (tr->sharded) {
+        tr->sh_loss = (double *)calloc((size_t)tr->shards, sizeof(double));
+        if (!tr->sh_loss) ex_die(PROG, "out of memory");
+        if (tr->state) {
+            tr->sh = (mr_state **)calloc((size_t)tr->ns, sizeof *tr->sh);
+            if (!tr->sh) ex_die(PROG, "out of memory");
+            for (i = 0; i < tr->ns; i++) if (mr_state_new(&tr->sh[i], tr->m, tr->rows, &err) != MR_OK) ex_die(PROG, err.msg);
+        }
+        if (tr->a.reproducible) {
+            tr->sh_grad = (float *)malloc(sizeof(float) * tr->m->ps->numel * (size_t)tr->ns);
+            tr->acc = (int64_t *)malloc(sizeof(int64_t) * tr->m->ps->numel);
+            if (!tr->sh_grad || !tr->acc) ex_die(PROG, "out of memory for the shards' gradients");
+        }
+    }
     tr->xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
     tr->xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
     tr->pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)tr->a.batch);
@@ -567,6 +734,7 @@ static int phase_optim(trainer *tr) {
         }
         tr->rng = rngs[0];
         *mr_ctx_rng(tr->ctx) = rngs[1];
+        if (tr->sh) for (i = 0; i < tr->ns; i++) state_rows(tr->state, tr->sh[i], (dp_rank * tr->ns + i) * tr->rows, 1);
         tr->step = tr->start_step = tr->meta0.step;
         tr->tokens = tr->meta0.tokens_seen;
         tr->best_val = tr->meta0.best_val_loss;
@@ -591,6 +759,11 @@ static int phase_optim(trainer *tr) {
 /* the output directory and history.csv (a resumed run drops rows after its checkpoint) */
 static int phase_output(trainer *tr) {
     char path[4096];
+    if (dp_rank != 0) {   /* rank 0 writes the files */
+        tr->hist = fopen("/dev/null", "w");
+        if (!tr->hist) { fprintf(dp_err, "%s: rank %d: cannot open /dev/null\n", PROG, dp_rank); return 1; }
+        return 0;
+    }
     /* output */
     {   /* mkdir -p */
         char dir[4096];
@@ -641,6 +814,10 @@ static int phase_output(trainer *tr) {
         fprintf(stderr, "%s: MoE: %d experts of hidden %d (1 shared, %d routed), top-%d%s, balance %g, z-loss %g\n", PROG, tr->m->cfg.moe.n_experts,
                 tr->m->cfg.ffn_hidden, tr->moe_routed, tr->m->cfg.moe.top_k, tr->m->cfg.moe.renorm ? " renormalised" : "",
                 (double)tr->m->cfg.moe.balance, (double)tr->m->cfg.moe.zloss);
+    if (dp_size > 1 || tr->a.reproducible)
+        fprintf(stderr, "%s: %d processes (%d on this machine), each %d of the %d rows of a step%s\n", PROG, dp_size, dp_local,
+                tr->a.batch / dp_size, tr->a.batch, tr->a.reproducible ? "; reproducible: an exact sum over shards" : "");
+    if (tr->a.reproducible) fprintf(stderr, "%s: reproducible: %d shards of %d rows, summed exactly\n", PROG, tr->shards, tr->rows);
     if (tr->a.resume) fprintf(stderr, "%s: resuming at step %lld (%lld tokens, %.0fs)\n", PROG, (long long)tr->step, (long long)tr->tokens, tr->meta0.wall_time);
     if (tr->auto_dropout && (tr->total_steps || tr->a.resume)) fprintf(stderr, "%s: dropout %.2g (auto)\n", PROG, (double)tr->m->cfg.dropout);
 
@@ -726,9 +903,9 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
     tr->meta0.best_val_loss = tr->best_val;
     if (tr->a.eval_every && tr->step % tr->a.eval_every == 0) {
         double t_e = ex_now();
-        tr->last_val = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 0);
+        tr->last_val = eval_split(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk);
         tr->eval_cost = ex_now() - t_e;
-        if (tr->a.time_budget && tr->stateful_cost < 0) {   /* time the stateful pass on a prefix, for the final reserve */
+        if (tr->a.time_budget && tr->stateful_cost < 0 && dp_rank == 0) {   /* time the stateful pass on a prefix, for the final reserve */
             int64_t np = tr->n_val < 8 * (int64_t)tr->a.chunk + 1 ? tr->n_val : 8 * (int64_t)tr->a.chunk + 1;
             double t_s = ex_now();
             eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, np, tr->a.batch, tr->a.chunk, 1);
@@ -742,12 +919,14 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
         if (tr->last_val < tr->best_val) {
             tr->best_val = tr->last_val;
             tr->meta0.val_loss = tr->last_val; tr->meta0.best_val_loss = tr->best_val; tr->meta0.wall_time = ex_now() - tr->t0;
+            before_save(tr);
             save_run(&tr->r, tr->a.out, "model_best.bin", &tr->meta0);
         }
         tr->eval_total += ex_now() - t_e;
     }
     if (tr->a.save_every && tr->step % tr->a.save_every == 0) {
         tr->meta0.val_loss = tr->last_val; tr->meta0.wall_time = ex_now() - tr->t0;
+        before_save(tr);
         save_run(&tr->r, tr->a.out, "model.bin", &tr->meta0);
     }
 }
@@ -770,6 +949,74 @@ static int should_stop(trainer *tr, double elapsed) {
     }
     return 0;
 }
+/* One step of data parallelism: this process's shards of the global batch
+   (rows [g R, (g+1) R) of shard g), their gradients reduced over the
+   processes (a float allreduce, or with --reproducible an exact fixed-point
+   sum over the shards in any order), then the same update everywhere.
+   Dropout draws from a generator seeded by (seed, step, shard), so the
+   shards do not depend on which process computes them. */
+static int dp_step(trainer *tr, double lr, double *loss, float *gnorm) {
+    mr_params *ps = tr->m->ps;
+    size_t n = ps->numel, k;
+    int j, S = tr->shards, R = tr->rows, T = tr->a.chunk;
+    double sum = 0, t_r;
+    mr_status s;
+    memset(tr->sh_loss, 0, sizeof(double) * (size_t)S);
+    for (j = 0; j < tr->ns; j++) {
+        int g = dp_rank * tr->ns + j;
+        mr_rng_seed(mr_ctx_rng(tr->ctx), tr->a.seed ^ 0x5eedull ^ ((uint64_t)tr->step + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)g + 1) * 0xBF58476D1CE4E5B9ull);
+        if (tr->sh_grad) mr_params_zero_grad(ps);
+        if (mr_train_grad(tr->ctx, tr->m, tr->xin + (size_t)g * R * T, tr->xtg + (size_t)g * R * T, R, T, tr->a.backprop,
+                          tr->sh ? tr->sh[j] : NULL, &tr->sh_loss[g]) != MR_OK) {
+            fprintf(dp_err, "\n%s: rank %d: %s\n", PROG, dp_rank, mr_ctx_error(tr->ctx));
+            dp_abort(1);
+        }
+        if (tr->sh_grad) memcpy(tr->sh_grad + (size_t)j * n, ps->grad, sizeof(float) * n);
+    }
+    t_r = ex_now();
+    if (!tr->sh_grad) {   /* fast: the float sum of the shards' mean gradients, averaged */
+        if (S > 1) {
+            float inv = 1.0f / (float)S;
+            dp_sum_f32(ps->grad, n);
+            for (k = 0; k < n; k++) ps->grad[k] *= inv;
+        }
+    } else {   /* reproducible: the largest magnitude anywhere sets the scale, then integers */
+        double mx[2] = {0, 0};
+        int e;
+        for (k = 0; k < n * (size_t)tr->ns; k++) {
+            double v = fabs((double)tr->sh_grad[k]);
+            if (!(v <= DBL_MAX)) mx[1] = 1;
+            else if (v > mx[0]) mx[0] = v;
+        }
+        dp_max_f64(mx, 2);
+        e = mx[1] > 0 ? INT32_MIN : mr_grad_fixed_exp(mx[0], S);
+        if (e == INT32_MIN) {
+            mr_params_zero_grad(ps);
+            fprintf(stderr, "\n%s: the gradient diverged at step %lld (lower --lr)\n", PROG, (long long)tr->step + 1);
+            return 1;
+        }
+        memset(tr->acc, 0, sizeof(int64_t) * n);
+        for (j = 0; j < tr->ns; j++) mr_grad_fixed_add(tr->acc, tr->sh_grad + (size_t)j * n, n, e);
+        dp_sum_i64(tr->acc, n);
+        mr_grad_fixed_get(ps->grad, tr->acc, n, e, 1.0 / S);
+    }
+    dp_sum_f64(tr->sh_loss, (size_t)S);   /* each slot is one shard's (the others add zeros): exact */
+    tr->t_reduce += ex_now() - t_r;
+    tr->n_reduce++;
+    for (j = 0; j < S; j++) sum += tr->sh_loss[j];
+    *loss = sum / S;
+    if (!(*loss == *loss) || *loss > DBL_MAX || *loss < -DBL_MAX) {
+        mr_params_zero_grad(ps);
+        fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)tr->step + 1);
+        return 1;
+    }
+    s = mr_train_apply(tr->ctx, tr->m, tr->adam_on ? &tr->adam : NULL, tr->adam_on ? NULL : &tr->sgd, (float)lr, (float)tr->a.grad_clip, gnorm);
+    if (s != MR_OK) {
+        fprintf(stderr, "\n%s: %s at step %lld%s\n", PROG, mr_ctx_error(tr->ctx), (long long)tr->step + 1, s == MR_ERR_RANGE ? " (lower --lr)" : "");
+        return 1;
+    }
+    return 0;
+}
 /* the training loop: until the step, epoch or time budget is spent, or Ctrl-C */
 static int phase_train(trainer *tr) {
     tr->t0 = tr->t_start - (tr->a.resume ? tr->meta0.wall_time : 0);
@@ -780,7 +1027,16 @@ static int phase_train(trainer *tr) {
     for (;;) {
         double elapsed = ex_now() - tr->t0, loss_sum = 0, lr;
         float gnorm;
-        if (should_stop(tr, elapsed)) break;
+        int stop = should_stop(tr, elapsed);
+        lr = lr_now(tr, elapsed);
+        if (dp_size > 1) {   /* one decision for all: stop if any process stops (or was interrupted), rank 0's learning rate */
+            double c[3];
+            c[0] = stop; c[1] = g_stop; c[2] = dp_rank == 0 ? lr : -INFINITY;
+            dp_max_f64(c, 3);
+            stop = c[0] > 0; lr = c[2];
+            if (c[1] > 0) g_stop = 1;
+        }
+        if (stop) break;
         /* auto dropout for a time budget: decided from the measured speed after 20 steps */
         /* (absolute steps, so a resumed run decides as the uninterrupted one; once decided, CONF keeps it) */
         if (tr->auto_dropout && !tr->total_steps && tr->start_step < 25 && tr->step == (tr->start_step > 5 ? tr->start_step : 5)) tr->t_auto = ex_now();
@@ -788,11 +1044,12 @@ static int phase_train(trainer *tr) {
             double per_step = (ex_now() - tr->t_auto) / (double)(25 - (tr->start_step > 5 ? tr->start_step : 5)), epochs = (double)tr->tokens + (tr->a.time_budget - elapsed) / per_step * tr->a.batch * tr->a.chunk;
             epochs /= (double)tr->n_train;
             tr->m->cfg.dropout = epochs > 12 ? 0.1f : 0.0f;
+            dp_bcast(&tr->m->cfg.dropout, sizeof tr->m->cfg.dropout);   /* rank 0's measurement decides */
             fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tr->tty ? "\r" : "", PROG, epochs, (double)tr->m->cfg.dropout, tr->tty ? "          " : "");
         }
-        lr = lr_now(tr, elapsed);
         next_batch(tr);
-        if (mr_train_step(tr->ctx, tr->m, tr->adam_on ? &tr->adam : NULL, tr->adam_on ? NULL : &tr->sgd, tr->xin, tr->xtg, tr->a.batch, tr->a.chunk, tr->a.backprop, tr->state,
+        if (tr->sharded) { if (dp_step(tr, lr, &loss_sum, &gnorm)) return 1; }
+        else if (mr_train_step(tr->ctx, tr->m, tr->adam_on ? &tr->adam : NULL, tr->adam_on ? NULL : &tr->sgd, tr->xin, tr->xtg, tr->a.batch, tr->a.chunk, tr->a.backprop, tr->state,
                           (float)lr, (float)tr->a.grad_clip, &loss_sum, &gnorm) != MR_OK) {
             if (mr_ctx_status(tr->ctx) == MR_ERR_RANGE) fprintf(stderr, "\n%s: the loss diverged at step %lld (lower --lr)\n", PROG, (long long)tr->step + 1);
             else fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(tr->ctx));
@@ -815,8 +1072,9 @@ static int phase_finish(trainer *tr) {
            evaluation, so the resumed run's records match an uninterrupted one */
         int paused = g_stop || (tr->a.stop_at && tr->step >= tr->a.stop_at && !(tr->total_steps && tr->step >= tr->total_steps));
         if (!paused) {
-            vw = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 0);
-            vs = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 1);
+            vw = eval_split(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk);
+            if (dp_rank == 0) vs = eval_loss(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk, 1);   /* one stream: rank 0 */
+            dp_bcast(&vs, sizeof vs);
         }
         el = ex_now() - tr->t0;
         fprintf(stderr, "%sdone: %lld steps, %lld tokens in %.1fs of wall time (final evaluation %.1fs)\n", tr->tty ? "\r\n" : "", (long long)tr->step,
@@ -834,6 +1092,10 @@ static int phase_finish(trainer *tr) {
         tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
         tr->meta0.val_loss = vw; tr->meta0.wall_time = el;
         tr->meta0.best_val_loss = !paused && vw < tr->best_val ? vw : tr->best_val;
+        if (tr->n_reduce && dp_size > 1)
+            fprintf(stderr, "%s: gradient reduction: %.2f ms per step (%zu %s over %d processes; %.1f%% of the wall time)\n", PROG,
+                    1e3 * tr->t_reduce / (double)tr->n_reduce, tr->m->ps->numel, tr->a.reproducible ? "int64" : "floats", dp_size, 100.0 * tr->t_reduce / el);
+        before_save(tr);
         if (!save_run(&tr->r, tr->a.out, "model.bin", &tr->meta0)) return 1;
         if (!paused && vw < tr->best_val) save_run(&tr->r, tr->a.out, "model_best.bin", &tr->meta0);
         printf("saved %s/model.bin\n", tr->a.out);
@@ -848,6 +1110,8 @@ static void phase_cleanup(trainer *tr) {
     if (tr->a.resume) mr_vocab_free(&tr->vocab);
     if (tr->adam_on) mr_adamw_free(&tr->adam); else mr_sgd_free(&tr->sgd);
     mr_state_free(tr->state);
+    if (tr->sh) { int i; for (i = 0; i < tr->ns; i++) mr_state_free(tr->sh[i]); free(tr->sh); }
+    free(tr->sh_grad); free(tr->acc); free(tr->sh_loss);
     mr_model_free(tr->m);
     mr_ctx_free(tr->ctx);
     }
@@ -869,11 +1133,17 @@ static void trainer_init(trainer *tr, int argc, char **argv) {
 
 int main(int argc, char **argv) {
     static trainer t;   /* large (the run's flags and metadata): not on the stack */
-    int rc;
+    static int (*const setup[])(trainer *) = {phase_args, phase_data, phase_model, phase_optim, phase_output};
+    int rc = 0, k;
+    dp_init(&argc, &argv);
+    dp_quiet_others();
+    ex_before_exit = dp_finalize;
     trainer_init(&t, argc, argv);
-    if ((rc = phase_args(&t)) || (rc = phase_data(&t)) || (rc = phase_model(&t)) || (rc = phase_optim(&t)) ||
-        (rc = phase_output(&t)) || (rc = phase_train(&t)) || (rc = phase_finish(&t)))
-        return rc;
-    phase_cleanup(&t);
-    return 0;
+    /* a failure in any process is a failure in all (every rank decides alike, rank 0 alone writes) */
+    for (k = 0; k < 5 && !rc; k++) rc = dp_max_int(setup[k](&t));
+    if (!rc) rc = phase_train(&t);
+    if (!rc) rc = phase_finish(&t);
+    if (!rc) phase_cleanup(&t);
+    dp_finalize();
+    return rc;
 }
