@@ -62,6 +62,9 @@ endif
 $(BUILD)/minrnn-train-mpi: examples/train.c examples/common.h examples/dp.h $(HDRS)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) -DMINRNN_MPI $(CPPFLAGS) $< -o $@ $(LDLIBS)
+$(BUILD)/bench/mpi_allreduce: bench/mpi_allreduce.c minrnn.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
 mpi:
 	@command -v $(MPICC) >/dev/null 2>&1 || { echo "make mpi: no $(MPICC) (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
 	@$(MAKE) --no-print-directory $(BUILD)/minrnn-train-mpi
@@ -85,6 +88,7 @@ bench: $(BENCHES)
 	@$(BUILD)/bench/bench_train --arch mingru --ffn moe --experts 4 --top-k 1 --ffn-hidden 256
 	@$(BUILD)/bench/bench_train --arch mingru --ffn swiglu --ffn-hidden 512
 	@echo "== GRU + RWKV-6 + MoE (gru+rwkv6*2, MoE 4 experts top-1)"; $(BUILD)/bench/bench_train --arch "gru+rwkv6*2" --ffn moe --ffn-hidden 256
+	@if [ "$(HAVE_MPI)" = 1 ]; then $(MAKE) --no-print-directory $(BUILD)/minrnn-train-mpi $(BUILD)/bench/mpi_allreduce && echo "== bench/bench_mpi.sh" && bench/bench_mpi.sh; fi
 	@if [ -f bench/bench_train_torch.py ]; then echo "== bench/bench_train_torch.py"; /usr/bin/python3 bench/bench_train_torch.py --variants seq,log,rwkv6-chunk || true; fi
 
 # libFuzzer over every reader of untrusted bytes (checkpoints, training

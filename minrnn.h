@@ -769,7 +769,8 @@ MRDEF mr_status mr_train_step(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd 
    MR_ERR_RANGE with the weights untouched (and the gradients zeroed). */
 MRDEF mr_status mr_train_apply(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd *sgd, float lr, float clip, float *grad_norm);
 /* An exact, order-independent sum of gradients (a reproducible reduction):
-   each term g (n floats) becomes the integers round(g * 2^e) added into
+   each term g (n floats) becomes the integers g * 2^e rounded toward zero,
+   added into
    acc[n] (int64; integer sums do not depend on their order, so any
    allreduce of acc gives the same bits), and mr_grad_fixed_get writes
    out[i] = acc[i] * 2^-e * scale. mr_grad_fixed_exp returns the e for terms
@@ -6642,13 +6643,24 @@ MRDEF int mr_grad_fixed_exp(double max_abs, int64_t n_terms) {
     while (s < 62 && ((int64_t)1 << s) < (n_terms > 1 ? n_terms : 1)) s++;   /* n_terms <= 2^s */
     return 62 - s - k;   /* each term below 2^(62-s), their sum below 2^62 */
 }
+/* One multiply by the double 2^e (exact whenever the product is at least
+   1, the only products that survive truncation) and a conversion that
+   truncates: vectorized, and independent of the rounding mode. */
 MRDEF void mr_grad_fixed_add(int64_t *acc, const float *g, size_t n, int e) {
     size_t i;
-    for (i = 0; i < n; i++) acc[i] += (int64_t)llrint(ldexp((double)g[i], e));
+    if (e >= -1000 && e <= 1000) {
+        double p = ldexp(1.0, e);
+        for (i = 0; i < n; i++) acc[i] += (int64_t)((double)g[i] * p);
+    } else
+        for (i = 0; i < n; i++) acc[i] += (int64_t)ldexp((double)g[i], e);
 }
 MRDEF void mr_grad_fixed_get(float *out, const int64_t *acc, size_t n, int e, double scale) {
     size_t i;
-    for (i = 0; i < n; i++) out[i] = (float)(ldexp((double)acc[i], -e) * scale);
+    if (e >= -1000 && e <= 1000) {
+        double q = ldexp(1.0, -e);
+        for (i = 0; i < n; i++) out[i] = (float)((double)acc[i] * q * scale);
+    } else
+        for (i = 0; i < n; i++) out[i] = (float)(ldexp((double)acc[i], -e) * scale);
 }
 MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss) {
     int64_t nwin, w = 0, rem;

@@ -982,12 +982,17 @@ static int dp_step(trainer *tr, double lr, double *loss, float *gnorm) {
         }
     } else {   /* reproducible: the largest magnitude anywhere sets the scale, then integers */
         double mx[2] = {0, 0};
+        uint32_t top = 0;   /* the largest |g| as bits: for floats >= 0 the integer order is the float order, Inf and NaN above all */
+        float f;
         int e;
         for (k = 0; k < n * (size_t)tr->ns; k++) {
-            double v = fabs((double)tr->sh_grad[k]);
-            if (!(v <= DBL_MAX)) mx[1] = 1;
-            else if (v > mx[0]) mx[0] = v;
+            uint32_t u;
+            memcpy(&u, tr->sh_grad + k, 4);
+            u &= 0x7fffffffu;
+            top = u > top ? u : top;
         }
+        if (top >= 0x7f800000u) mx[1] = 1;
+        else { memcpy(&f, &top, 4); mx[0] = f; }
         dp_max_f64(mx, 2);
         e = mx[1] > 0 ? INT32_MIN : mr_grad_fixed_exp(mx[0], S);
         if (e == INT32_MIN) {
