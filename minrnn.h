@@ -1046,6 +1046,9 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #include <math.h>
 #include <stdarg.h>
 #include <float.h>
+#ifndef MINRNN_NO_STDIO
+#include <errno.h>
+#endif
 
 #if defined(_OPENMP) && !defined(MINRNN_NO_OPENMP)
 #include <omp.h>
@@ -9269,7 +9272,16 @@ MRDEF mr_status mr_read_file(const char *path, uint8_t **out, size_t *len, size_
     uint8_t *buf;
     *out = NULL; *len = 0;
     f = fopen(path, "rb");
-    if (!f) return mr__seterr(err, MR_ERR_IO, "cannot open '%s'", path);
+    if (!f) return mr__seterr(err, MR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (getc(f) == EOF && ferror(f)) {   /* a directory opens but cannot be read (it would size as huge) */
+        int e = errno;
+        fclose(f);
+        return mr__seterr(err, MR_ERR_IO, "cannot read '%s': %s", path,
+#ifdef EISDIR
+                              e == EISDIR ? "it is a directory" :
+#endif
+                              strerror(e));
+    }
     if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return mr__seterr(err, MR_ERR_IO, "cannot size '%s'", path); }
     if ((unsigned long)sz > max_bytes) { fclose(f); return mr__seterr(err, MR_ERR_IO, "'%s' is not a regular file or is larger than %zu bytes", path, max_bytes); }
     buf = mr__buf_resize(alloc, NULL, 0, (size_t)sz + 1);

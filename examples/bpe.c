@@ -30,9 +30,14 @@ static void usage(FILE *f) {
             "FILE defaults to standard input. vocab size counts the 256 bytes and the special tokens.\n",
             prog, prog, prog, prog);
 }
+/* A library error: reading or parsing an input is the command's fault (2), out of memory or a failed write a failure (1). */
 static void fail(const char *what, const mr_error *e) {
     fprintf(stderr, "%s: %s: %s\n", prog, what, e->msg);
-    exit(1);
+    exit(ex_code(e->status));
+}
+static void fail_write(const char *what, const mr_error *e) {
+    fprintf(stderr, "%s: %s: %s\n", prog, what, e->msg);
+    exit(EX_FAIL);
 }
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -54,7 +59,7 @@ static uint8_t *read_input(const char *path, size_t *n) {
             uint8_t *q;
             cap = cap ? cap * 2 : 1 << 16;
             q = (uint8_t *)realloc(buf, cap);
-            if (!q) ex_die(prog, "out of memory reading standard input");
+            if (!q) ex_fail(prog, "out of memory reading standard input");
             buf = q;
         }
         got = fread(buf + len, 1, cap - len, stdin);
@@ -65,7 +70,7 @@ static uint8_t *read_input(const char *path, size_t *n) {
     *n = len;
     {   /* NUL-terminated, as mr_read_file's buffers are */
         uint8_t *q = (uint8_t *)realloc(buf, len + 1);
-        if (!q) ex_die(prog, "out of memory");
+        if (!q) ex_fail(prog, "out of memory");
         buf = q;
         buf[len] = 0;
     }
@@ -81,14 +86,14 @@ static FILE *open_out(const char *path) {
     char msg[512];
     if (!path || strcmp(path, "-") == 0) return stdout;
     f = fopen(path, "wb");
-    if (!f) { snprintf(msg, sizeof msg, "cannot create '%s'", path); ex_die(prog, msg); }
+    if (!f) { snprintf(msg, sizeof msg, "cannot create '%s': %s", path, strerror(errno)); ex_fail(prog, msg); }
     return f;
 }
 static void close_out(FILE *f, const char *path) {
     char msg[512];
     if (fflush(f) != 0 || ferror(f) || (f != stdout && fclose(f) != 0)) {
-        snprintf(msg, sizeof msg, "write error on '%s'", path ? path : "standard output");
-        ex_die(prog, msg);
+        snprintf(msg, sizeof msg, "cannot write '%s': %s", path ? path : "standard output", strerror(errno));
+        ex_fail(prog, msg);
     }
 }
 static mr_bpe *load_tokenizer(const char *path) {
@@ -110,7 +115,7 @@ static int cmd_train(int argc, char **argv) {
     mr_error e;
     double t0, t1;
     char msg[512];
-    if (!specials) ex_die(prog, "out of memory");
+    if (!specials) ex_fail(prog, "out of memory");
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--input")) input = ex_val(prog, argc, argv, &i);
@@ -130,7 +135,7 @@ static int cmd_train(int argc, char **argv) {
     t0 = ex_now();
     if (mr_bpe_train(&t, text, n, &o, NULL, &e) != MR_OK) fail("train", &e);
     t1 = ex_now();
-    if (mr_bpe_save_json(t, out, &e) != MR_OK) fail("save", &e);
+    if (mr_bpe_save_json(t, out, &e) != MR_OK) fail_write("save", &e);
     fprintf(stderr, "trained on %zu bytes in %.3f s: %d tokens (%d merges, %d special)%s -> %s\n", n, t1 - t0,
             mr_bpe_vocab_size(t), mr_bpe_n_merges(t), mr_bpe_n_special(t),
             mr_bpe_vocab_size(t) < o.vocab_size ? " (stopped early: no pair reaches the minimum frequency)" : "", out);
@@ -186,7 +191,7 @@ static int cmd_encode(int argc, char **argv) {
     } else {       /* one line of ids per input line */
         size_t start = 0;
         ids = (int32_t *)malloc((n + 1) * sizeof(int32_t));
-        if (!ids) ex_die(prog, "out of memory");
+        if (!ids) ex_fail(prog, "out of memory");
         while (start < n) {
             size_t end = start;
             while (end < n && text[end] != '\n') end++;
@@ -219,7 +224,7 @@ static int cmd_decode(int argc, char **argv) {
     in = read_input(o.file, &n);
     width = o.file && ends_with(o.file, ".u16") ? 2 : o.file && ends_with(o.file, ".u32") ? 4 : 0;
     ids = (int32_t *)malloc((n + 1) * sizeof(int32_t));
-    if (!ids) ex_die(prog, "out of memory");
+    if (!ids) ex_fail(prog, "out of memory");
     if (width) {
         if (n % (size_t)width) { snprintf(msg, sizeof msg, "decode: '%s' has %zu bytes, not a multiple of %d", o.file, n, width); ex_die(prog, msg); }
         for (i = 0; i < n; i += (size_t)width)
@@ -251,7 +256,7 @@ static int cmd_decode(int argc, char **argv) {
         nb += L;
     }
     bytes = (uint8_t *)malloc(nb + 1);
-    if (!bytes) ex_die(prog, "out of memory");
+    if (!bytes) ex_fail(prog, "out of memory");
     if (mr_bpe_decode(t, ids, ni, bytes, nb, &nb, &e) != MR_OK) fail("decode", &e);
     f = open_out(o.out);
     fwrite(bytes, 1, nb, f);
@@ -291,7 +296,9 @@ static int cmd_stats(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     (void)ex_num;   /* a shared helper this program does not need */
+    ex_watch_stdout(prog);
     if (argc < 2) { usage(stderr); return 2; }
+    if (ex_is_version(argv[1])) { ex_version(prog); return 0; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);

@@ -6,21 +6,67 @@
 #include <string.h>
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
-static double ex_now(void) {
+/* Not every program uses every helper. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EX_UNUSED __attribute__((unused))
+#else
+#define EX_UNUSED
+#endif
+
+EX_UNUSED static double ex_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+/* Exit statuses of every program (the README's table):
+     0    success
+     1    a failure while running: out of memory, an output that cannot be
+          written (a full disk, /dev/full), the training diverged, a process
+          of a parallel run died
+     2    the command is wrong: an unknown or bad flag, an input file that
+          is missing, unreadable or invalid
+     130  interrupted (Ctrl-C, SIGTERM); minrnn-train saved first */
+#define EX_OK 0
+#define EX_FAIL 1
+#define EX_USAGE 2
+#define EX_INTERRUPTED 130
 /* Called before a usage error exits (a parallel run finalizes MPI there). */
 static void (*ex_before_exit)(void) = NULL;
-static void ex_die(const char *prog, const char *msg) {
+EX_UNUSED static void ex_exit(const char *prog, const char *msg, int code) {
     fprintf(stderr, "%s: %s\n", prog, msg);
     if (ex_before_exit) ex_before_exit();
-    exit(2);
+    exit(code);
 }
+EX_UNUSED static void ex_die(const char *prog, const char *msg) { ex_exit(prog, msg, EX_USAGE); }   /* the command is wrong */
+EX_UNUSED static void ex_fail(const char *prog, const char *msg) { ex_exit(prog, msg, EX_FAIL); }   /* a failure while running */
+#ifdef MINRNN_H
+/* A library error: out of memory or a failed write is a failure while running, the rest a wrong input. */
+EX_UNUSED static int ex_code(mr_status s) { return s == MR_ERR_NOMEM ? EX_FAIL : EX_USAGE; }
+EX_UNUSED static void ex_die_err(const char *prog, const mr_error *e) { ex_exit(prog, e->msg, ex_code(e->status)); }
+#endif
+EX_UNUSED static int ex_is_version(const char *f) { return !strcmp(f, "--version") || !strcmp(f, "-V"); }
+EX_UNUSED static void ex_version(const char *prog) {
+#ifdef MINRNN_H
+    printf("%s (minrnn %d.%d.%d)\n", prog, MINRNN_VERSION_MAJOR, MINRNN_VERSION_MINOR, MINRNN_VERSION_PATCH);
+#else
+    printf("%s\n", prog);
+#endif
+}
+/* At exit, standard output is flushed and checked: output that could not be
+   written (a full disk, /dev/full, a closed pipe) is an error, exit 1. */
+static const char *ex_stdout_prog = "minrnn";
+EX_UNUSED static void ex_stdout_check(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        fprintf(stderr, "%s: cannot write the output: %s\n", ex_stdout_prog, e ? strerror(e) : "write error");
+        _exit(EX_FAIL);
+    }
+}
+EX_UNUSED static void ex_watch_stdout(const char *prog) { ex_stdout_prog = prog; atexit(ex_stdout_check); }
 /* Strict number parsing: the whole string must be a number. */
-static long long ex_int(const char *prog, const char *flag, const char *s, long long lo, long long hi) {
+EX_UNUSED static long long ex_int(const char *prog, const char *flag, const char *s, long long lo, long long hi) {
     char *end;
     long long v;
     char buf[256];
@@ -30,7 +76,7 @@ static long long ex_int(const char *prog, const char *flag, const char *s, long 
     if (v < lo || v > hi) { snprintf(buf, sizeof buf, "%s must be in [%lld, %lld], got %lld", flag, lo, hi, v); ex_die(prog, buf); }
     return v;
 }
-static double ex_num(const char *prog, const char *flag, const char *s, double lo, double hi) {
+EX_UNUSED static double ex_num(const char *prog, const char *flag, const char *s, double lo, double hi) {
     char *end;
     double v;
     char buf[256];
@@ -40,7 +86,7 @@ static double ex_num(const char *prog, const char *flag, const char *s, double l
     if (v < lo || v > hi) { snprintf(buf, sizeof buf, "%s must be in [%g, %g], got %g", flag, lo, hi, v); ex_die(prog, buf); }
     return v;
 }
-static const char *ex_val(const char *prog, int argc, char **argv, int *i) {
+EX_UNUSED static const char *ex_val(const char *prog, int argc, char **argv, int *i) {
     char buf[256];
     if (*i + 1 >= argc) { snprintf(buf, sizeof buf, "%s needs a value", argv[*i]); ex_die(prog, buf); }
     return argv[++*i];

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
+#include "common.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,9 @@ int main(int argc, char **argv) {
     mr_error err;
     static mr_train_meta meta;
     int i;
+    ex_watch_stdout(PROG);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return argc < 2 ? 2 : 0; }
+    if (ex_is_version(argv[1])) { ex_version(PROG); return 0; }
     if (strcmp(argv[1], "export") && strcmp(argv[1], "import") && strcmp(argv[1], "info")) {
         fprintf(stderr, "%s: unknown command '%s' (export, import or info)\n", PROG, argv[1]);
         return 2;
@@ -36,12 +39,12 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
-    if (mr_ckpt_load(&m, &v, &meta, argv[2], NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot load '%s': %s\n", PROG, argv[2], err.msg); return 2; }
+    if (mr_ckpt_load(&m, &v, &meta, argv[2], NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot load '%s': %s\n", PROG, argv[2], err.msg); return ex_code(err.status); }
     if (!strcmp(argv[1], "export")) {
         if (mr_safetensors_save(m, argv[3], &err) != MR_OK) { fprintf(stderr, "%s: %s\n", PROG, err.msg); return 1; }
         printf("wrote %d tensors (%lld weights) to %s\n", m->ps->n, (long long)mr_params_count(m->ps), argv[3]);
     } else if (!strcmp(argv[1], "import")) {
-        if (mr_safetensors_load(m, argv[3], &err) != MR_OK) { fprintf(stderr, "%s: cannot import '%s': %s\n", PROG, argv[3], err.msg); return 2; }
+        if (mr_safetensors_load(m, argv[3], &err) != MR_OK) { fprintf(stderr, "%s: cannot import '%s': %s\n", PROG, argv[3], err.msg); return ex_code(err.status); }
         if (mr_ckpt_save(m, &v, &meta, argv[4], &err) != MR_OK) { fprintf(stderr, "%s: %s\n", PROG, err.msg); return 1; }
         printf("wrote %s: the configuration of %s with the weights of %s\n", argv[4], argv[2], argv[3]);
     } else {

@@ -37,7 +37,7 @@ static void *dp_watchdog(void *arg) {
             fprintf(dp_err, "\nminrnn-train-mpi: rank %d of %d waited %.0f s in %s: another process died or hangs; stopping "
                     "(the last checkpoint is intact; --dp-timeout sets the wait)\n", dp_rank, dp_size, ex_now() - t, (const char *)dp_wait_what);
             fflush(dp_err);
-            _exit(3);
+            _exit(EX_FAIL);
         }
     }
     return NULL;

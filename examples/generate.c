@@ -44,9 +44,11 @@ int main(int argc, char **argv) {
     double t0, t1;
     mr_bpe *bpe = NULL;
     int a;
+    ex_watch_stdout(PROG);
     for (a = 1; a < argc; a++) {
         const char *f = argv[a];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); return 0; }
+        else if (ex_is_version(f)) { ex_version(PROG); return 0; }
         else if (!strcmp(f, "--model")) model_path = ex_val(PROG, argc, argv, &a);
         else if (!strcmp(f, "--prompt")) prompt = ex_val(PROG, argc, argv, &a);
         else if (!strcmp(f, "--length")) length = ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 1, (long long)1 << 50);
@@ -76,10 +78,10 @@ int main(int argc, char **argv) {
     }
     logits = (float *)malloc(sizeof(float) * (size_t)V);
     scratch = (float *)malloc(sizeof(float) * 2 * (size_t)V);
-    if (!pids || !logits || !scratch) ex_die(PROG, "out of memory");
+    if (!pids || !logits || !scratch) ex_fail(PROG, "out of memory");
     if (bpe) {
         size_t n_ids = 0;
-        if (mr_bpe_encode(bpe, (const uint8_t *)prompt, plen, 0, pids, plen, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_bpe_encode(bpe, (const uint8_t *)prompt, plen, 0, pids, plen, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
         n_prompt = n_ids;
     } else if (mr_vocab_encode(&vocab, (const uint8_t *)prompt, plen, pids, &err) != MR_OK) {
         fprintf(stderr, "%s: the prompt has a character the model never saw: %s\n", PROG, err.msg);
@@ -87,9 +89,9 @@ int main(int argc, char **argv) {
     }
     cp.n_threads = threads;
     cp.arena_bytes = (size_t)4 << 20;
-    if (mr_ctx_new(&ctx, &cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (mr_ctx_new(&ctx, &cp) != MR_OK) ex_fail(PROG, "cannot create a context (out of memory)");
     mr_ctx_set_no_grad(ctx, 1);
-    if (mr_state_new(&st, m, 1, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (mr_state_new(&st, m, 1, &err) != MR_OK) ex_die_err(PROG, &err);
     if (state_in) {
         int has_logits = 0;
         if (mr_state_load(m, st, logits, &has_logits, state_in, &err) != MR_OK) {
@@ -138,7 +140,7 @@ int main(int argc, char **argv) {
             fputc(ch, stdout);
         }
         (void)ch;
-        fflush(stdout);   /* stream each token as it comes */
+        if (fflush(stdout) != 0) ex_stdout_check();   /* stream each token as it comes; an output that fails ends the run (exit 1) */
         if (i + 1 < length || state_out) {   /* feed the token (the last one only to save the session) */
             if (mr_model_step(ctx, m, &tok, st, logits) != MR_OK) { fprintf(stderr, "\n%s: %s\n", PROG, mr_ctx_error(ctx)); return 1; }
             mr_ctx_reset(ctx);

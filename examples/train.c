@@ -31,7 +31,7 @@ typedef struct args {
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
     unsigned long long seed;
     int eval_windows_max;
-    int reproducible, shards;
+    int reproducible, shards, depth_given;
     double dp_timeout;
 } args;
 
@@ -169,6 +169,7 @@ static void parse_args(args *a, int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); exit(0); }
+        if (ex_is_version(f)) { ex_version(PROG); exit(0); }
         else if (!strcmp(f, "--data")) a->data = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--out")) a->out = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--bytes")) a->bytes = 1;
@@ -195,7 +196,7 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--max-context")) a->max_context = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(f, "--pos-emb")) a->pos_emb = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--dim")) a->dim = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 65536);
-        else if (!strcmp(f, "--depth")) a->depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS);
+        else if (!strcmp(f, "--depth")) { a->depth = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, MR_MAX_LAYERS); a->depth_given = 1; }
         else if (!strcmp(f, "--expansion")) a->expansion = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.01, 64);
         else if (!strcmp(f, "--conv")) a->conv = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 64);
         else if (!strcmp(f, "--ffn")) {
@@ -238,7 +239,19 @@ static void parse_args(args *a, int argc, char **argv) {
 }
 
 static int flag_has_value(const char *f) {
-    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--reproducible") && strcmp(f, "--gru-norm") && strcmp(f, "--help") && strcmp(f, "-h");
+    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--reproducible") && strcmp(f, "--gru-norm") && strcmp(f, "--moe-renorm") &&
+           strcmp(f, "--help") && strcmp(f, "-h") && strcmp(f, "--version") && strcmp(f, "-V");
+}
+/* The flags that shape the model or its vocabulary: a resumed run takes them
+   from its checkpoint, so naming one with --resume is refused, not ignored. */
+static int is_model_flag(const char *f) {
+    static const char *const k[] = {"--dim", "--depth", "--layers", "--arch", "--expansion", "--conv", "--ffn", "--ffn-hidden", "--heads",
+                                    "--kv-heads", "--rope-theta", "--rwkv-head-size", "--rwkv-ranks", "--experts", "--top-k", "--moe-renorm",
+                                    "--moe-balance", "--moe-zloss", "--max-context", "--pos-emb", "--untied", "--gru-norm", "--bytes",
+                                    "--tokenizer", "--scan", "--seed"};
+    size_t i;
+    for (i = 0; i < sizeof k / sizeof k[0]; i++) if (!strcmp(f, k[i])) return 1;
+    return 0;
 }
 static int is_stop_flag(const char *f) { return !strcmp(f, "--steps") || !strcmp(f, "--epochs") || !strcmp(f, "--time-budget"); }
 /* The flags of this run as one string (one per line) for the checkpoint:
@@ -444,6 +457,13 @@ static int phase_args(trainer *tr) {
         int ac, k, n = 0, today_stop = 0, today_out = 0;
         const char *resume = tr->a.resume;
         long long stop_at = tr->a.stop_at;
+        for (k = 1; k < tr->argc; k += 1 + (flag_has_value(tr->argv[k]) && k + 1 < tr->argc))
+            if (is_model_flag(tr->argv[k])) {
+                char b[400];
+                snprintf(b, sizeof b, "%s cannot change a resumed run: the model and its vocabulary come from '%s' (drop %s, or start a new run without --resume)",
+                         tr->argv[k], resume, tr->argv[k]);
+                ex_die(PROG, b);
+            }
         if (dp_read_file(resume, &tr->ckpt_buf, &tr->ckpt_len, (size_t)-1, &err) != MR_OK) { fprintf(stderr, "%s: --resume: %s\n", PROG, err.msg); return 2; }
         if (mr_ckpt_load_mem(&tr->m, &tr->vocab, &tr->meta0, tr->ckpt_buf, tr->ckpt_len, NULL, &err) != MR_OK) { fprintf(stderr, "%s: cannot resume from '%s': %s\n", PROG, resume, err.msg); return 2; }
         memcpy(tr->args_saved, tr->meta0.args, sizeof tr->args_saved);
@@ -472,6 +492,7 @@ static int phase_args(trainer *tr) {
         tr->a.stop_at = stop_at;
         if (!join_args(tr->args_now, sizeof tr->args_now, n, both)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
     } else if (!join_args(tr->args_now, sizeof tr->args_now, tr->argc, tr->argv)) ex_die(PROG, "the flags do not fit in the checkpoint (4095 bytes, no newlines): shorten the paths");
+    if (!tr->a.out[0]) ex_die(PROG, "--out is empty: name a directory (the default is runs/default)");
     if (!tr->a.data) {   /* the corpus that ships with the repository, found from the cwd or the binary */
         static char def[4096];
         const char *slash = strrchr(tr->argv[0], '/');
@@ -498,7 +519,7 @@ static int phase_args(trainer *tr) {
 static int phase_data(trainer *tr) {
     mr_error err;
     /* data */
-    if (dp_read_file(tr->a.data, &tr->text, &tr->n_text, (size_t)1 << 31, &err) != MR_OK) ex_die(PROG, err.msg);
+    if (dp_read_file(tr->a.data, &tr->text, &tr->n_text, (size_t)1 << 31, &err) != MR_OK) ex_die_err(PROG, &err);
     if (tr->n_text == 0) { fprintf(stderr, "%s: '%s' is empty\n", PROG, tr->a.data); return 2; }
     if (tr->a.tokenizer || (tr->m && tr->vocab.kind == MR_VOCAB_BPE)) {   /* BPE ids; the tokenizer travels inside the checkpoint */
         size_t n_ids = 0;
@@ -512,7 +533,7 @@ static int phase_data(trainer *tr) {
             if (st == MR_OK) st = mr_bpe_load_json_mem(&tr->bpe, (const char *)js, jn, NULL, &err);
             mr_buffer_free(js);
             if (st != MR_OK) { fprintf(stderr, "%s: %s: %s\n", PROG, tr->a.tokenizer, err.msg); return 2; }
-            if (mr_bpe_save_json_mem(tr->bpe, &tr->vocab.bpe_json, &tr->vocab.bpe_len, &err) != MR_OK) ex_die(PROG, err.msg);
+            if (mr_bpe_save_json_mem(tr->bpe, &tr->vocab.bpe_json, &tr->vocab.bpe_len, &err) != MR_OK) ex_die_err(PROG, &err);
             tr->vocab.kind = MR_VOCAB_BPE;
             tr->vocab.n = mr_bpe_vocab_size(tr->bpe);
         }
@@ -525,21 +546,21 @@ static int phase_data(trainer *tr) {
                 n_ids = tr->n_text / (size_t)width;
                 if (n_ids > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the id file is too large");
                 tr->ids = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (n_ids ? n_ids : 1), NULL);   /* freed by mr_bpe_free_buffer: same default allocator */
-                if (!tr->ids) ex_die(PROG, "out of memory");
+                if (!tr->ids) ex_fail(PROG, "out of memory");
                 for (k = 0; k < n_ids; k++) {
                     const uint8_t *q = tr->text + k * (size_t)width;
                     uint32_t v = width == 2 ? (uint32_t)(q[0] | q[1] << 8) : (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
                     if (v >= (uint32_t)tr->vocab.n) { fprintf(stderr, "%s: '%s': id %u at position %zu is outside the tokenizer's %d ids\n", PROG, tr->a.data, v, k, tr->vocab.n); return 2; }
                     tr->ids[k] = (int32_t)v;
                 }
-            } else if (mr_bpe_encode_alloc(tr->bpe, tr->text, tr->n_text, 0, &tr->ids, &n_ids, &err) != MR_OK) ex_die(PROG, err.msg);
+            } else if (mr_bpe_encode_alloc(tr->bpe, tr->text, tr->n_text, 0, &tr->ids, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
         }
         tr->n_tokens = (int64_t)n_ids;
     } else {
         if (!tr->m) { if (tr->a.bytes) mr_vocab_bytes(&tr->vocab); else mr_vocab_from_text(&tr->vocab, tr->text, tr->n_text); }
         if (tr->n_text > SIZE_MAX / sizeof(int32_t)) ex_die(PROG, "the data file is too large");
         tr->ids = (int32_t *)malloc(sizeof(int32_t) * tr->n_text);
-        if (!tr->ids) ex_die(PROG, "out of memory");
+        if (!tr->ids) ex_fail(PROG, "out of memory");
         if (mr_vocab_encode(&tr->vocab, tr->text, tr->n_text, tr->ids, &err) != MR_OK) {
             fprintf(stderr, "%s: '%s': %s%s\n", PROG, tr->a.data, err.msg, tr->m ? " of the checkpoint" : "");
             return 2;
@@ -600,9 +621,15 @@ static int phase_model(trainer *tr) {
         else if (!strcmp(tr->a.scan, "chunked")) tr->cfg.scan_algo = MR_SCAN_CHUNKED;
         else if (!strcmp(tr->a.scan, "log")) tr->cfg.scan_algo = MR_SCAN_LOG;
         else ex_die(PROG, "--scan must be auto, sequential, chunked or log");
-        if (mr_model_cfg_set_layers(&tr->cfg, tr->a.arch, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_model_cfg_set_layers(&tr->cfg, tr->a.arch, &err) != MR_OK) ex_die_err(PROG, &err);
         if (strchr(tr->a.arch, ',') == NULL && strchr(tr->a.arch, '*') == NULL) tr->cfg.n_layers = tr->a.depth;
-        if (mr_model_cfg_set_ffn(&tr->cfg, tr->a.ffn_kind, &err) != MR_OK) ex_die(PROG, err.msg);
+        else if (tr->a.depth_given && tr->cfg.n_layers != tr->a.depth) {
+            char b[300];
+            snprintf(b, sizeof b, "--layers '%s' lists %d layers but --depth is %d (a list sets the depth: drop --depth or make them agree)",
+                     tr->a.arch, tr->cfg.n_layers, tr->a.depth);
+            ex_die(PROG, b);
+        }
+        if (mr_model_cfg_set_ffn(&tr->cfg, tr->a.ffn_kind, &err) != MR_OK) ex_die_err(PROG, &err);
         if (!strcmp(tr->a.pos_emb, "learned")) tr->cfg.pos_emb = MR_POS_LEARNED;
         else if (strcmp(tr->a.pos_emb, "none")) ex_die(PROG, "--pos-emb must be none or learned");
         tr->cfg.attn.n_heads = tr->a.heads;
@@ -636,7 +663,7 @@ static int phase_model(trainer *tr) {
             snprintf(b, sizeof b, "--rwkv-head-size %d does not divide --dim %d", tr->cfg.rwkv.head_size, tr->cfg.dim);
             ex_die(PROG, b);
         }
-        if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die_err(PROG, &err);
         mr_rng_seed(&tr->rng, tr->a.seed);
         mr_model_init_weights(tr->m, &tr->rng);
     } else {
@@ -672,7 +699,7 @@ static int phase_model(trainer *tr) {
         tr->cp.n_threads = nc / dp_local > 1 ? (int)(nc / dp_local) : 1;
     }
     tr->cp.seed = tr->a.seed ^ 0x5eedull;
-    if (mr_ctx_new(&tr->ctx, &tr->cp) != MR_OK) ex_die(PROG, "cannot create a context");
+    if (mr_ctx_new(&tr->ctx, &tr->cp) != MR_OK) ex_fail(PROG, "cannot create a context (out of memory)");
     if (!tr->a.threads) {   /* record the thread count used, so --resume repeats it (needed for exactness) */
         size_t L = strlen(tr->args_now);
         int th = mr_ctx_threads(tr->ctx);
@@ -691,32 +718,32 @@ static int phase_optim(trainer *tr) {
         mr_adamw_cfg oc = mr_adamw_defaults();
         oc.weight_decay = (float)tr->a.weight_decay;
         oc.beta2 = (float)tr->a.beta2;
-        if (mr_adamw_init(&tr->adam, tr->m->ps, oc, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_adamw_init(&tr->adam, tr->m->ps, oc, &err) != MR_OK) ex_die_err(PROG, &err);
     } else {
         mr_sgd_cfg sc;
         sc.momentum = 0.9f; sc.weight_decay = (float)tr->a.weight_decay; sc.nesterov = 0;
-        if (mr_sgd_init(&tr->sgd, tr->m->ps, sc, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_sgd_init(&tr->sgd, tr->m->ps, sc, &err) != MR_OK) ex_die_err(PROG, &err);
     }
     if (!strcmp(tr->a.batching, "stream") || tr->a.backprop < tr->a.chunk)
-        if (mr_state_new(&tr->state, tr->m, tr->a.batch, &err) != MR_OK) ex_die(PROG, err.msg);
+        if (mr_state_new(&tr->state, tr->m, tr->a.batch, &err) != MR_OK) ex_die_err(PROG, &err);
     if (tr->sharded) {
         tr->sh_loss = (double *)calloc((size_t)tr->shards, sizeof(double));
-        if (!tr->sh_loss) ex_die(PROG, "out of memory");
+        if (!tr->sh_loss) ex_fail(PROG, "out of memory");
         if (tr->state) {
             tr->sh = (mr_state **)calloc((size_t)tr->ns, sizeof *tr->sh);
-            if (!tr->sh) ex_die(PROG, "out of memory");
-            for (i = 0; i < tr->ns; i++) if (mr_state_new(&tr->sh[i], tr->m, tr->rows, &err) != MR_OK) ex_die(PROG, err.msg);
+            if (!tr->sh) ex_fail(PROG, "out of memory");
+            for (i = 0; i < tr->ns; i++) if (mr_state_new(&tr->sh[i], tr->m, tr->rows, &err) != MR_OK) ex_die_err(PROG, &err);
         }
         if (tr->a.reproducible) {
             tr->sh_grad = (float *)malloc(sizeof(float) * tr->m->ps->numel * (size_t)tr->ns);
             tr->acc = (int64_t *)malloc(sizeof(int64_t) * tr->m->ps->numel);
-            if (!tr->sh_grad || !tr->acc) ex_die(PROG, "out of memory for the shards' gradients");
+            if (!tr->sh_grad || !tr->acc) ex_fail(PROG, "out of memory for the shards' gradients");
         }
     }
     tr->xin = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
     tr->xtg = (int32_t *)malloc(sizeof(int32_t) * (size_t)tr->a.batch * tr->a.chunk);
     tr->pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)tr->a.batch);
-    if (!tr->xin || !tr->xtg || !tr->pos) ex_die(PROG, "out of memory for the batch");
+    if (!tr->xin || !tr->xtg || !tr->pos) ex_fail(PROG, "out of memory for the batch");
     for (i = 0; i < tr->a.batch; i++) tr->pos[i] = (tr->n_train / tr->a.batch) * i;
     tr->r.m = tr->m; tr->r.vocab = &tr->vocab; tr->r.adam = tr->adam_on ? &tr->adam : NULL; tr->r.sgd = tr->adam_on ? NULL : &tr->sgd; tr->r.rng = &tr->rng; tr->r.ctx = tr->ctx;
     tr->r.pos = tr->pos; tr->r.batch = tr->a.batch; tr->r.state = tr->state; tr->r.args = tr->args_now;
@@ -791,7 +818,7 @@ static int phase_output(trainer *tr) {
         }
     }
     tr->hist = fopen(path, tr->a.resume ? "a" : "w");
-    if (!tr->hist) { fprintf(stderr, "%s: cannot write '%s'\n", PROG, path); return 2; }
+    if (!tr->hist) { fprintf(stderr, "%s: cannot write '%s': %s\n", PROG, path, strerror(errno)); return 1; }
     if (!tr->a.resume) {
         fprintf(tr->hist, "step,tokens,elapsed_s,lr,train_loss,grad_norm,val_loss,val_bpc,val_stateful_loss");
         if (tr->moe_routed) {   /* the MoE layers' router statistics, averaged over the log interval and the layers */
@@ -1144,11 +1171,13 @@ int main(int argc, char **argv) {
     dp_quiet_others();
     ex_before_exit = dp_finalize;
     trainer_init(&t, argc, argv);
+    if (dp_rank == 0) ex_watch_stdout(PROG);
     /* a failure in any process is a failure in all (every rank decides alike, rank 0 alone writes) */
     for (k = 0; k < 5 && !rc; k++) rc = dp_max_int(setup[k](&t));
     if (!rc) rc = phase_train(&t);
     if (!rc) rc = phase_finish(&t);
     if (!rc) phase_cleanup(&t);
+    if (!rc && g_stop) rc = EX_INTERRUPTED;   /* saved, then 130 as for any program stopped by Ctrl-C */
     dp_finalize();
     return rc;
 }

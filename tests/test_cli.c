@@ -353,14 +353,62 @@ static void test_bpe_ids_file(void) {
     MR_CHECK(sh("printf 'abc' > " DIR "/odd.u16 && build/minrnn-train --data " DIR "/odd.u16 --tokenizer " DIR "/tok.json >/dev/null 2>&1") == 2);
 }
 
+/* The programs' surprises: exit codes (0 ok, 1 failure while running, 2 wrong command), --version,
+   a full disk, a directory as a file, flags that would be ignored */
+static void test_cli_surprises(void) {
+    static const struct { const char *cmd; int rc; const char *msg; } cases[] = {
+        {"build/minrnn-train --out '' --steps 1", 2, "--out is empty"},
+        {"build/minrnn-train --data " DIR " --steps 1 --out " DIR "/nothing", 2, "it is a directory"},
+        {"build/minrnn-train --resume " DIR " --steps 1", 2, "it is a directory"},
+        {"build/minrnn-train --tokenizer " DIR " --steps 1 --out " DIR "/nothing", 2, "it is a directory"},
+        {"build/minrnn-generate --model " DIR, 2, "it is a directory"},
+        {"build/minrnn-convert info " DIR, 2, "it is a directory"},
+        {"build/minrnn-bpe encode --tokenizer " DIR " " DATA, 2, "it is a directory"},
+        {"build/minrnn-bpe stats --tokenizer " DIR "/tok.json " DIR, 2, "it is a directory"},
+        {"build/minrnn-train --layers gru,gru --depth 5 --steps 1 --out " DIR "/nothing", 2, "lists 2 layers but --depth is 5"},
+        {"build/minrnn-train --layers 'mingru*3' --depth 2 --steps 1 --out " DIR "/nothing", 2, "lists 3 layers but --depth is 2"},
+        {"build/minrnn-train --resume " DIR "/sur/model.bin --dim 32 --steps 5", 2, "--dim cannot change a resumed run"},
+        {"build/minrnn-train --resume " DIR "/sur/model.bin --layers gru --steps 5", 2, "--layers cannot change a resumed run"},
+        {"build/minrnn-train --resume " DIR "/sur/model.bin --moe-renorm --steps 5", 2, "--moe-renorm cannot change a resumed run"},
+        {"build/minrnn-train --resume " DIR "/sur/model.bin --tokenizer " DIR "/tok.json --steps 5", 2, "--tokenizer cannot change"},
+        {"build/minrnn-generate --model " DIR "/sur/model.bin --length 50 > /dev/full", 1, "cannot write the output"},
+        {"build/minrnn-convert info " DIR "/sur/model.bin > /dev/full", 1, "cannot write the output"},
+        {"build/minrnn-bpe stats --tokenizer " DIR "/tok.json " DATA " > /dev/full", 1, "cannot write the output"},
+        {"build/minrnn-bpe encode --tokenizer " DIR "/tok.json " DATA " --out /dev/full", 1, "cannot write '/dev/full'"},
+        {"build/minrnn-train --data " DATA " --dim 8 --depth 1 --batch 2 --chunk-size 16 --steps 2 --threads 1 --out " DIR "/sur2 > /dev/full", 1,
+         "cannot write the output"},
+        {"build/minrnn-train --data " DATA " --dim 8 --depth 1 --steps 2 --out /dev/full/x", 1, "cannot write '/dev/full/x/history.csv'"},
+    };
+    static const char *const progs[] = {"train", "generate", "convert", "bpe"};
+    size_t i;
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("rm -rf " DIR "/sur " DIR "/nothing && build/minrnn-train --data " DATA " --dim 8 --depth 1 --batch 2 --chunk-size 16 --steps 2 "
+                "--threads 1 --out " DIR "/sur >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("test -f " DIR "/tok.json || build/minrnn-bpe train --input " DATA " --vocab-size 300 --out " DIR "/tok.json >/dev/null 2>&1") == 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = sh("%s 2>" DIR "/err.txt%s", cases[i].cmd, strchr(cases[i].cmd, '>') ? "" : " >/dev/null");
+        char *e = slurp(DIR "/err.txt", NULL);
+        MR_CHECK_MSG(rc == cases[i].rc && e && strstr(e, cases[i].msg), "'%s': exit %d (want %d), message '%s' (want '%s')", cases[i].cmd, rc,
+                     cases[i].rc, e ? e : "", cases[i].msg);
+        mr_buffer_free(e);
+    }
+    MR_CHECK_MSG(sh("test -e " DIR "/nothing") != 0, "a refused run wrote its output directory");
+    /* the refused resumes left the run as it was */
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/sur/model.bin | grep -q 'dim 8, 1 layers'") == 0);
+    for (i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        MR_CHECK_MSG(sh("build/minrnn-%s --version > " DIR "/ver.txt 2>&1", progs[i]) == 0, "minrnn-%s --version", progs[i]);
+        MR_CHECK_MSG(sh("grep -q '^minrnn-%s (minrnn [0-9]*[.][0-9]*[.][0-9]*)$' " DIR "/ver.txt", progs[i]) == 0, "minrnn-%s --version output", progs[i]);
+    }
+}
+
 static void test_interrupt(void) {
     mr_model *m = NULL;
     mr_vocab v;
     static mr_train_meta meta;
     if (!have_programs()) MR_SKIP("programs missing");
-    /* Ctrl-C: the step finishes, model.bin is saved, exit status 0, and the run resumes */
+    /* Ctrl-C: the step finishes, model.bin is saved, exit status 130, and the run resumes */
     MR_CHECK(sh("rm -rf " DIR "/int; build/minrnn-train --data " DATA " --dim 16 --depth 1 --batch 2 --chunk-size 32 --steps 100000000 "
-                "--threads 1 --eval-every 0 --out " DIR "/int > " DIR "/int.log 2>&1 & p=$!; sleep 1; kill -INT $p; wait $p") == 0);
+                "--threads 1 --eval-every 0 --out " DIR "/int > " DIR "/int.log 2>&1 & p=$!; sleep 1; kill -INT $p; wait $p") == 130);
     MR_CHECK(sh("grep -q 'interrupted at step' " DIR "/int.log") == 0);
     MR_CHECK(mr_ckpt_load(&m, &v, &meta, DIR "/int/model.bin", NULL, NULL) == MR_OK && meta.step > 0);
     mr_model_free(m);
@@ -375,4 +423,4 @@ static void test_interrupt(void) {
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
              {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe}, {"unknown_block", test_unknown_block},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
-             {"bpe_ids_file", test_bpe_ids_file}, {"interrupt", test_interrupt})
+             {"bpe_ids_file", test_bpe_ids_file}, {"cli_surprises", test_cli_surprises}, {"interrupt", test_interrupt})
