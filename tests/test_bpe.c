@@ -222,7 +222,15 @@ static void test_pretokenize(void) {
     { static const char *const w[] = {"x", "\n", "\n", "y", "  \n "}; expect_chunks("x\n\ny  \n ", w, 5); }
     { static const char *const w[] = {" 123", "abc", " ?!", " '", "S"}; expect_chunks(" 123abc ?! 'S", w, 5); }
     /* bytes >= 0x80 count as letters (ASCII rules): the em dash joins the letters */
-    { static const char *const w[] = {"\xc3\xa7" "a", " \xe2\x80\x94" "x", "!"}; expect_chunks("\xc3\xa7" "a \xe2\x80\x94x!", w, 3); }
+    /* Unicode classes: an em dash is punctuation, so " \u2014" is its own chunk */
+    { static const char *const w[] = {"\xc3\xa7" "a", " \xe2\x80\x94", "x", "!"}; expect_chunks("\xc3\xa7" "a \xe2\x80\x94x!", w, 4); }
+    /* x\u00b2: a superscript digit is a number; a no-break space is whitespace; a combining accent is not a letter (Mn) */
+    { static const char *const w[] = {"x", "\xc2\xb2"}; expect_chunks("x\xc2\xb2", w, 2); }
+    { static const char *const w[] = {"a", " ", "\xc2\xa0", "b"}; expect_chunks("a \xc2\xa0" "b", w, 4); }
+    { static const char *const w[] = {"e", "\xcc\x81"}; expect_chunks("e\xcc\x81", w, 2); }
+    /* CJK letters, a full-width comma, an emoji after a letter, an invalid byte */
+    { static const char *const w[] = {"\xe4\xbd\xa0\xe5\xa5\xbd", "\xef\xbc\x8c", "a", "\xf0\x9f\x98\x80", " \xff", "z"};
+      expect_chunks("\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c" "a\xf0\x9f\x98\x80 \xff" "z", w, 6); }
     { static const char *const w[] = {"''", "s"}; expect_chunks("''s", w, 2); }
     { static const char *const w[] = {"\t", " x", "\x01\x02", "7"}; expect_chunks("\t x\x01\x02" "7", w, 4); }
     MR_CHECK(mr_bpe_chunk_len(NULL, 0) == 0);
