@@ -834,7 +834,79 @@ static void test_alloc_failures(void) {
     mr_bpe_free(ref);
 }
 
-MR_TEST_MAIN({"bpe_pretokenize", test_pretokenize}, {"bpe_train_textbook", test_train_textbook},
+/* ---- Hugging Face's ids (tests/fixtures/hf, written by tools/hf_fixtures.js with the
+   npm package tokenizers): every input of inputs.hex encodes to the same ids. The
+   directory is MR_BPE_HF_DIR when set (the 100,000-string fuzz comparison). ---- */
+static int hex_val(int c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
+static size_t hf_compare(const char *dir, const char *name, const char *inputs, size_t *n_cases) {
+    char path[1024], sn[300];
+    uint8_t *js = NULL, *ids = NULL, *text = NULL;
+    size_t jn = 0, idn = 0, bad = 0, cap = 1 << 16, n_ids = 0;
+    int32_t *got = (int32_t *)malloc(sizeof(int32_t) * cap);
+    uint8_t *buf = (uint8_t *)malloc(cap);
+    const char *p = inputs, *q;
+    mr_bpe *t = NULL;
+    mr_error e;
+    *n_cases = 0;
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    MR_CHECK_MSG(mr_read_file(path, &js, &jn, (size_t)1 << 28, NULL, &e) == MR_OK, "%s", path);
+    snprintf(path, sizeof path, "%s/%s.ids", dir, name);
+    MR_CHECK_MSG(mr_read_file(path, &ids, &idn, (size_t)1 << 30, NULL, &e) == MR_OK, "%s", path);
+    if (js && ids && got && buf && mr_bpe_load_json_mem(&t, (const char *)js, jn, NULL, &e) != MR_OK) MR_CHECK_MSG(0, "%s: %s", name, e.msg);
+    for (q = (const char *)ids; t && *p && *q; (*n_cases)++) {
+        size_t n = 0, k = 0, i;
+        int same = 1;
+        while (*p && *p != '\n' && n < cap) { buf[n++] = (uint8_t)(hex_val(p[0]) << 4 | hex_val(p[1])); p += 2; }
+        if (*p == '\n') p++;
+        if (mr_bpe_encode(t, buf, n, 1, got, cap, &n_ids, &e) != MR_OK) same = 0;
+        while (*q && *q != '\n') {   /* compare with the line of ids */
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q) break;
+            if (k >= n_ids || got[k] != v) same = 0;
+            k++;
+            q = end;
+            while (*q == ' ') q++;
+        }
+        if (*q == '\n') q++;
+        if (k != n_ids) same = 0;
+        if (!same && bad++ < 5) {
+            size_t m = 0;
+            for (i = 0; i < n && m + 5 < sizeof sn; i++) m += (size_t)snprintf(sn + m, sizeof sn - m, buf[i] >= 0x20 && buf[i] < 0x7f ? "%c" : "\\x%02x", buf[i]);
+            MR_CHECK_MSG(0, "%s: input %zu \"%s\": %zu ids here, %zu there", name, *n_cases, sn, n_ids, k);
+        }
+    }
+    (void)text;
+    mr_bpe_free(t);
+    mr_buffer_free(js); mr_buffer_free(ids);
+    free(got); free(buf);
+    return bad;
+}
+static void test_hf_fixtures(void) {
+    static const char *const names[] = {"v300", "v1000", "v4096", "v1000_nopre", "v1000_special", "v1000_hforder", "gpt2_8k", "gpt2"};
+    const char *dir = getenv("MR_BPE_HF_DIR") ? getenv("MR_BPE_HF_DIR") : "tests/fixtures/hf";
+    char path[1024];
+    uint8_t *inputs = NULL;
+    size_t n_in = 0, i, total = 0, cases = 0;
+    mr_error e;
+    snprintf(path, sizeof path, "%s/inputs.hex", dir);
+    if (mr_read_file(path, &inputs, &n_in, (size_t)1 << 30, NULL, &e) != MR_OK) MR_SKIP("no tests/fixtures/hf/inputs.hex");
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        FILE *f;
+        size_t bad;
+        snprintf(path, sizeof path, "%s/%s.ids", dir, names[i]);
+        if (!(f = fopen(path, "rb"))) continue;
+        fclose(f);
+        bad = hf_compare(dir, names[i], (const char *)inputs, &cases);
+        MR_CHECK_MSG(bad == 0 && cases > 0, "%s: %zu of %zu inputs differ from Hugging Face's ids", names[i], bad, cases);
+        if (getenv("MR_TEST_VERBOSE")) printf("  %s: %zu inputs, %zu differ\n", names[i], cases, bad);
+        total++;
+    }
+    MR_CHECK(total >= 7 || getenv("MR_BPE_HF_DIR"));
+    mr_buffer_free(inputs);
+}
+
+MR_TEST_MAIN({"bpe_hf_fixtures", test_hf_fixtures}, {"bpe_pretokenize", test_pretokenize}, {"bpe_train_textbook", test_train_textbook},
              {"bpe_train_bad_args", test_train_bad_args},
              {"bpe_train_vs_reference_random", test_train_matches_reference_random},
              {"bpe_train_vs_reference_text", test_train_matches_reference_text},
