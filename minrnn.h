@@ -6751,6 +6751,11 @@ MRDEF mr_status mr_eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *tokens
 
 #define MR__BPE_MAX_TOKENS (1 << 24)       /* vocabulary limit */
 #define MR__BPE_MAX_SPECIAL_LEN 4096
+#define MR__BPE_LSTRIP 1                   /* added-token options, as tokenizer.json names them */
+#define MR__BPE_RSTRIP 2
+#define MR__BPE_SINGLE_WORD 4
+#define MR__BPE_NORMALIZED 8
+#define MR__BPE_SPECIAL 16
 #define MR__BPE_CACHE_MAX_LEN 64           /* longer chunks are not cached */
 #define MR__BPE_CACHE_DEFAULT 65536
 #define MR__BPE_EMPTY64 (~(uint64_t)0)
@@ -6791,6 +6796,7 @@ struct mr_bpe {
     uint8_t *sp_pool;
     uint32_t *sp_off, *sp_len;
     int32_t *sp_id;
+    uint8_t *sp_flags;          /* MR__BPE_LSTRIP | RSTRIP | SINGLE_WORD | NORMALIZED | SPECIAL (tokenizer.json's options) */
     uint8_t sp_first[256];
     /* encode cache */
     size_t c_max, c_count, c_mask;
@@ -7210,7 +7216,7 @@ MRDEF void mr_bpe_free(mr_bpe *t) {
     mr__free(a, t->tok_off); mr__free(a, t->tok_len); mr__free(a, t->is_special); mr__free(a, t->pool);
     mr__free(a, t->m_left); mr__free(a, t->m_right); mr__free(a, t->m_res);
     mr__bpe_u64_free(a, &t->ranks);
-    mr__free(a, t->sp_pool); mr__free(a, t->sp_off); mr__free(a, t->sp_len); mr__free(a, t->sp_id);
+    mr__free(a, t->sp_pool); mr__free(a, t->sp_off); mr__free(a, t->sp_len); mr__free(a, t->sp_id); mr__free(a, t->sp_flags);
     mr__free(a, t);
 }
 MRDEF void mr_bpe_free_buffer(const mr_bpe *t, void *p) { mr__free(mr__bpe_al(t), p); }
@@ -7276,13 +7282,15 @@ MR__PRIV int mr__bpe_set_specials(mr_bpe *t, const uint8_t *const *s, const size
     t->sp_off = (uint32_t *)mr__alloc(a, (size_t)n * sizeof(uint32_t) + 1);
     t->sp_len = (uint32_t *)mr__alloc(a, (size_t)n * sizeof(uint32_t) + 1);
     t->sp_id = (int32_t *)mr__alloc(a, (size_t)n * sizeof(int32_t) + 1);
-    if (!t->sp_pool || !t->sp_off || !t->sp_len || !t->sp_id) return 0;
+    t->sp_flags = (uint8_t *)mr__alloc(a, (size_t)n + 1);
+    if (!t->sp_pool || !t->sp_off || !t->sp_len || !t->sp_id || !t->sp_flags) return 0;
     memset(t->sp_first, 0, sizeof t->sp_first);
     for (i = 0; i < n; i++) {
         memcpy(t->sp_pool + o, s[i], len[i]);
         t->sp_off[i] = (uint32_t)o;
         t->sp_len[i] = (uint32_t)len[i];
         t->sp_id[i] = -1;
+        t->sp_flags[i] = MR__BPE_SPECIAL;
         t->sp_first[s[i][0]] = 1;
         o += len[i];
     }
@@ -7526,6 +7534,60 @@ MR__PRIV mr_status mr__bpe_encode_segment(mr_bpe *t, const uint8_t *s, size_t n,
     }
     return st;
 }
+/* Added tokens, as Hugging Face extracts them: first those with normalized
+   false from the text, then those with normalized true from each piece in
+   between (the same text here: no normalizer is accepted); each pass takes
+   the leftmost-longest match, drops a single_word match inside a word (\w
+   before or after it; the scan goes on after it), and lets lstrip / rstrip
+   swallow the whitespace before / after it. The rest is BPE. */
+MR__PRIV int mr__bpe_is_word_before(const uint8_t *s, size_t i) {   /* the character ending at s[i] is \w */
+    size_t b = i, L;
+    unsigned c;
+    while (b > 0 && i - b < 3 && (s[b] & 0xC0) == 0x80) b--;
+    c = mr__bpe_char(s + b, i + 1 - b, &L);
+    return b + L == i + 1 ? (c & 4u) != 0 : 0;
+}
+MR__PRIV size_t mr__bpe_space_before(const uint8_t *s, size_t end) {   /* start of the whitespace run ending at s[end] */
+    while (end > 0) {
+        size_t b = end - 1, L;
+        while (b > 0 && end - 1 - b < 3 && (s[b] & 0xC0) == 0x80) b--;
+        if (!((mr__bpe_char(s + b, end - b, &L) & 3u) == 3 && b + L == end)) break;
+        end = b;
+    }
+    return end;
+}
+MR__PRIV mr_status mr__bpe_encode_added(mr_bpe *t, const uint8_t *s, size_t n, int pass, mr__bpe_work *w, mr__bpe_out *o,
+                                        mr_error *err) {
+    size_t i = 0, done = 0, L;
+    mr_status st = MR_OK;
+    if (pass == 2) return mr__bpe_encode_segment(t, s, n, w, o, err);
+    while (i < n && st == MR_OK) {
+        int k, best = -1;
+        size_t bl = 0, start, stop;
+        if (t->sp_first[s[i]])
+            for (k = 0; k < t->n_special; k++) {
+                size_t l = t->sp_len[k];
+                if (((t->sp_flags[k] & MR__BPE_NORMALIZED) != 0) == pass && l <= n - i && l > bl && memcmp(s + i, t->sp_pool + t->sp_off[k], l) == 0) {
+                    best = k; bl = l;
+                }
+            }
+        if (best < 0) { i++; continue; }
+        start = i; stop = i + bl;
+        i = stop;
+        if ((t->sp_flags[best] & MR__BPE_SINGLE_WORD) &&
+            ((start > 0 && mr__bpe_is_word_before(s, start - 1)) || (stop < n && (mr__bpe_char(s + stop, n - stop, &L) & 4u))))
+            continue;   /* part of a word */
+        if (t->sp_flags[best] & MR__BPE_LSTRIP) { start = mr__bpe_space_before(s, start); if (start < done) start = done; }
+        if (t->sp_flags[best] & MR__BPE_RSTRIP)
+            while (stop < n && (mr__bpe_char(s + stop, n - stop, &L) & 3u) == 3) stop += L;
+        if (done < start) st = mr__bpe_encode_added(t, s + done, start - done, pass + 1, w, o, err);
+        if (o->n < o->cap) o->ids[o->n] = t->sp_id[best];
+        o->n++;
+        done = i = stop;
+    }
+    if (st == MR_OK && done < n) st = mr__bpe_encode_added(t, s + done, n - done, pass + 1, w, o, err);
+    return st;
+}
 MR__PRIV mr_status mr__bpe_encode_out(mr_bpe *t, const uint8_t *text, size_t n, int allow_special, mr__bpe_out *o,
                                       mr_error *err) {
     mr__bpe_work w;
@@ -7533,17 +7595,7 @@ MR__PRIV mr_status mr__bpe_encode_out(mr_bpe *t, const uint8_t *text, size_t n, 
     memset(&w, 0, sizeof w);
     if (!t || (!text && n)) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or text");
     if (allow_special && t->n_special) {
-        size_t i = 0, start = 0;
-        while (i < n && st == MR_OK) {
-            int k = mr__bpe_match_special(t, text + i, n - i);
-            if (k < 0) { i++; continue; }
-            st = mr__bpe_encode_segment(t, text + start, i - start, &w, o, err);
-            if (o->n < o->cap) o->ids[o->n] = t->sp_id[k];
-            o->n++;
-            i += t->sp_len[k];
-            start = i;
-        }
-        if (st == MR_OK) st = mr__bpe_encode_segment(t, text + start, n - start, &w, o, err);
+        st = mr__bpe_encode_added(t, text, n, 0, &w, o, err);
     } else {
         st = mr__bpe_encode_segment(t, text, n, &w, o, err);
     }
@@ -8041,8 +8093,14 @@ MRDEF mr_status mr_bpe_save_json_mem(const mr_bpe *t, char **out, size_t *len, m
         mr__bpe_sb_int(&b, t->sp_id[k]);
         mr__bpe_sb_str(&b, ",\n      \"content\": ");
         mr__bpe_sb_jstr(&b, t->sp_pool + t->sp_off[k], t->sp_len[k], NULL);
-        mr__bpe_sb_str(&b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
-                           "      \"normalized\": false,\n      \"special\": true\n    }");
+        {
+            unsigned f = t->sp_flags[k];
+            mr__bpe_sb_str(&b, f & MR__BPE_SINGLE_WORD ? ",\n      \"single_word\": true" : ",\n      \"single_word\": false");
+            mr__bpe_sb_str(&b, f & MR__BPE_LSTRIP ? ",\n      \"lstrip\": true" : ",\n      \"lstrip\": false");
+            mr__bpe_sb_str(&b, f & MR__BPE_RSTRIP ? ",\n      \"rstrip\": true" : ",\n      \"rstrip\": false");
+            mr__bpe_sb_str(&b, f & MR__BPE_NORMALIZED ? ",\n      \"normalized\": true" : ",\n      \"normalized\": false");
+            mr__bpe_sb_str(&b, f & MR__BPE_SPECIAL ? ",\n      \"special\": true\n    }" : ",\n      \"special\": false\n    }");
+        }
     }
     mr__bpe_sb_str(&b, t->n_special ? "\n  ],\n" : "],\n");
     mr__bpe_sb_str(&b, "  \"normalizer\": null,\n  \"pre_tokenizer\": {\n    \"type\": \"ByteLevel\",\n"
@@ -8092,7 +8150,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
     mr__bpe_smap keys, adds;
     uint32_t *koff = NULL, *klen = NULL, *aoff = NULL, *alen = NULL;
     int32_t *kid = NULL, *aid = NULL, *id_src = NULL, *akey = NULL;
-    uint8_t *tmp = NULL;
+    uint8_t *tmp = NULL, *aflags = NULL;
     size_t tmp_cap = 0;
     int64_t nv, na = 0, V, extra = 0, i;
     uint16_t u[256];
@@ -8119,6 +8177,27 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
     MR__BPE_GET(x, pre, "use_regex", "pre_tokenizer");
     if (x >= 0 && nd[x].type != MR__J_FALSE && nd[x].type != MR__J_TRUE) MR__BPE_BAD("tokenizer.json: \"use_regex\" must be a boolean");
     t->pretokenize = x < 0 || nd[x].type == MR__J_TRUE;
+    MR__BPE_GET(x, root, "post_processor", "the top level");
+    if (x >= 0 && nd[x].type != MR__J_NULL) {   /* ByteLevel changes offsets only; a Sequence of them likewise */
+        int32_t ty, list = -1, one = x;
+        if (nd[x].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"post_processor\" must be null or an object");
+        MR__BPE_GET(ty, x, "type", "post_processor");
+        if (mr__json_str_is(p, ty, "Sequence")) {
+            MR__BPE_GET(list, x, "processors", "post_processor");
+            if (list < 0 || nd[list].type != MR__J_ARR) MR__BPE_BAD("tokenizer.json: the Sequence post-processor has no \"processors\" array");
+            one = nd[list].child;
+        }
+        for (; one >= 0; one = list >= 0 ? nd[one].next : -1) {
+            if (nd[one].type == MR__J_OBJ) MR__BPE_GET(ty, one, "type", "post_processor");
+            else ty = -1;
+            if (!mr__json_str_is(p, ty, "ByteLevel")) {
+                char tn[48];
+                if (ty >= 0 && nd[ty].type == MR__J_STR) mr__bpe_snip(tn, p->str + nd[ty].soff, nd[ty].slen); else memcpy(tn, "?", 2);
+                MR__BPE_BAD("tokenizer.json: the post-processor \"%s\" is not supported (it adds tokens to each encoding; "
+                            "only ByteLevel or null are accepted: remove it and add those tokens yourself)", tn);
+            }
+        }
+    }
     MR__BPE_GET(model, root, "model", "the top level");
     if (model < 0 || nd[model].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: \"model\" is missing or not an object");
     MR__BPE_GET(x, model, "type", "model");
@@ -8151,7 +8230,8 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
     alen = (uint32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(uint32_t));
     aid = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
     akey = (int32_t *)mr__alloc(a, (size_t)(na + 1) * sizeof(int32_t));
-    if (!aoff || !alen || !aid || !akey || !mr__bpe_smap_init(a, &adds, (size_t)na)) MR__BPE_NOMEM;
+    aflags = (uint8_t *)mr__alloc(a, (size_t)na + 1);
+    if (!aoff || !alen || !aid || !akey || !aflags || !mr__bpe_smap_init(a, &adds, (size_t)na)) MR__BPE_NOMEM;
     for (i = 0, v = na ? nd[added].child : -1; v >= 0; v = nd[v].next, i++) {
         int32_t id, c;
         if (nd[v].type != MR__J_OBJ) MR__BPE_BAD("tokenizer.json: added token %lld is not an object", (long long)i);
@@ -8163,6 +8243,20 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
         if (nd[id].ival < 0 || nd[id].ival >= nv + na)
             MR__BPE_BAD("tokenizer.json: added token %lld has id %lld, outside [0, %lld)", (long long)i, (long long)nd[id].ival, (long long)(nv + na));
         aoff[i] = nd[c].soff; alen[i] = nd[c].slen; aid[i] = (int32_t)nd[id].ival; akey[i] = -1;
+        {   /* the options (Hugging Face's defaults when absent: all false but normalized) */
+            static const char *const opt[5] = {"lstrip", "rstrip", "single_word", "normalized", "special"};
+            int o2;
+            aflags[i] = MR__BPE_NORMALIZED;
+            for (o2 = 0; o2 < 5; o2++) {
+                int32_t ov;
+                MR__BPE_GET(ov, v, opt[o2], "an added token");
+                if (ov < 0) continue;
+                if (nd[ov].type != MR__J_TRUE && nd[ov].type != MR__J_FALSE)
+                    MR__BPE_BAD("tokenizer.json: added token %lld: \"%s\" must be true or false", (long long)i, opt[o2]);
+                if (nd[ov].type == MR__J_TRUE) aflags[i] |= (uint8_t)(1u << o2);
+                else aflags[i] &= (uint8_t)~(1u << o2);
+            }
+        }
         {
             uint32_t h = mr__bpe_hash(p->str + aoff[i], alen[i]);
             if (mr__bpe_smap_find(&adds, p->str, aoff, alen, p->str + aoff[i], alen[i], h) >= 0)
@@ -8245,7 +8339,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
         ok = ok && mr__bpe_set_specials(t, sp, sl, (int)na);
         mr__free(a, (void *)sp); mr__free(a, sl);
         if (!ok) MR__BPE_NOMEM;
-        for (i = 0; i < na; i++) t->sp_id[i] = aid[i];
+        for (i = 0; i < na; i++) { t->sp_id[i] = aid[i]; t->sp_flags[i] = aflags[i]; }
     }
     /* merges */
     if (nd[merges].nchild > V) MR__BPE_BAD("tokenizer.json: more merges (%d) than tokens", (int)nd[merges].nchild);
@@ -8294,7 +8388,7 @@ done:
 #undef MR__BPE_GET
     mr__bpe_smap_free(a, &keys); mr__bpe_smap_free(a, &adds);
     mr__free(a, koff); mr__free(a, klen); mr__free(a, kid); mr__free(a, aoff); mr__free(a, alen); mr__free(a, aid);
-    mr__free(a, akey); mr__free(a, id_src); mr__free(a, tmp);
+    mr__free(a, akey); mr__free(a, id_src); mr__free(a, tmp); mr__free(a, aflags);
     return st;
 }
 

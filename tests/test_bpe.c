@@ -883,7 +883,7 @@ static size_t hf_compare(const char *dir, const char *name, const char *inputs, 
     return bad;
 }
 static void test_hf_fixtures(void) {
-    static const char *const names[] = {"v300", "v1000", "v4096", "v1000_nopre", "v1000_special", "v1000_hforder", "gpt2_8k", "gpt2"};
+    static const char *const names[] = {"v300", "v1000", "v4096", "v1000_nopre", "v1000_special", "v1000_hforder", "v1000_options", "gpt2_8k", "gpt2"};
     const char *dir = getenv("MR_BPE_HF_DIR") ? getenv("MR_BPE_HF_DIR") : "tests/fixtures/hf";
     char path[1024];
     uint8_t *inputs = NULL;
@@ -902,7 +902,7 @@ static void test_hf_fixtures(void) {
         if (getenv("MR_TEST_VERBOSE")) printf("  %s: %zu inputs, %zu differ\n", names[i], cases, bad);
         total++;
     }
-    MR_CHECK(total >= 7 || getenv("MR_BPE_HF_DIR"));
+    MR_CHECK(total >= 8 || getenv("MR_BPE_HF_DIR"));
     mr_buffer_free(inputs);
 }
 

@@ -89,6 +89,9 @@ const edges = [
   '123abc', 'abc123', ' 123', '1 2 3', '١٢٣', '½ ⅓', 'Ⅻ ⅻ', '①②', '\u3000\u3000x', 'x\u3000', '   x', 'x   ', ' x \n y ',
   '\r\n', 'a\r\nb', '\u000b\u000c', '\u001f\u007f', '\u0085x', '\u2028\u2029', 'tab\there', 'end. ', ' <|endoftext|> ', '<|endoftext|>x',
   'a<|endoftext|>b<|bos|>', '<|bos|><|eos|>', '<|bos', 'hello <|eos|>world', 'ＡＢＣ', 'ｶﾀｶﾅ', '\uE000', '\u{F0000}', '\u{10FFFD}', '\u0378', '\u{E0001}',
+  '<mask>', ' <mask> ', 'a <mask> b', 'a<mask>b', 'x <mask>\t<mask>\t<mask>\u2000y', '<mask>, <mask>- e\u0301<mask>', 'zq', 'zqz', ' zq ', 'azq',
+  'zq_', 'zq.', '<|end of', ' <|end', '<|endoftext', 'text [SEP]  next', '[SEP]', '  [CLS] x', 'x[CLS]', '<mask><mask>', ' \u00a0<mask>\u00a0 ',
+  '\u00e9<mask>', '<mask>\u00e9', '\u0661<mask>', 'a_<mask>', '\u200d<mask>', '[SEP][SEP]', ' [CLS] [SEP] ', '<|end<|endoftext|>',
   '𝟙𝟚𝟛', '𐍈𐍉', 'ß ẞ', 'İı', 'ǅ', 'ʰ', '\u02b0a', 'a\u0903', 'क्षत्रिय', 'ไทย ไทย', 'עִבְרִית', 'تست‌ها', 'x_y', '__init__', 'a.b,c;d',
 ];
 
@@ -121,6 +124,21 @@ function hfOrder(j) {
   for (const k of rest) nv[k] = id++;
   j.model.vocab = nv;
   j.added_tokens = added;
+  return j;
+}
+
+// the 1000 tokenizer with added tokens that use every option (lstrip, rstrip, single_word, normalized, special)
+function withOptions(j) {
+  const V = Object.keys(j.model.vocab).length;
+  const tok = (id, content, o) => Object.assign({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }, o);
+  j.added_tokens = [
+    tok(V, '<mask>', { single_word: true, lstrip: true, rstrip: true }),
+    tok(V + 1, '<|endoftext|>', {}),
+    tok(V + 2, '[CLS]', { lstrip: true }),
+    tok(V + 3, '<|end', { normalized: true, special: false }),
+    tok(V + 4, 'zq', { single_word: true, normalized: true, special: false }),
+    tok(V + 5, '[SEP]', { rstrip: true, normalized: true, special: false }),
+  ];
   return j;
 }
 
@@ -187,6 +205,7 @@ async function main() {
   for (const [name, flags] of trained)
     execFileSync(bpe, ['train', '--input', path.join(tmp, 'train.txt'), ...flags, '--out', path.join(out, name + '.json')], { stdio: 'inherit' });
   fs.writeFileSync(path.join(out, 'v1000_hforder.json'), JSON.stringify(hfOrder(JSON.parse(fs.readFileSync(path.join(out, 'v1000.json'), 'utf8')))));
+  fs.writeFileSync(path.join(out, 'v1000_options.json'), JSON.stringify(withOptions(JSON.parse(fs.readFileSync(path.join(out, 'v1000.json'), 'utf8')))));
   fs.writeFileSync(path.join(out, 'gpt2_8k.json'), JSON.stringify(gpt2Cut(8000)));
   for (const f of fs.readdirSync(out).filter((f) => f.endsWith('.json')).sort()) {
     const ids = await idsOf(path.join(out, f), inputs);
