@@ -24,10 +24,12 @@ static void usage(FILE *f) {
             "usage:\n"
             "  %s train  --input FILE --vocab-size N [--min-frequency K] [--no-pretokenize]\n"
             "            [--special TOKEN]... --out tokenizer.json\n"
-            "  %s encode --tokenizer T [FILE] [--allow-special] [--out X.u16|X.u32|X.txt]\n"
+            "  %s encode --tokenizer T [FILE] [--special-tokens on|off] [--out X.u16|X.u32|X.txt]\n"
             "  %s decode --tokenizer T [FILE] [--out FILE]\n"
-            "  %s stats  --tokenizer T [FILE] [--allow-special]\n"
-            "FILE defaults to standard input. vocab size counts the 256 bytes and the special tokens.\n",
+            "  %s stats  --tokenizer T [FILE] [--special-tokens on|off]\n"
+            "FILE defaults to standard input. vocab size counts the 256 bytes and the special tokens.\n"
+            "--special-tokens on (the default, as Hugging Face does): the tokenizer's added tokens written in\n"
+            "the text (<|endoftext|>, ...) are read as their ids; off: as plain text.\n",
             prog, prog, prog, prog);
 }
 /* A library error: reading or parsing an input is the command's fault (2), out of memory or a failed write a failure (1). */
@@ -151,11 +153,13 @@ static void parse_io(const char *cmd, int argc, char **argv, io_opts *o, int all
     int i;
     char msg[512];
     memset(o, 0, sizeof *o);
+    o->allow_special = 1;
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--tokenizer")) o->tok = ex_val(prog, argc, argv, &i);
         else if (allow_out && !strcmp(a, "--out")) o->out = ex_val(prog, argc, argv, &i);
-        else if (allow_special && !strcmp(a, "--allow-special")) o->allow_special = 1;
+        else if (allow_special && !strcmp(a, "--allow-special")) o->allow_special = 1;   /* the default; kept for old scripts */
+        else if (allow_special && !strcmp(a, "--special-tokens")) o->allow_special = ex_on_off(prog, a, ex_val(prog, argc, argv, &i));
         else if (a[0] == '-' && a[1] != 0) { snprintf(msg, sizeof msg, "unknown option '%s' for %s (see --help)", a, cmd); ex_die(prog, msg); }
         else if (o->file) { snprintf(msg, sizeof msg, "%s takes one input file, got '%s' and '%s'", cmd, o->file, a); ex_die(prog, msg); }
         else o->file = a;

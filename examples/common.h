@@ -65,6 +65,16 @@ EX_UNUSED static void ex_stdout_check(void) {
     }
 }
 EX_UNUSED static void ex_watch_stdout(const char *prog) { ex_stdout_prog = prog; atexit(ex_stdout_check); }
+/* --special-tokens on|off: whether a BPE tokenizer's added tokens (<|endoftext|>, ...) written in the
+   text are read as their ids (on, the default, as Hugging Face does) or as plain text (off). */
+EX_UNUSED static int ex_on_off(const char *prog, const char *flag, const char *v) {
+    char b[200];
+    if (!strcmp(v, "on")) return 1;
+    if (!strcmp(v, "off")) return 0;
+    snprintf(b, sizeof b, "%s must be on or off, not '%s'", flag, v);
+    ex_die(prog, b);
+    return 0;
+}
 /* Strict number parsing: the whole string must be a number. */
 EX_UNUSED static long long ex_int(const char *prog, const char *flag, const char *s, long long lo, long long hi) {
     char *end;

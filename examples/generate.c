@@ -17,6 +17,8 @@ static void usage(void) {
            "  --top-k K           keep the K most likely tokens (default 0: off)\n"
            "  --top-p P           nucleus sampling (default 0.95; 1: off)\n"
            "  --seed S            (default 42)\n"
+           "  --special-tokens on|off  a BPE model: the tokenizer's added tokens written in the prompt\n"
+           "                      (<|endoftext|>, ...) are their ids (on, the default, as Hugging Face does) or text\n"
            "  --threads N         (default 1)\n"
            "  --quiet             print only the generated text (no speed report)\n"
            "  --state-in FILE     continue a session saved with --state-out (the prompt, if any, is read\n"
@@ -43,7 +45,7 @@ int main(int argc, char **argv) {
     size_t plen, n_prompt = 0;
     double t0, t1;
     mr_bpe *bpe = NULL;
-    int a;
+    int a, special = 1;
     ex_watch_stdout(PROG);
     for (a = 1; a < argc; a++) {
         const char *f = argv[a];
@@ -55,6 +57,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--temperature")) temperature = ex_num(PROG, f, ex_val(PROG, argc, argv, &a), 0, 100);
         else if (!strcmp(f, "--top-k")) top_k = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 0, 1 << 24);
         else if (!strcmp(f, "--top-p")) top_p = ex_num(PROG, f, ex_val(PROG, argc, argv, &a), 0.0001, 1);
+        else if (!strcmp(f, "--special-tokens")) special = ex_on_off(PROG, f, ex_val(PROG, argc, argv, &a));
         else if (!strcmp(f, "--seed")) seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 0, (long long)1 << 62);
         else if (!strcmp(f, "--threads")) threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &a), 1, 1024);
         else if (!strcmp(f, "--quiet")) quiet = 1;
@@ -81,7 +84,7 @@ int main(int argc, char **argv) {
     if (!pids || !logits || !scratch) ex_fail(PROG, "out of memory");
     if (bpe) {
         size_t n_ids = 0;
-        if (mr_bpe_encode(bpe, (const uint8_t *)prompt, plen, 0, pids, plen, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
+        if (mr_bpe_encode(bpe, (const uint8_t *)prompt, plen, special, pids, plen, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
         n_prompt = n_ids;
     } else if (mr_vocab_encode(&vocab, (const uint8_t *)prompt, plen, pids, &err) != MR_OK) {
         fprintf(stderr, "%s: the prompt has a character the model never saw: %s\n", PROG, err.msg);

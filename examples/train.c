@@ -31,7 +31,7 @@ typedef struct args {
     double epochs, time_budget, lr, min_lr_factor, weight_decay, grad_clip, dropout, expansion, val_fraction, beta2;
     unsigned long long seed;
     int eval_windows_max;
-    int reproducible, shards, depth_given;
+    int reproducible, shards, depth_given, no_special;
     double dp_timeout;
 } args;
 
@@ -44,6 +44,8 @@ static void usage(void) {
         "  --bytes               byte vocabulary (256) instead of the file's characters\n"
         "  --tokenizer T.json    train on the ids of a BPE tokenizer (see minrnn-bpe train); --data may\n"
         "                        then also be ids from minrnn-bpe encode --out X.u16 or X.u32\n"
+        "  --special-tokens on|off  with a BPE tokenizer: its added tokens written in the text\n"
+        "                        (<|endoftext|>, ...) are their ids (on, the default, as Hugging Face does) or text\n"
         "  --val-fraction F      last fraction of the file used for validation (default 0.1)\n"
         "model:\n"
         "  --layers SPEC         the mixer of each layer: one kind for all --depth layers, or a comma\n"
@@ -174,6 +176,7 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--out")) a->out = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--bytes")) a->bytes = 1;
         else if (!strcmp(f, "--tokenizer")) a->tokenizer = ex_val(PROG, argc, argv, &i);
+        else if (!strcmp(f, "--special-tokens")) a->no_special = !ex_on_off(PROG, f, ex_val(PROG, argc, argv, &i));
         else if (!strcmp(f, "--val-fraction")) a->val_fraction = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0.001, 0.9);
         else if (!strcmp(f, "--arch") || !strcmp(f, "--layers")) a->arch = ex_val(PROG, argc, argv, &i);
         else if (!strcmp(f, "--ffn-hidden")) a->ffn = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, 1 << 20);
@@ -553,7 +556,7 @@ static int phase_data(trainer *tr) {
                     if (v >= (uint32_t)tr->vocab.n) { fprintf(stderr, "%s: '%s': id %u at position %zu is outside the tokenizer's %d ids\n", PROG, tr->a.data, v, k, tr->vocab.n); return 2; }
                     tr->ids[k] = (int32_t)v;
                 }
-            } else if (mr_bpe_encode_alloc(tr->bpe, tr->text, tr->n_text, 0, &tr->ids, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
+            } else if (mr_bpe_encode_alloc(tr->bpe, tr->text, tr->n_text, !tr->a.no_special, &tr->ids, &n_ids, &err) != MR_OK) ex_die_err(PROG, &err);
         }
         tr->n_tokens = (int64_t)n_ids;
     } else {

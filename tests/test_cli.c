@@ -401,6 +401,21 @@ static void test_cli_surprises(void) {
     }
 }
 
+/* special tokens written in the text are their ids by default (as Hugging Face reads them), text with --special-tokens off */
+static void test_special_tokens_cli(void) {
+    if (!have_programs()) MR_SKIP("programs missing");
+    MR_CHECK(sh("awk 'BEGIN { for (i = 0; i < 400; i++) printf \"ROMEO: hello there<|endoftext|>\" }' > " DIR "/eot.txt") == 0);
+    MR_CHECK(sh("rm -rf " DIR "/eot && build/minrnn-train --data " DIR "/eot.txt --tokenizer tests/fixtures/hf/v1000_special.json --dim 8 --depth 1 "
+                "--steps 1 --batch 2 --chunk-size 16 --threads 1 --out " DIR "/eot > " DIR "/eot.log 2>&1 && grep -q '(2880 train, 320 val)' " DIR "/eot.log") == 0);
+    MR_CHECK(sh("build/minrnn-train --data " DIR "/eot.txt --tokenizer tests/fixtures/hf/v1000_special.json --special-tokens off --dim 8 --depth 1 "
+                "--steps 1 --batch 2 --chunk-size 16 --threads 1 --out " DIR "/eot-off > " DIR "/eot.log 2>&1 && grep -q '(6120 train, 680 val)' " DIR "/eot.log") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/eot/model.bin --prompt 'x<|endoftext|>' --length 2 2>&1 >/dev/null | grep -q 'prompt 2 tokens'") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/eot/model.bin --prompt 'x<|endoftext|>' --special-tokens off --length 2 2>&1 >/dev/null "
+                "| grep -q 'prompt 11 tokens'") == 0);
+    MR_CHECK(sh("printf 'a<|endoftext|>' | build/minrnn-bpe encode --tokenizer tests/fixtures/hf/v1000_special.json | grep -qx '97 997'") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/eot/model.bin --special-tokens maybe 2>&1 | grep -q 'must be on or off'") == 0);
+}
+
 static void test_interrupt(void) {
     mr_model *m = NULL;
     mr_vocab v;
@@ -423,4 +438,4 @@ static void test_interrupt(void) {
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
              {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe}, {"unknown_block", test_unknown_block},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
-             {"bpe_ids_file", test_bpe_ids_file}, {"cli_surprises", test_cli_surprises}, {"interrupt", test_interrupt})
+             {"bpe_ids_file", test_bpe_ids_file}, {"cli_surprises", test_cli_surprises}, {"special_tokens_cli", test_special_tokens_cli}, {"interrupt", test_interrupt})
