@@ -684,6 +684,17 @@ static void test_json_malformed(void) {
     expect_bad_edit("\"add_prefix_space\":false", "\"add_prefix_space\":true", "add_prefix_space");
     expect_bad_edit("\"normalizer\":null", "\"normalizer\":{\"type\":\"NFC\"}", "normalizer");
     expect_bad_edit("\"dropout\":0.0", "\"dropout\":0.1", "dropout");
+    /* post-processors that add tokens, bad added-token options, a missing byte token */
+    expect_bad_edit("\"post_processor\":{\"type\":\"ByteLevel\"}", "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[]}",
+                    "post-processor \"TemplateProcessing\" is not supported");
+    expect_bad_edit("\"post_processor\":{\"type\":\"ByteLevel\"}",
+                    "\"post_processor\":{\"type\":\"Sequence\",\"processors\":[{\"type\":\"ByteLevel\"},{\"type\":\"BertProcessing\"}]}",
+                    "\"BertProcessing\" is not supported");
+    expect_bad_edit("\"post_processor\":{\"type\":\"ByteLevel\"}", "\"post_processor\":{\"type\":\"Sequence\"}", "no \"processors\"");
+    expect_bad_edit("\"post_processor\":{\"type\":\"ByteLevel\"}", "\"post_processor\":7", "must be null or an object");
+    expect_bad_edit("\"normalized\":true", "\"normalized\":1", "\"normalized\" must be true or false");
+    expect_bad_edit("\"lstrip\":false", "\"lstrip\":null", "\"lstrip\" must be true or false");
+    expect_bad_edit(",\"\\u0100\":256", ",\"\\u0101\\u0101\":256", "lacks the tokens of 1 of the 256 bytes (the first: byte 0x00)");
     expect_bad_edit("\"byte_fallback\":false", "\"byte_fallback\":true", "byte_fallback");
     expect_bad_edit("\"he\":258", "\"he\":\"258\"", "integer id");
     expect_bad_edit("\"he\":258", "\"he\":2580", "outside");
@@ -710,7 +721,7 @@ static void test_json_malformed(void) {
     expect_bad_edit("\"added_tokens\":[", "\"added_tokens\":{}, \"x\":[", "");
     expect_bad_edit(",\"\\u0120t\":257", ",\"\\u0120t\":257,\"\\u0120t\":261", "duplicate token");
     expect_bad_edit("\"model\":{", "\"model\":{\"vocab\":{},", "twice");
-    expect_bad_edit("\"\\u0041\":", "\"\\u0041x\":", "lacks the token of byte");
+    expect_bad_edit("\"\\u0041\":", "\"\\u0041x\":", "lacks the tokens of 1 of the 256 bytes");
     expect_bad_edit("\"model\":{\"type\":\"BPE\"", "\"model\":{\"type\":\"BPE\",\"merges\":7", "");
 }
 
