@@ -8339,7 +8339,7 @@ MR__PRIV mr_status mr__bpe_from_json(mr__json_parser *p, int32_t root, mr_bpe *t
         for (i = 0; i < 256; i++)
             if (t->byte_id[i] < 0) { missing++; if (first < 0) first = (int)i; }
         if (missing)
-            MR__BPE_BAD("tokenizer.json: the vocab lacks the tokens of %d of the 256 bytes (the first: byte 0x%02x); a byte-level BPE needs "
+            MR__BPE_BAD("tokenizer.json: the vocab lacks the tokens of %d of the 256 bytes (the first: byte 0x%x); a byte-level BPE needs "
                         "all of them (with Hugging Face's trainer: initial_alphabet=ByteLevel.alphabet())", missing, (unsigned)first);
     }
     /* special tokens */

@@ -694,7 +694,7 @@ static void test_json_malformed(void) {
     expect_bad_edit("\"post_processor\":{\"type\":\"ByteLevel\"}", "\"post_processor\":7", "must be null or an object");
     expect_bad_edit("\"normalized\":true", "\"normalized\":1", "\"normalized\" must be true or false");
     expect_bad_edit("\"lstrip\":false", "\"lstrip\":null", "\"lstrip\" must be true or false");
-    expect_bad_edit(",\"\\u0100\":256", ",\"\\u0101\\u0101\":256", "lacks the tokens of 1 of the 256 bytes (the first: byte 0x00)");
+    expect_bad_edit(",\"\\u0100\":256", ",\"\\u0101\\u0101\":256", "lacks the tokens of 1 of the 256 bytes (the first: byte 0x0)");
     expect_bad_edit("\"byte_fallback\":false", "\"byte_fallback\":true", "byte_fallback");
     expect_bad_edit("\"he\":258", "\"he\":\"258\"", "integer id");
     expect_bad_edit("\"he\":258", "\"he\":2580", "outside");
