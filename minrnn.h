@@ -877,6 +877,19 @@ MRDEF int mr_bpe_is_special(const mr_bpe *t, int32_t id);
 /* Bytes of one token (for streaming decode): returns their number and points
    *bytes at them (owned by the tokenizer); 0 and NULL for an invalid id. */
 MRDEF size_t mr_bpe_token_bytes(const mr_bpe *t, int32_t id, const uint8_t **bytes);
+/* Streaming decode: tokens to text that never ends inside a UTF-8 character
+   (for a caller that shows or hands on text as it is generated). The bytes
+   of a character split across tokens wait in the stream until it is
+   complete; bytes that can never become a well-formed character are passed
+   on as they are, so the pieces together equal mr_bpe_decode's output.
+   push writes what is complete to out[0..cap) (cap >= the token's length +
+   3 always suffices; else MR_ERR_RANGE with *n_out = the bytes needed and
+   the stream unchanged); flush writes what waits (0-3 bytes). No allocation. */
+typedef struct mr_bpe_stream { uint8_t pend[4]; int n_pend; } mr_bpe_stream;
+MRDEF void mr_bpe_stream_init(mr_bpe_stream *s);
+MRDEF mr_status mr_bpe_stream_push(const mr_bpe *t, mr_bpe_stream *s, int32_t id, uint8_t *out, size_t cap, size_t *n_out,
+                                   mr_error *err);
+MRDEF size_t mr_bpe_stream_flush(mr_bpe_stream *s, uint8_t out[4]);
 
 /* Encodes text[0..n) into ids[0..cap); *n_out = the number of ids. n ids
    always suffice. If cap is too small, returns MR_ERR_RANGE with *n_out = the
@@ -7346,6 +7359,71 @@ MRDEF int32_t mr_bpe_special_id(const mr_bpe *t, const char *content) {
 }
 MRDEF int mr_bpe_is_special(const mr_bpe *t, int32_t id) {
     return t && id >= 0 && id < t->n_tokens && t->is_special[id];
+}
+/* 1 when s[0..n) (n >= 1, shorter than its lead byte says) can still become a well-formed character. */
+MR__PRIV int mr__utf8_prefix(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    size_t need = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0, j;
+    if (!need || n >= need) return 0;
+    for (j = 1; j < n; j++) {
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (j == 1) {
+            if (c == 0xE0) lo = 0xA0;
+            else if (c == 0xED) hi = 0x9F;
+            else if (c == 0xF0) lo = 0x90;
+            else if (c == 0xF4) hi = 0x8F;
+        }
+        if (s[j] < lo || s[j] > hi) return 0;
+    }
+    return 1;
+}
+MRDEF void mr_bpe_stream_init(mr_bpe_stream *s) { if (s) memset(s, 0, sizeof *s); }
+MRDEF mr_status mr_bpe_stream_push(const mr_bpe *t, mr_bpe_stream *s, int32_t id, uint8_t *out, size_t cap, size_t *n_out,
+                                   mr_error *err) {
+    const uint8_t *tok;
+    uint8_t tmp[8];
+    size_t L, np, nt, i = 0, k = 0;
+    if (n_out) *n_out = 0;
+    if (!t || !s || (!out && cap) || s->n_pend < 0 || s->n_pend > 3) return mr__seterr(err, MR_ERR_ARG, "bpe: NULL tokenizer or bad stream");
+    if (id < 0 || id >= t->n_tokens) return mr__seterr(err, MR_ERR_RANGE, "bpe: token id %d is outside [0, %d)", (int)id, t->n_tokens);
+    tok = t->pool + t->tok_off[id];
+    L = t->tok_len[id];
+    np = (size_t)s->n_pend;
+    if (cap < np + L) { if (n_out) *n_out = np + L; return mr__seterr(err, MR_ERR_RANGE, "bpe: %zu bytes do not fit in %zu", np + L, cap); }
+    /* characters that start in the waiting bytes, which may end inside the token */
+    nt = np + (L < 4 ? L : 4);
+    memcpy(tmp, s->pend, np);
+    memcpy(tmp + np, tok, nt - np);
+    while (i < np) {
+        size_t m = mr__utf8_len(tmp + i, nt - i);
+        if (m) { memcpy(out + k, tmp + i, m); k += m; i += m; continue; }
+        if (nt - i < 4 && nt == np + L && mr__utf8_prefix(tmp + i, nt - i)) {   /* still incomplete: wait for more */
+            memmove(s->pend, tmp + i, nt - i);
+            s->n_pend = (int)(nt - i);
+            if (n_out) *n_out = k;
+            return MR_OK;
+        }
+        out[k++] = tmp[i++];   /* can never be well-formed: passed on */
+    }
+    i -= np;   /* now an offset into the token */
+    while (i < L) {
+        size_t m = mr__utf8_len(tok + i, L - i);
+        if (m) { memcpy(out + k, tok + i, m); k += m; i += m; continue; }
+        if (L - i < 4 && mr__utf8_prefix(tok + i, L - i)) break;
+        out[k++] = tok[i++];
+    }
+    s->n_pend = (int)(L - i);
+    if (L > i) memcpy(s->pend, tok + i, L - i);
+    if (n_out) *n_out = k;
+    return MR_OK;
+}
+MRDEF size_t mr_bpe_stream_flush(mr_bpe_stream *s, uint8_t out[4]) {
+    size_t n;
+    if (!s || s->n_pend <= 0 || s->n_pend > 3) { if (s) s->n_pend = 0; return 0; }
+    n = (size_t)s->n_pend;
+    memcpy(out, s->pend, n);
+    s->n_pend = 0;
+    return n;
 }
 MRDEF size_t mr_bpe_token_bytes(const mr_bpe *t, int32_t id, const uint8_t **bytes) {
     if (!t || id < 0 || id >= t->n_tokens) { if (bytes) *bytes = NULL; return 0; }

@@ -917,7 +917,51 @@ static void test_hf_fixtures(void) {
     mr_buffer_free(inputs);
 }
 
-MR_TEST_MAIN({"bpe_hf_fixtures", test_hf_fixtures}, {"bpe_pretokenize", test_pretokenize}, {"bpe_train_textbook", test_train_textbook},
+/* streaming decode: the pieces never end inside a character (valid input gives valid pieces), and together equal mr_bpe_decode */
+static void test_stream_decode(void) {
+    uint8_t *js = NULL, text[600], whole[4096], joined[4096], piece[4096 + 8];
+    size_t jn = 0, n_ids, nw, nj, np, i, r;
+    int32_t ids[700];
+    mr_bpe *t = NULL;
+    mr_bpe_stream s;
+    mr_error e;
+    static const char *const words[] = {"caf\xc3\xa9", "\xe4\xbd\xa0\xe5\xa5\xbd", "\xf0\x9f\x98\x80", "x\xc2\xb2", " ", "the", "\xe2\x80\x94", "\xd0\xbc\xd0\xb8\xd1\x80"};
+    if (mr_read_file("tests/fixtures/hf/v300.json", &js, &jn, (size_t)1 << 24, NULL, &e) != MR_OK) MR_SKIP("no tests/fixtures/hf/v300.json");
+    MR_CHECK(mr_bpe_load_json_mem(&t, (const char *)js, jn, NULL, &e) == MR_OK);
+    mr_buffer_free(js);
+    if (!t) return;
+    for (r = 0; r < 400; r++) {
+        size_t n = 0;
+        int valid = r % 4 != 3;
+        while (n < 500) {   /* valid UTF-8 text, or (every fourth) with stray bytes */
+            const char *w = words[rnd() % 8];
+            memcpy(text + n, w, strlen(w)); n += strlen(w);
+            if (!valid && rnd() % 3 == 0) text[n++] = (uint8_t)(0x80 + rnd() % 0x80);
+        }
+        MR_CHECK(mr_bpe_encode(t, text, n, 0, ids, 700, &n_ids, &e) == MR_OK);
+        MR_CHECK(mr_bpe_decode(t, ids, n_ids, whole, sizeof whole, &nw, &e) == MR_OK && nw == n);
+        mr_bpe_stream_init(&s);
+        nj = 0;
+        for (i = 0; i < n_ids; i++) {
+            const uint8_t *tb;
+            size_t tl = mr_bpe_token_bytes(t, ids[i], &tb);
+            if (i == 0) {   /* too small a buffer: refused, the stream unchanged */
+                mr_bpe_stream s2 = s;
+                MR_CHECK(mr_bpe_stream_push(t, &s2, ids[i], piece, tl ? tl - 1 : 0, &np, &e) == MR_ERR_RANGE && np >= tl);
+                MR_CHECK(memcmp(&s2, &s, sizeof s) == 0);
+            }
+            MR_CHECK(mr_bpe_stream_push(t, &s, ids[i], piece, tl + 3, &np, &e) == MR_OK);
+            if (valid) MR_CHECK_MSG(mr__utf8_valid(piece, np), "round %zu, token %zu: a piece ends inside a character", r, i);
+            memcpy(joined + nj, piece, np); nj += np;
+        }
+        nj += mr_bpe_stream_flush(&s, joined + nj);
+        MR_CHECK_MSG(nj == nw && memcmp(joined, whole, nw) == 0, "round %zu: streamed %zu bytes, decoded %zu", r, nj, nw);
+    }
+    MR_CHECK(mr_bpe_stream_push(t, &s, -1, piece, 8, &np, &e) == MR_ERR_RANGE);
+    mr_bpe_free(t);
+}
+
+MR_TEST_MAIN({"bpe_hf_fixtures", test_hf_fixtures}, {"bpe_stream_decode", test_stream_decode}, {"bpe_pretokenize", test_pretokenize}, {"bpe_train_textbook", test_train_textbook},
              {"bpe_train_bad_args", test_train_bad_args},
              {"bpe_train_vs_reference_random", test_train_matches_reference_random},
              {"bpe_train_vs_reference_text", test_train_matches_reference_text},
