@@ -33,14 +33,11 @@ static void usage(FILE *f) {
             prog, prog, prog, prog);
 }
 /* A library error: reading or parsing an input is the command's fault (2), out of memory or a failed write a failure (1). */
-static void fail(const char *what, const mr_error *e) {
+static void fail_as(const char *what, const mr_error *e, int code) {
     fprintf(stderr, "%s: %s: %s\n", prog, what, e->msg);
-    exit(ex_code(e->status));
+    exit(code);
 }
-static void fail_write(const char *what, const mr_error *e) {
-    fprintf(stderr, "%s: %s: %s\n", prog, what, e->msg);
-    exit(EX_FAIL);
-}
+static void fail(const char *what, const mr_error *e) { fail_as(what, e, ex_code(e->status)); }
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
@@ -137,7 +134,7 @@ static int cmd_train(int argc, char **argv) {
     t0 = ex_now();
     if (mr_bpe_train(&t, text, n, &o, NULL, &e) != MR_OK) fail("train", &e);
     t1 = ex_now();
-    if (mr_bpe_save_json(t, out, &e) != MR_OK) fail_write("save", &e);
+    if (mr_bpe_save_json(t, out, &e) != MR_OK) fail_as("save", &e, EX_FAIL);
     fprintf(stderr, "trained on %zu bytes in %.3f s: %d tokens (%d merges, %d special)%s -> %s\n", n, t1 - t0,
             mr_bpe_vocab_size(t), mr_bpe_n_merges(t), mr_bpe_n_special(t),
             mr_bpe_vocab_size(t) < o.vocab_size ? " (stopped early: no pair reaches the minimum frequency)" : "", out);
@@ -299,7 +296,6 @@ static int cmd_stats(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    (void)ex_num;   /* a shared helper this program does not need */
     ex_watch_stdout(prog);
     if (argc < 2) { usage(stderr); return 2; }
     if (ex_is_version(argv[1])) { ex_version(prog); return 0; }

@@ -851,7 +851,7 @@ static void test_alloc_failures(void) {
 static int hex_val(int c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 static size_t hf_compare(const char *dir, const char *name, const char *inputs, size_t *n_cases) {
     char path[1024], sn[300];
-    uint8_t *js = NULL, *ids = NULL, *text = NULL;
+    uint8_t *js = NULL, *ids = NULL;
     size_t jn = 0, idn = 0, bad = 0, cap = 1 << 16, n_ids = 0;
     int32_t *got = (int32_t *)malloc(sizeof(int32_t) * cap);
     uint8_t *buf = (uint8_t *)malloc(cap);
@@ -887,7 +887,6 @@ static size_t hf_compare(const char *dir, const char *name, const char *inputs, 
             MR_CHECK_MSG(0, "%s: input %zu \"%s\": %zu ids here, %zu there", name, *n_cases, sn, n_ids, k);
         }
     }
-    (void)text;
     mr_bpe_free(t);
     mr_buffer_free(js); mr_buffer_free(ids);
     free(got); free(buf);
