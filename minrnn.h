@@ -659,8 +659,11 @@ MRDEF mr_state_block *mr_state_find(mr_state *s, int layer, int kind);
    wrote, so do not reset or reuse the state before mr_backward). train != 0
    enables dropout. */
 MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int B, int T, mr_state *state, int train);
-/* One token per stream, state carried; logits [B, V] copied to logits_out.
-   Runs in no-grad mode and resets nothing: call mr_ctx_reset between steps. */
+/* One token per stream, state carried; logits [B, V] written to logits_out.
+   The step path: every block's step runs on the rows of the B streams (matrix-
+   vector products for B <= 4, matrix products above), with no tape; its scratch
+   comes from the context's arena, which it does not reset: call mr_ctx_reset
+   between steps. Equals mr_model_forward with T = 1 to float rounding. */
 MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, mr_state *state, float *logits_out);
 
 /* Building blocks, usable on their own (all recorded on the tape). */
@@ -1066,6 +1069,12 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #include <float.h>
 #ifndef MINRNN_NO_STDIO
 #include <errno.h>
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__AVX512F__) || defined(__AVX2__))
+#include <immintrin.h>   /* the step path's reductions and int8 dot products */
+#define MR__X86_SIMD 1
+#else
+#define MR__X86_SIMD 0
 #endif
 
 #if defined(_OPENMP) && !defined(MINRNN_NO_OPENMP)
@@ -4075,6 +4084,127 @@ MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_back
 
 
 /* --- GEMM front end ------------------------------------------------------- */
+/* y[n] = alpha W[n, 0:K] . x + beta y[n] for n < N (W row-major, leading
+   dimension ldw): the matrix-vector product of one-token steps, bound by
+   reading W once. Every row sums the same way: one vector accumulator over
+   the VL-wide steps of k, its lanes folded by halves (lane i + lane i + VL/2,
+   ...), then the scalar tail; so a row's result never depends on N or on its
+   neighbours. With AVX-512, sixteen rows run at once (sixteen independent FMA
+   chains share each load of x) and their sixteen folds are done together by a
+   transpose-and-add of 30 shuffles and 15 adds, in the same order as one
+   row's fold (3 operations a row instead of 8; at K = 128 the fold was
+   half the work). */
+#if MR__X86_SIMD && defined(__AVX512F__)
+MR__INL float mr__gv_fold1(__m512 v) { return _mm512_reduce_add_ps(v); }   /* halves, as below */
+/* lane r of the result = the fold of v[r], r < 16 */
+MR__INL __m512 mr__gv_fold16(const __m512 *v) {
+    __m512 t[8], u[4], w[2], z;
+    int i;
+    /* lanes i + i+8: rows 2i, 2i+1 side by side (256 bits each) */
+    for (i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    /* lanes i + i+4: blocks [r0, r1, r2, r3] of 4 lanes (each 128 bits) */
+    for (i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88), _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+    /* lanes i + i+2, then i + i+1, inside each 128-bit block */
+    for (i = 0; i < 2; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+    z = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+    /* lane 4 b + q of z holds row 4 q + b: a 4 x 4 transpose puts row r in lane r */
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+}
+MR__PRIV void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, const float *x, float beta, float *y) {
+    int n = 0, k, k0, r, kv = K & ~15;
+    for (; n + 16 <= N; n += 16) {
+        __m512 acc[16], sv;
+        float s[16];
+        const float *w0 = W + (size_t)n * ldw;
+        for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+        for (k0 = 0; k0 < kv; k0 += 128) {   /* x in 8 registers; each row's 128 floats read in order */
+            __m512 xv[8];
+            int nj = (kv - k0) / 16 < 8 ? (kv - k0) / 16 : 8, j;
+            for (j = 0; j < nj; j++) xv[j] = _mm512_loadu_ps(x + k0 + 16 * j);
+            for (r = 0; r < 16; r++) {
+                const float *wr = w0 + (size_t)r * ldw + k0;
+                for (j = 0; j < nj; j++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 16 * j), xv[j], acc[r]);
+            }
+        }
+        sv = mr__gv_fold16(acc);
+        if (kv == K) {
+            sv = _mm512_mul_ps(_mm512_set1_ps(alpha), sv);
+            if (beta != 0.f) sv = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(y + n), sv);
+            _mm512_storeu_ps(y + n, sv);
+            continue;
+        }
+        _mm512_storeu_ps(s, sv);
+        for (r = 0; r < 16; r++) {
+            const float *wr = w0 + (size_t)r * ldw;
+            for (k = kv; k < K; k++) s[r] += wr[k] * x[k];
+            y[n + r] = alpha * s[r] + (beta == 0.f ? 0.f : beta * y[n + r]);
+        }
+    }
+    for (; n < N; n++) {
+        const float *wr = W + (size_t)n * ldw;
+        __m512 acc = _mm512_setzero_ps();
+        float s;
+        for (k = 0; k < kv; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(wr + k), _mm512_loadu_ps(x + k), acc);
+        s = mr__gv_fold1(acc);
+        for (k = kv; k < K; k++) s += wr[k] * x[k];
+        y[n] = alpha * s + (beta == 0.f ? 0.f : beta * y[n]);
+    }
+}
+#elif defined(MR__GEMM_VEC) && MR__GEMM_VEC
+#define MR__GV_LD(p) (*(const mr__gemm_vu *)(const void *)(p))
+MR__INL float mr__gv_sum(mr__gemm_v v) {
+    float t[MR__GEMM_VL];
+    int w, i;
+    memcpy(t, &v, sizeof t);
+    for (w = MR__GEMM_VL / 2; w >= 1; w /= 2) for (i = 0; i < w; i++) t[i] += t[i + w];
+    return t[0];
+}
+MR__PRIV MR__GEMM_FAST void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, const float *x, float beta, float *y) {
+    const int VL = MR__GEMM_VL;
+    int n = 0, k, r, kv = K / VL * VL;
+    while (n < N) {
+        int rows = N - n >= 4 ? 4 : 1;
+        const float *w0 = W + (size_t)n * ldw;
+        mr__gemm_v a[4];
+        for (r = 0; r < 4; r++) a[r] = (mr__gemm_v){0};
+        if (rows == 4)
+            for (k = 0; k < kv; k += VL) {
+                mr__gemm_v xv = MR__GV_LD(x + k);
+                a[0] += MR__GV_LD(w0 + k) * xv;
+                a[1] += MR__GV_LD(w0 + ldw + k) * xv;
+                a[2] += MR__GV_LD(w0 + 2 * ldw + k) * xv;
+                a[3] += MR__GV_LD(w0 + 3 * ldw + k) * xv;
+            }
+        else
+            for (k = 0; k < kv; k += VL) a[0] += MR__GV_LD(w0 + k) * MR__GV_LD(x + k);
+        for (r = 0; r < rows; r++) {
+            const float *wr = w0 + (size_t)r * ldw;
+            float s = mr__gv_sum(a[r]);
+            for (k = kv; k < K; k++) s += wr[k] * x[k];
+            y[n + r] = alpha * s + (beta == 0.f ? 0.f : beta * y[n + r]);
+        }
+        n += rows;
+    }
+}
+#else
+MR__PRIV void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, const float *x, float beta, float *y) {
+    int j, k;
+    for (j = 0; j < N; j++) {
+        const float *b = W + (size_t)j * ldw;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;
+        for (k = 0; k + 8 <= K; k += 8) {
+            int u;
+            for (u = 0; u < 8; u++) acc[u] += x[k + u] * b[k + u];
+        }
+        sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; k < K; k++) sum += x[k] * b[k];
+        y[j] = alpha * sum + (beta == 0.f ? 0.f : beta * y[j]);
+    }
+}
+#endif
 /* A few rows (one-token generation): dot products / axpys straight from the
    caller's matrices; packing the weights for one row would cost more than
    the product. */
@@ -4085,17 +4215,7 @@ MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const flo
         const float *a = A + (size_t)i * lda;
         float *c = C + (size_t)i * ldc;
         if (tb) {
-            for (j = 0; j < N; j++) {
-                const float *b = B + (size_t)j * ldb;
-                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;
-                for (k = 0; k + 8 <= K; k += 8) {
-                    int u;
-                    for (u = 0; u < 8; u++) acc[u] += a[k + u] * b[k + u];
-                }
-                sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-                for (; k < K; k++) sum += a[k] * b[k];
-                c[j] = alpha * sum + (beta == 0.f ? 0.f : beta * c[j]);
-            }
+            mr__gemv(N, K, alpha, B, (size_t)ldb, a, beta, c);
         } else {
             if (beta == 0.f) for (j = 0; j < N; j++) c[j] = 0.f;
             else if (beta != 1.f) for (j = 0; j < N; j++) c[j] *= beta;
@@ -4221,6 +4341,11 @@ typedef struct mr__mixer_row {
     /* x [B,T,d] -> [B,T,d]; blk: the mixer's state blocks or NULL; use: they hold a valid state */
     mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, mr_tensor *x, mr_state_block *blk, int use,
                           int64_t pos0);
+    /* the step path (mr_model_step): one token per stream, no tape. x [B, d] -> y [B, d]; blk
+       holds a valid state (zeros for a fresh stream); pos: the stream's position. Failures set
+       the context's error. */
+    void (*step)(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
+                 int64_t pos);
 } mr__mixer_row;
 typedef struct mr__ffn_row {
     const char *name, *desc;
@@ -4231,6 +4356,8 @@ typedef struct mr__ffn_row {
     int (*state)(const mr_model_cfg *c, int l, mr_state_block *out);
     /* train: mr_model_forward's (an FFN with a training loss adds it to m->aux) */
     mr_tensor *(*forward)(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, mr_state_block *blk, int use, int train);
+    /* the step path, as a mixer's; NULL only for "none" */
+    void (*step)(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk);
 } mr__ffn_row;
 
 MR__PRIV float mr__init_sd(const mr_model_cfg *c) { return 1.0f / sqrtf((float)c->dim); }
@@ -4248,6 +4375,32 @@ MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
     for (b = 0; b < B; b++) memcpy(blk->data + b * di, h->data + (b * T + T - 1) * h->row_stride, sizeof(float) * (size_t)di);
 }
 MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
+/* The step path's matrix product: y [B, N] = x [B, K] w^T (+ bias [N]) for a
+   weight w [N, K] (rows, ldw floats apart): one matrix-vector product per
+   stream for B <= 4 (mr_gemm's small path, reading w once per stream), the
+   packed GEMM above. */
+MR__PRIV void mr__st_mm_raw(mr_ctx *ctx, int B, const float *x, int ldx, const float *w, int N, int K, int ldw, const float *bias, float *y,
+                            int ldy) {
+    int b, n;
+    mr_gemm(ctx, 0, 1, B, N, K, 1.f, x, ldx, w, ldw, 0.f, y, ldy);
+    if (bias) for (b = 0; b < B; b++) for (n = 0; n < N; n++) y[(size_t)b * ldy + n] += bias[n];
+}
+MR__PRIV void mr__st_mm(mr_ctx *ctx, int B, const float *x, int ldx, const mr_tensor *w, const mr_tensor *bias, float *y) {
+    int N = (int)w->shape[0], K = (int)mr_tensor_cols(w);
+    mr__st_mm_raw(ctx, B, x, ldx, w->data, N, K, (int)w->row_stride, bias ? bias->data : NULL, y, N);
+}
+/* RMSNorm of B rows of d, as mr_rmsnorm computes it */
+MR__PRIV void mr__st_rms(const float *x, const mr_tensor *w, float eps, int B, int64_t d, float *y) {
+    int b;
+    int64_t c;
+    for (b = 0; b < B; b++) {
+        const float *xr = x + b * d;
+        float *yr = y + b * d, ss = 0, rs;
+        for (c = 0; c < d; c++) ss += xr[c] * xr[c];
+        rs = 1.0f / sqrtf(ss / (float)d + eps);
+        for (c = 0; c < d; c++) yr[c] = xr[c] * rs * w->data[c];
+    }
+}
 
 /* --- [layer.common] causal conv, dropout (every block may use them) ------ */
 /* SwiGLU over rows: x rows [a | b] (2H wide, stride ld) -> y [rows, H] = silu(a) * b */
@@ -4597,6 +4750,31 @@ MR__PRIV mr_tensor *mr__minrnn_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr
     if (blk && h) mr__keep_last(&blk[0], h);
     return t[1] ? mr_matmul(ctx, h, t[1], 0, 1, NULL) : h;
 }
+/* the step: the gates and h = a h + b in place in the state (every scan algorithm's value) */
+MR__PRIV void mr__minrnn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
+                              int64_t pos) {
+    int64_t d = m->cfg.dim, di = mr__kind_inner_dim(&m->cfg, kind), G = kind == MR_MIXER_MINGRU ? 2 : 3, b, c;
+    float *pre = mr__floats(ctx, B * G * di);
+    (void)l; (void)pos;
+    if (!pre) return;
+    mr__st_mm(ctx, B, x, (int)d, t[0], NULL, pre);
+    for (b = 0; b < B; b++) {
+        const float *p = pre + b * G * di;
+        float *h = blk[0].data + b * di;
+        if (kind == MR_MIXER_MINGRU)
+            for (c = 0; c < di; c++) {
+                float z = mr__sigmoidf(p[c]);
+                h[c] = (1.f - z) * h[c] + z * mr__g(p[di + c]);
+            }
+        else
+            for (c = 0; c < di; c++) {
+                float f = mr__sigmoidf(p[c]), i = mr__sigmoidf(p[di + c]), s = f + i;
+                h[c] = f / s * h[c] + i / s * mr__g(p[2 * di + c]);
+            }
+    }
+    if (t[1]) mr__st_mm(ctx, B, blk[0].data, (int)di, t[1], NULL, y);
+    else memcpy(y, blk[0].data, sizeof(float) * (size_t)(B * d));
+}
 
 /* --- [layer.gru] the classic GRU: the core and the block ----------------- */
 /* the core (sequential over time) */
@@ -4755,6 +4933,36 @@ MR__PRIV mr_tensor *mr__gru_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_te
     h = mr_gru_core_ex(ctx, xp, t[2], t[3], use ? blk[0].data : NULL, c->gru_hidden_norm ? c->norm_eps : 0.f);
     if (blk && h) mr__keep_last(&blk[0], h);
     return h;
+}
+MR__PRIV void mr__gru_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
+                           int64_t pos) {
+    const mr_model_cfg *c = &m->cfg;
+    int64_t D = c->dim, b, i;
+    float *xp = mr__floats(ctx, B * 3 * D), *hp3 = mr__floats(ctx, B * 3 * D), *hn = blk[0].data, eps = c->gru_hidden_norm ? c->norm_eps : 0.f;
+    (void)l; (void)kind; (void)pos;
+    if (!xp || !hp3) return;
+    mr__st_mm(ctx, B, x, (int)D, t[0], t[1], xp);
+    if (eps > 0.f) {   /* U reads the RMS-normalized h_{t-1} */
+        if (!(hn = mr__floats(ctx, B * D))) return;
+        for (b = 0; b < B; b++) {
+            const float *hr = blk[0].data + b * D;
+            float ss = 0, rs;
+            for (i = 0; i < D; i++) ss += hr[i] * hr[i];
+            rs = 1.0f / sqrtf(ss / (float)D + eps);
+            for (i = 0; i < D; i++) hn[b * D + i] = hr[i] * rs;
+        }
+    }
+    mr__st_mm(ctx, B, hn, (int)D, t[2], NULL, hp3);
+    for (b = 0; b < B; b++) {
+        const float *x3 = xp + b * 3 * D, *h3 = hp3 + b * 3 * D;
+        float *h = blk[0].data + b * D;
+        for (i = 0; i < D; i++) {
+            float r = mr__sigmoidf(x3[i] + h3[i]), z = mr__sigmoidf(x3[D + i] + h3[D + i]);
+            float n = mr__tanhf(x3[2 * D + i] + r * (h3[2 * D + i] + t[3]->data[i]));
+            h[i] = (1.f - z) * n + z * h[i];
+        }
+    }
+    memcpy(y, blk[0].data, sizeof(float) * (size_t)(B * D));
 }
 
 /* --- [layer.attention] RoPE, the causal attention kernel, the block ------ */
@@ -5175,6 +5383,40 @@ MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_t
     o = mr_attention(ctx, qkv, c->attn.n_heads, c->attn.n_kv_heads, c->attn.rope_theta, pos0, blk ? blk[0].data : NULL,
                      blk ? blk[1].data : NULL, c->max_context);
     return mr_matmul(ctx, o, t[1], 0, 1, NULL);
+}
+/* the step: rotate, append the key and value at pos, one query row per head over positions 0..pos */
+MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
+                            int64_t pos) {
+    const mr_model_cfg *c = &m->cfg;
+    int H = c->attn.n_heads, KV = c->attn.n_kv_heads, hd = c->dim / H, W = (H + 2 * KV) * hd, b, h, i;
+    int64_t L = c->max_context;
+    float *qkv = mr__floats(ctx, (int64_t)B * W), *q = mr__floats(ctx, (int64_t)B * H * hd), *o = mr__floats(ctx, (int64_t)B * H * hd);
+    float *sc = mr__floats(ctx, pos + 1), *cs = NULL, krot[1024], lse;
+    mr__attn p;
+    (void)l; (void)kind;
+    if (!qkv || !q || !o || !sc) return;
+    if (c->attn.rope_theta > 0.f && hd >= 2 && !(cs = mr__rope_table(ctx, 1, hd, c->attn.rope_theta, pos))) return;
+    memset(&p, 0, sizeof p);
+    p.B = B; p.T = 1; p.H = H; p.KV = KV; p.hd = hd; p.cached = 1; p.pos0 = pos; p.scale = 1.0f / sqrtf((float)hd);
+    p.q = q; p.k = blk[0].data; p.v = blk[1].data; p.kld = L; p.khs = L * hd; p.kbs = p.khs * KV;
+    mr__st_mm(ctx, B, x, c->dim, t[0], NULL, qkv);
+    for (b = 0; b < B; b++) {
+        const float *src = qkv + (int64_t)b * W;
+        for (h = 0; h < H; h++) {
+            if (cs) mr__rope_head(cs, hd, src + h * hd, q + ((int64_t)b * H + h) * hd, 0);
+            else memcpy(q + ((int64_t)b * H + h) * hd, src + h * hd, sizeof(float) * (size_t)hd);
+        }
+        for (h = 0; h < KV; h++) {
+            const float *ks = src + (H + h) * hd;
+            float *kd = p.k + b * p.kbs + h * p.khs + pos;
+            if (cs) { mr__rope_head(cs, hd, ks, krot, 0); ks = krot; }
+            for (i = 0; i < hd; i++) kd[i * L] = ks[i];
+            memcpy(p.v + b * p.kbs + h * p.khs + pos * hd, src + (H + KV + h) * hd, sizeof(float) * (size_t)hd);
+        }
+    }
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++) mr__attn_fwd_row(&p, b, h, 0, sc, 0, o + ((int64_t)b * H + h) * hd, &lse);
+    mr__st_mm(ctx, B, o, H * hd, t[1], NULL, y);
 }
 
 /* --- [layer.rwkv] RWKV-6 time mixing (the wkv kernel) and channel mixing -- */
@@ -5705,6 +5947,57 @@ MR__PRIV mr_tensor *mr__rwkv_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_t
     y = mr_group_norm(ctx, y, H, t[13], t[14], MR__RWKV_GN_EPS);
     return mr_matmul(ctx, mr_mul(ctx, y, g), t[12], 0, 1, NULL);
 }
+/* the step: the same expressions on B rows, one wkv step per head, the state in place */
+MR__PRIV void mr__rwkv_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
+                            int64_t pos) {
+    const mr_model_cfg *c = &m->cfg;
+    int d = c->dim, N = c->rwkv.head_size, H = d / N, R1 = c->rwkv.mix_rank, R2 = c->rwkv.decay_rank, b, h, j;
+    int64_t i, bd;
+    float *xx = mr__floats(ctx, (int64_t)B * d), *xxx = mr__floats(ctx, (int64_t)B * d), *z = mr__floats(ctx, (int64_t)B * 5 * R1);
+    float *m5 = mr__floats(ctx, (int64_t)B * 5 * d), *wt = mr__floats(ctx, (int64_t)B * R2), *w = mr__floats(ctx, (int64_t)B * d);
+    float *r = mr__floats(ctx, (int64_t)B * d), *k = mr__floats(ctx, (int64_t)B * d), *v = mr__floats(ctx, (int64_t)B * d);
+    float *g = mr__floats(ctx, (int64_t)B * d), *yb = mr__floats(ctx, (int64_t)B * d), dec[1024];
+    (void)l; (void)kind; (void)pos;
+    if (!xx || !xxx || !z || !m5 || !wt || !w || !r || !k || !v || !g || !yb) return;
+    for (i = 0; i < (int64_t)B * d; i++) {
+        xx[i] = blk[0].data[i] - x[i];
+        xxx[i] = x[i] + xx[i] * t[0]->data[i % d];
+    }
+    mr__st_mm(ctx, B, xxx, d, t[2], NULL, z);
+    for (i = 0; i < (int64_t)B * 5 * R1; i++) z[i] = mr__tanhf(z[i]);
+    for (j = 0; j < 5; j++) mr__st_mm_raw(ctx, B, z + j * R1, 5 * R1, t[3]->data + (size_t)j * d * R1, d, R1, R1, NULL, m5 + j * d, 5 * d);
+    for (b = 0; b < B; b++)   /* m5 becomes x5: x_c = x + xx * (maa[c] + m_c) */
+        for (j = 0; j < 5; j++)
+            for (i = 0; i < d; i++) {
+                bd = (int64_t)b * d + i;
+                m5[((int64_t)b * 5 + j) * d + i] = x[bd] + xx[bd] * (t[1]->data[j * d + i] + m5[((int64_t)b * 5 + j) * d + i]);
+            }
+    mr__st_mm(ctx, B, m5, 5 * d, t[5], NULL, wt);
+    for (i = 0; i < (int64_t)B * R2; i++) wt[i] = mr__tanhf(wt[i]);
+    mr__st_mm(ctx, B, wt, R2, t[6], NULL, w);
+    for (i = 0; i < (int64_t)B * d; i++) w[i] += t[4]->data[i % d];
+    mr__st_mm(ctx, B, m5 + d, 5 * d, t[9], NULL, k);
+    mr__st_mm(ctx, B, m5 + 2 * d, 5 * d, t[10], NULL, v);
+    mr__st_mm(ctx, B, m5 + 3 * d, 5 * d, t[8], NULL, r);
+    mr__st_mm(ctx, B, m5 + 4 * d, 5 * d, t[11], NULL, g);
+    for (i = 0; i < (int64_t)B * d; i++) g[i] = g[i] * mr__sigmoidf(g[i]);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++) {
+            int64_t o = (int64_t)b * d + (int64_t)h * N, cc;
+            float *yh = yb + o, mean, rs;
+            double s = 0, var = 0;
+            mr__wkv_decay(N, w + o, dec);
+            mr__wkv_step(N, blk[1].data + ((int64_t)b * H + h) * N * N, r + o, k + o, v + o, dec, t[7]->data + (int64_t)h * N, yh);
+            for (cc = 0; cc < N; cc++) s += yh[cc];   /* the group norm, as mr_group_norm */
+            mean = (float)(s / (double)N);
+            for (cc = 0; cc < N; cc++) { double dd = yh[cc] - mean; var += dd * dd; }
+            rs = (float)(1.0 / sqrt(var / (double)N + (double)MR__RWKV_GN_EPS));
+            for (cc = 0; cc < N; cc++)
+                yh[cc] = ((yh[cc] - mean) * rs * t[13]->data[h * N + cc] + t[14]->data[h * N + cc]) * g[o + cc];
+        }
+    memcpy(blk[0].data, x, sizeof(float) * (size_t)B * (size_t)d);
+    mr__st_mm(ctx, B, yb, d, t[12], NULL, y);
+}
 
 /* the channel-mix FFN ("rwkv-cmix"), H = ffn_hidden:
      xx = shift(x) - x, x_k = x + xx * maa[0], x_r = x + xx * maa[1]
@@ -5741,15 +6034,35 @@ MR__PRIV mr_tensor *mr__cmix_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, 
     rr = mr_sigmoid(ctx, mr_matmul(ctx, mr_view_slice(ctx, x2, d, d), t[3], 0, 1, NULL));
     return mr_mul(ctx, rr, kk);
 }
+MR__PRIV void mr__cmix_step(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk) {
+    mr_tensor **t = m->layers[l].ffn;
+    int d = m->cfg.dim, H = m->cfg.ffn_hidden;
+    int64_t i, n = (int64_t)B * d;
+    float *xk = mr__floats(ctx, n), *xr = mr__floats(ctx, n), *hk = mr__floats(ctx, (int64_t)B * H), *rr = mr__floats(ctx, n);
+    if (!xk || !xr || !hk || !rr) return;
+    for (i = 0; i < n; i++) {
+        float xx = blk[0].data[i] - x[i];
+        xk[i] = x[i] + xx * t[0]->data[i % d];
+        xr[i] = x[i] + xx * t[0]->data[d + i % d];
+    }
+    memcpy(blk[0].data, x, sizeof(float) * (size_t)n);
+    mr__st_mm(ctx, B, xk, d, t[1], NULL, hk);
+    for (i = 0; i < (int64_t)B * H; i++) hk[i] = (float)isgreater(hk[i], 0.f) * hk[i] * hk[i];
+    mr__st_mm(ctx, B, hk, H, t[2], NULL, y);
+    mr__st_mm(ctx, B, xr, d, t[3], NULL, rr);
+    for (i = 0; i < n; i++) y[i] = mr__sigmoidf(rr[i]) * y[i];
+}
 
 static const mr__mixer_row mr__mixers[] = {
-    {"mingru", "MinGRU (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
-    {"minlstm", "MinLSTM (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd},
-    {"gru", "classic GRU (sequential)", mr__check_none, mr__gru_params, mr__gru_init, mr__gru_state, mr__gru_fwd},
+    {"mingru", "MinGRU (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd,
+     mr__minrnn_step},
+    {"minlstm", "MinLSTM (parallel scan)", mr__check_none, mr__minrnn_params, mr__minrnn_init, mr__minrnn_state, mr__minrnn_fwd,
+     mr__minrnn_step},
+    {"gru", "classic GRU (sequential)", mr__check_none, mr__gru_params, mr__gru_init, mr__gru_state, mr__gru_fwd, mr__gru_step},
     {"attn", "causal self-attention with RoPE and a KV cache (--heads, --kv-heads)", mr__attn_check, mr__attn_params,
-     mr__attn_init, mr__attn_state, mr__attn_fwd},
+     mr__attn_init, mr__attn_state, mr__attn_fwd, mr__attn_step},
     {"rwkv6", "RWKV-6 time mixing: data-dependent decay, wkv state per head (--rwkv-head-size)", mr__rwkv_check, mr__rwkv_params,
-     mr__rwkv_init, mr__rwkv_state, mr__rwkv_fwd},
+     mr__rwkv_init, mr__rwkv_state, mr__rwkv_fwd, mr__rwkv_step},
 };
 typedef char mr__chk_mixers[(sizeof mr__mixers / sizeof mr__mixers[0] == MR_MIXER_COUNT) ? 1 : -1];
 
@@ -5782,6 +6095,20 @@ MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, m
     (void)blk; (void)use; (void)train;
     h = k == MR_FFN_SWIGLU ? mr_swiglu(ctx, h) : k == MR_FFN_RELU2 ? mr_relu2(ctx, h) : mr_gelu(ctx, h);
     return mr_matmul(ctx, h, t[1], 0, 1, NULL);
+}
+MR__PRIV void mr__ffn_step(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk) {
+    mr_tensor **t = m->layers[l].ffn;
+    int k = m->cfg.ffn[l], H = m->cfg.ffn_hidden, b;
+    float *hb = mr__floats(ctx, (int64_t)B * (k == MR_FFN_SWIGLU ? 2 : 1) * H), *a = hb;
+    (void)blk;
+    if (!hb) return;
+    mr__st_mm(ctx, B, x, m->cfg.dim, t[0], NULL, hb);
+    if (k == MR_FFN_SWIGLU) {
+        if (!(a = mr__floats(ctx, (int64_t)B * H))) return;
+        mr__swiglu_rows(ctx, hb, 2 * H, a, B, H);
+    } else
+        for (b = 0; b < B; b++) mr__unary_row(k == MR_FFN_RELU2 ? MR__RELU2 : MR__GELU, 1.f, 0.f, hb + (int64_t)b * H, hb + (int64_t)b * H, H);
+    mr__st_mm(ctx, B, a, H, t[1], NULL, y);
 }
 /* --- [layer.moe] Mixture-of-Experts: routing, router losses, grouped experts ---
    A router's logits [N, R] over R routed experts; mr_moe_route picks each
@@ -6099,15 +6426,25 @@ MR__PRIV mr_tensor *mr__moe_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, m
     }
     return mr_moe_experts(ctx, x, t[1], t[2], gates, idx);
 }
+/* the step runs the routing and the grouped experts above (no tape in the step's no-grad
+   mode): each chosen expert is one matrix-vector product per stream routed to it */
+MR__PRIV void mr__moe_step(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk) {
+    int64_t sh[2];
+    mr_tensor *xt, *o;
+    sh[0] = B; sh[1] = m->cfg.dim;
+    xt = mr_tensor_wrap(ctx, (float *)x, 2, sh);
+    o = xt ? mr__moe_fwd(ctx, m, l, xt, blk, 1, 0) : NULL;
+    if (o) mr_tensor_copy_to(o, y);
+}
 static const mr__ffn_row mr__ffns[] = {
-    {"none", "no FFN sub-block", NULL, mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd},
-    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
-    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
-    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd},
+    {"none", "no FFN sub-block", NULL, mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd, NULL},
+    {"swiglu", "SwiGLU: w2 (silu(w1 x) * w3 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd, mr__ffn_step},
+    {"relu2", "squared ReLU MLP: w2 relu(w1 x)^2", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd, mr__ffn_step},
+    {"gelu", "GELU MLP (tanh approximation): w2 gelu(w1 x)", NULL, mr__ffn_params, mr__ffn_init, NULL, mr__ffn_fwd, mr__ffn_step},
     {"rwkv-cmix", "RWKV-6 channel mixing: token shift, sigmoid(w_r x_r) * w_v relu(w_k x_k)^2", NULL, mr__cmix_params, mr__cmix_init,
-     mr__cmix_state, mr__cmix_fwd},
+     mr__cmix_state, mr__cmix_fwd, mr__cmix_step},
     {"moe", "Mixture-of-Experts: a shared SwiGLU expert and the top-k of the routed ones (--experts, --top-k)", mr__moe_check,
-     mr__moe_params, mr__moe_init, NULL, mr__moe_fwd},
+     mr__moe_params, mr__moe_init, NULL, mr__moe_fwd, mr__moe_step},
 };
 typedef char mr__chk_ffns[(sizeof mr__ffns / sizeof mr__ffns[0] == MR_FFN_COUNT) ? 1 : -1];
 
@@ -6572,14 +6909,81 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
     return mr_matmul(ctx, x, m->head ? m->head : m->emb, 0, 1, NULL);
 }
 
+/* the conv of one token per stream: y = bias + sum_j w[., j] src_j over the K-1 tail rows and h;
+   the tail then moves up by one row and keeps h */
+MR__PRIV void mr__conv_step(const mr_layer *L, int K, int B, int64_t D, const float *h, mr_state_block *cb, float *y) {
+    int b, j;
+    int64_t c;
+    for (b = 0; b < B; b++) {
+        const float *hr = h + b * D;
+        float *tail = cb->data + (int64_t)b * (K - 1) * D, *yr = y + b * D;
+        for (c = 0; c < D; c++) yr[c] = L->conv_b->data[c];
+        for (j = 0; j < K; j++) {
+            const float *src = j < K - 1 ? tail + j * D : hr;
+            for (c = 0; c < D; c++) yr[c] += L->conv_w->data[c * K + j] * src[c];
+        }
+        if (K > 2) memmove(tail, tail + D, sizeof(float) * (size_t)(K - 2) * (size_t)D);
+        memcpy(tail + (int64_t)(K - 2) * D, hr, sizeof(float) * (size_t)D);
+    }
+}
+MR__PRIV void mr__st_add(float *x, const float *y, int64_t n) { int64_t i; for (i = 0; i < n; i++) x[i] += y[i]; }
 MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, mr_state *st, float *logits_out) {
-    int prev = mr_ctx_set_no_grad(ctx, 1);
-    mr_tensor *lg;
-    if (!st || !logits_out) { mr_ctx_set_no_grad(ctx, prev); return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_model_step: need a state and an output buffer"); }
-    lg = mr_model_forward(ctx, m, tokens, st->batch, 1, st, 0);
+    const mr_model_cfg *c;
+    int B, b, l, prev;
+    int64_t d, V, pos, limit, n;
+    float *x, *h, *y;
+    if (!ctx) return MR_ERR_ARG;
+    if (mr__bad(ctx)) return ctx->err.status;
+    if (!m || !tokens || !st || !logits_out) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_model_step: need a model, tokens, a state and an output buffer");
+    c = &m->cfg; B = st->batch; d = c->dim; V = m->emb->shape[0]; n = (int64_t)B * d;
+    if (st->n_layers != c->n_layers) return mr_ctx_fail(ctx, MR_ERR_SHAPE, "mr_model_step: the state is for %d layers, the model has %d", st->n_layers, c->n_layers);
+    for (b = 0; b < B; b++)
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_model_step: token %d of stream %d outside [0, %lld)", (int)tokens[b], b, (long long)V);
+    if (!st->valid) mr_state_reset(st);   /* a fresh stream: the blocks read zeros */
+    pos = st->pos;
+    limit = mr__context_limit(c);
+    if (limit && pos >= limit)
+        return mr_ctx_fail(ctx, MR_ERR_RANGE, "the model's context of %lld tokens is exceeded: position %lld (max_context)", (long long)limit,
+                           (long long)pos);
+    x = mr__floats(ctx, n); h = mr__floats(ctx, n); y = mr__floats(ctx, n);
+    if (!x || !h || !y) return ctx->err.status;
+    prev = mr_ctx_set_no_grad(ctx, 1);   /* the MoE step runs tensor ops */
+    for (b = 0; b < B; b++) {
+        memcpy(x + b * d, m->emb->data + (int64_t)tokens[b] * m->emb->row_stride, sizeof(float) * (size_t)d);
+        if (m->pos) mr__st_add(x + b * d, m->pos->data + pos * m->pos->row_stride, d);
+    }
+    for (l = 0; l < c->n_layers && !mr__bad(ctx); l++) {
+        mr_layer *L = &m->layers[l];
+        mr_state_block *blk = &st->blocks[st->first[l]];
+        int fk = mr_model_ffn_kind(c, l), k0 = c->mixer[l];
+        mr__st_rms(x, L->norm1, c->norm_eps, B, d, h);
+        if (L->conv_w) {
+            mr__conv_step(L, c->conv_kernel, B, d, h, mr_state_find(st, l, MR_STATE_CONV), y);
+            mr__st_mm(ctx, B, y, (int)d, L->conv_pw, NULL, h);
+        }
+        mr__mixers[k0].step(ctx, m, l, k0, L->mix, h, y, B, blk, pos);
+        mr__st_add(x, y, n);
+        if (c->mixer_b[l]) {
+            int kb = c->mixer_b[l] - 1;
+            mr_state_block tmp[2];
+            mr__st_rms(x, L->norm_b, c->norm_eps, B, d, h);
+            mr__mixers[kb].step(ctx, m, l, kb, L->mix_b, h, y, B, blk + mr__mixers[k0].state(c, l, k0, tmp), pos);
+            mr__st_add(x, y, n);
+        }
+        if (fk != MR_FFN_NONE) {
+            mr__st_rms(x, L->norm2, c->norm_eps, B, d, h);
+            mr__ffns[fk].step(ctx, m, l, h, y, B, mr__ffns[fk].state ? &st->blocks[st->first[l + 1] - 1] : NULL);
+            mr__st_add(x, y, n);
+        }
+    }
     mr_ctx_set_no_grad(ctx, prev);
-    if (!lg) return mr__bad(ctx) ? ctx->err.status : MR_ERR_STATE;
-    mr_tensor_copy_to(lg, logits_out);
+    if (mr__bad(ctx)) return ctx->err.status;
+    mr__st_rms(x, m->norm_f, c->norm_eps, B, d, h);
+    mr__st_mm(ctx, B, h, (int)d, m->head ? m->head : m->emb, NULL, logits_out);
+    if (mr__bad(ctx)) return ctx->err.status;
+    st->valid = 1;
+    st->pos = pos + 1;
     return MR_OK;
 }
 

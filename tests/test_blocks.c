@@ -11,6 +11,7 @@
 
 static mr_ctx *ctx;
 static mr_rng rng;
+static int row_context = 64;   /* max_context of the row models */
 
 /* ---- the per-block test table ---- */
 typedef struct brow { const char *name, *layers, *ffn; int conv, pos_emb, heads, kv_heads; float theta; } brow;
@@ -45,7 +46,7 @@ static mr_model *row_model(const brow *r, int V) {
     mr_error e;
     cfg.dim = 12; cfg.n_layers = 2; cfg.ffn_hidden = 16; cfg.conv_kernel = r->conv; cfg.pos_emb = r->pos_emb;
     cfg.attn.n_heads = r->heads; cfg.attn.n_kv_heads = r->kv_heads; cfg.attn.rope_theta = r->theta;
-    cfg.max_context = 64; cfg.tie_embeddings = r->pos_emb ? 0 : 1;
+    cfg.max_context = row_context; cfg.tie_embeddings = r->pos_emb ? 0 : 1;
     cfg.rwkv.head_size = 4; cfg.rwkv.mix_rank = 3; cfg.rwkv.decay_rank = 5;
     if (!strcmp(r->name, "attn-odd")) cfg.dim = 12;
     if (strstr(r->name, "moe")) {
@@ -91,7 +92,9 @@ static void test_parallel_vs_step(void) {
         }
         maxd = mt_parallel_vs_step(ctx, m, tok, B, T, s1, s2, lg_par, lg_step);
         mr_ctx_set_no_grad(ctx, 0);
-        MR_CHECK_MSG(maxd < 1e-5, "%s warm=%d: max |parallel - step| = %g", rows[r].name, warm, maxd);
+        /* 2e-5: rounding only, but the rows whose weights were all perturbed by 0.3 amplify it (rwkv+gru
+           moves between 1e-6 and 1.2e-5 with the compiler's inlining alone) */
+        MR_CHECK_MSG(maxd < 2e-5, "%s warm=%d: max |parallel - step| = %g", rows[r].name, warm, maxd);
         MR_CHECK(s1->pos == s2->pos && s1->pos == (warm ? 5 : 0) + T);
         for (i = 0; i < s1->n_blocks; i++) {   /* the final states agree (KV caches: the filled rows) */
             mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
@@ -353,6 +356,93 @@ static void test_kv_cache_greedy_300(void) {
     mr_model_free(m);
 }
 
+static int argmaxf(const float *x, int n) { int i, b = 0; for (i = 1; i < n; i++) if (x[i] > x[b]) b = i; return b; }
+/* The step path (mr_model_step: every block's step, no tape) against the
+   general one (mr_model_forward with T = 1: the tape's ops) for every row:
+   1,000 greedy tokens from each are the same, every logit agrees to 1e-5
+   (relative, 1 at least), and so do the states at the end. */
+static void test_step_vs_general(void) {
+    enum { V = 13, N = 1000 };
+    int r;
+    row_context = N + 8;
+    for (r = 0; r < NROWS; r++) {
+        mr_model *m = row_model(&rows[r], V);
+        mr_state *s1, *s2;
+        int32_t t1 = 1, t2 = 1;
+        float lg1[V], lg2[V];
+        int i, j, same = 1, prev;
+        double maxd = 0, maxs = 0;
+        if (!m) continue;
+        mr_state_new(&s1, m, 1, NULL); mr_state_new(&s2, m, 1, NULL);
+        mr_ctx_reset(ctx);
+        for (i = 0; i < N && same; i++) {
+            mr_tensor *lg;
+            prev = mr_ctx_set_no_grad(ctx, 1);
+            lg = mr_model_forward(ctx, m, &t1, 1, 1, s1, 0);
+            mr_ctx_set_no_grad(ctx, prev);
+            MR_CHECK_MSG(lg != NULL, "%s: %s", rows[r].name, mr_ctx_error(ctx));
+            if (!lg) break;
+            mr_tensor_copy_to(lg, lg1);
+            mr_ctx_reset(ctx);
+            MR_CHECK(mr_model_step(ctx, m, &t2, s2, lg2) == MR_OK);
+            mr_ctx_reset(ctx);
+            for (j = 0; j < V; j++) {
+                double d = fabs(lg1[j] - lg2[j]) / (fabs(lg1[j]) > 1 ? fabs(lg1[j]) : 1);
+                if (d > maxd) maxd = d;
+            }
+            t1 = argmaxf(lg1, V); t2 = argmaxf(lg2, V);
+            same = t1 == t2;
+        }
+        MR_CHECK_MSG(same && i == N, "%s: the greedy tokens part at token %d", rows[r].name, i);
+        MR_CHECK_MSG(maxd < 1e-5, "%s: logits of the two steps differ by %g", rows[r].name, maxd);
+        for (i = 0; i < s1->n_blocks; i++) {
+            mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
+            int64_t k;
+            for (k = 0; k < a->n; k++) if (fabs(a->data[k] - c->data[k]) > maxs) maxs = fabs(a->data[k] - c->data[k]);
+        }
+        MR_CHECK_MSG(maxs < 1e-5 && s1->pos == N && s2->pos == N, "%s: states differ by %g", rows[r].name, maxs);
+        mr_state_free(s1); mr_state_free(s2);
+        mr_model_free(m);
+    }
+    row_context = 64;
+}
+/* B streams in one step (matrix-vector products for B <= 4, the packed GEMM
+   above) against each stream stepped alone: logits to 1e-5 */
+static void test_batched_step(void) {
+    enum { V = 13, T = 6 };
+    static const int Bs[2] = {3, 9};
+    int r, bi;
+    for (r = 0; r < NROWS; r++) for (bi = 0; bi < 2; bi++) {
+        int B = Bs[bi], b, t, j;
+        mr_model *m = row_model(&rows[r], V);
+        mr_state *sb, *s1[9];
+        int32_t tok[9];
+        float lgb[9 * V], lg1[V];
+        double maxd = 0;
+        if (!m) continue;
+        mr_state_new(&sb, m, B, NULL);
+        for (b = 0; b < B; b++) mr_state_new(&s1[b], m, 1, NULL);
+        mr_ctx_reset(ctx);
+        for (t = 0; t < T; t++) {
+            for (b = 0; b < B; b++) tok[b] = (int32_t)mr_rng_below(&rng, V);
+            MR_CHECK(mr_model_step(ctx, m, tok, sb, lgb) == MR_OK);
+            mr_ctx_reset(ctx);
+            for (b = 0; b < B; b++) {
+                MR_CHECK(mr_model_step(ctx, m, &tok[b], s1[b], lg1) == MR_OK);
+                mr_ctx_reset(ctx);
+                for (j = 0; j < V; j++) {
+                    double d = fabs(lg1[j] - lgb[b * V + j]) / (fabs(lg1[j]) > 1 ? fabs(lg1[j]) : 1);
+                    if (d > maxd) maxd = d;
+                }
+            }
+        }
+        MR_CHECK_MSG(maxd < 1e-5, "%s B=%d: batched vs single streams %g", rows[r].name, B, maxd);
+        mr_state_free(sb);
+        for (b = 0; b < B; b++) mr_state_free(s1[b]);
+        mr_model_free(m);
+    }
+}
+
 /* sessions of an attention stack: saved after a prompt, loaded into a fresh
    state, the continuation is the same; other models are refused by name */
 static void test_session_attention(void) {
@@ -564,7 +654,7 @@ int main(int argc, char **argv) {
         {"model_gradcheck", test_model_gradcheck}, {"attention_gradcheck", test_attention_gradcheck},
         {"attention_reference", test_attention_reference}, {"kv_cache_greedy_300", test_kv_cache_greedy_300},
         {"session_attention", test_session_attention}, {"cfg_errors", test_cfg_errors},
-        {"two_mixers", test_two_mixers},
+        {"two_mixers", test_two_mixers}, {"step_vs_general", test_step_vs_general}, {"batched_step", test_batched_step},
     };
     mr_ctx_params p = mr_ctx_defaults();
     int rc;
