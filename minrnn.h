@@ -4095,23 +4095,32 @@ MRDEF const mr_backend *mr_ctx_backend(const mr_ctx *ctx) { return ctx->has_back
    row's fold (3 operations a row instead of 8; at K = 128 the fold was
    half the work). */
 #if MR__X86_SIMD && defined(__AVX512F__)
-MR__INL float mr__gv_fold1(__m512 v) { return _mm512_reduce_add_ps(v); }   /* halves, as below */
+/* The shuffles are the zero-masking forms with a full mask (the same
+   instructions): GCC 12's plain forms start from _mm512_undefined_ps, which
+   -Wmaybe-uninitialized flags in C++ (GCC bug 105593). */
+#define MR__SHF4(a, b, imm) _mm512_maskz_shuffle_f32x4((__mmask16)0xFFFF, a, b, imm)
+#define MR__SHF(a, b, imm) _mm512_maskz_shuffle_ps((__mmask16)0xFFFF, a, b, imm)
+/* the fold of one vector: lanes i + i+8, i + i+4, i + i+2, then 0 + 1 */
+MR__INL float mr__gv_fold1(__m512 v) {
+    v = _mm512_add_ps(v, MR__SHF4(v, v, 0xEE));
+    v = _mm512_add_ps(v, MR__SHF4(v, v, 0x01));
+    v = _mm512_add_ps(v, MR__SHF(v, v, 0x0E));
+    v = _mm512_add_ps(v, MR__SHF(v, v, 0x01));
+    return _mm512_cvtss_f32(v);
+}
 /* lane r of the result = the fold of v[r], r < 16 */
 MR__INL __m512 mr__gv_fold16(const __m512 *v) {
     __m512 t[8], u[4], w[2], z;
     int i;
     /* lanes i + i+8: rows 2i, 2i+1 side by side (256 bits each) */
-    for (i = 0; i < 8; i++)
-        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (i = 0; i < 8; i++) t[i] = _mm512_add_ps(MR__SHF4(v[2 * i], v[2 * i + 1], 0x44), MR__SHF4(v[2 * i], v[2 * i + 1], 0xEE));
     /* lanes i + i+4: blocks [r0, r1, r2, r3] of 4 lanes (each 128 bits) */
-    for (i = 0; i < 4; i++)
-        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88), _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+    for (i = 0; i < 4; i++) u[i] = _mm512_add_ps(MR__SHF4(t[2 * i], t[2 * i + 1], 0x88), MR__SHF4(t[2 * i], t[2 * i + 1], 0xDD));
     /* lanes i + i+2, then i + i+1, inside each 128-bit block */
-    for (i = 0; i < 2; i++)
-        w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
-    z = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+    for (i = 0; i < 2; i++) w[i] = _mm512_add_ps(MR__SHF(u[2 * i], u[2 * i + 1], 0x44), MR__SHF(u[2 * i], u[2 * i + 1], 0xEE));
+    z = _mm512_add_ps(MR__SHF(w[0], w[1], 0x88), MR__SHF(w[0], w[1], 0xDD));
     /* lane 4 b + q of z holds row 4 q + b: a 4 x 4 transpose puts row r in lane r */
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+    return _mm512_maskz_permutexvar_ps((__mmask16)0xFFFF, _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
 }
 MR__PRIV void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, const float *x, float beta, float *y) {
     int n = 0, k, k0, r, kv = K & ~15;
@@ -4120,14 +4129,26 @@ MR__PRIV void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, co
         float s[16];
         const float *w0 = W + (size_t)n * ldw;
         for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-        for (k0 = 0; k0 < kv; k0 += 128) {   /* x in 8 registers; each row's 128 floats read in order */
-            __m512 xv[8];
-            int nj = (kv - k0) / 16 < 8 ? (kv - k0) / 16 : 8, j;
-            for (j = 0; j < nj; j++) xv[j] = _mm512_loadu_ps(x + k0 + 16 * j);
+        for (k0 = 0; k0 + 128 <= kv; k0 += 128) {   /* x in 8 registers; each row's 128 floats read in order */
+            const __m512 x0 = _mm512_loadu_ps(x + k0), x1 = _mm512_loadu_ps(x + k0 + 16), x2 = _mm512_loadu_ps(x + k0 + 32);
+            const __m512 x3 = _mm512_loadu_ps(x + k0 + 48), x4 = _mm512_loadu_ps(x + k0 + 64), x5 = _mm512_loadu_ps(x + k0 + 80);
+            const __m512 x6 = _mm512_loadu_ps(x + k0 + 96), x7 = _mm512_loadu_ps(x + k0 + 112);
             for (r = 0; r < 16; r++) {
                 const float *wr = w0 + (size_t)r * ldw + k0;
-                for (j = 0; j < nj; j++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 16 * j), xv[j], acc[r]);
+                __m512 a = acc[r];
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr), x0, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 16), x1, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 32), x2, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 48), x3, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 64), x4, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 80), x5, a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 96), x6, a);
+                acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 112), x7, a);
             }
+        }
+        for (; k0 < kv; k0 += 16) {
+            const __m512 xv = _mm512_loadu_ps(x + k0);
+            for (r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + (size_t)r * ldw + k0), xv, acc[r]);
         }
         sv = mr__gv_fold16(acc);
         if (kv == K) {
@@ -4205,12 +4226,23 @@ MR__PRIV void mr__gemv(int N, int K, float alpha, const float *W, size_t ldw, co
     }
 }
 #endif
-/* A few rows (one-token generation): dot products / axpys straight from the
-   caller's matrices; packing the weights for one row would cost more than
-   the product. */
+/* A few rows (one-token generation of a few streams): dot products / axpys
+   straight from the caller's matrices; packing the weights for so few rows
+   would cost more than the product. With tb, a block of B's rows (about 32 KB)
+   stays in L1 while every row of A runs through it, so B is read from memory
+   once whatever M is, and each row of C equals the M = 1 result bit for bit. */
+#define MR__GEMM_SMALL_TB 16   /* mr_gemm's small path up to this many rows with tb (4 without) */
 MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
     int i, j, k;
+    if (tb && M > 1) {
+        int nb = K > 0 && 8192 / K >= 32 ? 8192 / K / 16 * 16 : 16, n0;
+        for (n0 = 0; n0 < N; n0 += nb)
+            for (i = 0; i < M; i++)
+                mr__gemv(N - n0 < nb ? N - n0 : nb, K, alpha, B + (size_t)n0 * ldb, (size_t)ldb, A + (size_t)i * lda, beta,
+                         C + (size_t)i * ldc + n0);
+        return;
+    }
     for (i = 0; i < M; i++) {
         const float *a = A + (size_t)i * lda;
         float *c = C + (size_t)i * ldc;
@@ -4240,7 +4272,7 @@ MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float 
         if (s != MR_OK) return mr_ctx_fail(ctx, s, "backend %s: gemm failed", ctx->backend.name ? ctx->backend.name : "?");
         return MR_OK;
     }
-    if (M <= 4 && !ta) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
+    if (!ta && M <= (tb ? MR__GEMM_SMALL_TB : 4)) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
     mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
     return MR_OK;
 }
@@ -4404,17 +4436,20 @@ MR__PRIV void mr__st_rms(const float *x, const mr_tensor *w, float eps, int B, i
 
 /* --- [layer.common] causal conv, dropout (every block may use them) ------ */
 /* SwiGLU over rows: x rows [a | b] (2H wide, stride ld) -> y [rows, H] = silu(a) * b */
+MR__INL void mr__swiglu_row(const float *a, float *o, int64_t H) {
+    int64_t c;
+    for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * a[H + c];
+}
 MR__PRIV void mr__swiglu_rows(mr_ctx *ctx, const float *x, int64_t ld, float *y, int64_t rows, int64_t H) {
     int64_t r;
     int nt = ctx->n_threads;
     (void)nt;
-    MR__OMP(parallel for num_threads(nt) if (rows * H > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < rows; r++) {
-        const float *a = x + r * ld, *bb = a + H;
-        float *o = y + r * H;
-        int64_t c;
-        for (c = 0; c < H; c++) o[c] = a[c] * mr__sigmoidf(a[c]) * bb[c];
+    if (rows * H <= MR__PAR_MIN) {   /* no parallel region at all: a step's few rows */
+        for (r = 0; r < rows; r++) mr__swiglu_row(x + r * ld, y + r * H, H);
+        return;
     }
+    MR__OMP(parallel for num_threads(nt) schedule(static))
+    for (r = 0; r < rows; r++) mr__swiglu_row(x + r * ld, y + r * H, H);
 }
 /* its gradient: g [rows, H] -> gx rows [da | db] (stride ldg), added (acc) or written */
 MR__PRIV void mr__swiglu_grad_rows(mr_ctx *ctx, const float *x, int64_t ld, const float *g, float *gx, int64_t ldg, int64_t rows,

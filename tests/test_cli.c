@@ -158,6 +158,27 @@ static void test_safetensors_cli(void) {
     MR_CHECK(sh("build/minrnn-convert info " DIR "/random-b/model.bin | grep -q 'step 30'") == 0);
 }
 
+/* --streams B: B samples, stream 0 the single-stream sample of the same seed, stream 1 that of seed + 1 */
+static void test_streams(void) {
+    char *s3, *s1, *s1b, *p;
+    if (!have_programs()) MR_SKIP("build/minrnn-generate missing");
+    MR_CHECK(sh("test -f " DIR "/random-a/model.bin") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --prompt 'ROMEO:' --length 60 --seed 9 --quiet --streams 3 > "
+                DIR "/st3.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --prompt 'ROMEO:' --length 60 --seed 9 --quiet > " DIR "/st1.txt") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/random-a/model.bin --prompt 'ROMEO:' --length 60 --seed 10 --quiet > " DIR "/st1b.txt") == 0);
+    MR_CHECK(sh("test $(grep -c '^### sample ' " DIR "/st3.txt) = 3") == 0);
+    s3 = slurp(DIR "/st3.txt", NULL); s1 = slurp(DIR "/st1.txt", NULL); s1b = slurp(DIR "/st1b.txt", NULL);
+    MR_CHECK(s3 && s1 && s1b);
+    if (s3 && s1 && s1b) {
+        p = strstr(s3, "### sample 0\n");
+        MR_CHECK_MSG(p && !strncmp(p + 13, s1, strlen(s1)), "stream 0 differs from the single sample:\n%s\nvs\n%s", s3, s1);
+        p = strstr(s3, "### sample 1\n");
+        MR_CHECK_MSG(p && !strncmp(p + 13, s1b, strlen(s1b)), "stream 1 differs from the sample of seed + 1");
+    }
+    mr_buffer_free(s3); mr_buffer_free(s1); mr_buffer_free(s1b);
+}
+
 static void test_bad_input(void) {
     static const struct { const char *cmd; const char *msg; } cases[] = {
         {"build/minrnn-train --data /nonexistent/x.txt", "cannot open"},
@@ -190,6 +211,8 @@ static void test_bad_input(void) {
         {"build/minrnn-train --out " DIR "/nothing --layers gru+rwkv6 --rwkv-head-size 48", "--rwkv-head-size 48 does not divide --dim 128"},
         {"build/minrnn-train --out " DIR "/nothing --layers gru+rwkv6+attn", "at most two mixers per block"},
         {"build/minrnn-generate --model " DIR "/hybrid/model.bin --length 200", "exceed the model's context of 64"},
+        {"build/minrnn-generate --model " DIR "/random-a/model.bin --streams 2 --state-out " DIR "/x.state", "not with --streams"},
+        {"build/minrnn-generate --model " DIR "/random-a/model.bin --streams 0", "must be in"},
     };
     size_t i;
     if (!have_programs()) MR_SKIP("programs missing");
@@ -435,7 +458,7 @@ static void test_interrupt(void) {
     mr_vocab_free(&v);
 }
 
-MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"sessions_attention", test_sessions_attention},
+MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"streams", test_streams}, {"sessions_attention", test_sessions_attention},
              {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe}, {"unknown_block", test_unknown_block},
              {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"cli_surprises", test_cli_surprises}, {"special_tokens_cli", test_special_tokens_cli}, {"interrupt", test_interrupt})

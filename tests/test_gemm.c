@@ -167,7 +167,43 @@ static void test_threads_bitwise(void) {
     free(w.raw);
 }
 
-MR_TEST_MAIN({"gemm_small_shapes", test_small_shapes},
+/* mr_gemm's small path with tb (one-token steps of up to 16 streams; mr__gemv):
+   against the double reference, with padding, alpha and beta, NaN in C when
+   beta = 0; and every row of C bit for bit the M = 1 result of its row of A */
+static void test_gemv(void) {
+    static const int Ms[] = {1, 2, 5, 16}, Ns[] = {1, 15, 16, 17, 37, 100}, Ks[] = {1, 13, 16, 128, 130, 512};
+    int mi, ni, ki, i, j, k, bad = 0, pad;
+    for (mi = 0; mi < 4; mi++) for (ni = 0; ni < 6; ni++) for (ki = 0; ki < 6; ki++) {
+        int M = Ms[mi], N = Ns[ni], K = Ks[ki], lda, ldb, ldc;
+        float alpha = (ni + ki) % 2 ? 1.f : 0.5f, beta = ki % 3 == 1 ? 0.25f : 0.f, *A, *B, *C, *C0, *c1;
+        double tol = 1e-5 * sqrt((double)K);
+        pad = (mi + ni + ki) % 3 == 0 ? 3 : 0;
+        lda = K + pad; ldb = K + pad; ldc = N + pad;
+        A = tg_mat((size_t)M * lda); B = tg_mat((size_t)N * ldb); C = tg_mat((size_t)M * ldc);
+        C0 = (float *)malloc(sizeof(float) * (size_t)M * ldc); c1 = (float *)malloc(sizeof(float) * (size_t)N);
+        if (beta == 0.f) for (i = 0; i < M * ldc; i++) C[i] = NAN;
+        memcpy(C0, C, sizeof(float) * (size_t)M * ldc);
+        mr__gemm_small(1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        for (i = 0; i < M; i++) {
+            memcpy(c1, C0 + (size_t)i * ldc, sizeof(float) * (size_t)N);
+            mr__gemm_small(1, 1, N, K, alpha, A + (size_t)i * lda, lda, B, ldb, beta, c1, N);
+            if (memcmp(c1, C + (size_t)i * ldc, sizeof(float) * (size_t)N)) bad++;
+            for (j = 0; j < N; j++) {
+                double ref = 0, scale = 0;
+                for (k = 0; k < K; k++) { ref += (double)A[(size_t)i * lda + k] * B[(size_t)j * ldb + k]; scale += fabs((double)A[(size_t)i * lda + k] * B[(size_t)j * ldb + k]); }
+                ref *= alpha; scale *= alpha;
+                if (beta != 0.f) { ref += (double)beta * C0[(size_t)i * ldc + j]; scale += fabs((double)beta * C0[(size_t)i * ldc + j]); }
+                if (!(fabs(C[(size_t)i * ldc + j] - ref) <= tol * (scale > 1 ? scale : 1))) bad++;
+            }
+            for (j = N; j < ldc; j++) if (memcmp(&C[(size_t)i * ldc + j], &C0[(size_t)i * ldc + j], sizeof(float))) bad++;
+        }
+        MR_CHECK_MSG(bad == 0, "M=%d N=%d K=%d alpha=%g beta=%g pad=%d: %d wrong", M, N, K, alpha, beta, pad, bad);
+        bad = 0;
+        free(A); free(B); free(C); free(C0); free(c1);
+    }
+}
+
+MR_TEST_MAIN({"gemm_small_shapes", test_small_shapes}, {"gemv", test_gemv},
              {"gemm_random_shapes", test_random_shapes},
              {"gemm_large", test_large},
              {"gemm_alpha_beta", test_alpha_beta},
