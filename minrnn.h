@@ -6945,20 +6945,20 @@ MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *token
 }
 
 /* the conv of one token per stream: y = bias + sum_j w[., j] src_j over the K-1 tail rows and h;
-   the tail then moves up by one row and keeps h */
+   the tail then moves up by one row and keeps h (K = 1: no tail, cb NULL) */
 MR__PRIV void mr__conv_step(const mr_layer *L, int K, int B, int64_t D, const float *h, mr_state_block *cb, float *y) {
     int b, j;
     int64_t c;
     for (b = 0; b < B; b++) {
         const float *hr = h + b * D;
-        float *tail = cb->data + (int64_t)b * (K - 1) * D, *yr = y + b * D;
+        float *tail = K > 1 ? cb->data + (int64_t)b * (K - 1) * D : NULL, *yr = y + b * D;
         for (c = 0; c < D; c++) yr[c] = L->conv_b->data[c];
         for (j = 0; j < K; j++) {
             const float *src = j < K - 1 ? tail + j * D : hr;
             for (c = 0; c < D; c++) yr[c] += L->conv_w->data[c * K + j] * src[c];
         }
         if (K > 2) memmove(tail, tail + D, sizeof(float) * (size_t)(K - 2) * (size_t)D);
-        memcpy(tail + (int64_t)(K - 2) * D, hr, sizeof(float) * (size_t)D);
+        if (K > 1) memcpy(tail + (int64_t)(K - 2) * D, hr, sizeof(float) * (size_t)D);
     }
 }
 MR__PRIV void mr__st_add(float *x, const float *y, int64_t n) { int64_t i; for (i = 0; i < n; i++) x[i] += y[i]; }
