@@ -5426,7 +5426,8 @@ MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
     int H = c->attn.n_heads, KV = c->attn.n_kv_heads, hd = c->dim / H, W = (H + 2 * KV) * hd, b, h, i;
     int64_t L = c->max_context;
     float *qkv = mr__floats(ctx, (int64_t)B * W), *q = mr__floats(ctx, (int64_t)B * H * hd), *o = mr__floats(ctx, (int64_t)B * H * hd);
-    float *sc = mr__floats(ctx, pos + 1), *cs = NULL, krot[1024], lse;
+    int nt = ctx->n_threads > 0 ? ctx->n_threads : 1, u;
+    float *sc = mr__floats(ctx, (int64_t)nt * (pos + 1)), *cs = NULL, krot[1024];
     mr__attn p;
     (void)l; (void)kind;
     if (!qkv || !q || !o || !sc) return;
@@ -5449,8 +5450,19 @@ MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
             memcpy(p.v + b * p.kbs + h * p.khs + pos * hd, src + (H + KV + h) * hd, sizeof(float) * (size_t)hd);
         }
     }
-    for (b = 0; b < B; b++)
-        for (h = 0; h < H; h++) mr__attn_fwd_row(&p, b, h, 0, sc, 0, o + ((int64_t)b * H + h) * hd, &lse);
+    /* one query row per (stream, head): on the context's threads once the rows are many and long
+       (each row is computed alone, so the result does not depend on the thread count) */
+    if (nt > 1 && (int64_t)B * H * (pos + 1) * hd > MR__PAR_MIN * 4) {
+        MR__OMP(parallel for num_threads(nt) schedule(static))
+        for (u = 0; u < B * H; u++) {
+            float lse;
+            mr__attn_fwd_row(&p, u / H, u % H, 0, sc + (int64_t)mr__thread_id() * (pos + 1), 0, o + (int64_t)u * hd, &lse);
+        }
+    } else
+        for (u = 0; u < B * H; u++) {
+            float lse;
+            mr__attn_fwd_row(&p, u / H, u % H, 0, sc, 0, o + (int64_t)u * hd, &lse);
+        }
     mr__st_mm(ctx, B, o, H * hd, t[1], NULL, y);
 }
 

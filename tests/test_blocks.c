@@ -447,6 +447,38 @@ static void test_batched_step(void) {
     }
 }
 
+/* the attention step's rows on two threads (many streams, a long cache) equal one thread's, bit for bit */
+static void test_attention_step_threads(void) {
+    enum { V = 13, B = 16, N = 160 };
+    mr_model_cfg cfg = mr_model_defaults(V);
+    mr_model *m = NULL;
+    mr_state *s1, *s2;
+    mr_ctx *c1;
+    mr_ctx_params p = mr_ctx_defaults();
+    mr_error e;
+    int32_t tok[B];
+    float lg1[B * V], lg2[B * V];
+    int i, b, same = 1;
+    cfg.dim = 64; cfg.n_layers = 2; cfg.ffn_hidden = 32; cfg.max_context = N; cfg.attn.n_heads = 4; cfg.attn.n_kv_heads = 2;
+    MR_CHECK(mr_model_cfg_set_layers(&cfg, "attn,mingru", &e) == MR_OK);
+    MR_CHECK(mr_model_new(&m, &cfg, NULL, &e) == MR_OK);
+    if (!m) return;
+    mr_model_init_weights(m, &rng);
+    p.n_threads = 1;
+    MR_CHECK(mr_ctx_new(&c1, &p) == MR_OK);
+    mr_state_new(&s1, m, B, NULL); mr_state_new(&s2, m, B, NULL);
+    for (i = 0; i < N; i++) {
+        for (b = 0; b < B; b++) tok[b] = (int32_t)mr_rng_below(&rng, V);
+        MR_CHECK(mr_model_step(c1, m, tok, s1, lg1) == MR_OK); mr_ctx_reset(c1);
+        MR_CHECK(mr_model_step(ctx, m, tok, s2, lg2) == MR_OK); mr_ctx_reset(ctx);
+        if (memcmp(lg1, lg2, sizeof lg1)) same = 0;
+    }
+    MR_CHECK_MSG(same, "the attention step on %d threads differs from one thread", mr_ctx_threads(ctx));
+    mr_state_free(s1); mr_state_free(s2);
+    mr_ctx_free(c1);
+    mr_model_free(m);
+}
+
 /* sessions of an attention stack: saved after a prompt, loaded into a fresh
    state, the continuation is the same; other models are refused by name */
 static void test_session_attention(void) {
@@ -659,6 +691,7 @@ int main(int argc, char **argv) {
         {"attention_reference", test_attention_reference}, {"kv_cache_greedy_300", test_kv_cache_greedy_300},
         {"session_attention", test_session_attention}, {"cfg_errors", test_cfg_errors},
         {"two_mixers", test_two_mixers}, {"step_vs_general", test_step_vs_general}, {"batched_step", test_batched_step},
+        {"attention_step_threads", test_attention_step_threads},
     };
     mr_ctx_params p = mr_ctx_defaults();
     int rc;
