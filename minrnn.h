@@ -4318,10 +4318,13 @@ MR__PRIV void mr__lm_scan_bwd(mr_ctx *ctx, int algo, int chunk, int B, int T, in
         and a range check in its row's check function;
      2. a [layer.*] section with its math, its kernels and ops;
      3. its row in mr__mixers / mr__ffns: name, description, check, params
-        (through mr__pb), init, state blocks (mixers), forward for any T >= 1
-        (T == 1 is the step);
+        (through mr__pb), init, state blocks (mixers), forward for any T >= 1,
+        and step: one token per stream on raw rows, no tape (mr_model_step; the
+        forward at T == 1 is its reference);
      4. tests: a row of the per-block tables in tests/test_blocks.c (gradcheck,
-        parallel vs step, chunked vs whole), a PyTorch fixture, a fuzz seed;
+        parallel vs step, chunked vs whole, step vs the forward at T = 1 over
+        1,000 greedy tokens, batched vs single streams), a PyTorch fixture, a
+        fuzz seed; bench/bench_gen: a row;
         docs/FORMAT.md: its tensor names and CONF fields.
    Parsing (--layers, --ffn), help texts, the unknown-name error, the
    parameter count, state blocks and their serialization follow from the row. */
