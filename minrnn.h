@@ -661,7 +661,7 @@ MRDEF mr_state_block *mr_state_find(mr_state *s, int layer, int kind);
 MRDEF mr_tensor *mr_model_forward(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int B, int T, mr_state *state, int train);
 /* One token per stream, state carried; logits [B, V] written to logits_out.
    The step path: every block's step runs on the rows of the B streams (matrix-
-   vector products for B <= 4, matrix products above), with no tape; its scratch
+   vector products for B <= 16, matrix products above), with no tape; its scratch
    comes from the context's arena, which it does not reset: call mr_ctx_reset
    between steps. Equals mr_model_forward with T = 1 to float rounding. */
 MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, mr_state *state, float *logits_out);
@@ -1070,8 +1070,8 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #ifndef MINRNN_NO_STDIO
 #include <errno.h>
 #endif
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__AVX512F__) || defined(__AVX2__))
-#include <immintrin.h>   /* the step path's reductions and int8 dot products */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
+#include <immintrin.h>   /* mr__gemv's AVX-512 kernel */
 #define MR__X86_SIMD 1
 #else
 #define MR__X86_SIMD 0
@@ -2587,6 +2587,17 @@ MR__PRIV void mr__rmsnorm_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n
         }
     }
 }
+/* one row of C: y = x * rs (* w when not NULL), rs = 1 / sqrt(mean(x^2) + eps); returns rs
+   (mr_rmsnorm, the GRU's hidden norm, the step path) */
+MR__INL float mr__rms_row(const float *x, const float *w, float eps, int64_t C, float *y) {
+    float ss = 0, rs;
+    int64_t c;
+    for (c = 0; c < C; c++) ss += x[c] * x[c];
+    rs = 1.0f / sqrtf(ss / (float)C + eps);
+    if (w) for (c = 0; c < C; c++) y[c] = x[c] * rs * w[c];
+    else for (c = 0; c < C; c++) y[c] = x[c] * rs;
+    return rs;
+}
 MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) {
     mr_tensor *out, *in[2];
     mr__rms *p;
@@ -2602,16 +2613,7 @@ MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) 
     p->rstd = mr__floats(ctx, R);
     if (!p->rstd) return NULL;
     MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
-    for (r = 0; r < R; r++) {
-        const float *xr = x->data + r * x->row_stride;
-        float *y = out->data + r * C, ss = 0, rs;
-        int64_t c;
-        for (c = 0; c < C; c++) ss += xr[c] * xr[c];
-        rs = 1.0f / sqrtf(ss / (float)C + eps);
-        p->rstd[r] = rs;
-        if (w) for (c = 0; c < C; c++) y[c] = xr[c] * rs * w->data[c];
-        else for (c = 0; c < C; c++) y[c] = xr[c] * rs;
-    }
+    for (r = 0; r < R; r++) p->rstd[r] = mr__rms_row(x->data + r * x->row_stride, w ? w->data : NULL, eps, C, out->data + r * C);
     in[0] = x; in[1] = w;
     mr_tape_record(ctx, out, in, w ? 2 : 1, mr__rmsnorm_bwd, p);
     return mr__bad(ctx) ? NULL : out;
@@ -4411,9 +4413,8 @@ MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
 }
 MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
 /* The step path's matrix product: y [B, N] = x [B, K] w^T (+ bias [N]) for a
-   weight w [N, K] (rows, ldw floats apart): one matrix-vector product per
-   stream for B <= 4 (mr_gemm's small path, reading w once per stream), the
-   packed GEMM above. */
+   weight w [N, K] (rows, ldw floats apart): mr_gemm's matrix-vector path for
+   B <= 16 (w read once for all the streams), the packed GEMM above. */
 MR__PRIV void mr__st_mm_raw(mr_ctx *ctx, int B, const float *x, int ldx, const float *w, int N, int K, int ldw, const float *bias, float *y,
                             int ldy) {
     int b, n;
@@ -4424,17 +4425,10 @@ MR__PRIV void mr__st_mm(mr_ctx *ctx, int B, const float *x, int ldx, const mr_te
     int N = (int)w->shape[0], K = (int)mr_tensor_cols(w);
     mr__st_mm_raw(ctx, B, x, ldx, w->data, N, K, (int)w->row_stride, bias ? bias->data : NULL, y, N);
 }
-/* RMSNorm of B rows of d, as mr_rmsnorm computes it */
+/* RMSNorm of B rows of d */
 MR__PRIV void mr__st_rms(const float *x, const mr_tensor *w, float eps, int B, int64_t d, float *y) {
     int b;
-    int64_t c;
-    for (b = 0; b < B; b++) {
-        const float *xr = x + b * d;
-        float *yr = y + b * d, ss = 0, rs;
-        for (c = 0; c < d; c++) ss += xr[c] * xr[c];
-        rs = 1.0f / sqrtf(ss / (float)d + eps);
-        for (c = 0; c < d; c++) yr[c] = xr[c] * rs * w->data[c];
-    }
+    for (b = 0; b < B; b++) mr__rms_row(x + b * d, w->data, eps, d, y + b * d);
 }
 
 /* --- [layer.common] causal conv, dropout (every block may use them) ------ */
@@ -4914,14 +4908,8 @@ MRDEF mr_tensor *mr_gru_core_ex(mr_ctx *ctx, mr_tensor *xproj, mr_tensor *w_h, m
         const float *hprev0 = t > 0 ? out->data + (int64_t)(t - 1) * D : (p->h0 ? p->h0 : zero);
         int ld = t > 0 ? (int)(T * D) : (int)D;
         if (p->eps > 0.f) {   /* U reads the RMS-normalized h_{t-1} */
-            for (b = 0; b < B; b++) {
-                const float *hr = hprev0 + (int64_t)b * ld;
-                float *hn = p->hn + ((int64_t)b * T + t) * D, ss = 0, rs;
-                for (c = 0; c < D; c++) ss += hr[c] * hr[c];
-                rs = 1.0f / sqrtf(ss / (float)D + p->eps);
-                p->rs[(int64_t)b * T + t] = rs;
-                for (c = 0; c < D; c++) hn[c] = hr[c] * rs;
-            }
+            for (b = 0; b < B; b++)
+                p->rs[(int64_t)b * T + t] = mr__rms_row(hprev0 + (int64_t)b * ld, NULL, p->eps, D, p->hn + ((int64_t)b * T + t) * D);
             mr_gemm(ctx, 0, 1, (int)B, (int)(3 * D), (int)D, 1.f, p->hn + (int64_t)t * D, (int)(T * D), w_h->data, (int)D, 0.f, hp3, (int)(3 * D));
         } else
         mr_gemm(ctx, 0, 1, (int)B, (int)(3 * D), (int)D, 1.f, hprev0, ld, w_h->data, (int)D, 0.f, hp3, (int)(3 * D));
@@ -4982,13 +4970,7 @@ MR__PRIV void mr__gru_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor 
     mr__st_mm(ctx, B, x, (int)D, t[0], t[1], xp);
     if (eps > 0.f) {   /* U reads the RMS-normalized h_{t-1} */
         if (!(hn = mr__floats(ctx, B * D))) return;
-        for (b = 0; b < B; b++) {
-            const float *hr = blk[0].data + b * D;
-            float ss = 0, rs;
-            for (i = 0; i < D; i++) ss += hr[i] * hr[i];
-            rs = 1.0f / sqrtf(ss / (float)D + eps);
-            for (i = 0; i < D; i++) hn[b * D + i] = hr[i] * rs;
-        }
+        for (b = 0; b < B; b++) mr__rms_row(blk[0].data + b * D, NULL, eps, D, hn + b * D);
     }
     mr__st_mm(ctx, B, hn, (int)D, t[2], NULL, hp3);
     for (b = 0; b < B; b++) {
@@ -5285,6 +5267,22 @@ MR__PRIV void mr__attn_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
         }
     }
 }
+/* one token's qkv row src: its H query heads rotated (cs: the RoPE row, NULL: none) into q, its
+   KV keys rotated into the transposed keys at position jrow of stream b, its values beside them */
+MR__PRIV void mr__attn_place(const mr__attn *p, const float *src, const float *cs, int64_t b, int64_t jrow, float *q) {
+    int H = p->H, KV = p->KV, hd = p->hd, h, d;
+    float *kd = p->k + b * p->kbs + jrow, *vd = p->v + b * p->kbs + jrow * hd, krot[1024];
+    for (h = 0; h < H; h++) {
+        if (cs) mr__rope_head(cs, hd, src + (int64_t)h * hd, q + (int64_t)h * hd, 0);
+        else memcpy(q + (int64_t)h * hd, src + (int64_t)h * hd, sizeof(float) * (size_t)hd);
+    }
+    for (h = 0; h < KV; h++) {
+        const float *ks = src + (int64_t)(H + h) * hd;
+        if (cs) { mr__rope_head(cs, hd, ks, krot, 0); ks = krot; }
+        for (d = 0; d < hd; d++) kd[h * p->khs + d * p->kld] = ks[d];
+        memcpy(vd + h * p->khs, src + (int64_t)(H + KV + h) * hd, sizeof(float) * (size_t)hd);
+    }
+}
 MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float rope_theta, int64_t pos0,
                               float *k_cache, float *v_cache, int64_t cache_len) {
     mr_tensor *out;
@@ -5333,23 +5331,9 @@ MRDEF mr_tensor *mr_attention(mr_ctx *ctx, mr_tensor *qkv, int H, int KV, float 
     if (!p->q || !p->lse || !p->k || !p->v || !scr || (rope_theta > 0.f && hd >= 2 && !p->cs)) return NULL;
     {   /* rotate queries and keys, place keys and values */
         int64_t r;
-        for (r = 0; r < (int64_t)B * T; r++) {
-            const float *src = qkv->data + r * qkv->row_stride, *cs = p->cs ? p->cs + (r % T) * (hd / 2) * 2 : NULL;
-            int64_t b = r / T, t = r % T, jrow = (k_cache ? pos0 : 0) + t;
-            float *kd = p->k + b * p->kbs + jrow, *vd = p->v + b * p->kbs + jrow * hd, krot[1024];
-            int h, d;
-            for (h = 0; h < H; h++) {
-                float *qd = p->q + (r * H + h) * hd;
-                if (cs) mr__rope_head(cs, hd, src + (int64_t)h * hd, qd, 0);
-                else memcpy(qd, src + (int64_t)h * hd, sizeof(float) * (size_t)hd);
-            }
-            for (h = 0; h < KV; h++) {
-                const float *ks = src + (int64_t)(H + h) * hd;
-                if (cs) { mr__rope_head(cs, hd, ks, krot, 0); ks = krot; }
-                for (d = 0; d < hd; d++) kd[h * p->khs + d * p->kld] = ks[d];
-                memcpy(vd + h * p->khs, src + (int64_t)(H + KV + h) * hd, sizeof(float) * (size_t)hd);
-            }
-        }
+        for (r = 0; r < (int64_t)B * T; r++)
+            mr__attn_place(p, qkv->data + r * qkv->row_stride, p->cs ? p->cs + (r % T) * (hd / 2) * 2 : NULL, r / T,
+                           (k_cache ? pos0 : 0) + r % T, p->q + r * H * hd);
     }
     MR__OMP(parallel for num_threads(nt) if (U > 1 && U * maxk * T * hd > 262144) schedule(dynamic, 1))
     for (u = 0; u < (int)U; u++) {
@@ -5426,11 +5410,11 @@ MR__PRIV mr_tensor *mr__attn_fwd(mr_ctx *ctx, mr_model *m, int l, int kind, mr_t
 MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor **t, const float *x, float *y, int B, mr_state_block *blk,
                             int64_t pos) {
     const mr_model_cfg *c = &m->cfg;
-    int H = c->attn.n_heads, KV = c->attn.n_kv_heads, hd = c->dim / H, W = (H + 2 * KV) * hd, b, h, i;
+    int H = c->attn.n_heads, KV = c->attn.n_kv_heads, hd = c->dim / H, W = (H + 2 * KV) * hd, b;
     int64_t L = c->max_context;
     float *qkv = mr__floats(ctx, (int64_t)B * W), *q = mr__floats(ctx, (int64_t)B * H * hd), *o = mr__floats(ctx, (int64_t)B * H * hd);
     int nt = ctx->n_threads > 0 ? ctx->n_threads : 1, u;
-    float *sc = mr__floats(ctx, (int64_t)nt * (pos + 1)), *cs = NULL, krot[1024];
+    float *sc = mr__floats(ctx, (int64_t)nt * (pos + 1)), *cs = NULL;
     mr__attn p;
     (void)l; (void)kind;
     if (!qkv || !q || !o || !sc) return;
@@ -5439,20 +5423,7 @@ MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
     p.B = B; p.T = 1; p.H = H; p.KV = KV; p.hd = hd; p.cached = 1; p.pos0 = pos; p.scale = 1.0f / sqrtf((float)hd);
     p.q = q; p.k = blk[0].data; p.v = blk[1].data; p.kld = L; p.khs = L * hd; p.kbs = p.khs * KV;
     mr__st_mm(ctx, B, x, c->dim, t[0], NULL, qkv);
-    for (b = 0; b < B; b++) {
-        const float *src = qkv + (int64_t)b * W;
-        for (h = 0; h < H; h++) {
-            if (cs) mr__rope_head(cs, hd, src + h * hd, q + ((int64_t)b * H + h) * hd, 0);
-            else memcpy(q + ((int64_t)b * H + h) * hd, src + h * hd, sizeof(float) * (size_t)hd);
-        }
-        for (h = 0; h < KV; h++) {
-            const float *ks = src + (H + h) * hd;
-            float *kd = p.k + b * p.kbs + h * p.khs + pos;
-            if (cs) { mr__rope_head(cs, hd, ks, krot, 0); ks = krot; }
-            for (i = 0; i < hd; i++) kd[i * L] = ks[i];
-            memcpy(p.v + b * p.kbs + h * p.khs + pos * hd, src + (H + KV + h) * hd, sizeof(float) * (size_t)hd);
-        }
-    }
+    for (b = 0; b < B; b++) mr__attn_place(&p, qkv + (int64_t)b * W, cs, b, pos, q + (int64_t)b * H * hd);
     /* one query row per (stream, head): on the context's threads once the rows are many and long
        (each row is computed alone, so the result does not depend on the thread count) */
     if (nt > 1 && (int64_t)B * H * (pos + 1) * hd > MR__PAR_MIN * 4) {
@@ -6014,7 +5985,7 @@ MR__PRIV void mr__rwkv_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
         xxx[i] = x[i] + xx[i] * t[0]->data[i % d];
     }
     mr__st_mm(ctx, B, xxx, d, t[2], NULL, z);
-    for (i = 0; i < (int64_t)B * 5 * R1; i++) z[i] = mr__tanhf(z[i]);
+    mr__unary_row(MR__TANH, 1.f, 0.f, z, z, (int64_t)B * 5 * R1);
     for (j = 0; j < 5; j++) mr__st_mm_raw(ctx, B, z + j * R1, 5 * R1, t[3]->data + (size_t)j * d * R1, d, R1, R1, NULL, m5 + j * d, 5 * d);
     for (b = 0; b < B; b++)   /* m5 becomes x5: x_c = x + xx * (maa[c] + m_c) */
         for (j = 0; j < 5; j++)
@@ -6023,14 +5994,14 @@ MR__PRIV void mr__rwkv_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
                 m5[((int64_t)b * 5 + j) * d + i] = x[bd] + xx[bd] * (t[1]->data[j * d + i] + m5[((int64_t)b * 5 + j) * d + i]);
             }
     mr__st_mm(ctx, B, m5, 5 * d, t[5], NULL, wt);
-    for (i = 0; i < (int64_t)B * R2; i++) wt[i] = mr__tanhf(wt[i]);
+    mr__unary_row(MR__TANH, 1.f, 0.f, wt, wt, (int64_t)B * R2);
     mr__st_mm(ctx, B, wt, R2, t[6], NULL, w);
     for (i = 0; i < (int64_t)B * d; i++) w[i] += t[4]->data[i % d];
     mr__st_mm(ctx, B, m5 + d, 5 * d, t[9], NULL, k);
     mr__st_mm(ctx, B, m5 + 2 * d, 5 * d, t[10], NULL, v);
     mr__st_mm(ctx, B, m5 + 3 * d, 5 * d, t[8], NULL, r);
     mr__st_mm(ctx, B, m5 + 4 * d, 5 * d, t[11], NULL, g);
-    for (i = 0; i < (int64_t)B * d; i++) g[i] = g[i] * mr__sigmoidf(g[i]);
+    mr__unary_row(MR__SILU, 1.f, 0.f, g, g, (int64_t)B * d);
     for (b = 0; b < B; b++)
         for (h = 0; h < H; h++) {
             int64_t o = (int64_t)b * d + (int64_t)h * N, cc;
@@ -6097,7 +6068,7 @@ MR__PRIV void mr__cmix_step(mr_ctx *ctx, mr_model *m, int l, const float *x, flo
     }
     memcpy(blk[0].data, x, sizeof(float) * (size_t)n);
     mr__st_mm(ctx, B, xk, d, t[1], NULL, hk);
-    for (i = 0; i < (int64_t)B * H; i++) hk[i] = (float)isgreater(hk[i], 0.f) * hk[i] * hk[i];
+    mr__unary_row(MR__RELU2, 1.f, 0.f, hk, hk, (int64_t)B * H);
     mr__st_mm(ctx, B, hk, H, t[2], NULL, y);
     mr__st_mm(ctx, B, xr, d, t[3], NULL, rr);
     for (i = 0; i < n; i++) y[i] = mr__sigmoidf(rr[i]) * y[i];
@@ -6148,7 +6119,7 @@ MR__PRIV mr_tensor *mr__ffn_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, m
 }
 MR__PRIV void mr__ffn_step(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk) {
     mr_tensor **t = m->layers[l].ffn;
-    int k = m->cfg.ffn[l], H = m->cfg.ffn_hidden, b;
+    int k = m->cfg.ffn[l], H = m->cfg.ffn_hidden;
     float *hb = mr__floats(ctx, (int64_t)B * (k == MR_FFN_SWIGLU ? 2 : 1) * H), *a = hb;
     (void)blk;
     if (!hb) return;
@@ -6157,7 +6128,7 @@ MR__PRIV void mr__ffn_step(mr_ctx *ctx, mr_model *m, int l, const float *x, floa
         if (!(a = mr__floats(ctx, (int64_t)B * H))) return;
         mr__swiglu_rows(ctx, hb, 2 * H, a, B, H);
     } else
-        for (b = 0; b < B; b++) mr__unary_row(k == MR_FFN_RELU2 ? MR__RELU2 : MR__GELU, 1.f, 0.f, hb + (int64_t)b * H, hb + (int64_t)b * H, H);
+        mr__unary_row(k == MR_FFN_RELU2 ? MR__RELU2 : MR__GELU, 1.f, 0.f, hb, hb, (int64_t)B * H);
     mr__st_mm(ctx, B, a, H, t[1], NULL, y);
 }
 /* --- [layer.moe] Mixture-of-Experts: routing, router losses, grouped experts ---

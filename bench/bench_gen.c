@@ -45,7 +45,7 @@ static const bg_model models[] = {
 typedef float bg_v __attribute__((vector_size(64)));
 static double bg_read_gbs(const mr_params *ps, double secs) {
     size_t n = ps->numel / 64 * 64, i;
-    double t0 = bg_now(), t, reps = 0, times[5];
+    double t0, t, times[5];
     volatile float sink;
     int w;
     for (w = 0; w < 5; w++) {
@@ -67,7 +67,6 @@ static double bg_read_gbs(const mr_params *ps, double secs) {
         sink = a[0];
         (void)sink;
         times[w] = (double)n * 4 * nrep / t / 1e9;
-        reps += nrep;
     }
     qsort(times, 5, sizeof times[0], bg_cmp);
     return times[2];

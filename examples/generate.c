@@ -33,18 +33,18 @@ static void usage(void) {
 /* --streams B: the prompt read by every stream (one parallel pass of B rows), then
    B tokens per mr_model_step; stream b samples with its own generator (seed + b) and
    its tokens are printed once all are done */
+/* logits [B, V] and scratch [2 V]: main's buffers */
 static int gen_streams(mr_model *m, const mr_vocab *vocab, const mr_bpe *bpe, mr_ctx *ctx, mr_state *st, const int32_t *pids,
                        size_t n_prompt, const char *prompt, size_t plen, long long length, float temperature, int top_k, float top_p,
-                       unsigned long long seed, int quiet) {
+                       unsigned long long seed, int quiet, float *logits, float *scratch) {
     int B = st->batch, V = m->cfg.vocab_size, b;
     long long i;
-    float *logits = (float *)malloc(sizeof(float) * (size_t)B * (size_t)V), *scratch = (float *)malloc(sizeof(float) * 2 * (size_t)V);
     int32_t *rows = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * (n_prompt < 1024 ? n_prompt : 1024));
     int32_t *toks = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * (size_t)length), *cur = (int32_t *)malloc(sizeof(int32_t) * (size_t)B);
     mr_rng *rng = (mr_rng *)malloc(sizeof(mr_rng) * (size_t)B);
     size_t off = 0;
     double t0 = ex_now(), t1;
-    if (!logits || !scratch || !rows || !toks || !cur || !rng) ex_fail(PROG, "out of memory for the streams");
+    if (!rows || !toks || !cur || !rng) ex_fail(PROG, "out of memory for the streams");
     for (b = 0; b < B; b++) mr_rng_seed(&rng[b], seed + (unsigned long long)b);
     while (off < n_prompt) {   /* the prompt, the same in every row, in pieces of 1024 */
         int n = (int)(n_prompt - off < 1024 ? n_prompt - off : 1024), t;
@@ -81,7 +81,7 @@ static int gen_streams(mr_model *m, const mr_vocab *vocab, const mr_bpe *bpe, mr
         }
         fputc('\n', stdout);
     }
-    free(logits); free(scratch); free(rows); free(toks); free(cur); free(rng);
+    free(rows); free(toks); free(cur); free(rng);
     return fflush(stdout) ? EX_FAIL : EX_OK;
 }
 
@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
     if (!bpe) n_prompt = plen;
     if (streams > 1) {
         int rc = gen_streams(m, &vocab, bpe, ctx, st, pids, n_prompt, prompt, plen, length, (float)temperature, top_k, (float)top_p, seed,
-                             quiet);
+                             quiet, logits, scratch);
         mr_state_free(st); mr_ctx_free(ctx); mr_model_free(m); mr_bpe_free(bpe); mr_vocab_free(&vocab);
         free(pids); free(logits); free(scratch);
         return rc;

@@ -5,6 +5,8 @@
    time from state s2 (no-grad, the context reset between calls; the two
    states should start equal); returns max |parallel - step| over the logits.
    lg_par holds B*T*V floats, lg_step B*V. */
+/* |x - ref| relative to the reference's size, 1 at least: the two paths round differently */
+static double mt_reldiff(double x, double ref) { return fabs(x - ref) / (fabs(ref) > 1 ? fabs(ref) : 1); }
 static double mt_parallel_vs_step(mr_ctx *ctx, mr_model *m, const int32_t *tok, int B, int T, mr_state *s1, mr_state *s2,
                                   float *lg_par, float *lg_step) {
     int V = m->cfg.vocab_size, b, t, i, prev = mr_ctx_set_no_grad(ctx, 1);
@@ -20,8 +22,7 @@ static double mt_parallel_vs_step(mr_ctx *ctx, mr_model *m, const int32_t *tok, 
         MR_CHECK(mr_model_step(ctx, m, step, s2, lg_step) == MR_OK);
         mr_ctx_reset(ctx);
         for (b = 0; b < B; b++) for (i = 0; i < V; i++) {
-            /* to 1e-5 relative to the logit's size (1 at least): the two paths round differently */
-            double ref = lg_par[(b * T + t) * V + i], d = fabs(lg_step[b * V + i] - ref) / (fabs(ref) > 1 ? fabs(ref) : 1);
+            double d = mt_reldiff(lg_step[b * V + i], lg_par[(b * T + t) * V + i]);
             if (d > maxd) maxd = d;
         }
     }

@@ -72,6 +72,22 @@ static mr_model *row_model(const brow *r, int V) {
     return m;
 }
 
+/* max |a - b| over two states' blocks (KV caches: the rows below a's pos, the filled ones) */
+static double state_maxdiff(const mr_state *s1, const mr_state *s2) {
+    double maxs = 0;
+    int i;
+    for (i = 0; i < s1->n_blocks; i++) {
+        const mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
+        int64_t k, inner = 1;
+        int d;
+        for (d = a->time_axis + 1; a->time_axis && d < a->ndim; d++) inner *= a->shape[d];
+        for (k = 0; k < a->n; k++) {
+            if (a->time_axis && (k / inner) % a->shape[a->time_axis] >= s1->pos) continue;
+            if (fabs(a->data[k] - c->data[k]) > maxs) maxs = fabs(a->data[k] - c->data[k]);
+        }
+    }
+    return maxs;
+}
 static void test_parallel_vs_step(void) {
     enum { B = 2, T = 11, V = 13 };
     int r, warm;
@@ -99,16 +115,7 @@ static void test_parallel_vs_step(void) {
            moves between 1e-6 and 1.2e-5 with the compiler's inlining alone) */
         MR_CHECK_MSG(maxd < 2e-5, "%s warm=%d: max |parallel - step| = %g", rows[r].name, warm, maxd);
         MR_CHECK(s1->pos == s2->pos && s1->pos == (warm ? 5 : 0) + T);
-        for (i = 0; i < s1->n_blocks; i++) {   /* the final states agree (KV caches: the filled rows) */
-            mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
-            int64_t k, inner = 1;
-            int d;
-            for (d = a->time_axis + 1; a->time_axis && d < a->ndim; d++) inner *= a->shape[d];
-            for (k = 0; k < a->n; k++) {
-                if (a->time_axis && (k / inner) % a->shape[a->time_axis] >= s1->pos) continue;
-                if (fabs(a->data[k] - c->data[k]) > maxs) maxs = fabs(a->data[k] - c->data[k]);
-            }
-        }
+        maxs = state_maxdiff(s1, s2);   /* the final states agree */
         MR_CHECK_MSG(maxs < 1e-5, "%s warm=%d: states differ by %g", rows[r].name, warm, maxs);
         mr_state_free(s1); mr_state_free(s2);
         mr_model_free(m);
@@ -359,7 +366,6 @@ static void test_kv_cache_greedy_300(void) {
     mr_model_free(m);
 }
 
-static int argmaxf(const float *x, int n) { int i, b = 0; for (i = 1; i < n; i++) if (x[i] > x[b]) b = i; return b; }
 /* The step path (mr_model_step: every block's step, no tape) against the
    general one (mr_model_forward with T = 1: the tape's ops) for every row:
    1,000 greedy tokens from each are the same, every logit agrees to 1e-5
@@ -390,20 +396,13 @@ static void test_step_vs_general(void) {
             mr_ctx_reset(ctx);
             MR_CHECK(mr_model_step(ctx, m, &t2, s2, lg2) == MR_OK);
             mr_ctx_reset(ctx);
-            for (j = 0; j < V; j++) {
-                double d = fabs(lg1[j] - lg2[j]) / (fabs(lg1[j]) > 1 ? fabs(lg1[j]) : 1);
-                if (d > maxd) maxd = d;
-            }
-            t1 = argmaxf(lg1, V); t2 = argmaxf(lg2, V);
+            for (j = 0; j < V; j++) if (mt_reldiff(lg2[j], lg1[j]) > maxd) maxd = mt_reldiff(lg2[j], lg1[j]);
+            t1 = argmax(lg1, V); t2 = argmax(lg2, V);
             same = t1 == t2;
         }
         MR_CHECK_MSG(same && i == N, "%s: the greedy tokens part at token %d", row->name, i);
         MR_CHECK_MSG(maxd < 1e-5, "%s: logits of the two steps differ by %g", row->name, maxd);
-        for (i = 0; i < s1->n_blocks; i++) {
-            mr_state_block *a = &s1->blocks[i], *c = &s2->blocks[i];
-            int64_t k;
-            for (k = 0; k < a->n; k++) if (fabs(a->data[k] - c->data[k]) > maxs) maxs = fabs(a->data[k] - c->data[k]);
-        }
+        maxs = state_maxdiff(s1, s2);
         MR_CHECK_MSG(maxs < 1e-5 && s1->pos == N && s2->pos == N, "%s: states differ by %g", row->name, maxs);
         mr_state_free(s1); mr_state_free(s2);
         mr_model_free(m);
@@ -434,10 +433,7 @@ static void test_batched_step(void) {
             for (b = 0; b < B; b++) {
                 MR_CHECK(mr_model_step(ctx, m, &tok[b], s1[b], lg1) == MR_OK);
                 mr_ctx_reset(ctx);
-                for (j = 0; j < V; j++) {
-                    double d = fabs(lg1[j] - lgb[b * V + j]) / (fabs(lg1[j]) > 1 ? fabs(lg1[j]) : 1);
-                    if (d > maxd) maxd = d;
-                }
+                for (j = 0; j < V; j++) if (mt_reldiff(lgb[b * V + j], lg1[j]) > maxd) maxd = mt_reldiff(lgb[b * V + j], lg1[j]);
             }
         }
         MR_CHECK_MSG(maxd < 1e-5, "%s B=%d: batched vs single streams %g", rows[r].name, B, maxd);
