@@ -594,6 +594,11 @@ typedef struct mr_model {
        the load balance (1 when balanced), the router z-loss, and per routed
        expert the fraction of the routed slots it got. */
     struct { int64_t calls; double balance, zloss, load[MR_MOE_MAX_EXPERTS]; } moe;
+    /* int8 weights (mr_model_quantize, or a checkpoint holding them): NULL for a
+       float model, else one entry per tensor of ps, q NULL where it is float. */
+    struct mr_q8 *q8;
+    void *q8_mem;          /* the allocation holding q8 and every int8 row */
+    size_t q8_bytes;
 } mr_model;
 
 /* Creates a model with zeroed weights (mr_model_init_weights fills them). */
@@ -607,6 +612,36 @@ MRDEF int64_t mr_model_cfg_active_param_count(const mr_model_cfg *cfg);
 /* The auxiliary (router) loss of the last mr_model_forward if it had train = 1,
    else NULL (also without MoE layers): add it to the loss before mr_backward. */
 MRDEF mr_tensor *mr_model_aux_loss(const mr_model *m);
+
+/* int8 weights. mr_model_quantize makes each chosen matrix [rows, cols]
+   per-row symmetric int8: scale_r = max_k |w_rk| / 127, q_rk = round(w_rk /
+   scale_r) in [-127, 127], and the float tensor then holds q_rk scale_r (the
+   dequantized weights), which mr_model_forward, the evaluations, MoE experts
+   and the exports use. mr_model_step multiplies int8 by int8 instead: each
+   input row x of a product is quantized the same way (one scale, max |x| /
+   127), the integer dot products are exact (AVX-512 VNNI where the compiler
+   targets it, plain C elsewhere; the same bits either way) and are scaled by
+   scale_r scale_x. Chosen: every matrix a product reads (the blocks'
+   projections, the conv's pointwise matrix, the LoRAs, the MoE router and
+   experts), not the elementwise ones (conv taps, the RWKV token-shift mixes,
+   the position table); the embedding (and so a tied head) with
+   MR_Q8_EMBEDDING, an untied head with MR_Q8_HEAD. Matrices of more than
+   65536 columns stay float. A quantized model cannot be trained
+   (mr_train_apply refuses it); mr_ckpt_save writes its int8 tensors as
+   dtype 1 (docs/FORMAT.md), about a quarter of the float file. */
+#define MR_Q8_EMBEDDING 1
+#define MR_Q8_HEAD 2
+#define MR_Q8_ALL (MR_Q8_EMBEDDING | MR_Q8_HEAD)
+typedef struct mr_q8 {
+    int8_t *q;                /* rows x ld: each row's cols values, then zeros */
+    float *scale;             /* [rows] */
+    int32_t *corr;            /* [rows]: 128 sum_k q_rk, for VNNI's unsigned x signed products */
+    int64_t rows, cols, ld;   /* ld: cols rounded up to a multiple of 64 */
+} mr_q8;
+MRDEF mr_status mr_model_quantize(mr_model *m, int flags, mr_error *err);
+MRDEF int mr_model_n_quantized(const mr_model *m);      /* int8 tensors; 0: a float model */
+/* The bytes of weights a step reads: rows and scales of the int8 tensors, 4 per float weight. */
+MRDEF size_t mr_model_weight_bytes(const mr_model *m);
 
 /* The state of a batch of streams between calls: a list of named blocks.
    Per layer: the scan state h [B, d_inner] (GRU [B, d]) of a recurrent
@@ -797,6 +832,11 @@ MRDEF void mr_grad_fixed_get(float *out, const int64_t *acc, size_t n, int e, do
    reset between passes and at the end (on failure it keeps the error). */
 MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss);
 MRDEF mr_status mr_eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int T, double *loss);
+/* The same through the step path (mr_model_step, token by token, one stream;
+   int8 products for a quantized model): what generation computes. Starts
+   afresh where the model's context ends; the context is reset after every
+   step (on failure it keeps the error). */
+MRDEF mr_status mr_eval_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, double *loss);
 
 /* ======================================================================== */
 /* [bpe] byte-level BPE tokenizer (Hugging Face tokenizer.json)             */
@@ -4262,6 +4302,108 @@ MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const flo
     }
 }
 
+/* --- int8 matrix-vector products (the step path of a quantized model) ----- */
+/* The input row x [K] becomes u8 xu [ld] = round(x / sx) + 128 with sx =
+   max |x| / 127 (zeros past K: the value 128 is 0 after the shift), returning
+   sx (0 for an all-zero row; NaN, with xu all 128, when x holds an infinity or
+   a NaN, so the products come out NaN as the float path's would). */
+MR__PRIV float mr__q8_act(const float *x, int K, int ld, uint8_t *xu) {
+    float amax = 0.f, inv;
+    int k, bad = 0;
+    for (k = 0; k < K; k++) {
+        float a = fabsf(x[k]);
+        if (!(a <= FLT_MAX)) bad = 1;
+        else if (a > amax) amax = a;
+    }
+    if (bad || amax == 0.f) { memset(xu, 128, (size_t)ld); return bad ? NAN : 0.f; }
+    inv = 127.f / amax;
+    for (k = 0; k < K; k++) {
+        float v = x[k] * inv;
+        int qv = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
+        qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
+        xu[k] = (uint8_t)(qv + 128);
+    }
+    if (ld > K) memset(xu + K, 128, (size_t)(ld - K));
+    return amax / 127.f;
+}
+/* y[r] = (sum_k xu[k] q[r, k] - corr[r]) * (scale[r] * sx) for r < N: the sum
+   is exact in int32 (|q| <= 128, xu <= 255, ld <= 65536), so every path gives
+   the same bits. */
+MR__INL float mr__q8_out(int32_t s, int32_t corr, float scale, float sx) { return (float)(s - corr) * (scale * sx); }
+#if MR__X86_SIMD && defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define MR__Q8_VNNI 1
+#define MR__I2F(v) _mm512_castsi512_ps(v)
+#define MR__F2I(v) _mm512_castps_si512(v)
+/* lane r = the sum of v[r]'s lanes, r < 16: mr__gv_fold16's transpose in integers */
+MR__INL __m512i mr__q8_fold16(const __m512i *v) {
+    __m512i t[8], u[4], w[2], z;
+    int i;
+    for (i = 0; i < 8; i++)
+        t[i] = _mm512_add_epi32(MR__F2I(MR__SHF4(MR__I2F(v[2 * i]), MR__I2F(v[2 * i + 1]), 0x44)),
+                                MR__F2I(MR__SHF4(MR__I2F(v[2 * i]), MR__I2F(v[2 * i + 1]), 0xEE)));
+    for (i = 0; i < 4; i++)
+        u[i] = _mm512_add_epi32(MR__F2I(MR__SHF4(MR__I2F(t[2 * i]), MR__I2F(t[2 * i + 1]), 0x88)),
+                                MR__F2I(MR__SHF4(MR__I2F(t[2 * i]), MR__I2F(t[2 * i + 1]), 0xDD)));
+    for (i = 0; i < 2; i++)
+        w[i] = _mm512_add_epi32(MR__F2I(MR__SHF(MR__I2F(u[2 * i]), MR__I2F(u[2 * i + 1]), 0x44)),
+                                MR__F2I(MR__SHF(MR__I2F(u[2 * i]), MR__I2F(u[2 * i + 1]), 0xEE)));
+    z = _mm512_add_epi32(MR__F2I(MR__SHF(MR__I2F(w[0]), MR__I2F(w[1]), 0x88)), MR__F2I(MR__SHF(MR__I2F(w[0]), MR__I2F(w[1]), 0xDD)));
+    return _mm512_maskz_permutexvar_epi32((__mmask16)0xFFFF, _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+}
+MR__PRIV void mr__q8_gemv(int N, int ld, const int8_t *Q, const int32_t *corr, const float *scale, const uint8_t *xu, float sx, float *y) {
+    int n = 0, k0, r;
+    for (; n + 16 <= N; n += 16) {
+        __m512i acc[16], s;
+        __m512 f;
+        const int8_t *q0 = Q + (size_t)n * ld;
+        for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
+        for (k0 = 0; k0 + 256 <= ld; k0 += 256) {   /* 256 inputs in 4 registers, each row's 256 bytes in order */
+            const __m512i x0 = _mm512_loadu_si512((const void *)(xu + k0)), x1 = _mm512_loadu_si512((const void *)(xu + k0 + 64));
+            const __m512i x2 = _mm512_loadu_si512((const void *)(xu + k0 + 128)), x3 = _mm512_loadu_si512((const void *)(xu + k0 + 192));
+            for (r = 0; r < 16; r++) {
+                const int8_t *qr = q0 + (size_t)r * ld + k0;
+                __m512i a = acc[r];
+                a = _mm512_dpbusd_epi32(a, x0, _mm512_loadu_si512((const void *)qr));
+                a = _mm512_dpbusd_epi32(a, x1, _mm512_loadu_si512((const void *)(qr + 64)));
+                a = _mm512_dpbusd_epi32(a, x2, _mm512_loadu_si512((const void *)(qr + 128)));
+                acc[r] = _mm512_dpbusd_epi32(a, x3, _mm512_loadu_si512((const void *)(qr + 192)));
+            }
+        }
+        for (; k0 < ld; k0 += 64) {
+            const __m512i xv = _mm512_loadu_si512((const void *)(xu + k0));
+            for (r = 0; r < 16; r++) acc[r] = _mm512_dpbusd_epi32(acc[r], xv, _mm512_loadu_si512((const void *)(q0 + (size_t)r * ld + k0)));
+        }
+        s = _mm512_sub_epi32(mr__q8_fold16(acc), _mm512_loadu_si512((const void *)(corr + n)));
+        f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps((__mmask16)0xFFFF, s), _mm512_mul_ps(_mm512_loadu_ps(scale + n), _mm512_set1_ps(sx)));
+        _mm512_storeu_ps(y + n, f);
+    }
+    for (; n < N; n++) {
+        const int8_t *qr = Q + (size_t)n * ld;
+        __m512i a = _mm512_setzero_si512();
+        for (k0 = 0; k0 < ld; k0 += 64) a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512((const void *)(xu + k0)), _mm512_loadu_si512((const void *)(qr + k0)));
+        int32_t l[16], s1 = 0;
+        _mm512_storeu_si512((void *)l, a);
+        for (r = 0; r < 16; r++) s1 += l[r];
+        y[n] = mr__q8_out(s1, corr[n], scale[n], sx);
+    }
+}
+#else
+#define MR__Q8_VNNI 0
+#endif
+/* the portable product (the reference the VNNI kernel is tested against) */
+MR__PRIV void mr__q8_gemv_c(int N, int ld, const int8_t *Q, const int32_t *corr, const float *scale, const uint8_t *xu, float sx, float *y) {
+    int n, k;
+    for (n = 0; n < N; n++) {
+        const int8_t *qr = Q + (size_t)n * ld;
+        int32_t s = 0;
+        for (k = 0; k < ld; k++) s += (int32_t)xu[k] * (int32_t)qr[k];
+        y[n] = mr__q8_out(s, corr[n], scale[n], sx);
+    }
+}
+#if !MR__Q8_VNNI
+#define mr__q8_gemv mr__q8_gemv_c
+#endif
+
 MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M < 0 || N < 0 || K < 0 || !C || (K > 0 && (!A || !B)))
@@ -4412,18 +4554,169 @@ MR__PRIV void mr__keep_last(mr_state_block *blk, const mr_tensor *h) {
     for (b = 0; b < B; b++) memcpy(blk->data + b * di, h->data + (b * T + T - 1) * h->row_stride, sizeof(float) * (size_t)di);
 }
 MR__PRIV mr_status mr__check_none(const mr_model_cfg *c, int l, mr_error *err) { (void)c; (void)l; (void)err; return MR_OK; }
-/* The step path's matrix product: y [B, N] = x [B, K] w^T (+ bias [N]) for a
-   weight w [N, K] (rows, ldw floats apart): mr_gemm's matrix-vector path for
-   B <= 16 (w read once for all the streams), the packed GEMM above. */
-MR__PRIV void mr__st_mm_raw(mr_ctx *ctx, int B, const float *x, int ldx, const float *w, int N, int K, int ldw, const float *bias, float *y,
-                            int ldy) {
-    int b, n;
-    mr_gemm(ctx, 0, 1, B, N, K, 1.f, x, ldx, w, ldw, 0.f, y, ldy);
+/* --- [model.int8] int8 weights: the quantizer and the step's products ----- */
+#define MR__MAX_PARAMS (16 * MR_MAX_LAYERS + 8)
+/* m->q8 (ps->n entries, q NULL for a float tensor) and every int8 row, scale
+   and correction live in one allocation of the model's allocator. */
+MR__PRIV const mr_q8 *mr__q8_of(const mr_model *m, const float *data) {
+    const mr_params *ps = m->ps;
+    size_t off;
+    int lo = 0, hi = ps->n - 1;
+    if (!m->q8 || data < ps->data || data >= ps->data + ps->numel) return NULL;
+    off = (size_t)(data - ps->data);
+    while (lo <= hi) {   /* the offsets rise with the index */
+        int mid = lo + (hi - lo) / 2;
+        if (ps->offset[mid] == off) return m->q8[mid].q ? &m->q8[mid] : NULL;
+        if (ps->offset[mid] < off) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+MR__PRIV int mr__ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !memcmp(s + a - b, suf, b);
+}
+/* may tensor i be int8 at all (two or more dims, at most 65536 columns)? */
+MR__PRIV int mr__q8_allowed(const mr_tensor *t) { return t->ndim >= 2 && mr_tensor_cols(t) <= 65536 && mr_tensor_rows(t) <= INT32_MAX; }
+/* does mr_model_quantize choose it: the matrices products read, not the elementwise ones */
+MR__PRIV int mr__q8_chosen(const mr_model *m, int i, int flags) {
+    const mr_tensor *t = m->ps->t[i];
+    if (!mr__q8_allowed(t) || t == m->pos) return 0;
+    if (t == m->emb) return (flags & MR_Q8_EMBEDDING) != 0;
+    if (t == m->head) return (flags & MR_Q8_HEAD) != 0;
+    return !mr__ends_with(t->name, ".conv.weight") && !mr__ends_with(t->name, ".tmix.maa") && !mr__ends_with(t->name, ".cmix.maa");
+}
+MR__PRIV size_t mr__a64(size_t n) { return (n + 63) & ~(size_t)63; }
+MR__PRIV void mr__q8_drop(mr_model *m) {
+    if (!m->q8) return;
+    mr__free(&m->ps->alloc, m->q8_mem);
+    m->q8 = NULL; m->q8_mem = NULL; m->q8_bytes = 0;
+}
+/* lays out m->q8 for the tensors with which[i] != 0 (rows zeroed) */
+MR__PRIV mr_status mr__q8_alloc(mr_model *m, const uint8_t *which, mr_error *err) {
+    const mr_params *ps = m->ps;
+    size_t total = mr__a64(sizeof(mr_q8) * (size_t)ps->n) + 64, data = 0;
+    uint8_t *p;
+    int i;
+    for (i = 0; i < ps->n; i++)
+        if (which[i]) {
+            size_t rows = (size_t)mr_tensor_rows(ps->t[i]), ld = mr__a64((size_t)mr_tensor_cols(ps->t[i]));
+            data += mr__a64(rows * ld) + 2 * mr__a64(rows * 4);
+        }
+    if (!data) return MR_OK;
+    total += data;
+    m->q8_mem = mr__calloc(&m->ps->alloc, total);
+    if (!m->q8_mem) return mr__seterr(err, MR_ERR_NOMEM, "out of memory for the int8 weights (%zu bytes)", total);
+    p = (uint8_t *)(((uintptr_t)m->q8_mem + 63) & ~(uintptr_t)63);
+    m->q8 = (mr_q8 *)(void *)p;
+    p += mr__a64(sizeof(mr_q8) * (size_t)ps->n);
+    for (i = 0; i < ps->n; i++) {
+        mr_q8 *e = &m->q8[i];
+        if (!which[i]) continue;
+        e->rows = mr_tensor_rows(ps->t[i]); e->cols = mr_tensor_cols(ps->t[i]); e->ld = (int64_t)mr__a64((size_t)e->cols);
+        e->q = (int8_t *)(void *)p; p += mr__a64((size_t)(e->rows * e->ld));
+        e->scale = (float *)(void *)p; p += mr__a64((size_t)e->rows * 4);
+        e->corr = (int32_t *)(void *)p; p += mr__a64((size_t)e->rows * 4);
+    }
+    m->q8_bytes = data;
+    return MR_OK;
+}
+/* after e->q and e->scale are set: the corrections, and the float tensor's
+   values become the dequantized weights */
+MR__PRIV void mr__q8_finish(mr_model *m, int i) {
+    mr_q8 *e = &m->q8[i];
+    mr_tensor *t = m->ps->t[i];
+    int64_t r, k;
+    for (r = 0; r < e->rows; r++) {
+        const int8_t *q = e->q + r * e->ld;
+        float *w = t->data + r * t->row_stride;
+        int32_t s = 0;
+        for (k = 0; k < e->cols; k++) { s += q[k]; w[k] = (float)q[k] * e->scale[r]; }
+        e->corr[r] = 128 * s;
+    }
+}
+MRDEF mr_status mr_model_quantize(mr_model *m, int flags, mr_error *err) {
+    uint8_t which[MR__MAX_PARAMS];
+    mr_status s;
+    int i, any = 0;
+    if (!m) return mr__seterr(err, MR_ERR_ARG, "mr_model_quantize: NULL model");
+    if (m->q8) return mr__seterr(err, MR_ERR_ARG, "mr_model_quantize: the model's weights are int8 already");
+    if (m->ps->n > MR__MAX_PARAMS) return mr__seterr(err, MR_ERR_ARG, "mr_model_quantize: too many tensors");
+    for (i = 0; i < m->ps->n; i++) any |= which[i] = (uint8_t)mr__q8_chosen(m, i, flags);
+    if (!any) return mr__seterr(err, MR_ERR_ARG, "mr_model_quantize: no tensor to quantize");
+    if ((s = mr__q8_alloc(m, which, err)) != MR_OK) return s;
+    for (i = 0; i < m->ps->n; i++) {
+        mr_q8 *e = &m->q8[i];
+        const mr_tensor *t = m->ps->t[i];
+        int64_t r, k;
+        if (!e->q) continue;
+        for (r = 0; r < e->rows; r++) {
+            const float *w = t->data + r * t->row_stride;
+            int8_t *q = e->q + r * e->ld;
+            float amax = 0.f, inv;
+            for (k = 0; k < e->cols; k++) {
+                float a = fabsf(w[k]);
+                if (!(a <= FLT_MAX)) { mr__q8_drop(m); return mr__seterr(err, MR_ERR_RANGE, "mr_model_quantize: '%s' holds a weight that is not finite", t->name); }
+                if (a > amax) amax = a;
+            }
+            e->scale[r] = amax / 127.f;
+            inv = amax > 0.f ? 127.f / amax : 0.f;
+            for (k = 0; k < e->cols; k++) {
+                float v = w[k] * inv;
+                int qv = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
+                q[k] = (int8_t)(qv > 127 ? 127 : qv < -127 ? -127 : qv);
+            }
+        }
+        mr__q8_finish(m, i);
+    }
+    return MR_OK;
+}
+MRDEF int mr_model_n_quantized(const mr_model *m) {
+    int i, n = 0;
+    if (!m || !m->q8) return 0;
+    for (i = 0; i < m->ps->n; i++) n += m->q8[i].q != NULL;
+    return n;
+}
+MRDEF size_t mr_model_weight_bytes(const mr_model *m) {
+    size_t n = 0;
+    int i;
+    if (!m) return 0;
+    for (i = 0; i < m->ps->n; i++) {
+        const mr_q8 *e = m->q8 && m->q8[i].q ? &m->q8[i] : NULL;
+        n += e ? (size_t)(e->rows * e->cols) + 4 * (size_t)e->rows : 4 * (size_t)mr_tensor_numel(m->ps->t[i]);
+    }
+    return n;
+}
+
+/* The step path's matrix product: y [B, N] (ldy) = x [B, K] (ldx) times rows
+   row0 .. row0+N-1 of w [rows, K], transposed (+ bias [N]). A float w: mr_gemm's
+   matrix-vector path for B <= 16 (w read once for all the streams), the packed
+   GEMM above. An int8 w: each x row quantized (mr__q8_act), then per block of
+   about 32 KB of w's rows every stream's products (mr__q8_gemv), so w is read
+   from memory once whatever B is. */
+MR__PRIV void mr__st_mm_rows(mr_ctx *ctx, const mr_model *m, int B, const float *x, int ldx, const mr_tensor *w, int64_t row0, int N,
+                             const float *bias, float *y, int ldy) {
+    const mr_q8 *q = mr__q8_of(m, w->data);
+    int K = (int)mr_tensor_cols(w), b, n;
+    if (!q) mr_gemm(ctx, 0, 1, B, N, K, 1.f, x, ldx, w->data + row0 * w->row_stride, (int)w->row_stride, 0.f, y, ldy);
+    else {
+        int ld = (int)q->ld, nb = ld > 2048 ? 16 : 32768 / ld / 16 * 16, n0;
+        uint8_t *xu = (uint8_t *)mr_ctx_alloc(ctx, (size_t)B * (size_t)ld);
+        float *sx = mr__floats(ctx, B);
+        if (!xu || !sx) return;
+        for (b = 0; b < B; b++) sx[b] = mr__q8_act(x + (size_t)b * ldx, K, ld, xu + (size_t)b * ld);
+        for (n0 = 0; n0 < N; n0 += nb) {
+            int nn = N - n0 < nb ? N - n0 : nb;
+            int64_t r = row0 + n0;
+            for (b = 0; b < B; b++)
+                mr__q8_gemv(nn, ld, q->q + r * ld, q->corr + r, q->scale + r, xu + (size_t)b * ld, sx[b], y + (size_t)b * ldy + n0);
+        }
+    }
     if (bias) for (b = 0; b < B; b++) for (n = 0; n < N; n++) y[(size_t)b * ldy + n] += bias[n];
 }
-MR__PRIV void mr__st_mm(mr_ctx *ctx, int B, const float *x, int ldx, const mr_tensor *w, const mr_tensor *bias, float *y) {
-    int N = (int)w->shape[0], K = (int)mr_tensor_cols(w);
-    mr__st_mm_raw(ctx, B, x, ldx, w->data, N, K, (int)w->row_stride, bias ? bias->data : NULL, y, N);
+MR__PRIV void mr__st_mm(mr_ctx *ctx, const mr_model *m, int B, const float *x, int ldx, const mr_tensor *w, const mr_tensor *bias, float *y) {
+    int N = (int)mr_tensor_rows(w);
+    mr__st_mm_rows(ctx, m, B, x, ldx, w, 0, N, bias ? bias->data : NULL, y, N);
 }
 /* RMSNorm of B rows of d */
 MR__PRIV void mr__st_rms(const float *x, const mr_tensor *w, float eps, int B, int64_t d, float *y) {
@@ -4789,7 +5082,7 @@ MR__PRIV void mr__minrnn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tens
     float *pre = mr__floats(ctx, B * G * di);
     (void)l; (void)pos;
     if (!pre) return;
-    mr__st_mm(ctx, B, x, (int)d, t[0], NULL, pre);
+    mr__st_mm(ctx, m, B, x, (int)d, t[0], NULL, pre);
     for (b = 0; b < B; b++) {
         const float *p = pre + b * G * di;
         float *h = blk[0].data + b * di;
@@ -4804,7 +5097,7 @@ MR__PRIV void mr__minrnn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tens
                 h[c] = f / s * h[c] + i / s * mr__g(p[2 * di + c]);
             }
     }
-    if (t[1]) mr__st_mm(ctx, B, blk[0].data, (int)di, t[1], NULL, y);
+    if (t[1]) mr__st_mm(ctx, m, B, blk[0].data, (int)di, t[1], NULL, y);
     else memcpy(y, blk[0].data, sizeof(float) * (size_t)(B * d));
 }
 
@@ -4967,12 +5260,12 @@ MR__PRIV void mr__gru_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor 
     float *xp = mr__floats(ctx, B * 3 * D), *hp3 = mr__floats(ctx, B * 3 * D), *hn = blk[0].data, eps = c->gru_hidden_norm ? c->norm_eps : 0.f;
     (void)l; (void)kind; (void)pos;
     if (!xp || !hp3) return;
-    mr__st_mm(ctx, B, x, (int)D, t[0], t[1], xp);
+    mr__st_mm(ctx, m, B, x, (int)D, t[0], t[1], xp);
     if (eps > 0.f) {   /* U reads the RMS-normalized h_{t-1} */
         if (!(hn = mr__floats(ctx, B * D))) return;
         for (b = 0; b < B; b++) mr__rms_row(blk[0].data + b * D, NULL, eps, D, hn + b * D);
     }
-    mr__st_mm(ctx, B, hn, (int)D, t[2], NULL, hp3);
+    mr__st_mm(ctx, m, B, hn, (int)D, t[2], NULL, hp3);
     for (b = 0; b < B; b++) {
         const float *x3 = xp + b * 3 * D, *h3 = hp3 + b * 3 * D;
         float *h = blk[0].data + b * D;
@@ -5422,7 +5715,7 @@ MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
     memset(&p, 0, sizeof p);
     p.B = B; p.T = 1; p.H = H; p.KV = KV; p.hd = hd; p.cached = 1; p.pos0 = pos; p.scale = 1.0f / sqrtf((float)hd);
     p.q = q; p.k = blk[0].data; p.v = blk[1].data; p.kld = L; p.khs = L * hd; p.kbs = p.khs * KV;
-    mr__st_mm(ctx, B, x, c->dim, t[0], NULL, qkv);
+    mr__st_mm(ctx, m, B, x, c->dim, t[0], NULL, qkv);
     for (b = 0; b < B; b++) mr__attn_place(&p, qkv + (int64_t)b * W, cs, b, pos, q + (int64_t)b * H * hd);
     /* one query row per (stream, head): on the context's threads once the rows are many and long
        (each row is computed alone, so the result does not depend on the thread count) */
@@ -5437,7 +5730,7 @@ MR__PRIV void mr__attn_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
             float lse;
             mr__attn_fwd_row(&p, u / H, u % H, 0, sc, 0, o + (int64_t)u * hd, &lse);
         }
-    mr__st_mm(ctx, B, o, H * hd, t[1], NULL, y);
+    mr__st_mm(ctx, m, B, o, H * hd, t[1], NULL, y);
 }
 
 /* --- [layer.rwkv] RWKV-6 time mixing (the wkv kernel) and channel mixing -- */
@@ -5984,23 +6277,23 @@ MR__PRIV void mr__rwkv_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
         xx[i] = blk[0].data[i] - x[i];
         xxx[i] = x[i] + xx[i] * t[0]->data[i % d];
     }
-    mr__st_mm(ctx, B, xxx, d, t[2], NULL, z);
+    mr__st_mm(ctx, m, B, xxx, d, t[2], NULL, z);
     mr__unary_row(MR__TANH, 1.f, 0.f, z, z, (int64_t)B * 5 * R1);
-    for (j = 0; j < 5; j++) mr__st_mm_raw(ctx, B, z + j * R1, 5 * R1, t[3]->data + (size_t)j * d * R1, d, R1, R1, NULL, m5 + j * d, 5 * d);
+    for (j = 0; j < 5; j++) mr__st_mm_rows(ctx, m, B, z + j * R1, 5 * R1, t[3], (int64_t)j * d, d, NULL, m5 + j * d, 5 * d);
     for (b = 0; b < B; b++)   /* m5 becomes x5: x_c = x + xx * (maa[c] + m_c) */
         for (j = 0; j < 5; j++)
             for (i = 0; i < d; i++) {
                 bd = (int64_t)b * d + i;
                 m5[((int64_t)b * 5 + j) * d + i] = x[bd] + xx[bd] * (t[1]->data[j * d + i] + m5[((int64_t)b * 5 + j) * d + i]);
             }
-    mr__st_mm(ctx, B, m5, 5 * d, t[5], NULL, wt);
+    mr__st_mm(ctx, m, B, m5, 5 * d, t[5], NULL, wt);
     mr__unary_row(MR__TANH, 1.f, 0.f, wt, wt, (int64_t)B * R2);
-    mr__st_mm(ctx, B, wt, R2, t[6], NULL, w);
+    mr__st_mm(ctx, m, B, wt, R2, t[6], NULL, w);
     for (i = 0; i < (int64_t)B * d; i++) w[i] += t[4]->data[i % d];
-    mr__st_mm(ctx, B, m5 + d, 5 * d, t[9], NULL, k);
-    mr__st_mm(ctx, B, m5 + 2 * d, 5 * d, t[10], NULL, v);
-    mr__st_mm(ctx, B, m5 + 3 * d, 5 * d, t[8], NULL, r);
-    mr__st_mm(ctx, B, m5 + 4 * d, 5 * d, t[11], NULL, g);
+    mr__st_mm(ctx, m, B, m5 + d, 5 * d, t[9], NULL, k);
+    mr__st_mm(ctx, m, B, m5 + 2 * d, 5 * d, t[10], NULL, v);
+    mr__st_mm(ctx, m, B, m5 + 3 * d, 5 * d, t[8], NULL, r);
+    mr__st_mm(ctx, m, B, m5 + 4 * d, 5 * d, t[11], NULL, g);
     mr__unary_row(MR__SILU, 1.f, 0.f, g, g, (int64_t)B * d);
     for (b = 0; b < B; b++)
         for (h = 0; h < H; h++) {
@@ -6017,7 +6310,7 @@ MR__PRIV void mr__rwkv_step(mr_ctx *ctx, mr_model *m, int l, int kind, mr_tensor
                 yh[cc] = ((yh[cc] - mean) * rs * t[13]->data[h * N + cc] + t[14]->data[h * N + cc]) * g[o + cc];
         }
     memcpy(blk[0].data, x, sizeof(float) * (size_t)B * (size_t)d);
-    mr__st_mm(ctx, B, yb, d, t[12], NULL, y);
+    mr__st_mm(ctx, m, B, yb, d, t[12], NULL, y);
 }
 
 /* the channel-mix FFN ("rwkv-cmix"), H = ffn_hidden:
@@ -6067,10 +6360,10 @@ MR__PRIV void mr__cmix_step(mr_ctx *ctx, mr_model *m, int l, const float *x, flo
         xr[i] = x[i] + xx * t[0]->data[d + i % d];
     }
     memcpy(blk[0].data, x, sizeof(float) * (size_t)n);
-    mr__st_mm(ctx, B, xk, d, t[1], NULL, hk);
+    mr__st_mm(ctx, m, B, xk, d, t[1], NULL, hk);
     mr__unary_row(MR__RELU2, 1.f, 0.f, hk, hk, (int64_t)B * H);
-    mr__st_mm(ctx, B, hk, H, t[2], NULL, y);
-    mr__st_mm(ctx, B, xr, d, t[3], NULL, rr);
+    mr__st_mm(ctx, m, B, hk, H, t[2], NULL, y);
+    mr__st_mm(ctx, m, B, xr, d, t[3], NULL, rr);
     for (i = 0; i < n; i++) y[i] = mr__sigmoidf(rr[i]) * y[i];
 }
 
@@ -6123,13 +6416,13 @@ MR__PRIV void mr__ffn_step(mr_ctx *ctx, mr_model *m, int l, const float *x, floa
     float *hb = mr__floats(ctx, (int64_t)B * (k == MR_FFN_SWIGLU ? 2 : 1) * H), *a = hb;
     (void)blk;
     if (!hb) return;
-    mr__st_mm(ctx, B, x, m->cfg.dim, t[0], NULL, hb);
+    mr__st_mm(ctx, m, B, x, m->cfg.dim, t[0], NULL, hb);
     if (k == MR_FFN_SWIGLU) {
         if (!(a = mr__floats(ctx, (int64_t)B * H))) return;
         mr__swiglu_rows(ctx, hb, 2 * H, a, B, H);
     } else
         mr__unary_row(k == MR_FFN_RELU2 ? MR__RELU2 : MR__GELU, 1.f, 0.f, hb, hb, (int64_t)B * H);
-    mr__st_mm(ctx, B, a, H, t[1], NULL, y);
+    mr__st_mm(ctx, m, B, a, H, t[1], NULL, y);
 }
 /* --- [layer.moe] Mixture-of-Experts: routing, router losses, grouped experts ---
    A router's logits [N, R] over R routed experts; mr_moe_route picks each
@@ -6713,6 +7006,7 @@ MRDEF mr_status mr_model_new(mr_model **out, const mr_model_cfg *cfg, const mr_a
 MRDEF void mr_model_free(mr_model *m) {
     mr_allocator a;
     if (!m) return;
+    if (m->ps) mr__q8_drop(m);
     if (m->ps) { a = m->ps->alloc; mr_params_free(m->ps); }
     else memset(&a, 0, sizeof a);
     mr__free((a.alloc || a.free) ? &a : NULL, m);
@@ -6721,6 +7015,7 @@ MRDEF void mr_model_init_weights(mr_model *m, mr_rng *rng) {
     const mr_model_cfg *c = &m->cfg;
     float sd = mr__init_sd(c);
     int l;
+    mr__q8_drop(m);   /* new float weights */
     /* tied: 0.1 at d = 128, so the logits start near uniform whatever the width */
     mr_params_init_normal(m->ps, m->emb, c->tie_embeddings ? 0.02f * sqrtf(128.f / (float)c->dim) * 5.f : 1.0f, rng);
     mr_tensor_fill(m->norm_f, 1.0f);
@@ -6981,7 +7276,7 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
         mr__st_rms(x, L->norm1, c->norm_eps, B, d, h);
         if (L->conv_w) {
             mr__conv_step(L, c->conv_kernel, B, d, h, mr_state_find(st, l, MR_STATE_CONV), y);
-            mr__st_mm(ctx, B, y, (int)d, L->conv_pw, NULL, h);
+            mr__st_mm(ctx, m, B, y, (int)d, L->conv_pw, NULL, h);
         }
         mr__mixers[k0].step(ctx, m, l, k0, L->mix, h, y, B, blk, pos);
         mr__st_add(x, y, n);
@@ -7001,7 +7296,7 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
     mr_ctx_set_no_grad(ctx, prev);
     if (mr__bad(ctx)) return ctx->err.status;
     mr__st_rms(x, m->norm_f, c->norm_eps, B, d, h);
-    mr__st_mm(ctx, B, h, (int)d, m->head ? m->head : m->emb, NULL, logits_out);
+    mr__st_mm(ctx, m, B, h, (int)d, m->head ? m->head : m->emb, NULL, logits_out);
     if (mr__bad(ctx)) return ctx->err.status;
     st->valid = 1;
     st->pos = pos + 1;
@@ -7071,6 +7366,10 @@ MRDEF mr_status mr_train_apply(mr_ctx *ctx, mr_model *m, mr_adamw *adamw, mr_sgd
     if (!m || (!adamw) == (!sgd)) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_apply: give one optimizer (AdamW or SGD)");
     if ((adamw && adamw->ps != m->ps) || (sgd && sgd->ps != m->ps))
         return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_apply: the optimizer belongs to another model");
+    if (m->q8) {
+        mr_params_zero_grad(m->ps);
+        return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_train_apply: the model's weights are int8 (quantized); train the float model and quantize it after");
+    }
     gn = mr_clip_grad_norm(m->ps, clip);
     if (grad_norm) *grad_norm = gn;
     if (!(gn == gn) || gn > FLT_MAX) {
@@ -7172,6 +7471,38 @@ MRDEF mr_status mr_eval_stateful(mr_ctx *ctx, mr_model *m, const int32_t *tokens
     mr_ctx_set_no_grad(ctx, prev);
     mr_state_free(st);
     if (s == MR_OK) *loss = sum / cnt;
+    return s;
+}
+MRDEF mr_status mr_eval_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, double *loss) {
+    mr_state *st = NULL;
+    float *lg;
+    double sum = 0;
+    int64_t i, V, k;
+    mr_status s = MR_OK;
+    mr_error e;
+    if (loss) *loss = NAN;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || !tokens || !loss || n < 2) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_eval_step: bad arguments");
+    V = m->cfg.vocab_size;
+    if ((s = mr_state_new(&st, m, 1, &e)) != MR_OK) return mr_ctx_fail(ctx, s, "%s", e.msg);
+    lg = (float *)mr__alloc(&m->ps->alloc, sizeof(float) * (size_t)V);
+    if (!lg) { mr_state_free(st); return mr_ctx_fail(ctx, MR_ERR_NOMEM, "out of memory"); }
+    for (i = 0; i + 1 < n; i++) {
+        float mx;
+        double z = 0;
+        int32_t y = tokens[i + 1];
+        if (y < 0 || y >= V) { s = mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_eval_step: token %lld is %d, outside [0, %lld)", (long long)(i + 1), (int)y, (long long)V); break; }
+        if (st->max_pos && st->pos >= st->max_pos) mr_state_reset(st);   /* the context ends: start afresh */
+        if ((s = mr_model_step(ctx, m, tokens + i, st, lg)) != MR_OK) break;
+        mr_ctx_reset(ctx);
+        mx = lg[0];
+        for (k = 1; k < V; k++) mx = lg[k] > mx ? lg[k] : mx;
+        for (k = 0; k < V; k++) z += exp((double)(lg[k] - mx));
+        sum += log(z) + (double)mx - (double)lg[y];
+    }
+    mr__free(&m->ps->alloc, lg);
+    mr_state_free(st);
+    if (s == MR_OK) *loss = sum / (double)(n - 1);
     return s;
 }
 
@@ -9117,7 +9448,6 @@ MR__PRIV void mr__rb_f32s(mr__rbuf *r, float *x, size_t n) {
 #define MR__CKPT_MAGIC "MRNNCKPT"
 #define MR__STATE_MAGIC "MRNNSTAT"
 #define MR__MAX_SECTIONS 64
-#define MR__MAX_PARAMS (16 * MR_MAX_LAYERS + 8)
 MR__PRIV int mr__params_index(const mr_params *ps, const char *name) {
     int i;
     for (i = 0; i < ps->n; i++) if (!strcmp(ps->t[i]->name, name)) return i;
@@ -9526,12 +9856,18 @@ MRDEF mr_status mr_ckpt_save_train_mem(const mr_model *m, const mr_vocab *v, con
         const mr_tensor *t = m->ps->t[i];
         uint32_t nl = (uint32_t)strlen(t->name);
         int d;
+        const mr_q8 *e = m->q8 && m->q8[i].q ? &m->q8[i] : NULL;
         mr__wb_u32(&w, nl); mr__wb_bytes(&w, t->name, nl);
-        mr__wb_u32(&w, 0);   /* dtype 0 = f32 */
+        mr__wb_u32(&w, e ? 1u : 0u);   /* dtype 0 = f32, 1 = int8 rows with a scale each */
         mr__wb_u32(&w, (uint32_t)t->ndim);
         for (d = 0; d < t->ndim; d++) mr__wb_u64(&w, (uint64_t)t->shape[d]);
         mr__wb_pad(&w, 64);  /* data 64-byte aligned from the file start */
-        mr__wb_f32s(&w, t->data, (size_t)mr_tensor_numel(t));
+        if (!e) mr__wb_f32s(&w, t->data, (size_t)mr_tensor_numel(t));
+        else {
+            int64_t r;
+            mr__wb_f32s(&w, e->scale, (size_t)e->rows);
+            for (r = 0; r < e->rows; r++) mr__wb_bytes(&w, e->q + r * e->ld, (size_t)e->cols);
+        }
     }
     mr__wb_sec_end(&w, sec);
     if (ts && (ts->adamw || ts->sgd)) {   /* OPTM */
@@ -9649,7 +9985,7 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
         *meta = mt;
     }
     if (!mr__ckpt_find(buf, secs, nsec, "TENS", &q)) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint lacks a TENS section"); goto fail; }
-    if ((uint64_t)(q.n - q.off) / 4 < mr__cfg_param_count(&cfg)) {   /* before allocating the model the CONF asks for */
+    if ((uint64_t)(q.n - q.off) < mr__cfg_param_count(&cfg)) {   /* at least a byte a weight, before allocating what the CONF asks for */
         s = mr__seterr(err, MR_ERR_FORMAT, "TENS section (%zu bytes) is too short for the %llu weights of the configuration", q.n - q.off,
                        (unsigned long long)mr__cfg_param_count(&cfg));
         goto fail;
@@ -9657,8 +9993,11 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
     if ((s = mr_model_new(&m, &cfg, alloc, err)) != MR_OK) goto fail;
     {
         uint32_t nt = mr__rb_u32(&q), i;
-        uint8_t seen[MR__MAX_PARAMS];
+        uint8_t seen[MR__MAX_PARAMS], is_q8[MR__MAX_PARAMS];
+        size_t q8_at[MR__MAX_PARAMS];   /* where an int8 tensor's scales start */
+        int n_q8 = 0;
         memset(seen, 0, sizeof seen);
+        memset(is_q8, 0, sizeof is_q8);
         if (q.bad || nt != (uint32_t)m->ps->n || m->ps->n > MR__MAX_PARAMS) { s = mr__seterr(err, MR_ERR_FORMAT, "checkpoint has %u tensors, the configuration needs %d", nt, m->ps->n); goto fail; }
         for (i = 0; i < nt; i++) {
             mr_tensor *t;
@@ -9674,17 +10013,44 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
                 t = m->ps->t[k];
             }
             dt = mr__rb_u32(&q); nd = mr__rb_u32(&q);
-            if (q.bad || dt != 0) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
+            if (q.bad || dt > 1) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
+            if (dt == 1 && !mr__q8_allowed(t)) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s' cannot be int8 (one dimension, or over 65536 columns)", name); goto fail; }
             if (nd != (uint32_t)t->ndim) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': %u dims, expected %d", name, nd, t->ndim); goto fail; }
             for (d = 0; d < nd; d++) {
                 uint64_t dim = mr__rb_u64(&q);
                 if (q.bad || dim != (uint64_t)t->shape[d]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': shape disagrees with the configuration", name); goto fail; }
             }
             if (q.off % 64 && mr__pad64(&q, "TENS", err) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
-            mr__rb_f32s(&q, t->data, (size_t)mr_tensor_numel(t));
+            if (dt == 0) mr__rb_f32s(&q, t->data, (size_t)mr_tensor_numel(t));
+            else if (mr__rb_need(&q, (size_t)mr_tensor_rows(t) * 4 + (size_t)mr_tensor_numel(t))) {   /* scales [rows] f32, then rows x cols int8 */
+                int k = mr__params_index(m->ps, name);
+                is_q8[k] = 1;
+                q8_at[k] = q.off;
+                q.off += (size_t)mr_tensor_rows(t) * 4 + (size_t)mr_tensor_numel(t);
+                n_q8++;
+            }
             if (q.bad) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
         }
         if (q.off != q.n) { s = mr__seterr(err, MR_ERR_FORMAT, "TENS section has %zu extra bytes", q.n - q.off); goto fail; }
+        if (n_q8) {   /* the int8 tensors, once every header checked out */
+            int k;
+            if ((s = mr__q8_alloc(m, is_q8, err)) != MR_OK) goto fail;
+            for (k = 0; k < m->ps->n; k++) {
+                mr_q8 *e = &m->q8[k];
+                mr__rbuf r8 = q;
+                int64_t r;
+                if (!is_q8[k]) continue;
+                r8.off = q8_at[k];
+                mr__rb_f32s(&r8, e->scale, (size_t)e->rows);
+                for (r = 0; r < e->rows; r++)
+                    if (!(e->scale[r] >= 0.f && e->scale[r] <= FLT_MAX)) {
+                        s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': int8 row %lld has the scale %g", m->ps->t[k]->name, (long long)r, (double)e->scale[r]);
+                        goto fail;
+                    }
+                for (r = 0; r < e->rows; r++) memcpy(e->q + r * e->ld, r8.p + r8.off + (size_t)(r * e->cols), (size_t)e->cols);
+                mr__q8_finish(m, k);
+            }
+        }
     }
     *mout = m;
     return MR_OK;
@@ -9907,6 +10273,7 @@ MRDEF mr_status mr_safetensors_load_mem(mr_model *m, const uint8_t *buf, size_t 
     mr__rbuf r;
     if (!m || (!buf && len)) return mr__seterr(err, MR_ERR_ARG, "mr_safetensors_load_mem: NULL argument");
     if (m->ps->n > MR__MAX_PARAMS) return mr__seterr(err, MR_ERR_ARG, "model has too many tensors");
+    if (m->q8) return mr__seterr(err, MR_ERR_ARG, "mr_safetensors_load_mem: the model's weights are int8; load float weights into a float model");
     r.p = buf; r.n = len; r.off = 0; r.bad = 0;
     hlen = mr__rb_u64(&r);
     if (r.bad) return mr__seterr(err, MR_ERR_FORMAT, "safetensors: shorter than its 8-byte header length");

@@ -5,7 +5,12 @@
      general: mr_model_forward with T = 1 in no-grad mode (the tape's ops),
               batch 1 (what mr_model_step did before the step path);
      step:    mr_model_step (every block's own step, no tape), batch 1;
-     B=8, 16, 64: mr_model_step over that many streams, aggregate tokens/s.
+     B=8, 16, 64: mr_model_step over that many streams, aggregate tokens/s;
+     int8:    the same model through mr_model_quantize (every matrix and the
+              embedding/head int8, VNNI products), batch 1, its speedup over
+              step, and B = 8 and 64; i8 bound: the read GB/s over the bytes
+              of int8 weights and scales plus the float rest (mr_model_weight_bytes;
+              the int8 weights of a small model fit in L2, so this bound is loose).
    One thread unless --threads; the median of timing windows after warm-up.
    Random weights and tokens (the speed does not depend on them); an
    attention model's positions run 0..511 and start again.
@@ -128,8 +133,8 @@ int main(int argc, char **argv) {
         }
     }
     secs = quick ? 0.15 : 0.6;
-    printf("%-8s %9s %7s %8s %8s %8s %9s %9s %9s %9s %9s\n", "model", "params", "MB", "read GB/s", "bound", "general", "step",
-           "speedup", "B=8", "B=16", "B=64");
+    printf("%-8s %9s %7s %8s %8s %8s %9s %9s %9s %9s %9s %9s %9s %8s %9s %9s\n", "model", "params", "MB", "read GB/s", "bound", "general", "step",
+           "speedup", "B=8", "B=16", "B=64", "i8 bound", "int8", "vs step", "i8 B=8", "i8 B=64");
     for (k = 0; k < NMODELS; k++) {
         const bg_model *bm = &models[k];
         mr_model_cfg cfg = mr_model_defaults(65);
@@ -138,7 +143,7 @@ int main(int argc, char **argv) {
         mr_ctx_params cp = mr_ctx_defaults();
         mr_error err;
         mr_rng rng;
-        double gbs, bound, gen0, gen1, g8, g16, g64, mb;
+        double gbs, bound, gen0, gen1, g8, g16, g64, mb, qbound, q1, q8, q64;
         if (only && strcmp(only, bm->name)) continue;
         cfg.dim = bm->dim; cfg.n_layers = bm->n_layers; cfg.ffn_hidden = bm->ffn_hidden;
         if (mr_model_cfg_set_layers(&cfg, bm->layers, &err) != MR_OK || mr_model_cfg_set_ffn(&cfg, bm->ffn, &err) != MR_OK ||
@@ -158,8 +163,13 @@ int main(int argc, char **argv) {
         g8 = bg_gen(ctx, m, 8, 1, secs, &rng);
         g16 = bg_gen(ctx, m, 16, 1, secs, &rng);
         g64 = bg_gen(ctx, m, 64, 1, secs, &rng);
-        printf("%-8s %9lld %7.2f %8.1f %8.0f %8.0f %9.0f %8.2fx %9.0f %9.0f %9.0f\n", bm->name, (long long)mr_params_count(m->ps), mb, gbs,
-               bound, gen0, gen1, gen1 / gen0, g8, g16, g64);
+        if (mr_model_quantize(m, MR_Q8_ALL, &err) != MR_OK) { fprintf(stderr, "%s: %s\n", bm->name, err.msg); return 1; }
+        qbound = gbs * 1e9 / (double)mr_model_weight_bytes(m);
+        q1 = bg_gen(ctx, m, 1, 1, secs, &rng);
+        q8 = bg_gen(ctx, m, 8, 1, secs, &rng);
+        q64 = bg_gen(ctx, m, 64, 1, secs, &rng);
+        printf("%-8s %9lld %7.2f %8.1f %8.0f %8.0f %9.0f %8.2fx %9.0f %9.0f %9.0f %9.0f %9.0f %7.2fx %9.0f %9.0f\n", bm->name,
+               (long long)mr_params_count(m->ps), mb, gbs, bound, gen0, gen1, gen1 / gen0, g8, g16, g64, qbound, q1, q1 / gen1, q8, q64);
         fflush(stdout);
         mr_ctx_free(ctx);
         mr_model_free(m);

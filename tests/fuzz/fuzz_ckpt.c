@@ -3,7 +3,8 @@
    reader that does not recognize an input rejects it at once):
      1. mr_ckpt_load_mem, then, when it loads, mr_ckpt_restore_mem into an
         AdamW, 2 generators, 3 data positions and a batch-1 state created for
-        the loaded model, and once more into an SGD with momentum;
+        the loaded model, and once more into an SGD with momentum; a model
+        with int8 weights is also stepped (3 tokens, 2 streams);
      2. mr_state_load_mem against a fixed small model (tests/fuzz/fuzz_common.h);
      3. mr_safetensors_load_mem into that model;
      4. mr_bpe_load_json_mem, then, when it loads, an encode/decode round trip.
@@ -32,6 +33,20 @@ static void fuzz_ckpt(const uint8_t *data, size_t size) {
     mr_state *st = NULL;
     mr_train_state ts;
     if (mr_ckpt_load_mem(&m, &v, &meta, data, size, NULL, &e) != MR_OK) return;
+    if (mr_model_n_quantized(m) && m->cfg.vocab_size <= 4096 && m->cfg.dim <= 64) {   /* the int8 step on whatever the file holds */
+        mr_ctx *ctx = NULL;
+        mr_ctx_params cp = mr_ctx_defaults();
+        static float lg[2 * 4096];
+        int32_t tok[2] = {0, 1};
+        int k;
+        cp.n_threads = 1;
+        if (mr_ctx_new(&ctx, &cp) == MR_OK && mr_state_new(&st, m, 2, &e) == MR_OK) {
+            for (k = 0; k < 3 && mr_model_step(ctx, m, tok, st, lg) == MR_OK; k++) { mr_ctx_reset(ctx); tok[1] = (int32_t)(k % m->cfg.vocab_size); }
+            mr_state_free(st);
+            st = NULL;
+        }
+        mr_ctx_free(ctx);
+    }
     memset(&ts, 0, sizeof ts);
     memset(rngs, 0, sizeof rngs);
     memset(pos, 0, sizeof pos);

@@ -5,6 +5,8 @@
                                         or SGD, 2 generators, 3 data positions,
                                         a batch-1 state: what the target restores)
      ckpt_fixed_train.bin               the fixed model with a training state
+     ckpt_q8_{char,moe}.bin             int8 checkpoints (mr_model_quantize; dtype 1
+                                        tensors), which the target also steps
      session_logits.bin, session_nologits.bin, session_batch2.bin
                                         session files of the fixed model
      model.safetensors                  the fixed model's export
@@ -115,6 +117,16 @@ int main(int argc, char **argv) {
     /* GRU + RWKV-6 blocks (two mixers) with the MoE FFN */
     if (!(m = fz_model(v.n, "gru+rwkv6,mingru", 4, 5))) return 1;
     ckpts("ckpt_moe", m, &v, 0);
+    ok(mr_model_quantize(m, MR_Q8_ALL, &e), &e, "quantize");
+    ok(mr_ckpt_save_mem(m, &v, NULL, &buf, &len, &e), &e, "q8 moe");
+    put("ckpt_q8_moe.bin", buf, len);
+    mr_buffer_free(buf);
+    mr_model_free(m);
+    if (!(m = fz_model(v.n, "mingru,attn,rwkv6", 8, 6))) return 1;   /* untied head (small vocabulary), a conv */
+    ok(mr_model_quantize(m, MR_Q8_ALL, &e), &e, "quantize");
+    ok(mr_ckpt_save_mem(m, &v, NULL, &buf, &len, &e), &e, "q8 char");
+    put("ckpt_q8_char.bin", buf, len);
+    mr_buffer_free(buf);
     mr_model_free(m);
     /* bytes, SGD */
     mr_vocab_bytes(&v);
