@@ -30,6 +30,16 @@ $(BUILD)/minrnn-%: examples/%.c $(HDRS) examples/common.h examples/dp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
 
+# examples/embed.c: the shipped int8 model compiled in as a C array (minrnn-convert embed
+# writes it with the memory its inference needs); the library part without stdio, OpenMP
+# or malloc.
+EMBED_MODEL ?= tests/fixtures/embed_small_q8.bin
+$(BUILD)/embed/embed_model.h: $(EMBED_MODEL) $(BUILD)/minrnn-convert
+	@mkdir -p $(dir $@)
+	$(BUILD)/minrnn-convert embed $(EMBED_MODEL) $@ >/dev/null
+$(BUILD)/minrnn-embed: examples/embed.c minrnn.h $(BUILD)/embed/embed_model.h
+	$(CC) -std=c99 $(OPT) $(WARN) $(CPPFLAGS) -I$(BUILD)/embed $< -o $@ -lm
+
 $(BUILD)/tests/%: tests/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)

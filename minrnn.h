@@ -1017,6 +1017,23 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **m, mr_vocab *v, mr_train_meta *meta,
                                  const mr_allocator *alloc, mr_error *err);
 MRDEF void mr_buffer_free(void *p);
 MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob with v->alloc */
+/* The memory inference from a fixed buffer needs (examples/embed.c), measured
+   beforehand where MINRNN_MALLOC works (a build tool: minrnn-convert embed):
+   mr_ckpt_load_mem of ckpt, mr_state_new for batch streams and mr_ctx_new
+   with an arena of the caller's are done with a counting allocator, then
+   mr_model_step at the first position and, when the model has a context
+   limit, at the last (attention's scratch grows with the position).
+   heap_bytes: the sum of every allocation, each rounded up to 64 bytes, plus
+   64: what a bump allocator that never frees must hold (the loader's
+   temporaries included); heap_peak: the most bytes live at once;
+   allocations: their number; arena_bytes: the context arena those steps need
+   (give it as mr_ctx_params.arena_buffer); step_allocations: allocations
+   the steps made (0 when stepping allocates nothing: batch <= 16). */
+typedef struct mr_infer_need {
+    size_t heap_bytes, heap_peak, arena_bytes;
+    int allocations, step_allocations;
+} mr_infer_need;
+MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_infer_need *need, mr_error *err);
 
 /* What a training run needs beside the weights to resume exactly. Every
    member is optional: NULL (or a zero count) is neither saved nor restored.
@@ -1701,12 +1718,13 @@ MR__PRIV size_t mr__gemm_ws_need(int nthreads);
 MR__PRIV void mr__gemm_cpu(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                            int ldb, float beta, float *C, int ldc, int nthreads, void *workspace);
 
+MR__PRIV void mr__ctx_gemm_ws_free(mr_ctx *ctx);
+/* the packed GEMM's workspace for the context's threads, made at its first use
+   (one-token steps of up to 16 streams never need it) */
 MR__PRIV mr_status mr__ctx_gemm_ws(mr_ctx *ctx) {
     size_t need = mr__gemm_ws_need(ctx->n_threads);
     if (ctx->gemm_ws_bytes >= need) return MR_OK;
-    mr__free(mr__ctx_al(ctx), ctx->gemm_ws);
-    ctx->gemm_ws = NULL;
-    ctx->gemm_ws_bytes = 0;
+    mr__ctx_gemm_ws_free(ctx);
     {   /* aligned by hand: over-allocate and keep the raw pointer in front */
         char *raw = (char *)mr__alloc(mr__ctx_al(ctx), need + MR__ALIGN + sizeof(void *));
         char *p;
@@ -1749,7 +1767,6 @@ MRDEF mr_status mr_ctx_new(mr_ctx **out, const mr_ctx_params *p) {
         ctx->arena_cap = cap;
         ctx->arena_owned = 1;
     }
-    if (mr__ctx_gemm_ws(ctx) != MR_OK) { mr_ctx_free(ctx); return MR_ERR_NOMEM; }
     *out = ctx;
     return MR_OK;
 }
@@ -1799,11 +1816,7 @@ MRDEF const char *mr_ctx_error(const mr_ctx *ctx) { return ctx->err.status == MR
 MRDEF void mr_ctx_clear_error(mr_ctx *ctx) { ctx->err.status = MR_OK; ctx->err.msg[0] = 0; }
 MRDEF void mr_ctx_set_threads(mr_ctx *ctx, int n) {
     ctx->n_threads = n > 0 ? n : mr__max_threads();
-    if (mr__ctx_gemm_ws(ctx) != MR_OK) {  /* keep the old workspace size usable */
-        mr_ctx_fail(ctx, MR_ERR_NOMEM, "no memory for the GEMM workspace of %d threads", n);
-        ctx->n_threads = 1;
-        mr__ctx_gemm_ws(ctx);
-    }
+    if (ctx->gemm_ws_bytes < mr__gemm_ws_need(ctx->n_threads)) mr__ctx_gemm_ws_free(ctx);   /* made again at the next use */
 }
 MRDEF int mr_ctx_threads(const mr_ctx *ctx) { return ctx->n_threads; }
 MRDEF int mr_ctx_set_no_grad(mr_ctx *ctx, int on) { int o = ctx->no_grad; ctx->no_grad = on != 0; return o; }
@@ -4417,6 +4430,8 @@ MRDEF mr_status mr_gemm(mr_ctx *ctx, int ta, int tb, int M, int N, int K, float 
         return MR_OK;
     }
     if (!ta && M <= (tb ? MR__GEMM_SMALL_TB : 4)) { mr__gemm_small(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return MR_OK; }
+    if (mr__ctx_gemm_ws(ctx) != MR_OK)
+        return mr_ctx_fail(ctx, MR_ERR_NOMEM, "no memory for the GEMM workspace of %d threads (%zu bytes)", ctx->n_threads, mr__gemm_ws_need(ctx->n_threads));
     mr__gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx->n_threads, ctx->gemm_ws);
     return MR_OK;
 }
@@ -10059,6 +10074,75 @@ fail:
     mr_vocab_free(v);
     memset(v, 0, sizeof *v);
     if (meta) memset(meta, 0, sizeof *meta);
+    return s;
+}
+
+typedef struct mr__count_al { size_t total, live, peak; int n; } mr__count_al;
+MR__PRIV void *mr__count_alloc(size_t n, void *ud) {
+    mr__count_al *c = (mr__count_al *)ud;
+    size_t *p = (size_t *)MINRNN_MALLOC(n + 64, NULL);
+    if (!p) return NULL;
+    p[0] = n;
+    c->total += (n + 63) & ~(size_t)63; c->live += n; c->n++;
+    if (c->live > c->peak) c->peak = c->live;
+    return (uint8_t *)p + 64;
+}
+MR__PRIV void mr__count_free(void *q, void *ud) {
+    mr__count_al *c = (mr__count_al *)ud;
+    size_t *p = (size_t *)(void *)((uint8_t *)q - 64);
+    c->live -= p[0];
+    MINRNN_FREE(p, NULL);
+}
+MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_infer_need *need, mr_error *err) {
+    mr__count_al c;
+    mr_allocator a;
+    mr_model *m = NULL;
+    mr_vocab v;
+    mr_state *st = NULL;
+    mr_ctx *ctx = NULL;
+    mr_ctx_params cp = mr_ctx_defaults();
+    mr_status s;
+    float *lg = NULL;
+    int32_t *tok = NULL;
+    int n0 = 0, pass;
+    if (!need || batch < 1) return mr__seterr(err, MR_ERR_ARG, "mr_infer_memory: bad arguments");
+    memset(need, 0, sizeof *need);
+    memset(&c, 0, sizeof c);
+    memset(&a, 0, sizeof a);
+    a.alloc = mr__count_alloc; a.free = mr__count_free; a.ud = &c;
+    if ((s = mr_ckpt_load_mem(&m, &v, NULL, ckpt, len, &a, err)) != MR_OK) return s;
+    if ((s = mr_state_new(&st, m, batch, err)) != MR_OK) goto done;
+    cp.allocator = &a;
+    cp.n_threads = 1;
+    cp.arena_bytes = 4096;   /* grows; the caller's fixed arena replaces it (measured below) */
+    if ((s = mr_ctx_new(&ctx, &cp)) != MR_OK) { mr__seterr(err, s, "cannot create a context"); goto done; }
+    need->heap_bytes = c.total + 64; need->heap_peak = c.peak; need->allocations = c.n;
+    n0 = c.n;
+    lg = (float *)MINRNN_MALLOC(sizeof(float) * (size_t)batch * (size_t)m->cfg.vocab_size, NULL);
+    tok = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (size_t)batch, NULL);
+    if (!lg || !tok) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto done; }
+    memset(tok, 0, sizeof(int32_t) * (size_t)batch);
+    for (pass = 0; pass < 4; pass++) {   /* twice: the second round, with the arena grown, counts the steps' allocations */
+        if (pass == 2) n0 = c.n;
+        if (pass % 2 == 0) mr_state_reset(st);
+        else {   /* the last position the context allows */
+            if (!st->max_pos) continue;
+            mr_state_reset(st);
+            st->valid = 1;
+            st->pos = st->max_pos - 1;
+        }
+        if ((s = mr_model_step(ctx, m, tok, st, lg)) != MR_OK) { mr__seterr(err, s, "%s", mr_ctx_error(ctx)); goto done; }
+        mr_ctx_reset(ctx);
+    }
+    need->arena_bytes = (mr_ctx_arena_peak(ctx) + 63) / 64 * 64 + 64;
+    need->step_allocations = c.n - n0;
+done:
+    if (lg) MINRNN_FREE(lg, NULL);
+    if (tok) MINRNN_FREE(tok, NULL);
+    mr_ctx_free(ctx);
+    mr_state_free(st);
+    mr_vocab_free(&v);
+    mr_model_free(m);
     return s;
 }
 

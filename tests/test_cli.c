@@ -179,6 +179,34 @@ static void test_streams(void) {
     mr_buffer_free(s3); mr_buffer_free(s1); mr_buffer_free(s1b);
 }
 
+/* int8: quantize, info, generate, eval; the embed example runs from its static buffers */
+static void test_int8_cli(void) {
+    char *a, *b;
+    if (!have_programs()) MR_SKIP("build/minrnn-generate missing");
+    MR_CHECK(sh("test -f " DIR "/random-a/model.bin || build/minrnn-train --data " DATA " --dim 24 --depth 2 --batch 4 "
+                "--chunk-size 32 --steps 30 --threads 2 --out " DIR "/random-a >/dev/null 2>&1") == 0);
+    MR_CHECK(sh("build/minrnn-convert quantize " DIR "/random-a/model.bin " DIR "/q8.bin > " DIR "/q8.txt") == 0);
+    MR_CHECK(sh("grep -q 'tensors int8' " DIR "/q8.txt && grep -q 'greedy from token 0' " DIR "/q8.txt") == 0);
+    MR_CHECK(sh("build/minrnn-convert info " DIR "/q8.bin | grep -q 'tensors int8'") == 0);
+    MR_CHECK(sh("build/minrnn-convert quantize " DIR "/q8.bin " DIR "/q8b.bin 2> " DIR "/q8b.err") != 0);
+    MR_CHECK(sh("grep -q 'int8 already' " DIR "/q8b.err") == 0);
+    MR_CHECK(sh("build/minrnn-generate --model " DIR "/q8.bin --prompt 'ROMEO:' --length 80 --seed 3 --quiet > " DIR "/q8g.txt") == 0);
+    MR_CHECK(sh("test $(wc -c < " DIR "/q8g.txt) -gt 60") == 0);
+    MR_CHECK(sh("build/minrnn-convert eval " DIR "/q8.bin " DATA " --val-fraction 0.5 | grep -q 'int8 products'") == 0);
+    MR_CHECK(sh("build/minrnn-convert embed " DIR "/q8.bin " DIR "/q8.h --name my_model > /dev/null && grep -q '#define MY_MODEL_HEAP_BYTES' " DIR
+                "/q8.h && grep -q 'static const unsigned char my_model\\[' " DIR "/q8.h") == 0);
+    MR_CHECK(sh("build/minrnn-convert embed " DIR "/q8.bin " DIR "/q8x.h --name 9bad 2> /dev/null") != 0);
+    if (sh("test -x build/minrnn-embed") != 0) { MR_CHECK_MSG(0, "build/minrnn-embed missing"); return; }
+    MR_CHECK(sh("build/minrnn-embed 300 7 > " DIR "/em1.txt 2> " DIR "/em1.err") == 0);
+    MR_CHECK(sh("build/minrnn-embed 300 7 > " DIR "/em2.txt 2> /dev/null") == 0);
+    MR_CHECK(sh("build/minrnn-embed 300 8 > " DIR "/em3.txt 2> /dev/null") == 0);
+    MR_CHECK(sh("grep -q 'allocations after start: 0]' " DIR "/em1.err") == 0);
+    a = slurp(DIR "/em1.txt", NULL); b = slurp(DIR "/em3.txt", NULL);
+    MR_CHECK(sh("cmp -s " DIR "/em1.txt " DIR "/em2.txt") == 0);   /* a fixed seed: the same text */
+    MR_CHECK(a && b && strlen(a) > 300 && strcmp(a, b) && !strncmp(a, "ROMEO:", 6));
+    mr_buffer_free(a); mr_buffer_free(b);
+}
+
 static void test_bad_input(void) {
     static const struct { const char *cmd; const char *msg; } cases[] = {
         {"build/minrnn-train --data /nonexistent/x.txt", "cannot open"},
@@ -460,5 +488,5 @@ static void test_interrupt(void) {
 
 MR_TEST_MAIN({"resume_exact", test_resume_exact}, {"failed_save_goes_on", test_failed_save_goes_on}, {"sessions", test_sessions}, {"streams", test_streams}, {"sessions_attention", test_sessions_attention},
              {"sessions_rwkv", test_sessions_rwkv}, {"train_moe", test_train_moe}, {"unknown_block", test_unknown_block},
-             {"safetensors_cli", test_safetensors_cli}, {"bad_input", test_bad_input},
+             {"safetensors_cli", test_safetensors_cli}, {"int8_cli", test_int8_cli}, {"bad_input", test_bad_input},
              {"bpe_ids_file", test_bpe_ids_file}, {"cli_surprises", test_cli_surprises}, {"special_tokens_cli", test_special_tokens_cli}, {"interrupt", test_interrupt})
