@@ -58,6 +58,9 @@ compile-checks:
 	$(CXX) -x c++ -std=c++11 $(WARN) -O1 $(CPPFLAGS) tests/compile/impl.c -c -o $(BUILD)/compile/impl_cpp.o
 	$(CC) -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/static.c -o $(BUILD)/compile/static -lm && $(BUILD)/compile/static
 	$(CC) -std=c99 $(WARN) -O1 -fopenmp $(CPPFLAGS) tests/compile/nostdio.c -o $(BUILD)/compile/nostdio -lm && $(BUILD)/compile/nostdio
+	$(CC) -std=c99 $(WARN) -pedantic -O1 -DMINRNN_NO_TRAINING -DMINRNN_NO_STDIO $(CPPFLAGS) -c tests/compile/impl.c -o $(BUILD)/compile/infer.o
+	$(CXX) -x c++ -std=c++11 $(WARN) -O1 -DMINRNN_NO_TRAINING $(CPPFLAGS) -c tests/compile/impl.c -o $(BUILD)/compile/infer_cpp.o
+	if command -v clang >/dev/null; then clang -std=c99 $(WARN) -O1 -DMINRNN_NO_TRAINING $(CPPFLAGS) -c tests/compile/impl.c -o $(BUILD)/compile/infer_clang.o; fi
 	if command -v clang >/dev/null; then clang -std=c99 $(WARN) -O1 $(CPPFLAGS) tests/compile/impl.c tests/compile/user.c -o $(BUILD)/compile/two_tu_clang -lm; fi
 	tests/compile/quickstart.sh $(BUILD)/compile/qs $(CC) -std=c99 $(WARN) -pedantic -O2
 	tests/compile/quickstart.sh $(BUILD)/compile/qs_cxx $(CXX) -x c++ -std=c++11 $(WARN) -O1

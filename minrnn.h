@@ -59,6 +59,13 @@
      MINRNN_ASSERT(x)       internal invariants only (default: assert.h)
      MINRNN_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
      MINRNN_NO_STDIO        remove the FILE* helpers (memory and callback I/O remain)
+     MINRNN_NO_TRAINING     inference only: no tape (ops record nothing, so no backward
+                            pass is compiled), no mr_backward, gradcheck, optimizers,
+                            mr_train_* and mr_grad_fixed_* functions, BPE trainer; parameters
+                            get no gradient buffer. Their declarations stay; calling
+                            one is a link error. Loading, sessions, mr_model_forward
+                            (no-grad), mr_model_step, the evaluations, BPE encode and
+                            decode and sampling remain (examples/embed.c)
 
    QUICK START (make test compiles and runs these lines: tests/compile/quickstart.sh)
      #define MINRNN_IMPLEMENTATION
@@ -1032,6 +1039,7 @@ MRDEF void mr_vocab_free(mr_vocab *v);   /* frees a loaded BPE blob with v->allo
 typedef struct mr_infer_need {
     size_t heap_bytes, heap_peak, arena_bytes;
     int allocations, step_allocations;
+    size_t grad_bytes;   /* of heap_bytes, the gradient buffer (allocated unless MINRNN_NO_TRAINING) */
 } mr_infer_need;
 MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_infer_need *need, mr_error *err);
 
@@ -1126,6 +1134,11 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #include <float.h>
 #ifndef MINRNN_NO_STDIO
 #include <errno.h>
+#endif
+#ifdef MINRNN_NO_TRAINING
+#define MR__NO_TRAINING 1
+#else
+#define MR__NO_TRAINING 0
 #endif
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
 #include <immintrin.h>   /* mr__gemv's AVX-512 kernel */
@@ -2159,8 +2172,12 @@ MRDEF mr_status mr_params_alloc(mr_params *ps, mr_error *err) {
     ps->numel = total;
     if (!mr__mul_ok(total, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "parameters too large");
     ps->data = (float *)mr__calloc(mr__ps_al(ps), bytes);
+#ifndef MINRNN_NO_TRAINING
     ps->grad = (float *)mr__calloc(mr__ps_al(ps), bytes);
-    if (!ps->data || !ps->grad) {
+#else
+    ps->grad = NULL;   /* nothing computes gradients */
+#endif
+    if (!ps->data || (!ps->grad && !MR__NO_TRAINING)) {
         mr__free(mr__ps_al(ps), ps->data);
         mr__free(mr__ps_al(ps), ps->grad);
         ps->data = ps->grad = NULL;
@@ -2168,7 +2185,7 @@ MRDEF mr_status mr_params_alloc(mr_params *ps, mr_error *err) {
     }
     for (i = 0; i < ps->n; i++) {
         ps->t[i]->data = ps->data + ps->offset[i];
-        ps->t[i]->grad = ps->grad + ps->offset[i];
+        ps->t[i]->grad = ps->grad ? ps->grad + ps->offset[i] : NULL;
     }
     return MR_OK;
 }
@@ -2200,6 +2217,7 @@ MRDEF void mr_params_init_uniform(mr_params *ps, mr_tensor *t, float lo, float h
 /* ------------------------------------------------------------------------ */
 #define MR__PAR_MIN 32768   /* elements below which loops stay single-threaded */
 
+#ifndef MINRNN_NO_TRAINING   /* the tape */
 MRDEF int mr_tape_record(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, mr_backward_fn fn, void *data) {
     mr__node *node;
     int i, any = 0;
@@ -2243,6 +2261,14 @@ MRDEF mr_status mr_backward(mr_ctx *ctx, mr_tensor *loss) {
 }
 
 /* an output shaped like a (contiguous) */
+#else
+/* the inference-only build records nothing, so no op's backward is compiled in */
+MR__INL int mr__tape_off(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    (void)ctx; (void)out; (void)in; (void)n_in; (void)data;
+    return 0;
+}
+#define mr_tape_record(ctx, out, in, n_in, fn, data) mr__tape_off(ctx, out, in, n_in, data)
+#endif
 MR__PRIV mr_tensor *mr__like(mr_ctx *ctx, const mr_tensor *a) { return mr_tensor_new(ctx, a->ndim, a->shape, 0); }
 /* an output shaped like a but for its last axis, of cols */
 MR__PRIV mr_tensor *mr__like_cols(mr_ctx *ctx, const mr_tensor *a, int64_t cols) {
@@ -2827,6 +2853,7 @@ MRDEF mr_tensor *mr_concat(mr_ctx *ctx, int n, mr_tensor *const *ts) {
 /* ------------------------------------------------------------------------ */
 /* [gradcheck] central differences in double                                */
 /* ------------------------------------------------------------------------ */
+#ifndef MINRNN_NO_TRAINING   /* gradcheck */
 MR__PRIV double mr__gc_eval(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs, int n, void *ud, const float *r, int64_t nr, int *ok) {
     mr_tensor *out;
     double L = 0;
@@ -2910,6 +2937,7 @@ MRDEF mr_status mr_gradcheck(mr_ctx *ctx, mr_gradcheck_fn fn, mr_tensor **inputs
     return MR_OK;
 }
 
+#endif
 /* ------------------------------------------------------------------------ */
 /* [gemm] packed, cache-blocked CPU GEMM                                    */
 /* ------------------------------------------------------------------------ */
@@ -3245,6 +3273,7 @@ MR__PRIV size_t mr__gemm_ws_need(int nthreads) { return mr__gemm_workspace_bytes
 /* ------------------------------------------------------------------------ */
 /* [optim] AdamW, SGD, clipping, LR schedules                               */
 /* ------------------------------------------------------------------------ */
+#ifndef MINRNN_NO_TRAINING   /* optimizers */
 MRDEF mr_adamw_cfg mr_adamw_defaults(void) {
     mr_adamw_cfg c;
     c.beta1 = 0.9f; c.beta2 = 0.95f; c.eps = 1e-8f; c.weight_decay = 0.1f;
@@ -3373,6 +3402,7 @@ MRDEF float mr_lr_at(const mr_lr_sched *s, int64_t step) {
     return s->base_lr * (float)(s->min_factor + (1.0 - s->min_factor) * 0.5 * (1.0 + cos(3.141592653589793 * frac)));
 }
 
+#endif
 /* ------------------------------------------------------------------------ */
 /* [scan] h_t = a_t h_{t-1} + b_t over [B, T, C]: sequential, chunked, log  */
 /* ------------------------------------------------------------------------ */
@@ -7322,6 +7352,7 @@ MRDEF mr_status mr_model_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, m
 /* ------------------------------------------------------------------------ */
 /* [train] the training step and the evaluations every trainer shares       */
 /* ------------------------------------------------------------------------ */
+#ifndef MINRNN_NO_TRAINING   /* training */
 MRDEF mr_status mr_train_grad(mr_ctx *ctx, mr_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
                               int bptt, mr_state *state, double *loss) {
     int P, np, piece, b;
@@ -7422,6 +7453,7 @@ MRDEF void mr_grad_fixed_get(float *out, const int64_t *acc, size_t n, int e, do
     } else
         for (i = 0; i < n; i++) out[i] = (float)(ldexp((double)acc[i], -e) * scale);
 }
+#endif
 MRDEF mr_status mr_eval_windows(mr_ctx *ctx, mr_model *m, const int32_t *tokens, int64_t n, int B, int T, double *loss) {
     int64_t nwin, w = 0, rem;
     double sum = 0, cnt = 0;
@@ -8489,6 +8521,7 @@ MRDEF mr_status mr_bpe_decode(const mr_bpe *t, const int32_t *ids, size_t n, uin
     return MR_OK;
 }
 
+#ifndef MINRNN_NO_TRAINING   /* the BPE trainer */
 /* ---- training ---- */
 typedef struct mr__bpe_pos { int32_t sym, prv, nxt, wid; } mr__bpe_pos;
 typedef struct mr__bpe_pair { int64_t count; int32_t l, r, head, rank, dirty, pad_; } mr__bpe_pair;
@@ -8871,6 +8904,7 @@ MRDEF mr_status mr_bpe_train(mr_bpe **out, const uint8_t *text, size_t n, const 
     return MR_OK;
 }
 
+#endif
 /* ---- tokenizer.json: writing ---- */
 typedef struct mr__bpe_sb { char *p; size_t n, cap; const mr_allocator *a; int oom; } mr__bpe_sb;
 
@@ -10117,6 +10151,7 @@ MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_i
     cp.arena_bytes = 4096;   /* grows; the caller's fixed arena replaces it (measured below) */
     if ((s = mr_ctx_new(&ctx, &cp)) != MR_OK) { mr__seterr(err, s, "cannot create a context"); goto done; }
     need->heap_bytes = c.total + 64; need->heap_peak = c.peak; need->allocations = c.n;
+    need->grad_bytes = m->ps->grad ? (sizeof(float) * m->ps->numel + 63) / 64 * 64 : 0;
     n0 = c.n;
     lg = (float *)MINRNN_MALLOC(sizeof(float) * (size_t)batch * (size_t)m->cfg.vocab_size, NULL);
     tok = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (size_t)batch, NULL);

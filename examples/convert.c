@@ -60,7 +60,9 @@ static int embed_cmd(const char *model_path, const char *out, int batch, const c
                "   its inference needs for %d stream(s): %s_HEAP_BYTES for a bump allocator (%d allocations,\n"
                "   at most %zu bytes live at once), %s_ARENA_BYTES for the context's arena. */\n",
             model_path, len, batch, upper, need.allocations, need.heap_peak, upper);
-    fprintf(f, "#define %s_HEAP_BYTES %zu\n#define %s_ARENA_BYTES %zu\n#define %s_BATCH %d\n", upper, need.heap_bytes, upper, need.arena_bytes, upper, batch);
+    fprintf(f, "#ifdef MINRNN_NO_TRAINING   /* no gradient buffer */\n#define %s_HEAP_BYTES %zu\n#else\n#define %s_HEAP_BYTES %zu\n#endif\n", upper,
+            need.heap_bytes - need.grad_bytes, upper, need.heap_bytes);
+    fprintf(f, "#define %s_ARENA_BYTES %zu\n#define %s_BATCH %d\n", upper, need.arena_bytes, upper, batch);
     fprintf(f, "static const unsigned long %s_len = %zuUL;\nstatic const unsigned char %s[%zu] = {\n", name, len, name, len);
     for (i = 0; i < len; i++) fprintf(f, "%u,%s", (unsigned)buf[i], i % 24 == 23 || i + 1 == len ? "\n" : "");
     fprintf(f, "};\n");

@@ -3,8 +3,8 @@
    embed MODEL.bin OUT.h`: the checkpoint as a C array and the memory its
    inference needs); every byte the library uses comes from two static
    buffers (a bump allocator for the model, its state and the context, and the
-   context's arena); the library part is built with MINRNN_NO_STDIO, without
-   OpenMP, and with MINRNN_MALLOC/REALLOC/FREE that fail, so nothing can reach
+   context's arena); the library part is built with MINRNN_NO_STDIO and
+   MINRNN_NO_TRAINING (the inference-only build), without OpenMP, and with MINRNN_MALLOC/REALLOC/FREE that fail, so nothing can reach
    malloc. It generates text with a fixed seed and then reports the
    allocations made after start (loading, state and context): a nonzero count
    is a failure (exit 1).
@@ -17,6 +17,7 @@
    -DMODEL_H='"my_model.h"'. */
 #define MINRNN_NO_STDIO
 #define MINRNN_NO_OPENMP
+#define MINRNN_NO_TRAINING
 #define MINRNN_MALLOC(sz, ud) ((void)(sz), (void)(ud), (void *)0)
 #define MINRNN_REALLOC(p, oldsz, newsz, ud) ((void)(p), (void)(oldsz), (void)(newsz), (void)(ud), (void *)0)
 #define MINRNN_FREE(p, ud) ((void)(p), (void)(ud))
