@@ -36,6 +36,7 @@
      [model]       the language model: block tables (mixer and FFN kinds),
                    the parameter builder, state blocks, forward and step;
                    its blocks, each with its math, kernels and ops:
+       [model.int8]       int8 weights: the quantizer, the step's int8 products
        [layer.common]     causal depthwise conv, dropout
        [layer.mingru]     MinGRU and MinLSTM (parallel scan)
        [layer.gru]        the classic GRU (sequential)
@@ -43,11 +44,11 @@
        [layer.rwkv]       RWKV-6 time mixing (the wkv kernel), channel mixing
        [layer.ffn]        SwiGLU, squared-ReLU, GELU MLPs, the RWKV channel mix
      [train]       the training step (truncated BPTT, clipping, optimizer) and
-                   the windowed and stateful evaluations every trainer shares
+                   the windowed, stateful and step-path evaluations
      [bpe]         byte-level BPE: train, encode, decode, tokenizer.json
      [sample]      temperature, top-k, top-p
-     [ckpt]        vocabularies, checkpoints, sessions (docs/FORMAT.md),
-                   [ckpt.safetensors] export and import
+     [ckpt]        vocabularies, checkpoints (int8 tensors too), sessions
+                   (docs/FORMAT.md), mr_infer_memory, [ckpt.safetensors]
 
    COMPILE-TIME OPTIONS (set them before the implementation include; the ones
    marked "everywhere" must be the same in every file that includes minrnn.h)
@@ -2471,7 +2472,14 @@ MR__INL float mr__expf(float x) {
     x = x * (float)isless(x, 88.0f) + 88.0f * (float)isgreaterequal(x, 88.0f);
     /* n = round(x / ln 2): x >= -87 keeps the argument positive, so the cast
        truncates like floor (floorf would block vectorizing under -std=c99) */
-    n = (float)(int32_t)(x * 1.44269504088896341f + 128.5f) - 128.0f;
+    {   /* a NaN x (a diverged run, or weights from a hostile file): its bits become 0 before the
+           cast, which would be undefined for a NaN; the result stays NaN through p (integer masks
+           vectorize like the arithmetic above) */
+        union { float f; uint32_t u; } t;
+        t.f = x * 1.44269504088896341f + 128.5f;
+        t.u &= (uint32_t)((t.u & 0x7fffffffu) > 0x7f800000u) - 1u;
+        n = (float)(int32_t)t.f - 128.0f;
+    }
     p = mr__exp_reduced(x, n);
     /* unsigned shift: a NaN x (a diverged run) gives a garbage exponent, not UB; the result is NaN */
     sc.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23);

@@ -302,6 +302,19 @@ static void test_refusals(void) {
     MR_CHECK(!memcmp(before, m->ps->data, sizeof(float) * m->ps->numel));
     MR_CHECK(mr_safetensors_load_mem(m, st, stlen, &e) == MR_ERR_ARG && strstr(e.msg, "int8"));
     MR_CHECK(!memcmp(before, m->ps->data, sizeof(float) * m->ps->numel));
+    {   /* a NaN weight (a hostile file): the step runs and says NaN (the fuzz target found the
+           float-to-int cast of a NaN in the exp) */
+        mr_state *s1;
+        float lg[20];
+        int32_t tok = 1;
+        mr_ctx_clear_error(ctx);
+        mr_ctx_reset(ctx);
+        m->layers[0].norm1->data[0] = NAN;
+        mr_state_new(&s1, m, 1, NULL);
+        MR_CHECK(mr_model_step(ctx, m, &tok, s1, lg) == MR_OK && isnan(lg[0]));
+        MR_CHECK(isnan(mr__expf(NAN)) && mr__expf(0.f) == 1.f);
+        mr_state_free(s1);
+    }
     mr_adamw_free(&opt);
     mr_ctx_free(ctx);
     mr_buffer_free(st);
