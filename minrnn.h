@@ -1136,11 +1136,6 @@ MRDEF mr_status mr_safetensors_load(mr_model *m, const char *path, mr_error *err
 #ifndef MINRNN_NO_STDIO
 #include <errno.h>
 #endif
-#ifdef MINRNN_NO_TRAINING
-#define MR__NO_TRAINING 1
-#else
-#define MR__NO_TRAINING 0
-#endif
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
 #include <immintrin.h>   /* mr__gemv's AVX-512 kernel */
 #define MR__X86_SIMD 1
@@ -2173,15 +2168,14 @@ MRDEF mr_status mr_params_alloc(mr_params *ps, mr_error *err) {
     ps->numel = total;
     if (!mr__mul_ok(total, sizeof(float), &bytes)) return mr__seterr(err, MR_ERR_NOMEM, "parameters too large");
     ps->data = (float *)mr__calloc(mr__ps_al(ps), bytes);
+    ps->grad = NULL;   /* the inference-only build computes no gradients */
 #ifndef MINRNN_NO_TRAINING
     ps->grad = (float *)mr__calloc(mr__ps_al(ps), bytes);
-#else
-    ps->grad = NULL;   /* nothing computes gradients */
+    if (!ps->grad) { mr__free(mr__ps_al(ps), ps->data); ps->data = NULL; }
 #endif
-    if (!ps->data || (!ps->grad && !MR__NO_TRAINING)) {
-        mr__free(mr__ps_al(ps), ps->data);
+    if (!ps->data) {
         mr__free(mr__ps_al(ps), ps->grad);
-        ps->data = ps->grad = NULL;
+        ps->grad = NULL;
         return mr__seterr(err, MR_ERR_NOMEM, "out of memory for %zu parameters", total);
     }
     for (i = 0; i < ps->n; i++) {
@@ -2707,6 +2701,14 @@ MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) 
 }
 
 /* --- softmax ------------------------------------------------------------- */
+/* logsumexp(x) over C (the cross-entropy's, and mr_eval_step's) */
+MR__PRIV float mr__lse_row(const float *x, int64_t C) {
+    float m = x[0], s = 0;
+    int64_t c;
+    for (c = 1; c < C; c++) m = x[c] > m ? x[c] : m;
+    for (c = 0; c < C; c++) s += mr__expf(x[c] - m);
+    return m + logf(s);
+}
 /* y = softmax(x) over C; returns logsumexp(x) */
 MR__PRIV float mr__softmax_row(const float *x, float *y, int64_t C) {
     float m = x[0], s = 0, inv;
@@ -2800,11 +2802,7 @@ MRDEF mr_tensor *mr_cross_entropy(mr_ctx *ctx, mr_tensor *logits, const int32_t 
     MR__OMP(parallel for num_threads(nt) if (R * C > MR__PAR_MIN) schedule(static))
     for (r = 0; r < R; r++) {
         const float *xr = logits->data + r * logits->row_stride;
-        float m = xr[0], s = 0;
-        int64_t c;
-        for (c = 1; c < C; c++) m = xr[c] > m ? xr[c] : m;
-        for (c = 0; c < C; c++) s += mr__expf(xr[c] - m);
-        p->lse[r] = m + logf(s);
+        p->lse[r] = mr__lse_row(xr, C);
         rowloss[r] = p->t[r] == ignore_index ? 0.f : p->lse[r] - xr[p->t[r]];
     }
     for (r = 0; r < R; r++) acc += rowloss[r];
@@ -4358,22 +4356,28 @@ MR__PRIV void mr__gemm_small(int tb, int M, int N, int K, float alpha, const flo
    max |x| / 127 (zeros past K: the value 128 is 0 after the shift), returning
    sx (0 for an all-zero row; NaN, with xu all 128, when x holds an infinity or
    a NaN, so the products come out NaN as the float path's would). */
-MR__PRIV float mr__q8_act(const float *x, int K, int ld, uint8_t *xu) {
-    float amax = 0.f, inv;
-    int k, bad = 0;
+/* max_k |x[k]|; NaN when some x[k] is infinite or NaN */
+MR__PRIV float mr__q8_absmax(const float *x, int64_t K) {
+    float amax = 0.f;
+    int64_t k;
     for (k = 0; k < K; k++) {
         float a = fabsf(x[k]);
-        if (!(a <= FLT_MAX)) bad = 1;
-        else if (a > amax) amax = a;
+        if (!(a <= FLT_MAX)) return NAN;
+        if (a > amax) amax = a;
     }
-    if (bad || amax == 0.f) { memset(xu, 128, (size_t)ld); return bad ? NAN : 0.f; }
+    return amax;
+}
+/* v (|v| <= 127 and a little) rounded half away from zero into [-127, 127]: weights and inputs alike */
+MR__INL int mr__q8_round(float v) {
+    int q = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
+    return q > 127 ? 127 : q < -127 ? -127 : q;
+}
+MR__PRIV float mr__q8_act(const float *x, int K, int ld, uint8_t *xu) {
+    float amax = mr__q8_absmax(x, K), inv;
+    int k;
+    if (!(amax > 0.f)) { memset(xu, 128, (size_t)ld); return amax == 0.f ? 0.f : NAN; }
     inv = 127.f / amax;
-    for (k = 0; k < K; k++) {
-        float v = x[k] * inv;
-        int qv = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
-        qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
-        xu[k] = (uint8_t)(qv + 128);
-    }
+    for (k = 0; k < K; k++) xu[k] = (uint8_t)(mr__q8_round(x[k] * inv) + 128);
     if (ld > K) memset(xu + K, 128, (size_t)(ld - K));
     return amax / 127.f;
 }
@@ -4706,19 +4710,11 @@ MRDEF mr_status mr_model_quantize(mr_model *m, int flags, mr_error *err) {
         for (r = 0; r < e->rows; r++) {
             const float *w = t->data + r * t->row_stride;
             int8_t *q = e->q + r * e->ld;
-            float amax = 0.f, inv;
-            for (k = 0; k < e->cols; k++) {
-                float a = fabsf(w[k]);
-                if (!(a <= FLT_MAX)) { mr__q8_drop(m); return mr__seterr(err, MR_ERR_RANGE, "mr_model_quantize: '%s' holds a weight that is not finite", t->name); }
-                if (a > amax) amax = a;
-            }
+            float amax = mr__q8_absmax(w, e->cols), inv;
+            if (!(amax <= FLT_MAX)) { mr__q8_drop(m); return mr__seterr(err, MR_ERR_RANGE, "mr_model_quantize: '%s' holds a weight that is not finite", t->name); }
             e->scale[r] = amax / 127.f;
             inv = amax > 0.f ? 127.f / amax : 0.f;
-            for (k = 0; k < e->cols; k++) {
-                float v = w[k] * inv;
-                int qv = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
-                q[k] = (int8_t)(qv > 127 ? 127 : qv < -127 ? -127 : qv);
-            }
+            for (k = 0; k < e->cols; k++) q[k] = (int8_t)mr__q8_round(w[k] * inv);
         }
         mr__q8_finish(m, i);
     }
@@ -7532,7 +7528,7 @@ MRDEF mr_status mr_eval_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, in
     mr_state *st = NULL;
     float *lg;
     double sum = 0;
-    int64_t i, V, k;
+    int64_t i, V;
     mr_status s = MR_OK;
     mr_error e;
     if (loss) *loss = NAN;
@@ -7543,17 +7539,12 @@ MRDEF mr_status mr_eval_step(mr_ctx *ctx, mr_model *m, const int32_t *tokens, in
     lg = (float *)mr__alloc(&m->ps->alloc, sizeof(float) * (size_t)V);
     if (!lg) { mr_state_free(st); return mr_ctx_fail(ctx, MR_ERR_NOMEM, "out of memory"); }
     for (i = 0; i + 1 < n; i++) {
-        float mx;
-        double z = 0;
         int32_t y = tokens[i + 1];
         if (y < 0 || y >= V) { s = mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_eval_step: token %lld is %d, outside [0, %lld)", (long long)(i + 1), (int)y, (long long)V); break; }
         if (st->max_pos && st->pos >= st->max_pos) mr_state_reset(st);   /* the context ends: start afresh */
         if ((s = mr_model_step(ctx, m, tokens + i, st, lg)) != MR_OK) break;
         mr_ctx_reset(ctx);
-        mx = lg[0];
-        for (k = 1; k < V; k++) mx = lg[k] > mx ? lg[k] : mx;
-        for (k = 0; k < V; k++) z += exp((double)(lg[k] - mx));
-        sum += log(z) + (double)mx - (double)lg[y];
+        sum += (double)(mr__lse_row(lg, V) - lg[y]);   /* the cross-entropy's row loss */
     }
     mr__free(&m->ps->alloc, lg);
     mr_state_free(st);
@@ -10060,15 +10051,14 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
             mr_tensor *t;
             uint32_t nl = mr__rb_u32(&q), dt, nd, d;
             char name[128];
+            int ti;
             if (q.bad || nl >= sizeof name || !mr__rb_need(&q, nl) || memchr(q.p + q.off, 0, nl)) { s = mr__seterr(err, MR_ERR_FORMAT, "bad tensor name"); goto fail; }
             memcpy(name, q.p + q.off, nl); name[nl] = 0; q.off += nl;
-            {
-                int k = mr__params_index(m->ps, name);
-                if (k < 0) { s = mr__seterr(err, MR_ERR_FORMAT, "unexpected tensor '%s'", name); goto fail; }
-                if (seen[k]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s' appears twice", name); goto fail; }
-                seen[k] = 1;
-                t = m->ps->t[k];
-            }
+            ti = mr__params_index(m->ps, name);
+            if (ti < 0) { s = mr__seterr(err, MR_ERR_FORMAT, "unexpected tensor '%s'", name); goto fail; }
+            if (seen[ti]) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s' appears twice", name); goto fail; }
+            seen[ti] = 1;
+            t = m->ps->t[ti];
             dt = mr__rb_u32(&q); nd = mr__rb_u32(&q);
             if (q.bad || dt > 1) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s': unknown dtype %u", name, dt); goto fail; }
             if (dt == 1 && !mr__q8_allowed(t)) { s = mr__seterr(err, MR_ERR_FORMAT, "tensor '%s' cannot be int8 (one dimension, or over 65536 columns)", name); goto fail; }
@@ -10080,9 +10070,8 @@ MRDEF mr_status mr_ckpt_load_mem(mr_model **mout, mr_vocab *v, mr_train_meta *me
             if (q.off % 64 && mr__pad64(&q, "TENS", err) != MR_OK) { s = mr__seterr(err, MR_ERR_FORMAT, "truncated tensor '%s'", name); goto fail; }
             if (dt == 0) mr__rb_f32s(&q, t->data, (size_t)mr_tensor_numel(t));
             else if (mr__rb_need(&q, (size_t)mr_tensor_rows(t) * 4 + (size_t)mr_tensor_numel(t))) {   /* scales [rows] f32, then rows x cols int8 */
-                int k = mr__params_index(m->ps, name);
-                is_q8[k] = 1;
-                q8_at[k] = q.off;
+                is_q8[ti] = 1;
+                q8_at[ti] = q.off;
                 q.off += (size_t)mr_tensor_rows(t) * 4 + (size_t)mr_tensor_numel(t);
                 n_q8++;
             }
@@ -10146,7 +10135,7 @@ MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_i
     mr_status s;
     float *lg = NULL;
     int32_t *tok = NULL;
-    int n0 = 0, pass;
+    int n0 = 0, round, at_end;
     if (!need || batch < 1) return mr__seterr(err, MR_ERR_ARG, "mr_infer_memory: bad arguments");
     memset(need, 0, sizeof *need);
     memset(&c, 0, sizeof c);
@@ -10160,22 +10149,18 @@ MRDEF mr_status mr_infer_memory(const uint8_t *ckpt, size_t len, int batch, mr_i
     if ((s = mr_ctx_new(&ctx, &cp)) != MR_OK) { mr__seterr(err, s, "cannot create a context"); goto done; }
     need->heap_bytes = c.total + 64; need->heap_peak = c.peak; need->allocations = c.n;
     need->grad_bytes = m->ps->grad ? (sizeof(float) * m->ps->numel + 63) / 64 * 64 : 0;
-    n0 = c.n;
     lg = (float *)MINRNN_MALLOC(sizeof(float) * (size_t)batch * (size_t)m->cfg.vocab_size, NULL);
     tok = (int32_t *)MINRNN_MALLOC(sizeof(int32_t) * (size_t)batch, NULL);
     if (!lg || !tok) { s = mr__seterr(err, MR_ERR_NOMEM, "out of memory"); goto done; }
     memset(tok, 0, sizeof(int32_t) * (size_t)batch);
-    for (pass = 0; pass < 4; pass++) {   /* twice: the second round, with the arena grown, counts the steps' allocations */
-        if (pass == 2) n0 = c.n;
-        if (pass % 2 == 0) mr_state_reset(st);
-        else {   /* the last position the context allows */
-            if (!st->max_pos) continue;
+    for (round = 0; round < 2; round++) {   /* the second round, with the arena grown, counts the steps' allocations */
+        if (round == 1) n0 = c.n;
+        for (at_end = 0; at_end <= (st->max_pos > 0); at_end++) {   /* the first position, then the last the context allows */
             mr_state_reset(st);
-            st->valid = 1;
-            st->pos = st->max_pos - 1;
+            if (at_end) { st->valid = 1; st->pos = st->max_pos - 1; }
+            if ((s = mr_model_step(ctx, m, tok, st, lg)) != MR_OK) { mr__seterr(err, s, "%s", mr_ctx_error(ctx)); goto done; }
+            mr_ctx_reset(ctx);
         }
-        if ((s = mr_model_step(ctx, m, tok, st, lg)) != MR_OK) { mr__seterr(err, s, "%s", mr_ctx_error(ctx)); goto done; }
-        mr_ctx_reset(ctx);
     }
     need->arena_bytes = (mr_ctx_arena_peak(ctx) + 63) / 64 * 64 + 64;
     need->step_allocations = c.n - n0;

@@ -80,14 +80,14 @@ static void greedy(mr_model *m, int n, int32_t *out) {
     mr_error err;
     float *lg = (float *)malloc(sizeof(float) * (size_t)m->cfg.vocab_size);
     int32_t tok = 0;
-    int i, k;
+    int i;
     cp.n_threads = 1;
     if (!lg || mr_ctx_new(&ctx, &cp) != MR_OK || mr_state_new(&st, m, 1, &err) != MR_OK) ex_fail(PROG, "out of memory");
     for (i = 0; i < n; i++) {
         if (st->max_pos && st->pos >= st->max_pos) mr_state_reset(st);
         if (mr_model_step(ctx, m, &tok, st, lg) != MR_OK) ex_fail(PROG, mr_ctx_error(ctx));
         mr_ctx_reset(ctx);
-        for (k = 1, tok = 0; k < m->cfg.vocab_size; k++) if (lg[k] > lg[tok]) tok = k;
+        tok = mr_sample(lg, m->cfg.vocab_size, 0.f, 0, 1.f, NULL, NULL);   /* temperature 0: the argmax */
         out[i] = tok;
     }
     mr_state_free(st);

@@ -35,7 +35,7 @@
 static unsigned char heap[MINRNN_MODEL_HEAP_BYTES] __attribute__((aligned(64)));
 static unsigned char arena[MINRNN_MODEL_ARENA_BYTES] __attribute__((aligned(64)));
 static size_t heap_used;
-static int n_allocs, n_frees;
+static int n_allocs;
 static void *bump_alloc(size_t n, void *ud) {
     size_t at = (heap_used + 63) & ~(size_t)63;
     (void)ud;
@@ -44,7 +44,7 @@ static void *bump_alloc(size_t n, void *ud) {
     n_allocs++;
     return heap + at;
 }
-static void bump_free(void *p, void *ud) { (void)p; (void)ud; n_frees++; }
+static void bump_free(void *p, void *ud) { (void)p; (void)ud; }
 
 int main(int argc, char **argv) {
     mr_allocator al;
