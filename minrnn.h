@@ -4367,17 +4367,27 @@ MR__PRIV float mr__q8_absmax(const float *x, int64_t K) {
     }
     return amax;
 }
-/* v (|v| <= 127 and a little) rounded half away from zero into [-127, 127]: weights and inputs alike */
+/* v rounded half away from zero into [-127, 127]: weights and inputs alike.
+   Clamped before the cast (a float out of int's range, or NaN, is undefined
+   there); NaN gives 0. */
 MR__INL int mr__q8_round(float v) {
-    int q = (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
-    return q > 127 ? 127 : q < -127 ? -127 : q;
+    if (v >= 127.f) return 127;
+    if (v <= -127.f) return -127;
+    if (!(v == v)) return 0;
+    return (int)(v >= 0.f ? v + 0.5f : v - 0.5f);
+}
+/* x / amax * 127 rounded (|x| <= amax, amax > 0): one multiply by inv = 127 /
+   amax, or a division where amax is so small (below 127 / FLT_MAX, a
+   subnormal row) that inv is infinite */
+MR__INL int mr__q8_quant(float x, float amax, float inv) {
+    return mr__q8_round(inv <= FLT_MAX ? x * inv : x / amax * 127.f);
 }
 MR__PRIV float mr__q8_act(const float *x, int K, int ld, uint8_t *xu) {
     float amax = mr__q8_absmax(x, K), inv;
     int k;
     if (!(amax > 0.f)) { memset(xu, 128, (size_t)ld); return amax == 0.f ? 0.f : NAN; }
     inv = 127.f / amax;
-    for (k = 0; k < K; k++) xu[k] = (uint8_t)(mr__q8_round(x[k] * inv) + 128);
+    for (k = 0; k < K; k++) xu[k] = (uint8_t)(mr__q8_quant(x[k], amax, inv) + 128);
     if (ld > K) memset(xu + K, 128, (size_t)(ld - K));
     return amax / 127.f;
 }
@@ -4714,7 +4724,7 @@ MRDEF mr_status mr_model_quantize(mr_model *m, int flags, mr_error *err) {
             if (!(amax <= FLT_MAX)) { mr__q8_drop(m); return mr__seterr(err, MR_ERR_RANGE, "mr_model_quantize: '%s' holds a weight that is not finite", t->name); }
             e->scale[r] = amax / 127.f;
             inv = amax > 0.f ? 127.f / amax : 0.f;
-            for (k = 0; k < e->cols; k++) q[k] = (int8_t)mr__q8_round(w[k] * inv);
+            for (k = 0; k < e->cols; k++) q[k] = (int8_t)mr__q8_quant(w[k], amax, inv);
         }
         mr__q8_finish(m, i);
     }

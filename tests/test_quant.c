@@ -76,6 +76,14 @@ static void test_activations(void) {
     bad[1] = INFINITY;
     MR_CHECK(isnan(mr__q8_act(bad, 3, 64, xu)));
     MR_CHECK(mr__q8_act(z, 4, 64, xu) == 0.f && xu[0] == 128);
+    /* a subnormal row: 127 / max |x| is infinite, the values still round (the fuzz target found the cast of inf) */
+    {
+        const float tiny[4] = {1e-40f, -5e-41f, 0.f, 2.5e-41f};
+        float st = mr__q8_act(tiny, 4, 64, xu);
+        MR_CHECK(st > 0.f && isfinite(127.f / 1e-40f) == 0);
+        MR_CHECK_MSG(xu[0] == 255 && xu[1] == 64 && xu[2] == 128 && xu[3] == 160, "%d %d %d %d", xu[0], xu[1], xu[2], xu[3]);
+        MR_CHECK(mr__q8_round(INFINITY) == 127 && mr__q8_round(-INFINITY) == -127 && mr__q8_round(NAN) == 0 && mr__q8_round(-3e9f) == -127);
+    }
 }
 
 /* which tensors become int8, the rounding bound, the dequantized floats */
