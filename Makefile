@@ -1,4 +1,4 @@
-# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz | make map | make mpi
+# minrnn: make | make test | make sanitize | make bench | make cuda | make fuzz | make map | make mpi | make compare
 # Variables: CC, NO_OMP=1, OPT, MPICC.
 CC          ?= cc
 CXX         ?= c++
@@ -23,10 +23,10 @@ BENCH_SRCS:= $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 HDRS      := minrnn.h tests/mr_test.h tests/ckpt_common.h tests/model_common.h
 
-.PHONY: all test sanitize bench compile-checks clean cuda fuzz map mpi
+.PHONY: all test sanitize bench compile-checks clean cuda fuzz map mpi compare
 all: $(EXAMPLES)
 
-$(BUILD)/minrnn-%: examples/%.c $(HDRS) examples/common.h examples/dp.h
+$(BUILD)/minrnn-%: examples/%.c $(HDRS) examples/common.h examples/dp.h examples/plot.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LDLIBS)
 
@@ -128,6 +128,13 @@ fuzz: $(FUZZ_DIR)/fuzz_ckpt $(FUZZ_DIR)/make_corpus
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus > $(FUZZ_DIR)/fuzz.log 2>&1; then \
 	    grep -E '^#[0-9]+.*DONE|^Done|stat::number_of_executed_units|stat::peak_rss_mb' $(FUZZ_DIR)/fuzz.log; echo "fuzz: no finding"; \
 	else tail -n 60 $(FUZZ_DIR)/fuzz.log; echo "fuzz: FINDING (input in $(FUZZ_DIR)/artifacts/)"; exit 1; fi
+
+# The default set of models side by side on the shipped corpus, COMPARE_BUDGET seconds
+# each (about 40 minutes in all with 300), into runs/compare/ (report.html, loss.svg,
+# summary.csv, history.json).
+COMPARE_BUDGET ?= 300
+compare: $(BUILD)/minrnn-compare $(BUILD)/minrnn-train
+	$(BUILD)/minrnn-compare --data data/tinyshakespeare.txt --budget $(COMPARE_BUDGET) --out runs/compare
 
 # The header's map: every named section with its line (declarations, then the implementation).
 map:

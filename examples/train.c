@@ -5,6 +5,7 @@
 #include "minrnn.h"
 #include "common.h"
 #include "dp.h"
+#include "plot.h"
 #include <math.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -33,6 +34,9 @@ typedef struct args {
     int eval_windows_max;
     int reproducible, shards, depth_given, no_special;
     double dp_timeout;
+    double eval_every_s;   /* --eval-every Ns: evaluate when N seconds of wall time have passed since the last */
+    int print_params;      /* --print-params: print the model's parameter counts and exit */
+    long long fault_nan;   /* --fault-nan-at STEP (testing): the weights become NaN before that step */
 } args;
 
 static void usage(void) {
@@ -40,7 +44,7 @@ static void usage(void) {
     printf(
         "usage: minrnn-train [flags]\n"
         "  --data FILE           training text (default: data/tinyshakespeare.txt)\n"
-        "  --out DIR             where model.bin, model_best.bin and history.csv go (default: runs/default)\n"
+        "  --out DIR             where model.bin, model_best.bin, history.csv and loss.svg go (default: runs/default)\n"
         "  --bytes               byte vocabulary (256) instead of the file's characters\n"
         "  --tokenizer T.json    train on the ids of a BPE tokenizer (see minrnn-bpe train); --data may\n"
         "                        then also be ids from minrnn-bpe encode --out X.u16 or X.u32\n"
@@ -94,7 +98,10 @@ static void usage(void) {
         "  --lr LR (default 6e-3)  --min-lr-factor F (0.1)  --warmup N (100)  --schedule cosine|linear|constant\n"
         "  --weight-decay W (0.1)  --grad-clip C (1.0, 0: off)  --optimizer adamw|sgd  --beta2 B (0.99)\n"
         "  --seed S  --threads N (default: all cores)\n"
-        "  --eval-every N (250)  --log-every N (10)  --save-every N (500; 0: only at the end and on improvement)\n"
+        "  --eval-every N (250; Ns: every N seconds of wall time)  --log-every N (10)\n"
+        "  --save-every N (500; 0: only at the end and on improvement)\n"
+        "  --print-params        print the model's parameter counts (params P active A) and exit\n"
+        "  --fault-nan-at STEP   testing: make the weights NaN before step STEP (the run must fail cleanly)\n"
         "checkpoints:\n"
         "  --resume FILE         continue the run saved in FILE (DIR/model.bin): weights, optimizer,\n"
         "                        generators, data position and the flags of the run (flags given now\n"
@@ -231,7 +238,19 @@ static void parse_args(args *a, int argc, char **argv) {
         else if (!strcmp(f, "--beta2")) a->beta2 = ex_num(PROG, f, ex_val(PROG, argc, argv, &i), 0, 0.999999);
         else if (!strcmp(f, "--seed")) a->seed = (unsigned long long)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 62);
         else if (!strcmp(f, "--threads")) a->threads = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1024);
-        else if (!strcmp(f, "--eval-every")) a->eval_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 0, (long long)1 << 40);
+        else if (!strcmp(f, "--eval-every")) {   /* N steps, or Ns seconds */
+            const char *v = ex_val(PROG, argc, argv, &i);
+            size_t L = strlen(v);
+            if (L > 1 && v[L - 1] == 's') {
+                char b[64];
+                if (L >= sizeof b) ex_die(PROG, "--eval-every wants N steps or Ns seconds, as 250 or 30s");
+                memcpy(b, v, L - 1); b[L - 1] = 0;
+                a->eval_every_s = ex_num(PROG, f, b, 0.001, 1e8);
+                a->eval_every = 0;
+            } else { a->eval_every = ex_int(PROG, f, v, 0, (long long)1 << 40); a->eval_every_s = 0; }
+        }
+        else if (!strcmp(f, "--print-params")) a->print_params = 1;
+        else if (!strcmp(f, "--fault-nan-at")) a->fault_nan = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
         else if (!strcmp(f, "--log-every")) a->log_every = ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, (long long)1 << 40);
         else if (!strcmp(f, "--reproducible")) a->reproducible = 1;
         else if (!strcmp(f, "--shards")) a->shards = (int)ex_int(PROG, f, ex_val(PROG, argc, argv, &i), 1, 1 << 16);
@@ -242,7 +261,7 @@ static void parse_args(args *a, int argc, char **argv) {
 }
 
 static int flag_has_value(const char *f) {
-    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--reproducible") && strcmp(f, "--gru-norm") && strcmp(f, "--moe-renorm") &&
+    return strcmp(f, "--bytes") && strcmp(f, "--untied") && strcmp(f, "--reproducible") && strcmp(f, "--gru-norm") && strcmp(f, "--moe-renorm") && strcmp(f, "--print-params") &&
            strcmp(f, "--help") && strcmp(f, "-h") && strcmp(f, "--version") && strcmp(f, "-V");
 }
 /* The flags that shape the model or its vocabulary: a resumed run takes them
@@ -365,6 +384,7 @@ typedef struct trainer {
     mr_train_meta meta0;
     char args_now[MR_ARGS_MAX], args_saved[MR_ARGS_MAX];
     run r;
+    double last_eval_t;   /* when the last periodic evaluation ended (--eval-every Ns) */
     double t_start;   /* the time budget counts from here: loading the data is part of the run */
     double stateful_cost;   /* the final stateful pass, estimated at the first evaluation (< 0: not yet) */
     /* data parallelism: the batch is S shards of R rows; this process computes ns of them
@@ -666,11 +686,24 @@ static int phase_model(trainer *tr) {
             snprintf(b, sizeof b, "--rwkv-head-size %d does not divide --dim %d", tr->cfg.rwkv.head_size, tr->cfg.dim);
             ex_die(PROG, b);
         }
+        if (tr->a.print_params) {   /* the counts, without allocating the model */
+            if (mr_model_cfg_check(&tr->cfg, &err) != MR_OK) ex_die_err(PROG, &err);
+            printf("params %lld active %lld\n", (long long)mr_model_cfg_param_count(&tr->cfg), (long long)mr_model_cfg_active_param_count(&tr->cfg));
+            fflush(stdout);
+            if (ex_before_exit) ex_before_exit();
+            exit(EX_OK);
+        }
         if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die_err(PROG, &err);
         mr_rng_seed(&tr->rng, tr->a.seed);
         mr_model_init_weights(tr->m, &tr->rng);
     } else {
         tr->cfg = tr->m->cfg;
+        if (tr->a.print_params) {
+            printf("params %lld active %lld\n", (long long)mr_model_cfg_param_count(&tr->cfg), (long long)mr_model_cfg_active_param_count(&tr->cfg));
+            fflush(stdout);
+            if (ex_before_exit) ex_before_exit();
+            exit(EX_OK);
+        }
         if (!tr->auto_dropout) tr->m->cfg.dropout = tr->cfg.dropout = (float)tr->a.dropout;
         mr_rng_seed(&tr->rng, tr->a.seed);   /* replaced by the saved generator below */
     }
@@ -905,6 +938,37 @@ static void hist_moe(trainer *tr, int values) {
     }
     fputc('\n', tr->hist);
 }
+/* DIR/loss.svg from DIR/history.csv: train and validation loss against steps
+   and against wall time (rank 0, at each evaluation and at the end; a plot
+   that cannot be written is said once and the run goes on). */
+static void write_plot(trainer *tr) {
+    char hp[4200], sp[4200], title[300];
+    pl_hist h;
+    double *buf;
+    pl_series a[2], b[2];
+    pl_panel pn[2];
+    const char *unit = tr->bpe ? "loss (nats/token)" : "loss (nats/char)";
+    static int warned;
+    if (dp_rank != 0) return;
+    fflush(tr->hist);
+    snprintf(hp, sizeof hp, "%s/history.csv", tr->a.out);
+    snprintf(sp, sizeof sp, "%s/loss.svg", tr->a.out);
+    if (pl_hist_read(hp, &h) || h.n == 0) { pl_hist_free(&h); return; }
+    buf = (double *)malloc(sizeof(double) * 8 * (size_t)h.n);
+    if (buf) {
+        a[0] = pl_hist_series(&h, h.step, h.train, buf, buf + h.n, "train loss (one batch)", 0);
+        a[1] = pl_hist_series(&h, h.step, h.val, buf + 2 * h.n, buf + 3 * h.n, "validation loss", 0);
+        b[0] = pl_hist_series(&h, h.wall, h.train, buf + 4 * h.n, buf + 5 * h.n, "train loss (one batch)", 0);
+        b[1] = pl_hist_series(&h, h.wall, h.val, buf + 6 * h.n, buf + 7 * h.n, "validation loss", 0);
+        pn[0].xlabel = "step"; pn[0].ylabel = unit; pn[0].s = a; pn[0].ns = 2; pn[0].y_cap = 1.5;
+        pn[1] = pn[0]; pn[1].xlabel = "wall time (s)"; pn[1].s = b;
+        snprintf(title, sizeof title, "%s: %s d=%d L=%d, %lld parameters", tr->a.out, tr->a.arch, tr->m->cfg.dim, tr->m->cfg.n_layers, (long long)mr_params_count(tr->m->ps));
+        if (pl_write_svg(sp, title, pn, 2) && !warned) { fprintf(stderr, "\n%s: cannot write '%s' (the run goes on)\n", PROG, sp); warned = 1; }
+        free(buf);
+    }
+    pl_hist_free(&h);
+}
+
 /* After a step: the progress line and history row, the periodic evaluation
    (and model_best.bin), the periodic save. */
 static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
@@ -931,7 +995,7 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
     }
     tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
     tr->meta0.best_val_loss = tr->best_val;
-    if (tr->a.eval_every && tr->step % tr->a.eval_every == 0) {
+    if ((tr->a.eval_every && tr->step % tr->a.eval_every == 0) || (tr->a.eval_every_s > 0 && ex_now() - tr->last_eval_t >= tr->a.eval_every_s)) {
         double t_e = ex_now();
         tr->last_val = eval_split(tr->ctx, tr->m, tr->ids + tr->n_train, tr->n_val, tr->a.batch, tr->a.chunk);
         tr->eval_cost = ex_now() - t_e;
@@ -946,6 +1010,7 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
         fprintf(tr->hist, "%lld,%lld,%.3f,%.6g,,,%.5f,%.5f,", (long long)tr->step, (long long)tr->tokens, ex_now() - tr->t0, lr, tr->last_val, tr->last_val / tr->val_bytes_per_token / log(2.0));
         hist_moe(tr, 0);
         fflush(tr->hist);
+        write_plot(tr);
         if (tr->last_val < tr->best_val) {
             tr->best_val = tr->last_val;
             tr->meta0.val_loss = tr->last_val; tr->meta0.best_val_loss = tr->best_val; tr->meta0.wall_time = ex_now() - tr->t0;
@@ -953,6 +1018,7 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
             save_run(&tr->r, tr->a.out, "model_best.bin", &tr->meta0);
         }
         tr->eval_total += ex_now() - t_e;
+        tr->last_eval_t = ex_now();
     }
     if (tr->a.save_every && tr->step % tr->a.save_every == 0) {
         tr->meta0.val_loss = tr->last_val; tr->meta0.wall_time = ex_now() - tr->t0;
@@ -1057,7 +1123,7 @@ static int phase_train(trainer *tr) {
     tr->t0 = tr->t_start - (tr->a.resume ? tr->meta0.wall_time : 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    tr->last_log_t = tr->t_run = ex_now();
+    tr->last_log_t = tr->t_run = tr->last_eval_t = ex_now();
     tr->tokens_at_log = (long long)tr->tokens;
     for (;;) {
         double elapsed = ex_now() - tr->t0, loss_sum = 0, lr;
@@ -1083,6 +1149,7 @@ static int phase_train(trainer *tr) {
             fprintf(stderr, "%s%s: projected %.1f epochs: dropout %.2g (auto)%s\n", tr->tty ? "\r" : "", PROG, epochs, (double)tr->m->cfg.dropout, tr->tty ? "          " : "");
         }
         next_batch(tr);
+        if (tr->a.fault_nan && tr->step + 1 == tr->a.fault_nan) { size_t k; for (k = 0; k < tr->m->ps->numel; k++) tr->m->ps->data[k] = NAN; }
         if (tr->sharded) { if (dp_step(tr, lr, &loss_sum, &gnorm)) return 1; }
         else if (mr_train_step(tr->ctx, tr->m, tr->adam_on ? &tr->adam : NULL, tr->adam_on ? NULL : &tr->sgd, tr->xin, tr->xtg, tr->a.batch, tr->a.chunk, tr->a.backprop, tr->state,
                           (float)lr, (float)tr->a.grad_clip, &loss_sum, &gnorm) != MR_OK) {
@@ -1122,6 +1189,7 @@ static int phase_finish(trainer *tr) {
         if (!paused) {
             fprintf(tr->hist, "%lld,%lld,%.3f,,%.5f,,%.5f,%.5f,%.5f", (long long)tr->step, (long long)tr->tokens, el, tr->train_loss_ema, vw, vw / tr->val_bytes_per_token / log(2.0), vs);
             hist_moe(tr, 0);
+            write_plot(tr);
         }
         fclose(tr->hist);
         tr->meta0.step = tr->step; tr->meta0.tokens_seen = tr->tokens; tr->meta0.epoch = tr->tokens / tr->n_train; tr->meta0.train_loss = tr->train_loss_ema;
