@@ -820,7 +820,7 @@ static int write_outputs(const cmp *c) {
                    "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1180px}\n"
                    "table{border-collapse:collapse;font-size:13px;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\n"
                    "th{background:#f2f2f2}td.l{text-align:left}tr.best td{background:#eef7ee}td.bad{color:#b00}\n"
-                   "code{font-size:12px}.cfg td{text-align:left;font-size:12px}\n</style></head><body>\n<h1>minrnn-compare</h1>\n<p>");
+                   "code{font-size:12px}.cfg td,.cfg th{text-align:left;font-size:12px}\n</style></head><body>\n<h1>minrnn-compare</h1>\n<p>");
         fprintf(f, "%s on ", when); html_text(f, cpu);
         fprintf(f, " (%ld cores). Data <code>", sysconf(_SC_NPROCESSORS_ONLN)); html_text(f, c->data);
         fmt_count(cnt, sizeof cnt, c->target);

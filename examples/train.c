@@ -17,6 +17,9 @@ static const char *PROG = "minrnn-train-mpi";
 static const char *PROG = "minrnn-train";
 #endif
 
+/* --preset shakespeare-15m: the 15-minute recipe (every configuration tried is in BENCHMARKS.md) */
+#define PRESET_SHAKESPEARE_15M "--time-budget 900 --layers gru --dim 112"
+
 /* Ctrl-C / SIGTERM: finish the step, save, exit; a second one kills. */
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = 1; signal(sig, SIG_DFL); }
@@ -102,6 +105,10 @@ static void usage(void) {
         "  --save-every N (500; 0: only at the end and on improvement)\n"
         "  --print-params        print the model's parameter counts (params P active A) and exit\n"
         "  --fault-nan-at STEP   testing: make the weights NaN before step STEP (the run must fail cleanly)\n"
+        "presets:\n"
+        "  --preset shakespeare-15m  " PRESET_SHAKESPEARE_15M "\n"
+        "                        the 15-minute recipe for tiny Shakespeare on 2 cores; flags given\n"
+        "                        with it override its own\n"
         "checkpoints:\n"
         "  --resume FILE         continue the run saved in FILE (DIR/model.bin): weights, optimizer,\n"
         "                        generators, data position and the flags of the run (flags given now\n"
@@ -1234,6 +1241,40 @@ static void trainer_init(trainer *tr, int argc, char **argv) {
     tr->stateful_cost = -1;
 }
 
+/* --preset NAME: the preset's flags, then the command's own (which override them) */
+static const struct { const char *name, *flags; } k_presets[] = {
+    {"shakespeare-15m", PRESET_SHAKESPEARE_15M},
+};
+static void expand_preset(int *argc, char ***argv) {
+    static char *v[256], buf[1024];
+    int i, j, n = 0, at = -1;
+    size_t k;
+    for (i = 1; i < *argc; i++) if (!strcmp((*argv)[i], "--preset")) at = i;
+    if (at < 0) return;
+    if (at + 1 >= *argc) ex_die(PROG, "--preset needs a value");
+    for (i = 1; i < *argc; i++) if (!strcmp((*argv)[i], "--resume")) ex_die(PROG, "--preset with --resume: a resumed run's flags come from its checkpoint");
+    for (k = 0; k < sizeof k_presets / sizeof k_presets[0]; k++) if (!strcmp(k_presets[k].name, (*argv)[at + 1])) break;
+    if (k == sizeof k_presets / sizeof k_presets[0]) {
+        char b[300];
+        snprintf(b, sizeof b, "unknown preset '%s' (presets: shakespeare-15m)", (*argv)[at + 1]);
+        ex_die(PROG, b);
+    }
+    snprintf(buf, sizeof buf, "%s", k_presets[k].flags);
+    v[n++] = (*argv)[0];
+    for (j = 0; buf[j] && n < 200;) {   /* the preset's words */
+        while (buf[j] == ' ') buf[j++] = 0;
+        if (!buf[j]) break;
+        v[n++] = buf + j;
+        while (buf[j] && buf[j] != ' ') j++;
+    }
+    for (i = 1; i < *argc && n < 255; i++) {
+        if (i == at) { i++; continue; }
+        v[n++] = (*argv)[i];
+    }
+    v[n] = NULL;
+    *argc = n; *argv = v;
+}
+
 int main(int argc, char **argv) {
     static trainer t;   /* large (the run's flags and metadata): not on the stack */
     static int (*const setup[])(trainer *) = {phase_args, phase_data, phase_model, phase_optim, phase_output};
@@ -1241,6 +1282,7 @@ int main(int argc, char **argv) {
     dp_init(&argc, &argv);
     dp_quiet_others();
     ex_before_exit = dp_finalize;
+    expand_preset(&argc, &argv);
     trainer_init(&t, argc, argv);
     if (dp_rank == 0) ex_watch_stdout(PROG);
     /* a failure in any process is a failure in all (every rank decides alike, rank 0 alone writes) */

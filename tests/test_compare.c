@@ -228,6 +228,12 @@ static void test_bad_input(void) {
         mr_buffer_free(e);
     }
     MR_CHECK_MSG(sh("test -e " DIR "/bad") != 0, "a refused comparison wrote its output directory");
+    /* the trainer's preset: its flags, overridden by those given with it */
+    MR_CHECK(sh("build/minrnn-train --data " DATA " --preset shakespeare-15m --print-params 2>&1 | grep -q '^params '") == 0);
+    MR_CHECK(sh("build/minrnn-train --data " DATA " --preset shakespeare-15m --dim 8 --steps 1 --threads 1 --batch 2 --chunk-size 16 --out " DIR "/preset "
+                "2>&1 | grep -q 'model gru d=8 L=4'") == 0);
+    MR_CHECK(sh("build/minrnn-train --preset nope 2>&1 | grep -q \"unknown preset 'nope'\"") == 0);
+    MR_CHECK(sh("build/minrnn-train --preset shakespeare-15m --resume x.bin 2>&1 | grep -q 'flags come from its checkpoint'") == 0);
 }
 
 MR_TEST_MAIN({"plan", test_plan}, {"run", test_run}, {"resume", test_resume}, {"bad_input", test_bad_input})
