@@ -21,7 +21,7 @@ EX_SRCS   := $(wildcard examples/*.c)
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/minrnn-%,$(EX_SRCS))
 BENCH_SRCS:= $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-HDRS      := minrnn.h tests/mr_test.h tests/ckpt_common.h tests/model_common.h
+HDRS      := minrnn.h tests/mr_test.h tests/ckpt_common.h tests/model_common.h tests/cli_common.h
 
 .PHONY: all test sanitize bench compile-checks clean cuda fuzz map mpi compare
 all: $(EXAMPLES)

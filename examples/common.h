@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 /* Not every program uses every helper. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -19,6 +21,30 @@ EX_UNUSED static double ex_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+/* A duration as 3m07s or 1h05m; NaN or beyond 10^7 s (an ETA not known yet) as ?, a negative one as 0m00s. */
+EX_UNUSED static void ex_fmt_time(char *buf, size_t n, double s) {
+    long t;
+    if (s != s || s > 1e7) { snprintf(buf, n, "?"); return; }
+    t = s < 0 ? 0 : (long)s;
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t % 3600 / 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+/* mkdir -p: 0 when path is a directory afterwards, else -1 (errno says why) */
+EX_UNUSED static int ex_mkdir_p(const char *path) {
+    char d[4096];
+    size_t k, n = strlen(path);
+    struct stat st;
+    if (n >= sizeof d) { errno = ENAMETOOLONG; return -1; }
+    memcpy(d, path, n + 1);
+    for (k = 1; k <= n; k++)
+        if (d[k] == '/' || d[k] == 0) {
+            char c = d[k];
+            d[k] = 0;
+            if (mkdir(d, 0777) != 0 && errno != EEXIST) return -1;
+            d[k] = c;
+        }
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 /* Exit statuses of every program (the README's table):
      0    success

@@ -111,22 +111,17 @@ static void usage(void) {
 }
 
 /* --- small helpers ------------------------------------------------------ */
-static void die(const char *fmt, ...) {
+/* a formatted message, then exit with code (ex_exit) */
+static void exit_msg(int code, const char *fmt, ...) {
     char b[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(b, sizeof b, fmt, ap);
     va_end(ap);
-    ex_die(PROG, b);
+    ex_exit(PROG, b, code);
 }
-static void fail(const char *fmt, ...) {
-    char b[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof b, fmt, ap);
-    va_end(ap);
-    ex_fail(PROG, b);
-}
+#define die(...) exit_msg(EX_USAGE, __VA_ARGS__)    /* the command is wrong */
+#define fail(...) exit_msg(EX_FAIL, __VA_ARGS__)    /* a failure while running */
 static int is_kind(const char *s) {
     int k;
     for (k = 0; k < CMP_N_KINDS; k++) if (!strcmp(s, k_kinds[k].name)) return k;
@@ -156,11 +151,6 @@ static const char *word_value(const entry *e, const char *f) {   /* the last val
 }
 static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
 static int lcm(int a, int b) { return a / gcd(a, b) * b; }
-static void fmt_time(char *b, size_t n, double s) {
-    if (!(s >= 0) || s > 1e7) { snprintf(b, n, "?"); return; }
-    if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-}
 static void fmt_count(char *b, size_t n, long long v) {   /* 926,976 */
     char t[32];
     int L, i, o = 0;
@@ -173,41 +163,11 @@ static void fmt_count(char *b, size_t n, long long v) {   /* 926,976 */
     }
     b[o] = 0;
 }
-static int mkdir_p(const char *path) {
-    char d[4096];
-    size_t k, n = strlen(path);
-    struct stat st;
-    if (n >= sizeof d) return -1;
-    memcpy(d, path, n + 1);
-    for (k = 1; k <= n; k++)
-        if (d[k] == '/' || d[k] == 0) {
-            char c = d[k];
-            d[k] = 0;
-            if (mkdir(d, 0777) != 0 && errno != EEXIST) return -1;
-            d[k] = c;
-        }
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    char *b = NULL;
-    size_t cap = 0, len = 0;
-    if (!f) return NULL;
-    for (;;) {
-        size_t r;
-        if (len + 4097 > cap) {
-            char *nb = (char *)realloc(b, cap = 2 * cap + 8192);
-            if (!nb) { free(b); fclose(f); return NULL; }
-            b = nb;
-        }
-        r = fread(b + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0) break;
-    }
-    fclose(f);
-    b[len] = 0;
-    if (n) *n = len;
-    return b;
+/* a whole file as a NUL-terminated string (free with mr_buffer_free), NULL when it cannot be read */
+static char *read_text(const char *path) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    return mr_read_file(path, &b, &n, (size_t)1 << 30, NULL, NULL) == MR_OK ? (char *)b : NULL;
 }
 
 /* Runs argv with its standard output into out (and standard error into
@@ -540,8 +500,7 @@ static int read_result(const cmp *c, entry *e) {
 
 /* The last line of the run's log that names the trainer: why it stopped */
 static void log_reason(const char *log, char *out, size_t n) {
-    size_t len = 0;
-    char *b = read_all(log, &len), *p, *last = NULL;
+    char *b = read_text(log), *p, *last = NULL;
     out[0] = 0;
     if (!b) return;
     for (p = b; (p = strstr(p, "minrnn-train: ")) != NULL; p++) last = p;
@@ -550,7 +509,7 @@ static void log_reason(const char *log, char *out, size_t n) {
         if (e) *e = 0;
         snprintf(out, n, "%s", last + 14);
     }
-    free(b);
+    mr_buffer_free(b);
 }
 
 /* one line of progress: el is the model's wall time so far */
@@ -561,11 +520,11 @@ static void status_line(const cmp *c, int idx, int tty, const progress *p, doubl
     int left = c->n - idx - 1, k;
     if (c->budget > 0) rem = c->budget - el;
     else rem = p->step > 0 ? el / p->step * ((double)c->steps - p->step) : NAN;
-    fmt_time(eta, sizeof eta, rem);
+    ex_fmt_time(eta, sizeof eta, rem);
     {   /* the whole comparison: the models after this one take a budget each (or as long as this one) */
         double per = c->budget > 0 ? c->budget : p->step > 0 ? el / p->step * (double)c->steps : NAN;
         for (k = idx + 1; k < c->n; k++) if (strcmp(c->e[k].status, "not run") && strcmp(c->e[k].status, "interrupted")) left--;
-        fmt_time(all, sizeof all, rem + (left > 0 ? left : 0) * per);
+        ex_fmt_time(all, sizeof all, rem + (left > 0 ? left : 0) * per);
     }
     {
         char tl[32] = "-", vl[32] = "-";
@@ -591,7 +550,7 @@ static int run_model(cmp *c, int idx, int resume_it) {
     snprintf(hist, sizeof hist, "%s/history.csv", dir);
     snprintf(ckpt, sizeof ckpt, "%s/model.bin", dir);
     if (resume_it && access(ckpt, R_OK) != 0) resume_it = 0;   /* stopped before its first save: from the start */
-    if (mkdir_p(dir) != 0) fail("cannot create '%s': %s", dir, strerror(errno));
+    if (ex_mkdir_p(dir) != 0) fail("cannot create '%s': %s", dir, strerror(errno));
     memset(&a, 0, sizeof a);
     ab_add(&a, c->train);
     if (resume_it) {   /* its flags from the checkpoint; the stop as the comparison says */
@@ -617,7 +576,7 @@ static int run_model(cmp *c, int idx, int resume_it) {
         if (n < sizeof cmd) n += (size_t)snprintf(cmd + n, sizeof cmd - n, "\n");
         if (write(fd, cmd, n < sizeof cmd ? n : sizeof cmd - 1) < 0) {}
     }
-    fprintf(stderr, "%s[%d/%d] %s: %s%s\n", tty ? "" : "", idx + 1, c->n, e->name, resume_it ? "resuming " : "", resume_it ? ckpt : e->config);
+    fprintf(stderr, "[%d/%d] %s: %s%s\n", idx + 1, c->n, e->name, resume_it ? "resuming " : "", resume_it ? ckpt : e->config);
     pid = fork();
     if (pid < 0) fail("cannot start minrnn-train: %s", strerror(errno));
     if (pid == 0) {   /* its own process group: Ctrl-C reaches the comparison, which passes one SIGINT on */
@@ -643,8 +602,11 @@ static int run_model(cmp *c, int idx, int resume_it) {
         }
     }
     if (tty) fputc('\n', stderr);
-    e->peak_rss_mb = (double)ru.ru_maxrss / 1024.0 > (e->peak_rss_mb == e->peak_rss_mb && resume_it ? e->peak_rss_mb : 0) ? (double)ru.ru_maxrss / 1024.0 : e->peak_rss_mb;
-    e->run_wall = (resume_it && e->run_wall == e->run_wall ? e->run_wall : 0) + ex_now() - t0;
+    {   /* a resumed model: the larger peak and the sum of the runs' wall times */
+        double rss = (double)ru.ru_maxrss / 1024.0, prev = resume_it && isfinite(e->peak_rss_mb) ? e->peak_rss_mb : 0;
+        e->peak_rss_mb = rss > prev ? rss : prev;
+        e->run_wall = (resume_it && isfinite(e->run_wall) ? e->run_wall : 0) + ex_now() - t0;
+    }
     e->reason[0] = 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !g_int) snprintf(e->status, sizeof e->status, "ok");
     else if (WIFEXITED(st) && (WEXITSTATUS(st) == EX_INTERRUPTED || (WEXITSTATUS(st) == 0 && g_int))) {
@@ -857,11 +819,11 @@ static int write_outputs(const cmp *c) {
         }
         fputs("</table>\n", f);
         snprintf(path, sizeof path, "%s/loss.svg", c->out);
-        svg = read_all(path, NULL);
+        svg = read_text(path);
         if (svg) {   /* inline, without its XML declaration */
             char *s = strstr(svg, "<svg");
             fprintf(f, "<div>%s</div>\n", s ? s : "");
-            free(svg);
+            mr_buffer_free(svg);
         }
         fputs("<h2>Configurations</h2>\n<table class=\"cfg\"><tr><th>model</th><th>what</th><th>minrnn-train flags</th></tr>\n", f);
         for (i = 0; i < c->n; i++) {
@@ -945,7 +907,7 @@ static int load_args(const char *out, int *argc) {
     char path[4500], *p;
     int n = 1;
     snprintf(path, sizeof path, "%s/compare.args", out);
-    g_args_text = read_all(path, NULL);
+    g_args_text = read_text(path);
     if (!g_args_text) return -1;
     g_args_v[0] = (char *)PROG;
     for (p = g_args_text; *p && n < 1023;) {
@@ -1044,7 +1006,7 @@ int main(int argc, char **argv) {
         char cnt[32];
         fmt_count(cnt, sizeof cnt, c.target);
         char tot[32];
-        fmt_time(tot, sizeof tot, c.budget * c.n);
+        ex_fmt_time(tot, sizeof tot, c.budget * c.n);
         if (c.budget > 0) printf("%s: %d models, target %s parameters (%s), %g s each (%s in all)\n", PROG, c.n, cnt, c.match, c.budget, tot);
         else if (c.steps > 0) printf("%s: %d models, target %s parameters (%s), %lld steps each\n", PROG, c.n, cnt, c.match, c.steps);
         else printf("%s: %d models, target %s parameters (%s)\n", PROG, c.n, cnt, c.match);
@@ -1058,7 +1020,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (c.plan_only) return EX_OK;
     /* the output directory, only now that the plan stands */
-    if (mkdir_p(c.out) != 0) fail("cannot create the output directory '%s': %s", c.out, strerror(errno));
+    if (ex_mkdir_p(c.out) != 0) fail("cannot create the output directory '%s': %s", c.out, strerror(errno));
     if (access(c.out, W_OK) != 0) fail("cannot write into '%s': %s", c.out, strerror(errno));
     if (!c.resume && save_args(&c, orig_argc, orig_argv) != 0) fail("cannot write '%s/compare.args': %s", c.out, strerror(errno));
     signal(SIGINT, on_signal);
@@ -1084,6 +1046,6 @@ int main(int argc, char **argv) {
         for (i = 0; i < c.n; i++) n_bad += strcmp(c.e[i].status, "ok") != 0;
         printf("wrote %s/summary.csv, history.json, loss.svg, report.html (%d of %d models ok)\n", c.out, c.n - n_bad, c.n);
     }
-    free(g_args_text);
+    mr_buffer_free(g_args_text);
     return rc;
 }

@@ -160,11 +160,6 @@ static double eval_split(mr_ctx *ctx, mr_model *m, const int32_t *val, int64_t n
     return out;
 }
 
-static void fmt_time(char *buf, size_t n, double s) {
-    if (s < 0 || s != s) s = 0;
-    if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(fmod(s, 3600) / 60));
-    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-}
 
 static void set_defaults(args *a) {
     a->data = NULL; a->out = "runs/default"; a->arch = "mingru"; a->schedule = "cosine"; a->optimizer = "adamw";
@@ -627,6 +622,13 @@ static int phase_data(trainer *tr) {
 }
 
 /* the model: built from the flags (or the resumed one), and the context */
+/* --print-params: the counts of cfg (as minrnn-compare reads them), then exit 0 */
+static void print_params_exit(const mr_model_cfg *cfg) {
+    printf("params %lld active %lld\n", (long long)mr_model_cfg_param_count(cfg), (long long)mr_model_cfg_active_param_count(cfg));
+    fflush(stdout);
+    if (ex_before_exit) ex_before_exit();
+    exit(EX_OK);
+}
 static int phase_model(trainer *tr) {
     mr_error err;
     /* model */
@@ -695,22 +697,14 @@ static int phase_model(trainer *tr) {
         }
         if (tr->a.print_params) {   /* the counts, without allocating the model */
             if (mr_model_cfg_check(&tr->cfg, &err) != MR_OK) ex_die_err(PROG, &err);
-            printf("params %lld active %lld\n", (long long)mr_model_cfg_param_count(&tr->cfg), (long long)mr_model_cfg_active_param_count(&tr->cfg));
-            fflush(stdout);
-            if (ex_before_exit) ex_before_exit();
-            exit(EX_OK);
+            print_params_exit(&tr->cfg);
         }
         if (mr_model_new(&tr->m, &tr->cfg, NULL, &err) != MR_OK) ex_die_err(PROG, &err);
         mr_rng_seed(&tr->rng, tr->a.seed);
         mr_model_init_weights(tr->m, &tr->rng);
     } else {
         tr->cfg = tr->m->cfg;
-        if (tr->a.print_params) {
-            printf("params %lld active %lld\n", (long long)mr_model_cfg_param_count(&tr->cfg), (long long)mr_model_cfg_active_param_count(&tr->cfg));
-            fflush(stdout);
-            if (ex_before_exit) ex_before_exit();
-            exit(EX_OK);
-        }
+        if (tr->a.print_params) print_params_exit(&tr->cfg);
         if (!tr->auto_dropout) tr->m->cfg.dropout = tr->cfg.dropout = (float)tr->a.dropout;
         mr_rng_seed(&tr->rng, tr->a.seed);   /* replaced by the saved generator below */
     }
@@ -835,14 +829,8 @@ static int phase_output(trainer *tr) {
         return 0;
     }
     /* output */
-    {   /* mkdir -p */
-        char dir[4096];
-        size_t k, n = strlen(tr->a.out);
-        if (n >= sizeof dir) ex_die(PROG, "--out path too long");
-        memcpy(dir, tr->a.out, n + 1);
-        for (k = 1; k <= n; k++)
-            if (dir[k] == '/' || dir[k] == 0) { char c = dir[k]; dir[k] = 0; mkdir(dir, 0777); dir[k] = c; }
-    }
+    if (strlen(tr->a.out) >= 4096) ex_die(PROG, "--out path too long");
+    (void)ex_mkdir_p(tr->a.out);   /* a directory that cannot be made is reported by the open below */
     snprintf(path, sizeof path, "%s/history.csv", tr->a.out);
     if (tr->a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
         uint8_t *h = NULL;
@@ -952,8 +940,9 @@ static void write_plot(trainer *tr) {
     char hp[4200], sp[4200], title[300];
     pl_hist h;
     double *buf;
-    pl_series a[2], b[2];
+    pl_series s[2][2];
     pl_panel pn[2];
+    int p;
     const char *unit = tr->bpe ? "loss (nats/token)" : "loss (nats/char)";
     static int warned;
     if (dp_rank != 0) return;
@@ -963,12 +952,13 @@ static void write_plot(trainer *tr) {
     if (pl_hist_read(hp, &h) || h.n == 0) { pl_hist_free(&h); return; }
     buf = (double *)malloc(sizeof(double) * 8 * (size_t)h.n);
     if (buf) {
-        a[0] = pl_hist_series(&h, h.step, h.train, buf, buf + h.n, "train loss (one batch)", 0);
-        a[1] = pl_hist_series(&h, h.step, h.val, buf + 2 * h.n, buf + 3 * h.n, "validation loss", 0);
-        b[0] = pl_hist_series(&h, h.wall, h.train, buf + 4 * h.n, buf + 5 * h.n, "train loss (one batch)", 0);
-        b[1] = pl_hist_series(&h, h.wall, h.val, buf + 6 * h.n, buf + 7 * h.n, "validation loss", 0);
-        pn[0].xlabel = "step"; pn[0].ylabel = unit; pn[0].s = a; pn[0].ns = 2; pn[0].y_cap = 1.5;
-        pn[1] = pn[0]; pn[1].xlabel = "wall time (s)"; pn[1].s = b;
+        for (p = 0; p < 2; p++) {   /* against steps, then against wall time */
+            const double *x = p ? h.wall : h.step;
+            double *q = buf + 4 * p * h.n;
+            s[p][0] = pl_hist_series(&h, x, h.train, q, q + h.n, "train loss (one batch)", 0);
+            s[p][1] = pl_hist_series(&h, x, h.val, q + 2 * h.n, q + 3 * h.n, "validation loss", 0);
+            pn[p].xlabel = p ? "wall time (s)" : "step"; pn[p].ylabel = unit; pn[p].s = s[p]; pn[p].ns = 2; pn[p].y_cap = 1.5;
+        }
         snprintf(title, sizeof title, "%s: %s d=%d L=%d, %lld parameters", tr->a.out, tr->a.arch, tr->m->cfg.dim, tr->m->cfg.n_layers, (long long)mr_params_count(tr->m->ps));
         if (pl_write_svg(sp, title, pn, 2) && !warned) { fprintf(stderr, "\n%s: cannot write '%s' (the run goes on)\n", PROG, sp); warned = 1; }
         free(buf);
@@ -983,7 +973,7 @@ static void after_step(trainer *tr, double lr, double loss_sum, float gnorm) {
         double now = ex_now(), tps = (double)(tr->tokens - tr->tokens_at_log) / (now - tr->last_log_t), el = now - tr->t0, eta;
         char etab[32];
         eta = tr->total_steps ? (now - tr->last_log_t) / (double)tr->a.log_every * (double)(tr->total_steps - tr->step) : tr->a.time_budget - el;
-        fmt_time(etab, sizeof etab, eta);
+        ex_fmt_time(etab, sizeof etab, eta);
         char moe[400] = "";
         if (tr->moe_routed && tr->m->moe.calls) {   /* the router statistics since the last line */
             double c = (double)tr->m->moe.calls;
@@ -1255,8 +1245,10 @@ static void expand_preset(int *argc, char ***argv) {
     for (i = 1; i < *argc; i++) if (!strcmp((*argv)[i], "--resume")) ex_die(PROG, "--preset with --resume: a resumed run's flags come from its checkpoint");
     for (k = 0; k < sizeof k_presets / sizeof k_presets[0]; k++) if (!strcmp(k_presets[k].name, (*argv)[at + 1])) break;
     if (k == sizeof k_presets / sizeof k_presets[0]) {
-        char b[300];
-        snprintf(b, sizeof b, "unknown preset '%s' (presets: shakespeare-15m)", (*argv)[at + 1]);
+        char b[400];
+        size_t o = (size_t)snprintf(b, sizeof b, "unknown preset '%.100s' (presets:", (*argv)[at + 1]);
+        for (k = 0; k < sizeof k_presets / sizeof k_presets[0] && o < sizeof b; k++) o += (size_t)snprintf(b + o, sizeof b - o, " %s", k_presets[k].name);
+        if (o < sizeof b) snprintf(b + o, sizeof b - o, ")");
         ex_die(PROG, b);
     }
     snprintf(buf, sizeof buf, "%s", k_presets[k].flags);

@@ -7,6 +7,7 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
+#include "cli_common.h"
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -24,25 +25,6 @@ static int have_programs(void) {
     if (!f) return 0;
     fclose(f);
     return 1;
-}
-/* Runs a shell command; returns its exit status (-1 when it did not exit). */
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    int rc;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc)) return -1;
-    return WEXITSTATUS(rc);
-}
-static char *slurp(const char *path, size_t *n) {
-    uint8_t *b = NULL;
-    size_t len = 0;
-    if (mr_read_file(path, &b, &len, (size_t)1 << 30, NULL, NULL) != MR_OK) return NULL;
-    if (n) *n = len;
-    return (char *)b;
 }
 /* The per-step rows of a history.csv (step, tokens, lr, loss, grad norm), without elapsed time. */
 static char *step_rows(const char *path) {

@@ -9,6 +9,7 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
+#include "cli_common.h"
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -28,23 +29,6 @@ static int have_programs(void) {
     fclose(f);
     return 1;
 }
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    int rc;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc)) return -1;
-    return WEXITSTATUS(rc);
-}
-static char *slurp(const char *path) {
-    uint8_t *b = NULL;
-    size_t len = 0;
-    if (mr_read_file(path, &b, &len, (size_t)1 << 30, NULL, NULL) != MR_OK) return NULL;
-    return (char *)b;
-}
 
 /* The plan at three targets: 7 models, each within 10% of the target, and the
    printed count is what minrnn-train itself counts for the printed flags. */
@@ -57,27 +41,26 @@ static void test_plan(void) {
         char *out, *line;
         int n = 0;
         MR_CHECK(sh(CMP " --plan --params %lld > " DIR "/plan.txt 2>&1", targets[t]) == 0);
-        out = slurp(DIR "/plan.txt");
+        out = slurp(DIR "/plan.txt", NULL);
         if (!out) { MR_CHECK(0); continue; }
         for (line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
             char name[64], cnt[32], act[32], flags[1024], *nl;
             double pct;
             long long p = 0, q = 0, pt = 0, at = 0;
-            size_t k, o = 0;
+            size_t k;
             if (strncmp(line, "  ", 2)) continue;
             nl = strchr(line, '\n');
             if (nl) *nl = 0;
             if (sscanf(line, " %63s %31s params (%lf%%) active %31s %1023[^\n]", name, cnt, &pct, act, flags) != 5) { MR_CHECK_MSG(0, "plan line '%s'", line); if (nl) *nl = '\n'; continue; }
             if (nl) *nl = '\n';
             for (k = 0; cnt[k]; k++) if (cnt[k] != ',') p = p * 10 + (cnt[k] - '0');
-            for (k = 0, o = 0; act[k]; k++) if (act[k] != ',') q = q * 10 + (act[k] - '0');
-            (void)o;
+            for (k = 0; act[k]; k++) if (act[k] != ',') q = q * 10 + (act[k] - '0');
             n++;
             MR_CHECK_MSG(pct >= -10 && pct <= 10 && fabs((double)p / (double)targets[t] - 1) <= 0.10, "%s: %lld parameters for a target of %lld", name, p, targets[t]);
             /* the trainer's count for the same flags */
             MR_CHECK(sh("build/minrnn-train --data " DATA " %s --print-params > " DIR "/pp.txt 2>&1", flags) == 0);
             {
-                char *pp = slurp(DIR "/pp.txt");
+                char *pp = slurp(DIR "/pp.txt", NULL);
                 MR_CHECK_MSG(pp && sscanf(pp, "params %lld active %lld", &pt, &at) == 2 && pt == p && at == q,
                              "%s: the plan says %lld/%lld, minrnn-train %lld/%lld", name, p, q, pt, at);
                 mr_buffer_free(pp);
@@ -126,8 +109,8 @@ static void test_run(void) {
     rc1 = sh("rm -rf " DIR "/r1 " DIR "/r2; " CMP " --steps 6 --params 300k --set 'gru=--fault-nan-at 3' --out " DIR "/r1" TINY " > " DIR "/r1.log 2>&1");
     rc2 = sh(CMP " --steps 6 --params 300k --set 'gru=--fault-nan-at 3' --out " DIR "/r2" TINY " > " DIR "/r2.log 2>&1");
     MR_CHECK_MSG(rc1 == 0 && rc2 == 0, "exit %d %d", rc1, rc2);   /* a failed model is a result, not a failed comparison */
-    s1 = slurp(DIR "/r1/summary.csv"); s2 = slurp(DIR "/r2/summary.csv");
-    html = slurp(DIR "/r1/report.html"); js = slurp(DIR "/r1/history.json"); svg = slurp(DIR "/r1/loss.svg");
+    s1 = slurp(DIR "/r1/summary.csv", NULL); s2 = slurp(DIR "/r2/summary.csv", NULL);
+    html = slurp(DIR "/r1/report.html", NULL); js = slurp(DIR "/r1/history.json", NULL); svg = slurp(DIR "/r1/loss.svg", NULL);
     MR_CHECK(s1 && s2 && html && js && svg);
     if (s1 && s2) {
         MR_CHECK(!strncmp(s1, "model,config,params,active_params,tokens_per_s,peak_rss_mb,train_loss_nats,train_bpc,val_loss_nats,val_bpc,", 100));
@@ -152,7 +135,7 @@ static void test_run(void) {
     mr_buffer_free(s1); mr_buffer_free(s2); mr_buffer_free(html); mr_buffer_free(js); mr_buffer_free(svg);
     /* minrnn-train's own plot of its run */
     {
-        char *t = slurp(DIR "/r1/mingru/loss.svg");
+        char *t = slurp(DIR "/r1/mingru/loss.svg", NULL);
         MR_CHECK(t && strstr(t, "validation loss") && strstr(t, "train loss") && strstr(t, ">step<"));
         mr_buffer_free(t);
     }
@@ -167,7 +150,7 @@ static void test_resume(void) {
                 "--log-every 1 > " DIR "/int.log 2>&1 & p=$!; for i in $(seq 100); do sleep 0.1; "
                 "test -f " DIR "/int/mingru/history.csv && test $(wc -l < " DIR "/int/mingru/history.csv) -gt 5 && break; done; "
                 "kill -INT $p; wait $p") == 130);
-    s = slurp(DIR "/int/summary.csv");
+    s = slurp(DIR "/int/summary.csv", NULL);
     field(s ? s : "", "mingru", 14, st, sizeof st);
     field(s ? s : "", "gru", 14, b, sizeof b);
     MR_CHECK_MSG(!strcmp(st, "interrupted") && !strcmp(b, "not run"), "after Ctrl-C: '%s' '%s'", st, b);
@@ -178,14 +161,14 @@ static void test_resume(void) {
     MR_CHECK(sh("grep -q 'give only --out DIR' " DIR "/err.txt") == 0);
     /* a shorter comparison recorded (10 steps past where mingru stopped), then resumed: mingru continues
        from its checkpoint to that step, gru runs */
-    s = slurp(DIR "/int/summary.csv");
+    s = slurp(DIR "/int/summary.csv", NULL);
     field(s ? s : "", "mingru", 11, a, sizeof a);
     mr_buffer_free(s);
     MR_CHECK_MSG(atoi(a) > 0, "mingru stopped at step '%s'", a);
     snprintf(b, sizeof b, "%d", atoi(a) + 10);
     MR_CHECK(sh("sed -i 's/^100000$/%s/' " DIR "/int/compare.args", b) == 0);
     MR_CHECK(sh("build/minrnn-compare --resume --out " DIR "/int > " DIR "/res.log 2>&1") == 0);
-    s = slurp(DIR "/int/summary.csv");
+    s = slurp(DIR "/int/summary.csv", NULL);
     field(s ? s : "", "mingru", 14, st, sizeof st);
     field(s ? s : "", "gru", 14, a, sizeof a);
     MR_CHECK_MSG(!strcmp(st, "ok") && !strcmp(a, "ok"), "after --resume: '%s' '%s'", st, a);
@@ -219,7 +202,7 @@ static void test_bad_input(void) {
     sh("rm -rf " DIR "/bad; mkdir -p " DIR);
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = sh("%s > /dev/null 2>" DIR "/err.txt", cases[i].cmd);
-        char *e = slurp(DIR "/err.txt");
+        char *e = slurp(DIR "/err.txt", NULL);
         int lines = 0;
         const char *p;
         for (p = e; p && *p; p++) lines += *p == '\n';

@@ -10,6 +10,7 @@
 #define MINRNN_IMPLEMENTATION
 #include "minrnn.h"
 #include "mr_test.h"
+#include "cli_common.h"
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -43,17 +44,6 @@ static int have_mpi(void) {
     if (h_ == 0) MR_SKIP(PROGRAM " or mpirun missing (make mpi needs mpicc)"); \
     if (h_ < 0) MR_SKIP("mpirun cannot start a process here (" DIR "/probe.log)"); } while (0)
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    int rc;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc)) return -1;
-    return WEXITSTATUS(rc);
-}
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
