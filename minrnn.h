@@ -979,6 +979,69 @@ MRDEF mr_status mr_bpe_load_json(mr_bpe **out, const char *path, const mr_alloca
    (0: off), then top-p nucleus (>= 1: off). scratch: 2*V floats, caller-owned.
    Deterministic for a given generator state. */
 MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, float top_p, mr_rng *rng, float *scratch);
+/* log softmax(logits / temperature)[token] (temperature > 0): the policy's log-probability of
+   a sampled token, as mr_grpo_loss computes it, so rollouts need not recompute it. */
+MRDEF float mr_logprob(const float *logits, int V, float temperature, int token);
+
+/* ======================================================================== */
+/* [rl] group-relative policy optimisation (GRPO, arXiv 2402.03300)         */
+/* ======================================================================== */
+/* For each prompt G completions are sampled; completion i of a group gets the
+   advantage A_i = (r_i - mean) / (std + 1e-4) (std: the group's sample
+   standard deviation, n - 1, as TRL computes it) or, unscaled (Dr. GRPO,
+   arXiv 2503.20783), r_i - mean. *n_flat: the groups whose rewards are all
+   equal (every A is 0 there: they carry no signal). */
+MRDEF void mr_grpo_advantages(const float *rewards, int n_groups, int G, int scale, float *adv, int *n_flat);
+enum { MR_GRPO_AGG_GRPO = 0, MR_GRPO_AGG_DR = 1 };
+/* The weight of each completion token in the loss: row i (completion i,
+   len[i] tokens) of w [n, ld] gets 1 / (n len[i]) on its first len[i] tokens
+   (MR_GRPO_AGG_GRPO: a mean over each completion, then over completions) or
+   1 / (n max_len) (MR_GRPO_AGG_DR: the batch's sum over n times the maximum
+   length); the rest of the row 0. */
+MRDEF void mr_grpo_token_weights(const int *len, int n, int ld, int max_len, int agg, float *w);
+/* Batched rollouts: one completion per stream of st (its batch B; st is reset
+   first). Stream b reads prompt[b] (plen[b] >= 1 tokens), then samples up to
+   max_len tokens with mr_sample (temperature <= 0: greedy), ending after the
+   token stop (kept in the completion; -1: none). Every step runs the B
+   streams through mr_model_step together (the context is reset between
+   steps); a stream still reading its prompt takes its next prompt token, a
+   finished one repeats its last token and its outputs are dropped. The
+   streams draw from rng in stream order. tokens and logp are [B, max_len]
+   (row b: len[b] tokens, then -1 and 0); logp is mr_logprob of each sampled
+   token at the temperature (1 when greedy): the sampling policy's
+   log-probability, which the GRPO loss needs. *n_steps (may be NULL): the
+   steps taken. The logits buffer comes from the model's allocator. */
+typedef struct mr_rollout_cfg {
+    float temperature, top_p;
+    int top_k, max_len, stop;
+} mr_rollout_cfg;
+MRDEF mr_status mr_rollout(mr_ctx *ctx, mr_model *m, mr_state *st, const int32_t *const *prompt, const int *plen,
+                           const mr_rollout_cfg *c, mr_rng *rng, int32_t *tokens, float *logp, int *len, int64_t *n_steps);
+typedef struct mr_grpo_cfg {
+    float eps;          /* rho clipped to [1 - eps, 1 + eps] (default 0.2) */
+    float beta;         /* weight of the KL to the reference (default 0.04; 0: no reference) */
+    float temperature;  /* the policy is softmax(logits / temperature) (default 1) */
+} mr_grpo_cfg;
+MRDEF mr_grpo_cfg mr_grpo_defaults(void);
+typedef struct mr_grpo_stats {
+    int64_t tokens;      /* rows with a weight > 0 */
+    double kl;           /* mean k3 KL over those tokens (0 without a reference) */
+    double clip_frac;    /* fraction of them whose term is clipped (no gradient through rho) */
+    double ratio;        /* mean rho */
+} mr_grpo_stats;
+#ifndef MINRNN_NO_TRAINING
+/* The GRPO loss over the rows of logits [N, V] (row n: the logits that
+   predicted token[n]): sum_n w[n] (-min(rho A, clip(rho, 1-eps, 1+eps) A) +
+   beta KL), rho = exp(logp - old_logp[n]), logp = mr_logprob of token[n],
+   A = adv[n], KL the k3 estimator exp(ref - logp) - (ref - logp) - 1 with
+   ref = ref_logp[n] (ref_logp may be NULL when beta is 0). Rows with w[n] 0
+   are skipped (prompt, padding). A scalar with a backward into logits; st
+   (may be NULL) gets the statistics. With one update per batch (rho = 1)
+   and beta 0 the loss is 0 by construction (the advantages sum to 0 over a
+   group), while its gradient is not. */
+MRDEF mr_tensor *mr_grpo_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *token, const float *w, const float *old_logp,
+                              const float *ref_logp, const float *adv, mr_grpo_cfg cfg, mr_grpo_stats *st);
+#endif
 
 /* ======================================================================== */
 /* [ckpt] vocabularies, checkpoints, sessions, safetensors                  */
@@ -6513,6 +6576,24 @@ MR__PRIV void mr__moe_route_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int
         }
     }
 }
+/* one row's routing: P = softmax(l) over R, ix = the top k (the j-th largest logit; ties and
+   NaNs go to the lower index), g = their gates (P, or with renorm the softmax of the chosen logits) */
+MR__PRIV void mr__moe_route_row(const float *l, int R, int k, int renorm, float *P, float *g, int32_t *ix) {
+    uint64_t used = 0;
+    int e, j;
+    mr__softmax_row(l, P, R);
+    for (j = 0; j < k; j++) {
+        int best = -1;
+        for (e = 0; e < R; e++) if (!(used >> e & 1) && (best < 0 || l[e] > l[best])) best = e;
+        used |= (uint64_t)1 << best;
+        ix[j] = best;
+    }
+    if (renorm) {
+        float lc[MR_MOE_MAX_EXPERTS];
+        for (j = 0; j < k; j++) lc[j] = l[ix[j]];
+        mr__softmax_row(lc, g, k);
+    } else for (j = 0; j < k; j++) g[j] = P[ix[j]];
+}
 MRDEF mr_tensor *mr_moe_route(mr_ctx *ctx, mr_tensor *logits, int k, int renorm, int32_t *idx) {
     mr_tensor *out;
     mr__moe_route *p;
@@ -6531,23 +6612,7 @@ MRDEF mr_tensor *mr_moe_route(mr_ctx *ctx, mr_tensor *logits, int k, int renorm,
     p->k = k; p->R = (int)R; p->renorm = renorm; p->idx = idx;
     MR__OMP(parallel for num_threads(nt) if (N * R > MR__PAR_MIN) schedule(static))
     for (n = 0; n < N; n++) {
-        const float *l = logits->data + n * logits->row_stride;
-        float *P = p->P + n * R, *g = out->data + n * k;
-        int32_t *ix = idx + n * k;
-        uint64_t used = 0;
-        int e, j;
-        mr__softmax_row(l, P, R);
-        for (j = 0; j < k; j++) {   /* the j-th largest logit; ties (and NaNs) go to the lower index */
-            int best = -1;
-            for (e = 0; e < R; e++) if (!(used >> e & 1) && (best < 0 || l[e] > l[best])) best = e;
-            used |= (uint64_t)1 << best;
-            ix[j] = best;
-        }
-        if (renorm) {   /* the softmax of the chosen logits */
-            float lc[MR_MOE_MAX_EXPERTS];
-            for (j = 0; j < k; j++) lc[j] = l[ix[j]];
-            mr__softmax_row(lc, g, k);
-        } else for (j = 0; j < k; j++) g[j] = P[ix[j]];
+        mr__moe_route_row(logits->data + n * logits->row_stride, (int)R, k, renorm, p->P + n * R, out->data + n * k, idx + n * k);
     }
     mr_tape_record(ctx, out, &logits, 1, mr__moe_route_bwd, p);
     return mr__bad(ctx) ? NULL : out;
@@ -6799,15 +6864,40 @@ MR__PRIV mr_tensor *mr__moe_fwd(mr_ctx *ctx, mr_model *m, int l, mr_tensor *x, m
     }
     return mr_moe_experts(ctx, x, t[1], t[2], gates, idx);
 }
-/* the step runs the routing and the grouped experts above (no tape in the step's no-grad
-   mode): each chosen expert is one matrix-vector product per stream routed to it */
+/* the step: the router's B rows, expert 0 on all B streams, then each routed expert on the
+   streams that chose it (gathered, so its weights are read once per step), through the step's
+   products (int8 ones for a quantized model); y = expert 0 + the gated experts in choice order,
+   as mr_moe_experts sums them */
 MR__PRIV void mr__moe_step(mr_ctx *ctx, mr_model *m, int l, const float *x, float *y, int B, mr_state_block *blk) {
-    int64_t sh[2];
-    mr_tensor *xt, *o;
-    sh[0] = B; sh[1] = m->cfg.dim;
-    xt = mr_tensor_wrap(ctx, (float *)x, 2, sh);
-    o = xt ? mr__moe_fwd(ctx, m, l, xt, blk, 1, 0) : NULL;
-    if (o) mr_tensor_copy_to(o, y);
+    const mr_model_cfg *c = &m->cfg;
+    mr_tensor **t = m->layers[l].ffn;
+    int k = c->moe.top_k, R = c->moe.n_experts - 1, H = c->ffn_hidden, d = c->dim, Bk = B * k, b, j, e, i, n;
+    float *lg = mr__floats(ctx, (int64_t)B * R), *P = mr__floats(ctx, R), *g = mr__floats(ctx, Bk);
+    float *hb = mr__floats(ctx, (int64_t)Bk * 2 * H), *a = mr__floats(ctx, (int64_t)Bk * H);
+    float *X = mr__floats(ctx, (int64_t)Bk * d), *Y = mr__floats(ctx, (int64_t)Bk * d);
+    int32_t *ix = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)Bk), *slot = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)Bk);
+    (void)blk;
+    if (!lg || !P || !g || !hb || !a || !X || !Y || !ix || !slot) return;
+    mr__st_mm(ctx, m, B, x, d, t[0], NULL, lg);
+    for (b = 0; b < B; b++) mr__moe_route_row(lg + (int64_t)b * R, R, k, c->moe.renorm, P, g + b * k, ix + b * k);
+    mr__st_mm_rows(ctx, m, B, x, d, t[1], 0, 2 * H, NULL, hb, 2 * H);   /* expert 0 */
+    mr__swiglu_rows(ctx, hb, 2 * H, a, B, H);
+    mr__st_mm_rows(ctx, m, B, a, H, t[2], 0, d, NULL, y, d);
+    for (e = 0; e < R; e++) {
+        int M = 0;
+        for (n = 0; n < Bk; n++) if (ix[n] == e) { slot[M] = n; memcpy(X + (int64_t)M * d, x + (int64_t)(n / k) * d, sizeof(float) * (size_t)d); M++; }
+        if (!M) continue;
+        mr__st_mm_rows(ctx, m, M, X, d, t[1], (int64_t)(e + 1) * 2 * H, 2 * H, NULL, hb, 2 * H);
+        mr__swiglu_rows(ctx, hb, 2 * H, a, M, H);
+        mr__st_mm_rows(ctx, m, M, a, H, t[2], (int64_t)(e + 1) * d, d, NULL, X, d);
+        for (i = 0; i < M; i++) memcpy(Y + (int64_t)slot[i] * d, X + (int64_t)i * d, sizeof(float) * (size_t)d);
+    }
+    for (b = 0; b < B; b++)
+        for (j = 0; j < k; j++) {
+            const float *ye = Y + (int64_t)(b * k + j) * d;
+            float gj = g[b * k + j], *o = y + (int64_t)b * d;
+            for (i = 0; i < d; i++) o[i] += gj * ye[i];
+        }
 }
 static const mr__ffn_row mr__ffns[] = {
     {"none", "no FFN sub-block", NULL, mr__ffn_none_params, mr__ffn_none_init, NULL, mr__ffn_none_fwd, NULL},
@@ -9367,6 +9457,182 @@ MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, fl
     for (i = 0; i < n; i++) { acc += p[i]; if (u < acc) return (int)idx[i]; }
     return (int)idx[n - 1];
 }
+
+MR__PRIV float mr__logp_row(const float *l, int64_t V, float inv_t, int token) {
+    float m = l[0], s = 0;
+    int64_t c;
+    for (c = 1; c < V; c++) m = l[c] > m ? l[c] : m;
+    for (c = 0; c < V; c++) s += mr__expf((l[c] - m) * inv_t);
+    return (l[token] - m) * inv_t - logf(s);
+}
+MRDEF float mr_logprob(const float *logits, int V, float temperature, int token) {
+    if (!logits || V <= 0 || token < 0 || token >= V || !(temperature > 0.f)) return NAN;
+    return mr__logp_row(logits, V, 1.f / temperature, token);
+}
+
+/* ------------------------------------------------------------------------ */
+/* [rl] GRPO: advantages, token weights, the clipped loss with its KL       */
+/* ------------------------------------------------------------------------ */
+MRDEF void mr_grpo_advantages(const float *rewards, int n_groups, int G, int scale, float *adv, int *n_flat) {
+    int g, i, flat = 0;
+    for (g = 0; g < n_groups; g++) {
+        const float *r = rewards + (size_t)g * G;
+        double mean = 0, var = 0, sd;
+        int same = 1;
+        for (i = 0; i < G; i++) { mean += r[i]; same &= r[i] == r[0]; }
+        mean /= G;
+        for (i = 0; i < G; i++) var += (r[i] - mean) * (r[i] - mean);
+        sd = G > 1 ? sqrt(var / (G - 1)) : 0;
+        flat += same;
+        for (i = 0; i < G; i++) adv[(size_t)g * G + i] = same ? 0.f : (float)(scale ? (r[i] - mean) / (sd + 1e-4) : r[i] - mean);
+    }
+    if (n_flat) *n_flat = flat;
+}
+MRDEF void mr_grpo_token_weights(const int *len, int n, int ld, int max_len, int agg, float *w) {
+    int i, t;
+    for (i = 0; i < n; i++)
+        for (t = 0; t < ld; t++)
+            w[(size_t)i * ld + t] = t >= len[i] ? 0.f : agg == MR_GRPO_AGG_DR ? 1.f / ((float)n * (float)max_len) : 1.f / ((float)n * (float)len[i]);
+}
+MRDEF mr_status mr_rollout(mr_ctx *ctx, mr_model *m, mr_state *st, const int32_t *const *prompt, const int *plen,
+                           const mr_rollout_cfg *c, mr_rng *rng, int32_t *tokens, float *logp, int *len, int64_t *n_steps) {
+    int B, V, b, maxp = 0, active, L;
+    int32_t *in;
+    float *lg, *scratch, lt;
+    int64_t step = 0;
+    mr_status s = MR_OK;
+    if (n_steps) *n_steps = 0;
+    if (!ctx) return MR_ERR_ARG;
+    if (!m || !st || !prompt || !plen || !c || !rng || !tokens || !logp || !len) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_rollout: NULL argument");
+    B = st->batch; V = (int)m->cfg.vocab_size; L = c->max_len;
+    if (B < 1 || L < 1) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_rollout: %d streams and max_len %d (both must be >= 1)", B, L);
+    for (b = 0; b < B; b++) {
+        int t;
+        if (!prompt[b] || plen[b] < 1) return mr_ctx_fail(ctx, MR_ERR_ARG, "mr_rollout: prompt %d is empty", b);
+        for (t = 0; t < plen[b]; t++)
+            if (prompt[b][t] < 0 || prompt[b][t] >= V) return mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_rollout: prompt %d token %d is %d, outside [0, %d)", b, t, (int)prompt[b][t], V);
+        maxp = plen[b] > maxp ? plen[b] : maxp;
+    }
+    if (st->max_pos && maxp + L > st->max_pos)
+        return mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_rollout: a prompt of %d tokens and %d more exceed the model's context of %lld positions", maxp, L, (long long)st->max_pos);
+    lg = (float *)mr__alloc(&m->ps->alloc, sizeof(float) * ((size_t)B * (size_t)V + 2 * (size_t)V) + sizeof(int32_t) * (size_t)B);
+    if (!lg) return mr_ctx_fail(ctx, MR_ERR_NOMEM, "mr_rollout: out of memory");
+    scratch = lg + (size_t)B * V;
+    in = (int32_t *)(scratch + 2 * (size_t)V);
+    lt = c->temperature > 0.f ? c->temperature : 1.f;
+    mr_state_reset(st);
+    for (b = 0; b < B; b++) {
+        int t;
+        len[b] = 0;
+        for (t = 0; t < L; t++) { tokens[(size_t)b * L + t] = -1; logp[(size_t)b * L + t] = 0.f; }
+    }
+    for (;;) {
+        for (b = 0; b < B; b++) {   /* this step's input of each stream */
+            if (step < plen[b]) in[b] = prompt[b][step];
+            else in[b] = tokens[(size_t)b * L + len[b] - 1];   /* len >= 1 past the prompt */
+        }
+        if ((s = mr_model_step(ctx, m, in, st, lg)) != MR_OK) break;
+        mr_ctx_reset(ctx);
+        step++;
+        active = 0;
+        for (b = 0; b < B; b++) {
+            const float *l = lg + (size_t)b * V;
+            int t;
+            if (step < plen[b]) { active++; continue; }   /* the prompt goes on */
+            if (len[b] >= L || (len[b] > 0 && tokens[(size_t)b * L + len[b] - 1] == c->stop && c->stop >= 0)) continue;   /* done */
+            t = mr_sample(l, V, c->temperature, c->top_k, c->top_p, rng, scratch);
+            tokens[(size_t)b * L + len[b]] = t;
+            logp[(size_t)b * L + len[b]] = mr__logp_row(l, V, 1.f / lt, t);
+            len[b]++;
+            if (len[b] < L && t != c->stop) active++;
+        }
+        if (!active) break;
+    }
+    mr__free(&m->ps->alloc, lg);
+    if (n_steps) *n_steps = step;
+    return s;
+}
+MRDEF mr_grpo_cfg mr_grpo_defaults(void) {
+    mr_grpo_cfg c;
+    c.eps = 0.2f; c.beta = 0.04f; c.temperature = 1.f;
+    return c;
+}
+#ifndef MINRNN_NO_TRAINING
+typedef struct mr__grpo { float inv_t; float *coef; int32_t *tok; } mr__grpo;
+MR__PRIV void mr__grpo_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
+    mr__grpo *p = (mr__grpo *)data;
+    mr_tensor *x = in[0];
+    int64_t R = mr_tensor_rows(x), V = mr_tensor_cols(x), r;
+    float g0 = out->grad[0];
+    int nt = ctx->n_threads;
+    (void)n_in; (void)nt;
+    if (!x->grad) return;
+    MR__OMP(parallel for num_threads(nt) if (R * V > MR__PAR_MIN) schedule(static))
+    for (r = 0; r < R; r++) {   /* d loss / d logits = coef (onehot - softmax(l / t)) / t */
+        const float *l = x->data + r * x->row_stride;
+        float *gx = x->grad + r * x->row_stride, c = p->coef[r] * g0 * p->inv_t, m = l[0], s = 0, inv;
+        int64_t k;
+        if (c == 0.f) continue;
+        for (k = 1; k < V; k++) m = l[k] > m ? l[k] : m;
+        for (k = 0; k < V; k++) s += mr__expf((l[k] - m) * p->inv_t);
+        inv = 1.f / s;
+        for (k = 0; k < V; k++) gx[k] -= c * mr__expf((l[k] - m) * p->inv_t) * inv;
+        gx[p->tok[r]] += c;
+    }
+}
+MRDEF mr_tensor *mr_grpo_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *token, const float *w, const float *old_logp,
+                              const float *ref_logp, const float *adv, mr_grpo_cfg cfg, mr_grpo_stats *st) {
+    mr_tensor *out;
+    mr__grpo *p;
+    int64_t R, V, r, one = 1, n_tok = 0, n_clip = 0;
+    double loss = 0, kl = 0, ratio = 0;
+    if (mr__bad(ctx) || !logits) return NULL;
+    if (!token || !w || !old_logp || !adv || (cfg.beta != 0.f && !ref_logp)) {
+        mr_ctx_fail(ctx, MR_ERR_ARG, "mr_grpo_loss: NULL tokens, weights, old log-probabilities or advantages (or no reference with beta %g)", (double)cfg.beta);
+        return NULL;
+    }
+    if (!(cfg.temperature > 0.f) || !(cfg.eps >= 0.f && cfg.eps < 1.f) || !(cfg.beta >= 0.f)) {
+        mr_ctx_fail(ctx, MR_ERR_ARG, "mr_grpo_loss: temperature %g must be > 0, eps %g in [0, 1), beta %g >= 0", (double)cfg.temperature, (double)cfg.eps, (double)cfg.beta);
+        return NULL;
+    }
+    R = mr_tensor_rows(logits); V = mr_tensor_cols(logits);
+    p = (mr__grpo *)mr_ctx_alloc(ctx, sizeof *p);
+    out = mr_tensor_new(ctx, 1, &one, 0);
+    if (!p || !out || !(p->coef = mr__floats(ctx, R)) || !(p->tok = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)R))) return NULL;
+    p->inv_t = 1.f / cfg.temperature;
+    for (r = 0; r < R; r++) {
+        float lp, rho, A = adv[r], cl, d, gk = 0, gp;
+        p->coef[r] = 0.f; p->tok[r] = 0;
+        if (w[r] == 0.f) continue;
+        if (token[r] < 0 || token[r] >= V) { mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_grpo_loss: token %d at row %lld outside [0, %lld)", (int)token[r], (long long)r, (long long)V); return NULL; }
+        lp = mr__logp_row(logits->data + r * logits->row_stride, V, p->inv_t, token[r]);
+        rho = expf(lp - old_logp[r]);
+        cl = rho < 1.f - cfg.eps ? 1.f - cfg.eps : rho > 1.f + cfg.eps ? 1.f + cfg.eps : rho;
+        /* -min(rho A, cl A): the clipped side (constant in rho) wins where cl A < rho A */
+        if (cl * A < rho * A) { loss -= (double)w[r] * cl * A; gp = 0.f; n_clip++; }
+        else { loss -= (double)w[r] * rho * A; gp = -A * rho; }
+        if (cfg.beta != 0.f) {
+            d = ref_logp[r] - lp;
+            kl += expf(d) - d - 1.f;
+            loss += (double)w[r] * cfg.beta * (expf(d) - d - 1.f);
+            gk = cfg.beta * (1.f - expf(d));
+        }
+        p->coef[r] = w[r] * (gp + gk);   /* d loss / d logp */
+        p->tok[r] = token[r];
+        ratio += rho;
+        n_tok++;
+    }
+    out->data[0] = (float)loss;
+    if (st) {
+        st->tokens = n_tok;
+        st->kl = n_tok ? kl / (double)n_tok : 0;
+        st->clip_frac = n_tok ? (double)n_clip / (double)n_tok : 0;
+        st->ratio = n_tok ? ratio / (double)n_tok : 0;
+    }
+    mr_tape_record(ctx, out, &logits, 1, mr__grpo_bwd, p);
+    return mr__bad(ctx) ? NULL : out;
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* [ckpt] vocabularies, checkpoints, sessions, safetensors                  */
