@@ -11,6 +11,13 @@
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
+#include <ctype.h>
+
+#if defined(__GNUC__)
+#define PL_UNUSED __attribute__((unused))   /* a program may use only some of these */
+#else
+#define PL_UNUSED
+#endif
 
 typedef struct pl_series {
     const char *name;          /* legend text (taken from the first panel) */
@@ -137,8 +144,12 @@ static int pl_write_svg(const char *path, const char *title, const pl_panel *p, 
     char tmp[4200];
     FILE *f;
     int i, ns = np > 0 ? p[0].ns : 0, per_row, rows;
-    double W = PL_W * (np > 0 ? np : 1), top = title && *title ? 34 : 8, H, lx, ly;
-    per_row = (int)(W / 190) > 0 ? (int)(W / 190) : 1;
+    double W = PL_W * (np > 0 ? np : 1), top = title && *title ? 34 : 8, H, lx, ly, slot = 190;
+    for (i = 0; i < ns; i++) {   /* a legend slot wide enough for the longest name (about 7 units a character) */
+        double w = 44 + 7.0 * (double)strlen(p[0].s[i].name ? p[0].s[i].name : "");
+        slot = w > slot ? w : slot;
+    }
+    per_row = (int)((W - 70) / slot) > 0 ? (int)((W - 70) / slot) : 1;
     rows = (ns + per_row - 1) / per_row;
     H = top + PL_H + 12 + rows * 22 + 8;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -1;
@@ -154,7 +165,7 @@ static int pl_write_svg(const char *path, const char *title, const pl_panel *p, 
     for (i = 0; i < np; i++) pl_panel_svg(f, &p[i], PL_W * i, top, i);
     for (i = 0; i < ns; i++) {   /* the legend */
         const char *col = pl_colors[i % (int)(sizeof pl_colors / sizeof pl_colors[0])];
-        lx = 70 + (i % per_row) * 190.0; ly = top + PL_H + 12 + (i / per_row) * 22 + 10;
+        lx = 70 + (i % per_row) * slot; ly = top + PL_H + 12 + (i / per_row) * 22 + 10;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"%s/>", lx, ly, lx + 28, ly, col,
                 p[0].s[i].dashed ? " stroke-dasharray=\"6,4\"" : "");
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 34, ly + 4);
@@ -191,7 +202,7 @@ static double pl_field(const char **p) {
     return v;
 }
 /* Reads PATH into h (zeroed first); returns 0, or -1 when it cannot be read or memory runs out. */
-static int pl_hist_read(const char *path, pl_hist *h) {
+PL_UNUSED static int pl_hist_read(const char *path, pl_hist *h) {
     FILE *f = fopen(path, "r");
     char line[4096];
     memset(h, 0, sizeof *h);
@@ -223,7 +234,7 @@ static int pl_hist_read(const char *path, pl_hist *h) {
     return 0;
 }
 /* The points of h whose y is finite, as a series (x and y point into xs, ys, of h->n each). */
-static pl_series pl_hist_series(const pl_hist *h, const double *x, const double *y, double *xs, double *ys, const char *name, int dashed) {
+PL_UNUSED static pl_series pl_hist_series(const pl_hist *h, const double *x, const double *y, double *xs, double *ys, const char *name, int dashed) {
     pl_series s;
     int k, n = 0;
     for (k = 0; k < h->n; k++) if (isfinite(y[k]) && isfinite(x[k])) { xs[n] = x[k]; ys[n] = y[k]; n++; }

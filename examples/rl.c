@@ -20,6 +20,7 @@
 #define MINRNN_IMPLEMENTATION
 #include "../minrnn.h"
 #include "common.h"
+#include "plot.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -332,6 +333,93 @@ static float lr_now(const rl *r, int cosine) {
 }
 
 /* ---- supervised warm start ---------------------------------------------- */
+/* DIR/curve.svg from DIR/history.csv: the held-out exact match (and, for
+   GRPO, the sampled completions' exact match and, when it differs from that
+   (partial credit), their mean reward, each averaged over 50 updates) against
+   steps and against wall time. Returns 0, or -1 when the history cannot be
+   read or the plot cannot be written. */
+static int plot_history(const char *dir, const char *title) {
+    char hp[4200], sp[4200];
+    FILE *f;
+    char line[4096];
+    int n = 0, cap = 0, k, p, ns, sft = 0, partial = 0, rc = -1;
+    double *v = NULL;   /* per row: step, wall, held-out, sampled exact, reward (NaN where absent) */
+    snprintf(hp, sizeof hp, "%s/history.csv", dir);
+    snprintf(sp, sizeof sp, "%s/curve.svg", dir);
+    if (!(f = fopen(hp, "r"))) return -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *q = line;
+        double c[12];
+        if (!strncmp(line, "step,", 5)) sft = 1;
+        if (!isdigit((unsigned char)line[0])) continue;
+        for (k = 0; k < 12; k++) c[k] = pl_field(&q);
+        if (n == cap) {
+            double *nv = (double *)realloc(v, sizeof(double) * 5 * (size_t)(cap = cap ? 2 * cap : 1024));
+            if (!nv) { free(v); fclose(f); return -1; }
+            v = nv;
+        }
+        v[5 * n] = c[0]; v[5 * n + 1] = c[1];
+        v[5 * n + 2] = 100 * (sft ? c[4] : c[11]);
+        v[5 * n + 3] = sft ? NAN : 100 * c[3];
+        v[5 * n + 4] = sft ? NAN : 100 * c[2];
+        partial |= !sft && c[2] != c[3] && !isnan(c[2]);
+        n++;
+    }
+    fclose(f);
+    if (n) {
+        double *buf = (double *)malloc(sizeof(double) * 17 * (size_t)(n + 1));
+        pl_series s[2][3];
+        pl_panel pn[2];
+        if (buf) {
+            /* moving averages over the last 50 rows with a value, from prefix sums */
+            double *ex = buf + 12 * n, *rw = buf + 13 * n, *ce = buf + 14 * n, *cr = ce + n + 1, *cn = cr + n + 1;
+            ce[0] = cr[0] = cn[0] = 0;
+            for (k = 0; k < n; k++) {
+                int ok = !isnan(v[5 * k + 3]);
+                ce[k + 1] = ce[k] + (ok ? v[5 * k + 3] : 0); cr[k + 1] = cr[k] + (ok ? v[5 * k + 4] : 0); cn[k + 1] = cn[k] + ok;
+            }
+            for (k = 0; k < n; k++) {
+                int j = k + 1 > 50 ? k + 1 - 50 : 0;
+                double c = cn[k + 1] - cn[j];
+                ex[k] = c > 0 && !isnan(v[5 * k + 3]) ? (ce[k + 1] - ce[j]) / c : NAN;
+                rw[k] = c > 0 && !isnan(v[5 * k + 3]) ? (cr[k + 1] - cr[j]) / c : NAN;
+            }
+            for (p = 0; p < 2; p++) {
+                int j, c;
+                const double *yy[3];
+                const char *names[3] = {"held-out exact match (greedy)", "sampled exact match (50-update mean)", "sampled reward x 100 (50-update mean)"};
+                yy[0] = NULL; yy[1] = ex; yy[2] = rw;
+                ns = sft ? 1 : (partial ? 3 : 2);
+                for (j = 0; j < ns; j++) {
+                    double *xs = buf + (size_t)(p * 3 + j) * 2 * n, *ys = xs + n;
+                    c = 0;
+                    for (k = 0; k < n; k++) {
+                        double y = j ? yy[j][k] : v[5 * k + 2], x = v[5 * k + p];
+                        if (isfinite(x) && isfinite(y)) { xs[c] = x; ys[c] = y; c++; }
+                    }
+                    s[p][j].name = names[j]; s[p][j].x = xs; s[p][j].y = ys; s[p][j].n = c; s[p][j].dashed = j > 0;
+                }
+                pn[p].xlabel = p ? "wall time (s)" : sft ? "step" : "update";
+                pn[p].ylabel = "percent"; pn[p].s = s[p]; pn[p].ns = ns; pn[p].y_cap = 0;
+            }
+            rc = pl_write_svg(sp, title, pn, 2);
+            free(buf);
+        }
+    }
+    free(v);
+    return rc;
+}
+/* DIR/curve.svg at each evaluation and at the end; a plot that cannot be
+   written is said once and the run goes on */
+static void write_plot(rl *r) {
+    char title[400];
+    static int warned;
+    fflush(r->hist);
+    snprintf(title, sizeof title, "minrnn-rl %s, task %s: %s d=%d L=%d", r->a.sft ? "warm start" : "GRPO", r->a.task == T_FILE ? r->a.task_file : task_names[r->a.task],
+             mr_mixer_name(r->m->cfg.mixer[0]), r->m->cfg.dim, r->m->cfg.n_layers);
+    if (plot_history(r->a.out, title) && !warned) { fprintf(stderr, "\n%s: cannot write '%s/curve.svg' (the run goes on)\n", PROG, r->a.out); warned = 1; }
+}
+
 static void run_sft(rl *r) {
     int B = r->a.batch, T = r->tk.max_prompt + r->tk.max_answer + 2, b;
     int32_t *x = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T), *y = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * T);
@@ -376,6 +464,7 @@ static void run_sft(rl *r) {
             fprintf(r->hist, "%lld,%.2f,%.5f,%.3e,", (long long)r->step, elapsed(r), loss_ema, (double)lr);
             if (ev) fprintf(r->hist, "%.4f\n", acc); else fprintf(r->hist, "\n");
             fflush(r->hist);
+            if (ev) write_plot(r);
         }
         if (r->a.save_every && r->step % r->a.save_every == 0) save(r, "model.bin");
     }
@@ -571,6 +660,7 @@ static void run_rl(rl *r) {
                 us.len, us.roll_tps, us.upd_tps, us.loss);
         if (ev) fprintf(r->hist, "%.4f\n", acc); else fprintf(r->hist, "\n");
         fflush(r->hist);
+        if (ev) write_plot(r);
         if (r->a.save_every && r->step % r->a.save_every == 0) save(r, "model.bin");
     }
     mr_state_free(st);
@@ -582,6 +672,7 @@ static void usage(void) {
     printf("usage: minrnn-rl --sft --task T --out DIR [flags]          supervised warm start\n"
            "       minrnn-rl --model CKPT --task T --out DIR [flags]   GRPO from a checkpoint\n"
            "       minrnn-rl --resume DIR/model.bin [flags]             continue either\n"
+           "       minrnn-rl --plot DIR                                 redraw DIR/curve.svg from DIR/history.csv\n"
            "tasks:\n"
            "  --task copy|reverse|arith   copy 'abc:' -> 'abc', reverse 'abc>' -> 'cba', arith '3+5=' -> '8'\n"
            "  --task-file FILE      lines prompt<TAB>answer (exact-match reward) instead of --task\n"
@@ -590,9 +681,9 @@ static void usage(void) {
            "  One prompt in ten (by a hash of its text) is held out: never trained on, used for evaluation.\n"
            "  The model reads \"\\n\" + prompt from a fresh state and writes the answer and \"\\n\".\n"
            "common:\n"
-           "  --out DIR             DIR/model.bin (resumable), DIR/history.csv (default runs/rl)\n"
+           "  --out DIR             DIR/model.bin (resumable), DIR/history.csv, DIR/curve.svg (default runs/rl)\n"
            "  --steps N | --time-budget SECONDS   (default: 600 seconds; wall time, evaluation included)\n"
-           "  --lr LR               AdamW (SFT default 3e-3, cosine to 1/10; RL default 2e-4, constant)\n"
+           "  --lr LR               AdamW (SFT default 3e-3, cosine to 1/10; RL default 3e-5, constant)\n"
            "  --grad-clip C (1.0)  --weight-decay W (SFT 0.01, RL 0)  --seed S (1)  --threads N (all cores)\n"
            "  --eval-every N        greedy held-out exact match every N steps or updates (SFT 100, RL 10)\n"
            "  --eval-prompts N      held-out prompts evaluated (default 256)   --log-every N (SFT 20, RL 1)\n"
@@ -757,7 +848,7 @@ static void setup(rl *r, int argc, char **argv) {
     if (a->task < 0) ex_die(PROG, "no task: --task copy|reverse|arith or --task-file FILE (see --help)");
     if (!a->sft && !a->model && !a->resume) ex_die(PROG, "GRPO starts from a checkpoint: --model CKPT (make one with --sft first)");
     if (a->min_len > a->max_len) { snprintf(b, sizeof b, "--min-len %d is above --max-len %d", a->min_len, a->max_len); ex_die(PROG, b); }
-    if (a->lr < 0) a->lr = a->sft ? 3e-3 : 2e-4;
+    if (a->lr < 0) a->lr = a->sft ? 3e-3 : 3e-5;
     if (a->wd < 0) a->wd = a->sft ? 0.01 : 0;
     if (a->eval_every < 0) a->eval_every = a->sft ? 100 : 10;
     if (a->log_every < 0) a->log_every = a->sft ? 20 : 1;
@@ -870,6 +961,16 @@ static void setup(rl *r, int argc, char **argv) {
 int main(int argc, char **argv) {
     static rl r;
     ex_watch_stdout(PROG);
+    if (argc >= 2 && !strcmp(argv[1], "--plot")) {   /* redraw DIR/curve.svg from DIR/history.csv */
+        char title[4200];
+        if (argc != 3) ex_die(PROG, "--plot takes one run directory");
+        snprintf(title, sizeof title, "minrnn-rl: %s", argv[2]);
+        if (plot_history(argv[2], title)) {
+            snprintf(title, sizeof title, "cannot read '%s/history.csv' or write '%s/curve.svg'", argv[2], argv[2]);
+            ex_die(PROG, title);
+        }
+        return EX_OK;
+    }
     setup(&r, argc, argv);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -408,6 +408,11 @@ static void test_cli_runs(void) {
     free(a); free(b);
     MR_CHECK(sh("test $(grep -c '^[1-4],' " DIR "/rl1/history.csv) -eq 4 && test -f " DIR "/rl1/model.bin && test -f " DIR "/rl1/ref.bin") == 0);
     MR_CHECK(sh("grep -q 'held-out exact match at the start' " DIR "/rl1.log && grep -q 'update 4 .*held-out' " DIR "/rl1.log") == 0);
+    /* the curves: written by both runs, redrawn by --plot; --plot of a directory without a history fails */
+    MR_CHECK(sh("grep -q 'held-out exact match (greedy)' " DIR "/sft/curve.svg && grep -q 'sampled exact match' " DIR "/rl1/curve.svg && "
+                "grep -q '<polyline' " DIR "/rl1/curve.svg") == 0);
+    MR_CHECK(sh("rm " DIR "/rl1/curve.svg && " RL " --plot " DIR "/rl1 && grep -q '</svg>' " DIR "/rl1/curve.svg") == 0);
+    MR_CHECK(sh(RL " --plot " DIR "/nothing-here 2> /dev/null") == 2);
     /* resumed in two halves: the same history as one run */
     MR_CHECK(sh(RL " --model " DIR "/sft/model.bin --task reverse --min-len 2 --max-len 3 --alphabet abc --steps 2 --group 4 --prompts 3 --eval-every 2 --threads 2 "
                 "--eval-prompts 16 --out " DIR "/rl3 2> /dev/null") == 0);
@@ -436,7 +441,7 @@ static void test_cli_interrupt(void) {
     a = slurp(DIR "/rl5.log", NULL);
     MR_CHECK(a && strstr(a, "interrupted after"));
     mr_buffer_free(a);
-    MR_CHECK(sh(RL " --resume " DIR "/rl5/model.bin --time-budget 1 2> " DIR "/rl5b.log") == 0 || sh("grep -q done " DIR "/rl5b.log") == 0);
+    MR_CHECK(sh(RL " --resume " DIR "/rl5/model.bin --time-budget 1 2> " DIR "/rl5b.log") == 0 && sh("grep -q 'done after' " DIR "/rl5b.log") == 0);
 }
 
 MR_TEST_MAIN({"advantages", test_advantages}, {"token_weights", test_token_weights}, {"loss_hand", test_loss_hand},
