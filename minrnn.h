@@ -2764,14 +2764,16 @@ MRDEF mr_tensor *mr_rmsnorm(mr_ctx *ctx, mr_tensor *x, mr_tensor *w, float eps) 
 }
 
 /* --- softmax ------------------------------------------------------------- */
-/* logsumexp(x) over C (the cross-entropy's, and mr_eval_step's) */
-MR__PRIV float mr__lse_row(const float *x, int64_t C) {
+/* logsumexp(a x) over C for a > 0 (the GRPO loss's a = 1 / temperature) */
+MR__PRIV float mr__lse_row_scaled(const float *x, int64_t C, float a) {
     float m = x[0], s = 0;
     int64_t c;
     for (c = 1; c < C; c++) m = x[c] > m ? x[c] : m;
-    for (c = 0; c < C; c++) s += mr__expf(x[c] - m);
-    return m + logf(s);
+    for (c = 0; c < C; c++) s += mr__expf((x[c] - m) * a);
+    return m * a + logf(s);
 }
+/* logsumexp(x) over C (the cross-entropy's, and mr_eval_step's) */
+MR__PRIV float mr__lse_row(const float *x, int64_t C) { return mr__lse_row_scaled(x, C, 1.f); }
 /* y = softmax(x) over C; returns logsumexp(x) */
 MR__PRIV float mr__softmax_row(const float *x, float *y, int64_t C) {
     float m = x[0], s = 0, inv;
@@ -9458,13 +9460,7 @@ MRDEF int mr_sample(const float *logits, int V, float temperature, int top_k, fl
     return (int)idx[n - 1];
 }
 
-MR__PRIV float mr__logp_row(const float *l, int64_t V, float inv_t, int token) {
-    float m = l[0], s = 0;
-    int64_t c;
-    for (c = 1; c < V; c++) m = l[c] > m ? l[c] : m;
-    for (c = 0; c < V; c++) s += mr__expf((l[c] - m) * inv_t);
-    return (l[token] - m) * inv_t - logf(s);
-}
+MR__PRIV float mr__logp_row(const float *l, int64_t V, float inv_t, int token) { return l[token] * inv_t - mr__lse_row_scaled(l, V, inv_t); }
 MRDEF float mr_logprob(const float *logits, int V, float temperature, int token) {
     if (!logits || V <= 0 || token < 0 || token >= V || !(temperature > 0.f)) return NAN;
     return mr__logp_row(logits, V, 1.f / temperature, token);
@@ -9558,7 +9554,7 @@ MRDEF mr_grpo_cfg mr_grpo_defaults(void) {
     return c;
 }
 #ifndef MINRNN_NO_TRAINING
-typedef struct mr__grpo { float inv_t; float *coef; int32_t *tok; } mr__grpo;
+typedef struct mr__grpo { float inv_t; float *coef, *lse; int32_t *tok; } mr__grpo;   /* lse: logsumexp(l / t) of each row */
 MR__PRIV void mr__grpo_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in, void *data) {
     mr__grpo *p = (mr__grpo *)data;
     mr_tensor *x = in[0];
@@ -9570,13 +9566,10 @@ MR__PRIV void mr__grpo_bwd(mr_ctx *ctx, mr_tensor *out, mr_tensor **in, int n_in
     MR__OMP(parallel for num_threads(nt) if (R * V > MR__PAR_MIN) schedule(static))
     for (r = 0; r < R; r++) {   /* d loss / d logits = coef (onehot - softmax(l / t)) / t */
         const float *l = x->data + r * x->row_stride;
-        float *gx = x->grad + r * x->row_stride, c = p->coef[r] * g0 * p->inv_t, m = l[0], s = 0, inv;
+        float *gx = x->grad + r * x->row_stride, c = p->coef[r] * g0 * p->inv_t, lse = p->lse[r];
         int64_t k;
         if (c == 0.f) continue;
-        for (k = 1; k < V; k++) m = l[k] > m ? l[k] : m;
-        for (k = 0; k < V; k++) s += mr__expf((l[k] - m) * p->inv_t);
-        inv = 1.f / s;
-        for (k = 0; k < V; k++) gx[k] -= c * mr__expf((l[k] - m) * p->inv_t) * inv;
+        for (k = 0; k < V; k++) gx[k] -= c * mr__expf(l[k] * p->inv_t - lse);
         gx[p->tok[r]] += c;
     }
 }
@@ -9598,14 +9591,16 @@ MRDEF mr_tensor *mr_grpo_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *tok
     R = mr_tensor_rows(logits); V = mr_tensor_cols(logits);
     p = (mr__grpo *)mr_ctx_alloc(ctx, sizeof *p);
     out = mr_tensor_new(ctx, 1, &one, 0);
-    if (!p || !out || !(p->coef = mr__floats(ctx, R)) || !(p->tok = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)R))) return NULL;
+    if (!p || !out || !(p->coef = mr__floats(ctx, R)) || !(p->lse = mr__floats(ctx, R)) || !(p->tok = (int32_t *)mr_ctx_alloc(ctx, sizeof(int32_t) * (size_t)R))) return NULL;
     p->inv_t = 1.f / cfg.temperature;
     for (r = 0; r < R; r++) {
-        float lp, rho, A = adv[r], cl, d, gk = 0, gp;
-        p->coef[r] = 0.f; p->tok[r] = 0;
+        const float *l = logits->data + r * logits->row_stride;
+        float lp, rho, A = adv[r], cl, d, ed, gk = 0, gp;
+        p->coef[r] = 0.f; p->lse[r] = 0.f; p->tok[r] = 0;
         if (w[r] == 0.f) continue;
         if (token[r] < 0 || token[r] >= V) { mr_ctx_fail(ctx, MR_ERR_RANGE, "mr_grpo_loss: token %d at row %lld outside [0, %lld)", (int)token[r], (long long)r, (long long)V); return NULL; }
-        lp = mr__logp_row(logits->data + r * logits->row_stride, V, p->inv_t, token[r]);
+        p->lse[r] = mr__lse_row_scaled(l, V, p->inv_t);
+        lp = l[token[r]] * p->inv_t - p->lse[r];
         rho = expf(lp - old_logp[r]);
         cl = rho < 1.f - cfg.eps ? 1.f - cfg.eps : rho > 1.f + cfg.eps ? 1.f + cfg.eps : rho;
         /* -min(rho A, cl A): the clipped side (constant in rho) wins where cl A < rho A */
@@ -9613,9 +9608,10 @@ MRDEF mr_tensor *mr_grpo_loss(mr_ctx *ctx, mr_tensor *logits, const int32_t *tok
         else { loss -= (double)w[r] * rho * A; gp = -A * rho; }
         if (cfg.beta != 0.f) {
             d = ref_logp[r] - lp;
-            kl += expf(d) - d - 1.f;
-            loss += (double)w[r] * cfg.beta * (expf(d) - d - 1.f);
-            gk = cfg.beta * (1.f - expf(d));
+            ed = expf(d);
+            kl += ed - d - 1.f;
+            loss += (double)w[r] * cfg.beta * (ed - d - 1.f);
+            gk = cfg.beta * (1.f - ed);
         }
         p->coef[r] = w[r] * (gp + gk);   /* d loss / d logp */
         p->tok[r] = token[r];

@@ -46,6 +46,25 @@ EX_UNUSED static int ex_mkdir_p(const char *path) {
         }
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
+/* A resumed run's history.csv: the rows after the checkpoint's step (written
+   before a crash or an interrupt) are dropped; the header and the rows up to
+   step stay. A file that cannot be read is left alone. */
+EX_UNUSED static void ex_history_keep(const char *path, long long step) {
+    uint8_t *h = NULL;
+    size_t hn = 0;
+    FILE *f;
+    char *line;
+    if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL, NULL) != MR_OK) return;
+    f = fopen(path, "w");
+    for (line = (char *)h; f && *line;) {
+        char *e = strchr(line, '\n');
+        size_t L = e ? (size_t)(e - line) + 1 : strlen(line);
+        if (line[0] < '0' || line[0] > '9' || strtoll(line, NULL, 10) <= step) fwrite(line, 1, L, f);
+        line += L;
+    }
+    if (f) fclose(f);
+    mr_buffer_free(h);
+}
 /* Exit statuses of every program (the README's table):
      0    success
      1    a failure while running: out of memory, an output that cannot be

@@ -473,15 +473,25 @@ static void run_sft(rl *r) {
 
 /* ---- GRPO --------------------------------------------------------------- */
 typedef struct batch {
-    int n, cap, L;                  /* completions, capacity, max completion tokens */
+    int n, cap, L;                   /* completions, capacity, max completion tokens */
     item *it;                        /* prompt and answer of each */
     int32_t *prompt, *tok;           /* [cap, MAXS + 2], [cap, L] */
     int *plen, *len;
     float *logp, *rew, *adv;         /* [cap, L], [cap], [cap] */
+    /* the update's rows, [cap, TM] each (cw: [cap, L]), allocated once */
+    int32_t *ux, *utok;
+    float *uw, *uold, *uref, *uadv, *cw;
 } batch;
-static void batch_new(batch *b, int cap, int L) {
+/* TM: the longest "\n" prompt completion row (max_prompt + 1 + L) */
+static void batch_new(batch *b, int cap, int L, int TM) {
+    size_t u = (size_t)cap * (size_t)TM;
     memset(b, 0, sizeof *b);
     b->cap = cap; b->L = L;
+    b->ux = (int32_t *)malloc(sizeof(int32_t) * u); b->utok = (int32_t *)malloc(sizeof(int32_t) * u);
+    b->uw = (float *)malloc(sizeof(float) * u); b->uold = (float *)malloc(sizeof(float) * u);
+    b->uref = (float *)malloc(sizeof(float) * u); b->uadv = (float *)malloc(sizeof(float) * u);
+    b->cw = (float *)malloc(sizeof(float) * (size_t)cap * L);
+    if (!b->ux || !b->utok || !b->uw || !b->uold || !b->uref || !b->uadv || !b->cw) ex_fail(PROG, "out of memory for the update");
     b->it = (item *)malloc(sizeof(item) * (size_t)cap);
     b->prompt = (int32_t *)malloc(sizeof(int32_t) * (size_t)cap * (MAXS + 2));
     b->tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)cap * L);
@@ -492,7 +502,10 @@ static void batch_new(batch *b, int cap, int L) {
     b->adv = (float *)malloc(sizeof(float) * (size_t)cap);
     if (!b->it || !b->prompt || !b->tok || !b->plen || !b->len || !b->logp || !b->rew || !b->adv) ex_fail(PROG, "out of memory for the rollouts");
 }
-static void batch_free(batch *b) { free(b->it); free(b->prompt); free(b->tok); free(b->plen); free(b->len); free(b->logp); free(b->rew); free(b->adv); }
+static void batch_free(batch *b) {
+    free(b->it); free(b->prompt); free(b->tok); free(b->plen); free(b->len); free(b->logp); free(b->rew); free(b->adv);
+    free(b->ux); free(b->utok); free(b->uw); free(b->uold); free(b->uref); free(b->uadv); free(b->cw);
+}
 
 typedef struct upd_stats { double reward, exact, kl, clip, flat, len, roll_tps, upd_tps, loss; int groups, sampled; } upd_stats;
 
@@ -569,18 +582,12 @@ static void collect(rl *r, batch *b, mr_state *st, upd_stats *us) {
 /* mu AdamW updates of the GRPO loss on the rollouts in b */
 static void update(rl *r, const batch *b, upd_stats *us) {
     int n = b->n, T = 1, i, t, e, V = (int)r->m->cfg.vocab_size;
-    int32_t *x, *tok;
-    float *w, *old, *ref, *adv, *cw;
+    int32_t *x = b->ux, *tok = b->utok;
+    float *w = b->uw, *old = b->uold, *ref = b->uref, *adv = b->uadv, *cw = b->cw;
     mr_grpo_cfg gc = mr_grpo_defaults();
     double t0 = ex_now(), ntok = 0;
-    mr_status s;
     if (!n) return;
     for (i = 0; i < n; i++) T = b->plen[i] + b->len[i] - 1 > T ? b->plen[i] + b->len[i] - 1 : T;
-    x = (int32_t *)malloc(sizeof(int32_t) * (size_t)n * T); tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)n * T);
-    w = (float *)calloc((size_t)n * T, sizeof(float)); old = (float *)calloc((size_t)n * T, sizeof(float));
-    ref = (float *)calloc((size_t)n * T, sizeof(float)); adv = (float *)calloc((size_t)n * T, sizeof(float));
-    cw = (float *)malloc(sizeof(float) * (size_t)n * b->L);
-    if (!x || !tok || !w || !old || !ref || !adv || !cw) ex_fail(PROG, "out of memory for the update");
     mr_grpo_token_weights(b->len, n, b->L, b->L, r->a.agg, cw);
     for (i = 0; i < n; i++) {   /* row i: "\n" prompt completion, predicting each completion token */
         const int32_t *p = b->prompt + (size_t)i * (MAXS + 2), *c = b->tok + (size_t)i * b->L;
@@ -589,7 +596,7 @@ static void update(rl *r, const batch *b, upd_stats *us) {
             int j = t + 1 - np;   /* the completion token row t predicts */
             size_t q = (size_t)i * T + t;
             x[q] = t < np ? p[t] : t - np < b->len[i] ? c[t - np] : r->nl;
-            tok[q] = 0;
+            tok[q] = 0; w[q] = old[q] = ref[q] = adv[q] = 0.f;
             if (j >= 0 && j < b->len[i]) { tok[q] = c[j]; w[q] = cw[(size_t)i * b->L + j]; old[q] = b->logp[(size_t)i * b->L + j]; adv[q] = b->adv[i]; }
         }
         ntok += np + b->len[i] - 1;
@@ -609,12 +616,11 @@ static void update(rl *r, const batch *b, upd_stats *us) {
         mr_grpo_stats gs;
         mr_tensor *lg = mr_model_forward(r->ctx, r->m, x, n, T, NULL, 0);
         mr_tensor *loss = lg ? mr_grpo_loss(r->ctx, lg, tok, w, old, gc.beta > 0.f ? ref : NULL, adv, gc, &gs) : NULL;
-        float gn;
         if (!loss || mr_backward(r->ctx, loss) != MR_OK) ex_fail(PROG, mr_ctx_error(r->ctx));
         us->loss += loss->data[0] / r->a.mu;
         us->kl += gs.kl / r->a.mu;
         us->clip += gs.clip_frac / r->a.mu;
-        if ((s = mr_train_apply(r->ctx, r->m, &r->adam, NULL, lr_now(r, 0), (float)r->a.clip, &gn)) != MR_OK) {
+        if (mr_train_apply(r->ctx, r->m, &r->adam, NULL, lr_now(r, 0), (float)r->a.clip, NULL) != MR_OK) {
             char m[600];
             snprintf(m, sizeof m, "update %lld: %s", (long long)r->step + 1, mr_ctx_error(r->ctx));
             ex_fail(PROG, m);
@@ -622,7 +628,6 @@ static void update(rl *r, const batch *b, upd_stats *us) {
         mr_ctx_reset(r->ctx);
     }
     us->upd_tps = ntok * r->a.mu / (ex_now() - t0 + 1e-9);
-    free(x); free(tok); free(w); free(old); free(ref); free(adv); free(cw);
 }
 
 static void run_rl(rl *r) {
@@ -631,7 +636,7 @@ static void run_rl(rl *r) {
     mr_error err;
     int PG = r->a.prompts * r->a.group;
     double acc0 = -1;
-    batch_new(&b, r->a.filter ? 2 * PG : PG, r->a.max_new);   /* filtering keeps up to P - 1 groups beside a new round */
+    batch_new(&b, r->a.filter ? 2 * PG : PG, r->a.max_new, r->tk.max_prompt + 1 + r->a.max_new);   /* filtering keeps up to P - 1 groups beside a new round */
     if (mr_state_new(&st, r->m, PG, &err) != MR_OK) ex_fail(PROG, err.msg);
     if (r->step == 0) {
         acc0 = eval_heldout(r);
@@ -926,27 +931,12 @@ static void setup(rl *r, int argc, char **argv) {
         char path[4096];
         FILE *h;
         snprintf(path, sizeof path, "%s/history.csv", a->out);
-        if (a->resume) {   /* rows after the checkpoint's step are dropped */
-            char *old = NULL, *line;
-            size_t n = 0;
-            FILE *f = fopen(path, "r");
-            if (f) {
-                old = (char *)malloc(1 << 24);
-                n = old ? fread(old, 1, (1 << 24) - 1, f) : 0;
-                fclose(f);
-                if (old) old[n] = 0;
-            }
-            h = fopen(path, "w");
-            if (!h) { snprintf(b, sizeof b, "cannot write '%s': %s", path, strerror(errno)); ex_fail(PROG, b); }
-            for (line = old ? strtok(old, "\n") : NULL; line; line = strtok(NULL, "\n"))
-                if (!isdigit((unsigned char)line[0]) || strtoll(line, NULL, 10) <= r->step) fprintf(h, "%s\n", line);
-            free(old);
-        } else {
-            h = fopen(path, "w");
-            if (!h) { snprintf(b, sizeof b, "cannot write '%s': %s", path, strerror(errno)); ex_fail(PROG, b); }
+        if (a->resume) ex_history_keep(path, (long long)r->step);
+        h = fopen(path, a->resume ? "a" : "w");
+        if (!h) { snprintf(b, sizeof b, "cannot write '%s': %s", path, strerror(errno)); ex_fail(PROG, b); }
+        if (!a->resume)
             fprintf(h, a->sft ? "step,wall_s,loss,lr,heldout_exact\n"
                               : "update,wall_s,reward,exact,kl,clip_frac,zero_var_frac,completion_len,rollout_tok_s,update_tok_s,loss,heldout_exact\n");
-        }
         r->hist = h;
     }
     fprintf(stderr, "%s: %s, task %s (%d held-out prompts), model %s d=%d L=%d, %lld params, %d threads\n", PROG, a->sft ? "supervised warm start" : "GRPO",

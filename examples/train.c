@@ -832,22 +832,7 @@ static int phase_output(trainer *tr) {
     if (strlen(tr->a.out) >= 4096) ex_die(PROG, "--out path too long");
     (void)ex_mkdir_p(tr->a.out);   /* a directory that cannot be made is reported by the open below */
     snprintf(path, sizeof path, "%s/history.csv", tr->a.out);
-    if (tr->a.resume) {   /* rows after the checkpoint's step (written before a crash) are dropped */
-        uint8_t *h = NULL;
-        size_t hn = 0;
-        if (mr_read_file(path, &h, &hn, (size_t)1 << 30, NULL, NULL) == MR_OK) {
-            FILE *f = fopen(path, "w");
-            char *line = (char *)h;
-            while (f && *line) {
-                char *e = strchr(line, '\n');
-                size_t L = e ? (size_t)(e - line) + 1 : strlen(line);
-                if (line[0] < '0' || line[0] > '9' || strtoll(line, NULL, 10) <= (long long)tr->start_step) fwrite(line, 1, L, f);
-                line += L;
-            }
-            if (f) fclose(f);
-            mr_buffer_free(h);
-        }
-    }
+    if (tr->a.resume) ex_history_keep(path, (long long)tr->start_step);
     tr->hist = fopen(path, tr->a.resume ? "a" : "w");
     if (!tr->hist) { fprintf(stderr, "%s: cannot write '%s': %s\n", PROG, path, strerror(errno)); return 1; }
     if (!tr->a.resume) {
